@@ -1,0 +1,1 @@
+"""reviewflow's data pipeline: sources, parsing, tokenization, shards, manifest, datasets."""

@@ -1,0 +1,41 @@
+"""Keep TensorFlow's start-up noise (C++ log lines, CUDA probing) away from users."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+
+@contextlib.contextmanager
+def _stderr_silenced():
+    # TensorFlow's C++ logs bypass Python and TF_CPP_MIN_LOG_LEVEL at import
+    # time ("All log messages before absl::InitializeLog() ..."), so the file
+    # descriptor itself is pointed at /dev/null while it loads.
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def import_tensorflow(verbose: bool = False) -> None:
+    """Import TensorFlow, tensorflow-text and Keras; silently unless `verbose`."""
+    if verbose:
+        import tensorflow  # noqa: F401
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    with _stderr_silenced():
+        import keras  # noqa: F401
+        import tensorflow as tf
+        import tensorflow_text  # noqa: F401
+        tf.constant(0)  # the first op initializes the runtime, which logs too
+    import absl.logging
+    absl.logging.set_verbosity(absl.logging.ERROR)
+    tf.get_logger().setLevel("ERROR")

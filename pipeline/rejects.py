@@ -1,0 +1,42 @@
+"""`rejects.jsonl`: every line that was not written, with its source, line number and reason."""
+
+from __future__ import annotations
+
+import collections
+import json
+from pathlib import Path
+
+from pipeline import atomic
+from pipeline.fasttext_format import Reject
+from pipeline.sources import TooLongLine
+
+REJECTS_FILE = "rejects.jsonl"
+
+
+class RejectLog:
+    """Appends rejected lines to `rejects.jsonl.incomplete` and counts them per source and reason."""
+
+    def __init__(self, data_dir: Path):
+        self.path = Path(data_dir) / REJECTS_FILE
+        self._file = open(atomic.incomplete_path(self.path), "w", encoding="utf-8")
+        self.counts: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+        self.total = 0
+
+    def add(self, source: str, line_number: int, reason: Reject, line: bytes | TooLongLine) -> None:
+        record = {"source": source, "line": line_number, "reason": reason.value}
+        if isinstance(line, TooLongLine):
+            record["num_bytes"] = line.num_bytes
+            line = line.prefix  # only the start is kept; the limit bounds memory
+        # backslashreplace keeps undecodable bytes visible and recoverable.
+        record["raw"] = line.decode("utf-8", errors="backslashreplace")
+        self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self.counts[source][reason.value] += 1
+        self.total += 1
+
+    def finish(self) -> None:
+        self._file.close()
+        atomic.commit(atomic.incomplete_path(self.path), self.path)
+
+    def discard(self) -> None:
+        self._file.close()
+        atomic.incomplete_path(self.path).unlink(missing_ok=True)

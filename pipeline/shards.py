@@ -1,0 +1,122 @@
+"""Shard planning (pure functions) and atomic, round-robin TFRecord writing."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+from pathlib import Path
+
+import tensorflow as tf
+
+from pipeline import atomic
+
+SPLITS = ("train", "validation", "test")
+COMPRESSIONS = ("none", "gzip")
+TARGET_SHARD_BYTES = 128 << 20  # ~128 MiB of text per shard: big reads, enough files to interleave
+MAX_SHARDS = 4096
+# Decompressed size of English text per compressed byte, to plan shards before reading.
+EXPANSION_ESTIMATE = {"bz2": 3.5, "gzip": 3.0, "none": 1.0}
+_HASH_SCALE = float(1 << 64)
+
+
+def shard_filename(split: str, index: int, num_shards: int, compression: str) -> str:
+    """`{split}-{index:05d}-of-{count:05d}.tfrecord`, plus `.gz` when gzip-compressed."""
+    suffix = ".tfrecord.gz" if compression == "gzip" else ".tfrecord"
+    return f"{split}-{index:05d}-of-{num_shards:05d}{suffix}"
+
+
+def plan_num_shards(estimated_bytes: float, target_shard_bytes: int = TARGET_SHARD_BYTES) -> int:
+    """Shards for a split of about `estimated_bytes` of text: one per target size, at least 1."""
+    return max(1, min(MAX_SHARDS, math.ceil(estimated_bytes / target_shard_bytes)))
+
+
+def estimate_text_bytes(source_bytes: int, compression: str) -> float:
+    """Rough decompressed size of a source, from its size on disk."""
+    return source_bytes * EXPANSION_ESTIMATE[compression]
+
+
+def is_validation(label: int, text: bytes, val_fraction: float, seed: int) -> bool:
+    """Whether an example is held out for validation: a keyed hash of its content.
+
+    Independent of order and shard count, and identical lines always land in
+    the same split, so exact duplicates never leak from train into validation.
+    """
+    digest = hashlib.blake2b(text, digest_size=8, key=b"%d:%d" % (seed, label)).digest()
+    return int.from_bytes(digest, "little") / _HASH_SCALE < val_fraction
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardInfo:
+    path: str          # relative to the data directory
+    num_examples: int
+    bytes: int
+    sha256: str
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+class ExampleEncoder:
+    """Serializes `(text, label)` as a `tf.train.Example`, reusing one message.
+
+    Building a fresh Example per line costs ~7 us in Python; setting two fields
+    of a template and serializing costs ~1 us. The bytes are identical.
+    """
+
+    def __init__(self):
+        self._example = tf.train.Example()
+        features = self._example.features.feature
+        self._text = features["text"].bytes_list.value
+        self._label = features["label"].int64_list.value
+        self._text.append(b"")
+        self._label.append(0)
+
+    def encode(self, text: bytes, label: int) -> bytes:
+        self._text[0] = text
+        self._label[0] = label
+        return self._example.SerializeToString(deterministic=True)
+
+
+class SplitWriter:
+    """Writes one split round-robin into `num_shards` files named `*.incomplete` until `finish()`."""
+
+    def __init__(self, data_dir: Path, split: str, num_shards: int, compression: str):
+        self.data_dir = Path(data_dir)
+        self.names = [shard_filename(split, i, num_shards, compression) for i in range(num_shards)]
+        options = tf.io.TFRecordOptions(compression_type="GZIP" if compression == "gzip" else "")
+        self._writers = [tf.io.TFRecordWriter(str(atomic.incomplete_path(self.data_dir / name)), options)
+                         for name in self.names]
+        self.counts = [0] * num_shards
+        self.label_counts = [0, 0]
+        self.num_examples = 0
+
+    def write(self, record: bytes, label: int) -> None:
+        shard = self.num_examples % len(self._writers)
+        self._writers[shard].write(record)
+        self.counts[shard] += 1
+        self.label_counts[label] += 1
+        self.num_examples += 1
+
+    def finish(self) -> list[ShardInfo]:
+        """Close, rename every shard into place and describe it."""
+        self.close()
+        shards = []
+        for name, count in zip(self.names, self.counts):
+            final = self.data_dir / name
+            atomic.commit(atomic.incomplete_path(final), final)
+            shards.append(ShardInfo(name, count, final.stat().st_size, file_sha256(final)))
+        return shards
+
+    def close(self) -> None:
+        for writer in self._writers:
+            writer.close()
+
+    def discard(self) -> None:
+        """Close and delete the incomplete files (after a failure)."""
+        self.close()
+        for name in self.names:
+            atomic.incomplete_path(self.data_dir / name).unlink(missing_ok=True)

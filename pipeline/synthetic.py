@@ -1,0 +1,181 @@
+"""An Amazon-like synthetic corpus in the real files' exact fastText format.
+
+The language is fixed (the same words and sentiment words for every seed, so a
+train and a test file made with different seeds match); the seed only drives
+sampling. Sentiment is carried by words, with noise: a model learns it well
+but not perfectly.
+"""
+
+from __future__ import annotations
+
+import bz2
+import dataclasses
+import gzip
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import atomic
+
+LANGUAGE_SEED = 20231
+NUM_NEUTRAL_WORDS = 30_000
+NUM_SENTIMENT_WORDS = 300             # per polarity
+ZIPF_EXPONENT = 1.07
+LENGTH_SIGMA = 0.75                   # lognormal spread of review length: a long tail
+MAX_WORDS = 1_500
+SENTIMENT_RATE = 0.05                 # share of body words that carry sentiment
+SENTIMENT_AGREEMENT = 0.75            # chance a sentiment word matches the label
+TITLE_SENTIMENT_RATE = 0.6            # chance the title carries a sentiment word
+LABEL_NOISE = 0.03                    # labels flipped outright, as in real ratings
+BLOCK_LINES = 2_000
+
+POSITIVE_SEEDS = ["great", "excellent", "love", "loved", "perfect", "wonderful", "best", "amazing",
+                  "recommend", "superb", "fantastic", "happy", "beautiful", "works", "délicieux"]
+NEGATIVE_SEEDS = ["terrible", "awful", "waste", "broke", "worst", "poor", "disappointed", "refund",
+                  "boring", "useless", "horrible", "junk", "returned", "defective", "mauvais"]
+ACCENTED_WORDS = ["café", "naïve", "crème", "über", "señor", "façade", "résumé", "jalapeño", "Zürich"]
+SYLLABLES = ["ka", "lo", "mi", "ten", "ra", "su", "vo", "ne", "tri", "pa", "de", "sho", "gu", "li",
+             "ber", "an", "ok", "um", "el", "sta", "qui", "ro", "ze", "fy", "wa", "ex", "ion", "ly"]
+PUNCTUATION = [",", ".", "!", "?", ";"]
+
+BAD_LINE_KINDS = ("no_label", "bad_label", "glued_label", "empty_text", "invalid_utf8", "nul_byte")
+
+
+@dataclasses.dataclass(frozen=True)
+class Language:
+    words: np.ndarray           # neutral words, most frequent first
+    word_probs: np.ndarray
+    sentiment: tuple[np.ndarray, np.ndarray]  # negative words, positive words
+    sentiment_probs: np.ndarray
+
+
+def zipf_probs(size: int) -> np.ndarray:
+    weights = 1.0 / np.power(np.arange(size) + 2.7, ZIPF_EXPONENT)
+    return weights / weights.sum()
+
+
+def _pseudo_words(rng: np.random.Generator, count: int, taken: set[str]) -> list[str]:
+    """`count` new words of one to four syllables, none already in `taken`."""
+    words = []
+    while len(words) < count:
+        lengths = rng.integers(1, 5, size=count)
+        syllables = rng.integers(len(SYLLABLES), size=(count, 4))
+        for length, row in zip(lengths.tolist(), syllables.tolist()):
+            word = "".join(SYLLABLES[i] for i in row[:length])
+            if word not in taken and len(words) < count:
+                taken.add(word)
+                words.append(word)
+    return words
+
+
+def make_language() -> Language:
+    """The fixed vocabulary of the synthetic corpus."""
+    rng = np.random.default_rng(LANGUAGE_SEED)
+    taken = set(POSITIVE_SEEDS + NEGATIVE_SEEDS + ACCENTED_WORDS)
+    neutral = ["the", "a", "and", "it", "is", "this", "i", "to", "of", "for"] + ACCENTED_WORDS
+    neutral += _pseudo_words(rng, NUM_NEUTRAL_WORDS - len(neutral), taken)
+    negative = NEGATIVE_SEEDS + _pseudo_words(rng, NUM_SENTIMENT_WORDS - len(NEGATIVE_SEEDS), taken)
+    positive = POSITIVE_SEEDS + _pseudo_words(rng, NUM_SENTIMENT_WORDS - len(POSITIVE_SEEDS), taken)
+    return Language(np.array(neutral), zipf_probs(len(neutral)),
+                    (np.array(negative), np.array(positive)), zipf_probs(NUM_SENTIMENT_WORDS))
+
+
+def _sample(rng: np.random.Generator, cdf: np.ndarray, size: int) -> np.ndarray:
+    """Indices drawn from the distribution with cumulative probabilities `cdf`."""
+    return np.minimum(np.searchsorted(cdf, rng.random(size)), len(cdf) - 1)
+
+
+def _sentiment_words(rng, language, labels: np.ndarray) -> np.ndarray:
+    """One sentiment word per label: its own polarity with SENTIMENT_AGREEMENT, else the other."""
+    polarity = np.where(rng.random(len(labels)) < SENTIMENT_AGREEMENT, labels, 1 - labels)
+    index = _sample(rng, np.cumsum(language.sentiment_probs), len(labels))
+    return np.where(polarity == 1, language.sentiment[1][index], language.sentiment[0][index])
+
+
+def _texts(rng, language, labels: np.ndarray, lengths: np.ndarray, sentiment_rate: float,
+           vocabulary_cdf: np.ndarray, forced: np.ndarray) -> list[list[str]]:
+    """Word lists of the given lengths: Zipf words, some swapped for sentiment words.
+
+    Texts where `forced` is true get at least one sentiment word.
+    """
+    total = int(lengths.sum())
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    words = language.words[_sample(rng, vocabulary_cdf, total)].astype(object)
+    carries = rng.random(total) < sentiment_rate
+    carries[(starts + (rng.random(len(lengths)) * lengths).astype(int))[forced]] = True
+    owner_labels = np.repeat(labels, lengths)
+    words[carries] = _sentiment_words(rng, language, owner_labels[carries])
+    punctuated = rng.random(total) < 1 / 12
+    words[punctuated] = words[punctuated] + rng.choice(PUNCTUATION, size=int(punctuated.sum()))
+    words = words.tolist()
+    return [words[start:start + length] for start, length in zip(starts.tolist(), lengths.tolist())]
+
+
+def make_reviews(rng: np.random.Generator, language: Language, labels: np.ndarray,
+                 mean_words: float) -> list[str]:
+    """`Title: body` for reviews of the given (true) labels."""
+    median = mean_words / np.exp(LENGTH_SIGMA ** 2 / 2)
+    lengths = np.clip(rng.lognormal(np.log(median), LENGTH_SIGMA, len(labels)), 2, MAX_WORDS).astype(int)
+    cdf = np.cumsum(language.word_probs)
+    # Every body has a sentiment word, so that even the shortest review has signal.
+    bodies = _texts(rng, language, labels, lengths, SENTIMENT_RATE, cdf, np.ones(len(labels), bool))
+    title_lengths = rng.integers(1, 5, size=len(labels))
+    titles = _texts(rng, language, labels, title_lengths, 0.0, cdf[:2000] / cdf[1999],
+                    rng.random(len(labels)) < TITLE_SENTIMENT_RATE)
+    return [" ".join(title).capitalize() + ": " + " ".join(body).capitalize() + "."
+            for title, body in zip(titles, bodies)]
+
+
+def make_bad_line(rng: np.random.Generator, review: str) -> bytes:
+    """A malformed line of a random kind, for testing the rejects."""
+    kind = BAD_LINE_KINDS[rng.integers(len(BAD_LINE_KINDS))]
+    body = review.encode("utf-8")
+    return {
+        "no_label": body,
+        "bad_label": b"__label__3 " + body,
+        "glued_label": b"__label__2" + body,
+        "empty_text": b"__label__1 ",
+        "invalid_utf8": b"__label__2 " + body[:20] + b"\xff\xfe" + body[20:],
+        "nul_byte": b"__label__1 " + body[:10] + b"\x00" + body[10:],
+    }[kind]
+
+
+def generate_lines(num_lines: int, seed: int, mean_words: float = 80.0, bad_fraction: float = 0.0):
+    """Yield the corpus's lines as bytes (with newline), deterministic for a seed."""
+    language = make_language()
+    rng = np.random.default_rng(seed)
+    for block_start in range(0, num_lines, BLOCK_LINES):
+        size = min(BLOCK_LINES, num_lines - block_start)
+        true_labels = rng.integers(2, size=size)
+        reviews = make_reviews(rng, language, true_labels, mean_words)
+        flipped = rng.random(size) < LABEL_NOISE
+        bad = rng.random(size) < bad_fraction
+        for review, label, is_flipped, is_bad in zip(reviews, true_labels.tolist(), flipped.tolist(), bad.tolist()):
+            if is_bad:
+                yield make_bad_line(rng, review) + b"\n"
+            else:
+                yield f"__label__{(1 - label if is_flipped else label) + 1} {review}\n".encode("utf-8")
+
+
+def _open_compressed(path: Path, temporary: Path):
+    if path.suffix == ".bz2":
+        return bz2.open(temporary, "wb", compresslevel=9)
+    if path.suffix == ".gz":
+        return gzip.GzipFile(temporary, "wb", mtime=0)  # mtime=0: same bytes every run
+    return open(temporary, "wb")
+
+
+def write_corpus(path: Path, num_lines: int, seed: int, mean_words: float = 80.0,
+                 bad_fraction: float = 0.0) -> Path:
+    """Write a synthetic corpus; compressed by the name's suffix (.bz2, .gz or plain)."""
+    path = Path(path)
+    temporary = atomic.incomplete_path(path)
+    try:
+        with _open_compressed(path, temporary) as f:
+            for line in generate_lines(num_lines, seed, mean_words, bad_fraction):
+                f.write(line)
+        atomic.commit(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,34 @@
+"""Shared fixtures: tiny synthetic corpora and data directories, made with the project's own code."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import pytest  # noqa: E402
+
+from pipeline import quiet  # noqa: E402
+
+quiet.import_tensorflow()
+
+from pipeline import synthetic  # noqa: E402
+from pipeline.shard_corpus import ShardSettings, shard_corpus  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def corpus_files(tmp_path_factory):
+    """A small train corpus with every kind of bad line, and a clean test corpus (bz2)."""
+    root = tmp_path_factory.mktemp("corpus")
+    train = synthetic.write_corpus(root / "train.ft.txt.bz2", 1200, seed=1, bad_fraction=0.05)
+    test = synthetic.write_corpus(root / "test.ft.txt.bz2", 300, seed=2)
+    return train, test
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory, corpus_files):
+    """A sharded data directory of the small corpus (read-only for tests)."""
+    out = tmp_path_factory.mktemp("data") / "shards"
+    train, test = corpus_files
+    shard_corpus(ShardSettings(train=train, test=test, out=out, num_shards=3, vocab_size=2000))
+    return out

@@ -1,0 +1,44 @@
+"""The command line, run as users run it: through click and as `python cli.py`."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_synth_and_shard_through_click(tmp_path):
+    runner = CliRunner()
+    train, test, out = tmp_path / "tr.ft.txt.gz", tmp_path / "te.ft.txt", tmp_path / "data"
+    assert runner.invoke(cli.cli, ["synth", str(train), "--lines", "400", "--seed", "1",
+                                   "--bad-fraction", "0.05"]).exit_code == 0
+    assert runner.invoke(cli.cli, ["synth", str(test), "--lines", "100", "--seed", "2"]).exit_code == 0
+    result = runner.invoke(cli.cli, ["shard", "--train", str(train), "--test", str(test), "--out", str(out),
+                                     "--num-shards", "2", "--vocab-size", "300"])
+    assert result.exit_code == 0, result.output
+    assert "validation:" in result.output and "rejected:" in result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["splits"]["test"]["num_examples"] == 100
+    again = runner.invoke(cli.cli, ["shard", "--train", str(train), "--test", str(test), "--out", str(out)])
+    assert again.exit_code == 1
+    assert "--overwrite" in again.output and "Traceback" not in again.output
+
+
+def test_truncated_file_is_a_clear_error_with_nonzero_exit(tmp_path):
+    corpus = tmp_path / "train.ft.txt.bz2"
+    subprocess.run([sys.executable, "cli.py", "synth", str(corpus), "--lines", "3000"], cwd=ROOT, check=True,
+                   capture_output=True)
+    data = corpus.read_bytes()
+    corpus.write_bytes(data[: len(data) // 2])
+    result = subprocess.run([sys.executable, "cli.py", "shard", "--train", str(corpus), "--test", str(corpus),
+                             "--out", str(tmp_path / "data")], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "Error: " in result.stderr and "train.ft.txt.bz2" in result.stderr and "truncated" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "absl::InitializeLog" not in result.stderr  # TensorFlow's start-up noise stays hidden
+    assert not (tmp_path / "data" / "manifest.json").exists()

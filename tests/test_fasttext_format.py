@@ -1,0 +1,33 @@
+import pytest
+
+from pipeline.fasttext_format import Reject, parse_line
+from pipeline.sources import TooLongLine
+
+
+@pytest.mark.parametrize("line, expected", [
+    (b"__label__1 Bad: it broke", (0, b"Bad: it broke")),
+    (b"__label__2 Great: caf\xc3\xa9", (1, b"Great: caf\xc3\xa9")),
+    (b"__label__2 windows ending\r", (1, b"windows ending")),
+    (b"__label__2\ttab separated", (1, b"tab separated")),
+    (b"__label__1   padded  ", (0, b"padded")),
+])
+def test_good_lines(line, expected):
+    assert parse_line(line) == expected
+
+
+@pytest.mark.parametrize("line, reason", [
+    (b"no label here", Reject.NO_LABEL),
+    (b"", Reject.NO_LABEL),
+    (b"__label__3 three stars", Reject.BAD_LABEL),
+    (b"__label__2x trailing junk", Reject.BAD_LABEL),
+    (b"__label__2Great glued", Reject.BAD_LABEL),
+    (b"__label__", Reject.BAD_LABEL),
+    (b"__label__1 ", Reject.EMPTY_TEXT),
+    (b"__label__1", Reject.EMPTY_TEXT),
+    (b"__label__1 \r", Reject.EMPTY_TEXT),
+    (b"__label__2 bad \xff\xfe bytes", Reject.INVALID_UTF8),
+    (b"__label__2 nul \x00 byte", Reject.NUL_BYTE),
+    (TooLongLine(b"__label__1 x", 10**8), Reject.LINE_TOO_LONG),
+])
+def test_bad_lines_are_rejected_with_reason(line, reason):
+    assert parse_line(line) == reason

@@ -1,0 +1,143 @@
+import bz2
+import json
+
+import pytest
+import tensorflow as tf
+
+from pipeline import synthetic
+from pipeline.errors import DatasetError, SourceError
+from pipeline.fasttext_format import parse_line
+from pipeline.manifest import read_manifest
+from pipeline.shard_corpus import ShardSettings, shard_corpus
+from pipeline.shards import is_validation
+
+
+def read_split(data_dir, split, compression=""):
+    manifest = read_manifest(data_dir)
+    files = [str(data_dir / shard.path) for shard in manifest.splits[split].shards]
+    features = {"text": tf.io.FixedLenFeature([], tf.string), "label": tf.io.FixedLenFeature([], tf.int64)}
+    dataset = tf.data.TFRecordDataset(files, compression_type=compression)
+    return [(int(ex["label"]), ex["text"].numpy()) for ex in
+            dataset.map(lambda record: tf.io.parse_single_example(record, features))]
+
+
+def source_lines(path):
+    return bz2.open(path).read().split(b"\n")[:-1]
+
+
+def test_round_trip_every_valid_line_once_with_label(data_dir, corpus_files):
+    train, test = corpus_files
+    expected_train = sorted(p for p in map(parse_line, source_lines(train)) if isinstance(p, tuple))
+    expected_test = sorted(parse_line(line) for line in source_lines(test))
+    got_train = sorted(read_split(data_dir, "train") + read_split(data_dir, "validation"))
+    assert got_train == expected_train
+    assert sorted(read_split(data_dir, "test")) == expected_test
+
+
+def test_validation_split_is_the_hash_holdout(data_dir):
+    validation = read_split(data_dir, "validation")
+    assert validation and all(is_validation(label, text, 0.2, 0) for label, text in validation)
+    assert not any(is_validation(label, text, 0.2, 0) for label, text in read_split(data_dir, "train"))
+    manifest = read_manifest(data_dir)
+    share = manifest.splits["validation"].num_examples / (
+        manifest.splits["validation"].num_examples + manifest.splits["train"].num_examples)
+    assert 0.15 < share < 0.25
+
+
+def test_manifest_accounts_for_every_line(data_dir, corpus_files):
+    manifest = read_manifest(data_dir)
+    rejects = [json.loads(line) for line in (data_dir / "rejects.jsonl").read_text().splitlines()]
+    for source, path in zip(manifest.sources, corpus_files):
+        assert source.lines_read == len(source_lines(path))
+        assert source.lines_read == source.written + sum(source.rejected.values())
+        assert sum(source.rejected.values()) == sum(r["source"] == source.path for r in rejects)
+    train_source = manifest.sources[0]
+    assert set(train_source.rejected) == {"no_label", "bad_label", "empty_text", "invalid_utf8", "nul_byte"}
+    assert train_source.written == manifest.splits["train"].num_examples + manifest.splits["validation"].num_examples
+    for name, split in manifest.splits.items():
+        assert split.num_examples == sum(shard.num_examples for shard in split.shards)
+        assert split.num_examples == sum(split.label_counts.values())
+        assert split.num_examples == len(read_split(data_dir, name))
+    lines = source_lines(corpus_files[0])
+    for reject in rejects[:20]:  # each reject points at its line, kept recoverably
+        raw = lines[reject["line"] - 1].decode("utf-8", errors="backslashreplace")
+        assert reject["raw"] == raw
+
+
+def test_shards_are_named_and_hashed(data_dir):
+    manifest = read_manifest(data_dir)
+    names = [shard.path for shard in manifest.splits["train"].shards]
+    assert names == [f"train-{i:05d}-of-00003.tfrecord" for i in range(3)]
+    assert not list(data_dir.glob("*.incomplete"))
+    assert manifest.vocabulary.size == 2000
+    assert len((data_dir / "vocab.txt").read_text().splitlines()) == 1998
+
+
+def test_deterministic_output(tmp_path, corpus_files):
+    train, test = corpus_files
+    manifests = []
+    for run in ("a", "b"):
+        manifest = shard_corpus(ShardSettings(train=train, test=test, out=tmp_path / "same", num_shards=2,
+                                              compression="gzip", overwrite=True))
+        manifests.append(manifest)
+    hashes = [{s.path: s.sha256 for split in m.splits.values() for s in split.shards} for m in manifests]
+    assert hashes[0] == hashes[1]
+    assert manifests[0].vocabulary.sha256 == manifests[1].vocabulary.sha256
+    assert all(name.endswith(".tfrecord.gz") for name in hashes[0])
+    assert read_split(tmp_path / "same", "test", "GZIP")
+
+
+def test_truncated_bz2_fails_without_manifest(tmp_path, corpus_files):
+    train, test = corpus_files
+    cut = tmp_path / "cut.ft.txt.bz2"
+    data = synthetic.write_corpus(tmp_path / "full.ft.txt.bz2", 3000, seed=9).read_bytes()
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    out = tmp_path / "out"
+    with pytest.raises(SourceError, match="cut.ft.txt.bz2"):
+        shard_corpus(ShardSettings(train=cut, test=test, out=out))
+    assert not (out / "manifest.json").exists()
+    assert not list(out.glob("*.tfrecord*")) and not list(out.glob("*.incomplete"))
+
+
+def test_refuses_existing_dataset_unless_overwrite(tmp_path, corpus_files):
+    train, test = corpus_files
+    out = tmp_path / "out"
+    shard_corpus(ShardSettings(train=train, test=test, out=out, num_shards=2))
+    with pytest.raises(DatasetError, match="--overwrite"):
+        shard_corpus(ShardSettings(train=train, test=test, out=out, num_shards=1))
+    assert len(read_manifest(out).splits["train"].shards) == 2
+    shard_corpus(ShardSettings(train=train, test=test, out=out, num_shards=1, overwrite=True))
+    assert sorted(p.name for p in out.glob("train-*")) == ["train-00000-of-00001.tfrecord"]
+
+
+def test_refuses_directory_with_other_files(tmp_path, corpus_files):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(DatasetError, match="other files"):
+        shard_corpus(ShardSettings(train=corpus_files[0], test=corpus_files[1], out=out))
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_interrupted_run_is_cleaned_without_overwrite(tmp_path, corpus_files):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "train-00000-of-00002.tfrecord.incomplete").write_bytes(b"partial")
+    (out / "vocab.txt").write_text("stale\n")
+    manifest = shard_corpus(ShardSettings(train=corpus_files[0], test=corpus_files[1], out=out, num_shards=1))
+    assert not (out / "train-00000-of-00002.tfrecord.incomplete").exists()
+    assert (out / "vocab.txt").read_text().splitlines()[0] != "stale"
+    assert manifest.splits["train"].num_examples > 0
+
+
+def test_over_long_lines_are_rejected_not_held(tmp_path, corpus_files):
+    train = tmp_path / "long.ft.txt"
+    train.write_bytes(b"__label__1 short review\n__label__2 " + b"word " * 5000 + b"\n__label__2 fine\n")
+    test = tmp_path / "test.ft.txt"
+    test.write_bytes(b"__label__1 a test review\n")
+    manifest = shard_corpus(ShardSettings(train=train, test=test, out=tmp_path / "out",
+                                          max_line_bytes=1000, val_fraction=0.0))
+    assert manifest.sources[0].rejected == {"line_too_long": 1}
+    assert manifest.sources[0].written == 2
+    reject = json.loads((tmp_path / "out" / "rejects.jsonl").read_text())
+    assert reject["line"] == 2 and reject["num_bytes"] == 11 + 5 * 5000 and len(reject["raw"]) == 1000

@@ -1,0 +1,59 @@
+import bz2
+import gzip
+
+import pytest
+
+from pipeline.errors import SourceError
+from pipeline.sources import LineReader, TooLongLine, compression_of
+
+LINES = [b"__label__1 first", b"__label__2 caf\xc3\xa9 second", b"", b"__label__1 last"]
+CONTENT = b"\n".join(LINES) + b"\n"
+
+
+def write(path, data):
+    if path.suffix == ".bz2":
+        path.write_bytes(bz2.compress(data))
+    elif path.suffix == ".gz":
+        path.write_bytes(gzip.compress(data))
+    else:
+        path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("name, parallelism", [
+    ("c.txt", 1), ("c.txt.gz", 1), ("c.txt.bz2", 1), ("c.txt.bz2", 2)])
+def test_reads_every_line_of_each_format(tmp_path, name, parallelism):
+    reader = LineReader(write(tmp_path / name, CONTENT), parallelism=parallelism, chunk_bytes=7)
+    assert list(reader) == LINES
+    assert reader.lines_read == 4
+    assert reader.bytes_read == len(CONTENT)
+
+
+def test_last_line_without_newline_and_bom(tmp_path):
+    path = write(tmp_path / "c.txt", b"\xef\xbb\xbf__label__1 a\n__label__2 b")
+    assert list(LineReader(path)) == [b"__label__1 a", b"__label__2 b"]
+
+
+@pytest.mark.parametrize("chunk_bytes", [3, 10, 64, 1 << 20])
+def test_over_long_lines_are_bounded_at_any_chunk_size(tmp_path, chunk_bytes):
+    long_line = b"__label__1 " + b"x" * 100
+    path = write(tmp_path / "c.txt", b"__label__1 ok\n" + long_line + b"\n__label__2 ok\n" + long_line)
+    lines = list(LineReader(path, max_line_bytes=40, chunk_bytes=chunk_bytes))
+    assert lines == [b"__label__1 ok", TooLongLine(long_line[:40], len(long_line)),
+                     b"__label__2 ok", TooLongLine(long_line[:40], len(long_line))]
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_truncated_bz2_names_file_and_position(tmp_path, parallelism):
+    data = bz2.compress(b"".join(b"__label__1 line %d with some words\n" % i for i in range(20000)))
+    path = tmp_path / "cut.txt.bz2"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(SourceError, match=r"cut\.txt\.bz2.*truncated or corrupt after line [\d,]+"):
+        list(LineReader(path, parallelism=parallelism))
+
+
+def test_misnamed_compressed_file_is_refused(tmp_path):
+    path = write(tmp_path / "plain.txt.bz2", b"not compressed\n")
+    path.write_bytes(b"not compressed\n")
+    with pytest.raises(SourceError, match="magic bytes"):
+        compression_of(path)
