@@ -1,0 +1,87 @@
+"""Shard throughput against the decompression floor, and peak memory at 1x and 4x corpus size.
+
+Measured side by side in one run on the same files (the machine is shared and
+noisy: ratios are what count). Usage:
+
+    .venv/bin/python benchmarks/shard_bench.py [--lines 150000] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pipeline import synthetic  # noqa: E402
+
+
+def run_child(command: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MiB) of one child process."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"failed: {' '.join(command)}\n{process.stderr.read().decode()}")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def bunzip_seconds(path: Path) -> float:
+    started = time.perf_counter()
+    subprocess.run(f"bzip2 -dc {path} > /dev/null", shell=True, check=True)
+    return time.perf_counter() - started
+
+
+def shard(train: Path, test: Path, out: Path, extra: list[str]) -> tuple[float, float, float]:
+    """(command seconds, in-process seconds from the manifest, peak RSS MiB)."""
+    shutil.rmtree(out, ignore_errors=True)
+    command = [sys.executable, "cli.py", "shard", "--train", str(train), "--test", str(test),
+               "--out", str(out), "--no-progress", *extra]
+    seconds, rss = run_child(command)
+    return seconds, json.loads((out / "manifest.json").read_text())["seconds"], rss
+
+
+@click.command()
+@click.option("--lines", default=150_000, show_default=True, help="Lines of the 1x corpus.")
+@click.option("--repeats", default=2, show_default=True, help="Timed runs of each command; the best counts.")
+@click.option("--work-dir", default=str(ROOT / "bench-out"), show_default=True, help="Where corpora go.")
+@click.option("--shard-option", "extra", multiple=True, help="Extra option for `shard` (repeatable).")
+def main(lines: int, repeats: int, work_dir: str, extra: tuple[str, ...]) -> None:
+    work = Path(work_dir)
+    work.mkdir(exist_ok=True)
+    test = work / "tiny-test.ft.txt.bz2"
+    if not test.exists():
+        synthetic.write_corpus(test, 100, seed=99)
+    rows = []
+    for scale in (1, 4):
+        corpus = work / f"train-{lines * scale}.ft.txt.bz2"
+        if not corpus.exists():
+            click.echo(f"making {corpus.name} ...")
+            synthetic.write_corpus(corpus, lines * scale, seed=scale)
+        floor = min(bunzip_seconds(corpus) for _ in range(repeats))
+        runs = [shard(corpus, test, work / "out", list(extra)) for _ in range(repeats)]
+        command_s, inside_s, _ = min(runs)
+        rss = max(run[2] for run in runs)
+        rows.append((scale, corpus, floor, command_s, inside_s, rss))
+    click.echo(f"\n{'corpus':>10} {'MB':>7} {'bzip2 -dc s':>12} {'shard s':>8} {'ratio':>6} "
+               f"{'in-proc s':>10} {'ratio':>6} {'peak RSS MiB':>13}")
+    for scale, corpus, floor, command_s, inside_s, rss in rows:
+        megabytes = corpus.stat().st_size / 1e6
+        click.echo(f"{scale:>9}x {megabytes:>7.1f} {floor:>12.2f} {command_s:>8.2f} {floor / command_s:>6.2f} "
+                   f"{inside_s:>10.2f} {floor / inside_s:>6.2f} {rss:>13.0f}")
+    click.echo(f"\nthroughput ratio = bzip2 -dc time / shard time (goal >= 1.0); "
+               f"'in-proc' leaves out interpreter and TensorFlow start-up.\n"
+               f"peak RSS 4x / 1x = {rows[1][5] / rows[0][5]:.2f} (goal <= 1.2); cores: {os.cpu_count()}")
+
+
+if __name__ == "__main__":
+    main()
