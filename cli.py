@@ -14,6 +14,8 @@ from pipeline.errors import ReviewflowError
 
 EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 DIRECTORY = click.Path(file_okay=False, path_type=Path)
+# Kept here rather than imported from `models`, so that `--help` needs no TensorFlow.
+MODEL_NAMES = ["cnn", "rnn", "lstm", "cnn_lstm", "ffn", "hybrid", "hybrid_split"]
 
 
 class ReviewflowGroup(click.Group):
@@ -48,11 +50,16 @@ def cli(ctx: click.Context, verbose: bool) -> None:
               help="Average review length in words (long-tailed around it).")
 @click.option("--bad-fraction", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Share of lines replaced by malformed ones, to exercise the rejects.")
-def synth(out: Path, num_lines: int, seed: int, mean_words: float, bad_fraction: float) -> None:
+@click.option("--sentiment-agreement", type=click.FloatRange(0.5, 1), default=0.75, show_default=True,
+              help="Chance that a sentiment word matches the review's label (higher is easier).")
+@click.option("--label-noise", type=click.FloatRange(0, 0.5), default=0.03, show_default=True,
+              help="Share of labels flipped outright.")
+def synth(out: Path, num_lines: int, seed: int, mean_words: float, bad_fraction: float,
+          sentiment_agreement: float, label_noise: float) -> None:
     """Write an Amazon-like synthetic corpus OUT (.bz2, .gz or plain) in fastText format."""
     from pipeline import synthetic
 
-    synthetic.write_corpus(out, num_lines, seed, mean_words, bad_fraction)
+    synthetic.write_corpus(out, num_lines, seed, mean_words, bad_fraction, sentiment_agreement, label_noise)
     click.echo(f"wrote {num_lines:,} lines to {out} ({out.stat().st_size:,} bytes)")
 
 
@@ -92,6 +99,67 @@ def shard(train, test, out, num_shards, val_fraction, vocab_size, compression, s
     click.echo(f"vocabulary: {manifest.vocabulary.size:,} ids "
                f"(covers {manifest.vocabulary.coverage:.1%} of training tokens)")
     click.echo(f"done in {manifest.seconds:.1f} s -> {out}")
+
+
+def parse_hparams(ctx, param, values: tuple[str, ...]) -> dict:
+    """`--param units=64` -> {"units": 64}; values are read as JSON where they parse."""
+    import json
+
+    hparams = {}
+    for value in values:
+        key, sep, raw = value.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{value!r} is not KEY=VALUE", ctx, param)
+        try:
+            hparams[key] = json.loads(raw)
+        except ValueError:
+            hparams[key] = raw
+        if isinstance(hparams[key], list):
+            hparams[key] = tuple(hparams[key])
+    return hparams
+
+
+@cli.command()
+@click.option("--model", "model_name", type=click.Choice(MODEL_NAMES), required=True, help="Architecture to train.")
+@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+              help="Data directory written by `shard`.")
+@click.option("--out", type=DIRECTORY, required=True, help="Run directory; re-running an interrupted run resumes it.")
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="Maximum epochs.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Examples per batch and replica (the global batch is this times the replicas).")
+@click.option("--max-len", type=click.IntRange(min=1), default=128, show_default=True,
+              help="Tokens per review: longer ones are cut, shorter ones padded at the end.")
+@click.option("--optimizer", type=click.Choice(["rmsprop", "adam", "sgd"]), default=None,
+              help="Default: the study's (RMSprop; Adam for the hybrids).")
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Default: 0.001.")
+@click.option("--patience", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Epochs without a better validation loss before stopping early.")
+@click.option("--seed", type=int, default=None, help="Seed for weights and data order (deterministic order).")
+@click.option("--steps-per-epoch", type=click.IntRange(min=1), default=None,
+              help="Cap an epoch at this many batches (default: the whole train split).")
+@click.option("--validation-steps", type=click.IntRange(min=1), default=None,
+              help="Cap validation at this many batches (default: the whole validation split).")
+@click.option("--mixed-precision", is_flag=True, help="float16 compute on GPU (bfloat16 on CPU), float32 weights.")
+@click.option("--jit-compile", is_flag=True, help="Compile the training step with XLA.")
+@click.option("--strategy", type=click.Choice(["auto", "one-device", "mirrored"]), default="auto", show_default=True,
+              help="auto: MirroredStrategy when several GPUs are visible, else one device.")
+@click.option("--param", "hparams", multiple=True, callback=parse_hparams,
+              help="Builder argument KEY=VALUE, e.g. --param units=64 (repeatable).")
+@click.option("--overwrite", is_flag=True, help="Delete a complete or interrupted run in --out and train anew.")
+@click.option("--quiet", is_flag=True, help="No summary or progress bar; only the final line.")
+def fit(model_name, data, out, epochs, batch_size, max_len, optimizer, learning_rate, patience, seed,
+        steps_per_epoch, validation_steps, mixed_precision, jit_compile, strategy, hparams, overwrite, quiet) -> None:
+    """Train a model on a data directory, streaming; writes RUN/model.keras (raw text in)."""
+    from models.training import FitSettings, fit as fit_model
+
+    settings = FitSettings(model=model_name, data=data, out=out, epochs=epochs, batch_size=batch_size,
+                           max_len=max_len, optimizer=optimizer, learning_rate=learning_rate, patience=patience,
+                           seed=seed, steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
+                           mixed_precision=mixed_precision, jit_compile=jit_compile, strategy=strategy,
+                           hparams=hparams, overwrite=overwrite)
+    result = fit_model(settings, verbose=0 if quiet else "auto", log=click.echo)
+    click.echo(f"best validation accuracy: {result.best_val_accuracy:.4f} after {result.epochs_run} epochs -> {out}")
 
 
 def main() -> None:

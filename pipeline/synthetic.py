@@ -85,15 +85,15 @@ def _sample(rng: np.random.Generator, cdf: np.ndarray, size: int) -> np.ndarray:
     return np.minimum(np.searchsorted(cdf, rng.random(size)), len(cdf) - 1)
 
 
-def _sentiment_words(rng, language, labels: np.ndarray) -> np.ndarray:
-    """One sentiment word per label: its own polarity with SENTIMENT_AGREEMENT, else the other."""
-    polarity = np.where(rng.random(len(labels)) < SENTIMENT_AGREEMENT, labels, 1 - labels)
+def _sentiment_words(rng, language, labels: np.ndarray, agreement: float) -> np.ndarray:
+    """One sentiment word per label: its own polarity with probability `agreement`, else the other."""
+    polarity = np.where(rng.random(len(labels)) < agreement, labels, 1 - labels)
     index = _sample(rng, np.cumsum(language.sentiment_probs), len(labels))
     return np.where(polarity == 1, language.sentiment[1][index], language.sentiment[0][index])
 
 
 def _texts(rng, language, labels: np.ndarray, lengths: np.ndarray, sentiment_rate: float,
-           vocabulary_cdf: np.ndarray, forced: np.ndarray) -> list[list[str]]:
+           vocabulary_cdf: np.ndarray, forced: np.ndarray, agreement: float) -> list[list[str]]:
     """Word lists of the given lengths: Zipf words, some swapped for sentiment words.
 
     Texts where `forced` is true get at least one sentiment word.
@@ -104,7 +104,7 @@ def _texts(rng, language, labels: np.ndarray, lengths: np.ndarray, sentiment_rat
     carries = rng.random(total) < sentiment_rate
     carries[(starts + (rng.random(len(lengths)) * lengths).astype(int))[forced]] = True
     owner_labels = np.repeat(labels, lengths)
-    words[carries] = _sentiment_words(rng, language, owner_labels[carries])
+    words[carries] = _sentiment_words(rng, language, owner_labels[carries], agreement)
     punctuated = rng.random(total) < 1 / 12
     words[punctuated] = words[punctuated] + rng.choice(PUNCTUATION, size=int(punctuated.sum()))
     words = words.tolist()
@@ -112,16 +112,17 @@ def _texts(rng, language, labels: np.ndarray, lengths: np.ndarray, sentiment_rat
 
 
 def make_reviews(rng: np.random.Generator, language: Language, labels: np.ndarray,
-                 mean_words: float) -> list[str]:
+                 mean_words: float, agreement: float = SENTIMENT_AGREEMENT) -> list[str]:
     """`Title: body` for reviews of the given (true) labels."""
     median = mean_words / np.exp(LENGTH_SIGMA ** 2 / 2)
     lengths = np.clip(rng.lognormal(np.log(median), LENGTH_SIGMA, len(labels)), 2, MAX_WORDS).astype(int)
     cdf = np.cumsum(language.word_probs)
     # Every body has a sentiment word, so that even the shortest review has signal.
-    bodies = _texts(rng, language, labels, lengths, SENTIMENT_RATE, cdf, np.ones(len(labels), bool))
+    bodies = _texts(rng, language, labels, lengths, SENTIMENT_RATE, cdf, np.ones(len(labels), bool),
+                    agreement)
     title_lengths = rng.integers(1, 5, size=len(labels))
     titles = _texts(rng, language, labels, title_lengths, 0.0, cdf[:2000] / cdf[1999],
-                    rng.random(len(labels)) < TITLE_SENTIMENT_RATE)
+                    rng.random(len(labels)) < TITLE_SENTIMENT_RATE, agreement)
     return [" ".join(title).capitalize() + ": " + " ".join(body).capitalize() + "."
             for title, body in zip(titles, bodies)]
 
@@ -140,15 +141,20 @@ def make_bad_line(rng: np.random.Generator, review: str) -> bytes:
     }[kind]
 
 
-def generate_lines(num_lines: int, seed: int, mean_words: float = 80.0, bad_fraction: float = 0.0):
-    """Yield the corpus's lines as bytes (with newline), deterministic for a seed."""
+def generate_lines(num_lines: int, seed: int, mean_words: float = 80.0, bad_fraction: float = 0.0,
+                   agreement: float = SENTIMENT_AGREEMENT, label_noise: float = LABEL_NOISE):
+    """Yield the corpus's lines as bytes (with newline), deterministic for a seed.
+
+    `agreement` is the chance that a sentiment word matches the review's label,
+    `label_noise` the share of labels flipped: together they set how hard it is.
+    """
     language = make_language()
     rng = np.random.default_rng(seed)
     for block_start in range(0, num_lines, BLOCK_LINES):
         size = min(BLOCK_LINES, num_lines - block_start)
         true_labels = rng.integers(2, size=size)
-        reviews = make_reviews(rng, language, true_labels, mean_words)
-        flipped = rng.random(size) < LABEL_NOISE
+        reviews = make_reviews(rng, language, true_labels, mean_words, agreement)
+        flipped = rng.random(size) < label_noise
         bad = rng.random(size) < bad_fraction
         for review, label, is_flipped, is_bad in zip(reviews, true_labels.tolist(), flipped.tolist(), bad.tolist()):
             if is_bad:
@@ -166,13 +172,14 @@ def _open_compressed(path: Path, temporary: Path):
 
 
 def write_corpus(path: Path, num_lines: int, seed: int, mean_words: float = 80.0,
-                 bad_fraction: float = 0.0) -> Path:
+                 bad_fraction: float = 0.0, agreement: float = SENTIMENT_AGREEMENT,
+                 label_noise: float = LABEL_NOISE) -> Path:
     """Write a synthetic corpus; compressed by the name's suffix (.bz2, .gz or plain)."""
     path = Path(path)
     temporary = atomic.incomplete_path(path)
     try:
         with _open_compressed(path, temporary) as f:
-            for line in generate_lines(num_lines, seed, mean_words, bad_fraction):
+            for line in generate_lines(num_lines, seed, mean_words, bad_fraction, agreement, label_noise):
                 f.write(line)
         atomic.commit(temporary, path)
     except BaseException:

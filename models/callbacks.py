@@ -1,0 +1,63 @@
+"""Callbacks of our own: per-epoch history that survives a resume."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from pathlib import Path
+
+import keras
+
+from pipeline import atomic
+
+HISTORY_JSON = "history.json"
+HISTORY_CSV = "history.csv"
+
+
+def read_history(run_dir: Path) -> list[dict]:
+    path = Path(run_dir) / HISTORY_JSON
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+class EpochHistory(keras.callbacks.Callback):
+    """Writes `history.json` and `history.csv` after every epoch, atomically.
+
+    Rows of epochs before a resume are kept (BackupAndRestore restarts Keras's
+    own History); a re-run epoch replaces its old row. Adds the training time
+    of each epoch and examples per second.
+    """
+
+    def __init__(self, run_dir: Path, examples_per_epoch: int):
+        super().__init__()
+        self.run_dir = Path(run_dir)
+        self.examples_per_epoch = examples_per_epoch
+        self.rows = read_history(run_dir)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+        self._train_seconds = None
+
+    def on_test_begin(self, logs=None):
+        if self._train_seconds is None:  # validation starts: the training part is over
+            self._train_seconds = time.perf_counter() - self._started
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self._started
+        train_seconds = self._train_seconds or seconds
+        row = {"epoch": epoch + 1, **{key: float(value) for key, value in (logs or {}).items()},
+               "seconds": round(seconds, 3), "train_seconds": round(train_seconds, 3),
+               "examples_per_second": round(self.examples_per_epoch / train_seconds, 1)}
+        self.rows = [r for r in self.rows if r["epoch"] < row["epoch"]] + [row]
+        atomic.write_json(self.run_dir / HISTORY_JSON, self.rows)
+        atomic.write_text(self.run_dir / HISTORY_CSV, _as_csv(self.rows))
+
+
+def _as_csv(rows: list[dict]) -> str:
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()

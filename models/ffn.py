@@ -1,0 +1,18 @@
+"""The feed-forward bag-of-embeddings baseline the studies compare against."""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from models.layers import PaddingMask
+
+
+def build(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 64, dense_units: int = 64) -> keras.Model:
+    """Embedding -> masked GlobalAveragePooling -> Dense(relu) -> sigmoid."""
+    ids = keras.Input((max_len,), dtype="int32", name="token_ids")
+    mask = PaddingMask()(ids)
+    x = layers.Embedding(vocab_size, embedding_dim)(ids)
+    x = layers.GlobalAveragePooling1D()(x, mask=mask)
+    x = layers.Dense(dense_units, activation="relu")(x)
+    return keras.Model(ids, layers.Dense(1, activation="sigmoid", dtype="float32")(x), name="ffn")

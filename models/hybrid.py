@@ -1,0 +1,44 @@
+"""Parallel CNN || BiLSTM hybrids, with one shared embedding or one per branch (the IMDB study)."""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from models.layers import PaddingMask
+
+
+def _branches(cnn_input, lstm_input, mask, filters, kernel_size, dense_units, lstm_units):
+    """CNN branch and BiLSTM branch, concatenated.
+
+    The BiLSTM branch ends in its final states (2 x lstm_units values), not a
+    flattened 128 x 600 sequence: the head stays small and padding is masked.
+    """
+    cnn = layers.Conv1D(filters, kernel_size, activation="relu", padding="same")(cnn_input)
+    cnn = layers.GlobalMaxPooling1D()(cnn)
+    cnn = layers.Dense(dense_units, activation="relu")(cnn)
+    cnn = layers.Dropout(0.5)(cnn)
+    lstm = layers.Bidirectional(layers.LSTM(lstm_units))(lstm_input, mask=mask)
+    return layers.Concatenate()([cnn, lstm])
+
+
+def build(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 64, dropout: float = 0.2,
+          filters: int = 300, kernel_size: int = 3, dense_units: int = 300, lstm_units: int = 300) -> keras.Model:
+    """One Embedding + Dropout feeding a CNN branch and a BiLSTM branch in parallel -> sigmoid."""
+    ids = keras.Input((max_len,), dtype="int32", name="token_ids")
+    mask = PaddingMask()(ids)
+    embedded = layers.Dropout(dropout)(layers.Embedding(vocab_size, embedding_dim, name="embedding")(ids))
+    x = _branches(embedded, embedded, mask, filters, kernel_size, dense_units, lstm_units)
+    return keras.Model(ids, layers.Dense(1, activation="sigmoid", dtype="float32")(x), name="hybrid")
+
+
+def build_split(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 64, dropout: float = 0.2,
+                filters: int = 300, kernel_size: int = 3, dense_units: int = 300,
+                lstm_units: int = 300) -> keras.Model:
+    """As `build`, but each branch has its own Embedding (and Dropout)."""
+    ids = keras.Input((max_len,), dtype="int32", name="token_ids")
+    mask = PaddingMask()(ids)
+    cnn_in = layers.Dropout(dropout)(layers.Embedding(vocab_size, embedding_dim, name="cnn_embedding")(ids))
+    lstm_in = layers.Dropout(dropout)(layers.Embedding(vocab_size, embedding_dim, name="lstm_embedding")(ids))
+    x = _branches(cnn_in, lstm_in, mask, filters, kernel_size, dense_units, lstm_units)
+    return keras.Model(ids, layers.Dense(1, activation="sigmoid", dtype="float32")(x), name="hybrid_split")

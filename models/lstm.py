@@ -1,0 +1,22 @@
+"""The reference study's two-layer LSTM."""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from models.layers import PaddingMask
+
+
+def build(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 32, units: int = 32) -> keras.Model:
+    """Embedding -> LSTM(seq) -> LSTM -> sigmoid, padding masked.
+
+    Default activations and no recurrent dropout keep the layers eligible for
+    the cuDNN kernel on a GPU.
+    """
+    ids = keras.Input((max_len,), dtype="int32", name="token_ids")
+    mask = PaddingMask()(ids)
+    x = layers.Embedding(vocab_size, embedding_dim)(ids)
+    x = layers.LSTM(units, return_sequences=True)(x, mask=mask)
+    x = layers.LSTM(units)(x, mask=mask)
+    return keras.Model(ids, layers.Dense(1, activation="sigmoid", dtype="float32")(x), name="lstm")

@@ -1,0 +1,21 @@
+"""The reference study's two-layer SimpleRNN."""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from models.layers import PaddingMask
+
+
+def build(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 64, units: int = 128,
+          dense_units: tuple[int, int] = (32, 100)) -> keras.Model:
+    """Embedding -> SimpleRNN(seq) -> SimpleRNN -> Dense(32) -> Dense(100) -> sigmoid, padding masked."""
+    ids = keras.Input((max_len,), dtype="int32", name="token_ids")
+    mask = PaddingMask()(ids)
+    x = layers.Embedding(vocab_size, embedding_dim)(ids)
+    x = layers.SimpleRNN(units, return_sequences=True)(x, mask=mask)
+    x = layers.SimpleRNN(units)(x, mask=mask)
+    for width in dense_units:
+        x = layers.Dense(width, activation="relu")(x)
+    return keras.Model(ids, layers.Dense(1, activation="sigmoid", dtype="float32")(x), name="rnn")

@@ -1,0 +1,264 @@
+"""`fit`: stream a data directory into one of the models; write a run directory.
+
+RUN/model.keras    end-to-end model: raw strings -> P(positive), shape (batch, 1)
+RUN/export/        SavedModel with a string `serve` signature for TF Serving
+RUN/history.json   per-epoch metrics, time and examples/s (and history.csv, curves.png)
+RUN/config.json    every setting of the run
+RUN/checkpoints/   best model so far; RUN/backup/ resume state; RUN/logs/ TensorBoard
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import time
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+import models
+from models import callbacks as callbacks_lib, plots
+from pipeline import atomic, dataset, manifest as manifest_lib, text
+from pipeline.errors import ReviewflowError
+
+MODEL_FILE = "model.keras"
+EXPORT_DIR = "export"
+CONFIG_FILE = "config.json"
+BEST_CHECKPOINT = "checkpoints/best.keras"
+BACKUP_DIR = "backup"
+STRATEGIES = ("auto", "one-device", "mirrored")
+OPTIMIZERS = ("rmsprop", "adam", "sgd")
+
+
+@dataclasses.dataclass(frozen=True)
+class FitSettings:
+    model: str
+    data: Path
+    out: Path
+    epochs: int = 10
+    batch_size: int = 64                  # per replica
+    max_len: int = text.DEFAULT_MAX_LEN
+    optimizer: str | None = None          # None: the study's choice for the model
+    learning_rate: float | None = None    # None: the optimizer's study default
+    patience: int = 3
+    seed: int | None = None
+    steps_per_epoch: int | None = None
+    validation_steps: int | None = None
+    mixed_precision: bool = False
+    jit_compile: bool = False
+    strategy: str = "auto"
+    shuffle_buffer: int = dataset.SHUFFLE_BUFFER_EXAMPLES
+    hparams: dict = dataclasses.field(default_factory=dict)  # builder arguments, e.g. {"units": 64}
+    overwrite: bool = False
+
+    def __post_init__(self):
+        if self.model not in models.MODELS:
+            raise ReviewflowError(f"unknown model {self.model!r}; choose from {', '.join(models.MODELS)}.")
+        if self.strategy not in STRATEGIES:
+            raise ReviewflowError(f"unknown strategy {self.strategy!r}; choose from {', '.join(STRATEGIES)}.")
+
+    def resolved(self) -> "FitSettings":
+        """The settings with the model's defaults filled in."""
+        optimizer = self.optimizer or models.optimizer_for(self.model)
+        learning_rate = self.learning_rate or models.DEFAULT_LEARNING_RATE
+        return dataclasses.replace(self, optimizer=optimizer, learning_rate=learning_rate)
+
+    def to_json(self) -> dict:
+        return {key: str(value) if isinstance(value, Path) else value
+                for key, value in dataclasses.asdict(self).items() if key != "overwrite"}
+
+
+@dataclasses.dataclass(frozen=True)
+class FitResult:
+    run_dir: Path
+    epochs_run: int
+    best_val_accuracy: float
+    best_val_loss: float
+
+
+def is_complete(run_dir: Path) -> bool:
+    """A run is complete once its end-to-end model is in place (written last)."""
+    return (Path(run_dir) / MODEL_FILE).is_file() and (Path(run_dir) / CONFIG_FILE).is_file()
+
+
+def choose_strategy(name: str) -> tf.distribute.Strategy:
+    """`auto`: MirroredStrategy when more than one GPU is visible, otherwise no strategy overhead."""
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "mirrored" or (name == "auto" and len(gpus) > 1):
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()  # the default strategy: plain single-device execution
+
+
+def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+    return {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam,
+            "sgd": keras.optimizers.SGD}[name](learning_rate=learning_rate)
+
+
+def build_and_compile(settings: FitSettings, vocab_size: int) -> keras.Model:
+    """The token-id model, compiled as the studies compile it."""
+    model = models.MODELS[settings.model](vocab_size=vocab_size, max_len=settings.max_len, **settings.hparams)
+    model.compile(optimizer=make_optimizer(settings.optimizer, settings.learning_rate),
+                  loss="binary_crossentropy", metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
+                  jit_compile=settings.jit_compile)
+    return model
+
+
+def end_to_end(vectorizer: keras.layers.TextVectorization, model: keras.Model) -> keras.Model:
+    """Raw strings (batch,) -> P(positive) (batch, 1): the vectorizer and the trained model in one."""
+    texts = keras.Input(shape=(), dtype="string", name="text")
+    return keras.Model(texts, model(vectorizer(texts)), name=f"{model.name}_end_to_end")
+
+
+def save_model_atomically(model: keras.Model, path: Path) -> None:
+    """`model.save` to a temporary `.keras` name, then rename: a reader never sees half a file."""
+    temporary = path.with_name(path.stem + ".incomplete.keras")
+    model.save(temporary)
+    atomic.commit(temporary, path)
+
+
+def export_serving(model: keras.Model, export_dir: Path) -> None:
+    """A SavedModel with a `serve` signature: string tensor (batch,) -> probabilities (batch, 1)."""
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(name="serve", fn=model.call,
+                         input_signature=[tf.TensorSpec(shape=(None,), dtype=tf.string, name="text")])
+    temporary = export_dir.with_name(export_dir.name + atomic.INCOMPLETE_SUFFIX)
+    shutil.rmtree(temporary, ignore_errors=True)
+    archive.write_out(str(temporary), verbose=False)
+    old = export_dir.with_name(export_dir.name + ".old")
+    if export_dir.exists():
+        export_dir.rename(old)
+    temporary.rename(export_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def describe_devices(model: keras.Model) -> str:
+    gpus = tf.config.list_physical_devices("GPU")
+    where = f"{len(gpus)} GPU(s)" if gpus else "CPU only"
+    lstms = [layer for layer in _all_layers(model) if isinstance(layer, keras.layers.LSTM)]
+    if not lstms:
+        return f"devices: {where}"
+    eligible = all(layer.activation is keras.activations.tanh
+                   and layer.recurrent_activation is keras.activations.sigmoid
+                   and layer.recurrent_dropout == 0 and not layer.unroll and layer.use_bias for layer in lstms)
+    kernel = ("cuDNN kernel" if gpus and eligible else
+              "generic kernel (no GPU)" if not gpus else "generic kernel (settings not cuDNN-eligible)")
+    return f"devices: {where}; LSTM layers run the {kernel}"
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.layers.Bidirectional):
+            yield layer.forward_layer
+            yield layer.backward_layer
+        elif isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
+
+
+def prepare_run_dir(settings: FitSettings) -> bool:
+    """Create RUN; True when resuming an interrupted run with the same settings."""
+    run_dir = Path(settings.out)
+    config_path = run_dir / CONFIG_FILE
+    if settings.overwrite and run_dir.exists():
+        shutil.rmtree(run_dir)
+    if is_complete(run_dir):
+        raise ReviewflowError(f"{run_dir} already holds a complete run ({MODEL_FILE}). "
+                              "Pass --overwrite to train again, or choose another --out.")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if config_path.exists():
+        previous = json.loads(config_path.read_text())["settings"]
+        if previous != settings.to_json():
+            changed = sorted(k for k in settings.to_json() if previous.get(k) != settings.to_json()[k])
+            raise ReviewflowError(f"{run_dir} holds an interrupted run with other settings ({', '.join(changed)}). "
+                                  "Re-run with the same options to resume, or pass --overwrite.")
+        return (run_dir / BACKUP_DIR).exists()
+    return False
+
+
+def fit(settings: FitSettings, verbose: int | str = "auto", log=print) -> FitResult:
+    """Train `settings.model` on `settings.data`; resume if RUN holds an interrupted run."""
+    settings = settings.resolved()
+    run_dir = Path(settings.out)
+    data_manifest = manifest_lib.read_manifest(settings.data)
+    manifest_lib.check_files_present(settings.data, data_manifest)
+    resuming = prepare_run_dir(settings)
+    if settings.seed is not None:
+        keras.utils.set_random_seed(settings.seed)
+    if settings.mixed_precision:
+        keras.mixed_precision.set_global_policy(
+            "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16")
+    vocabulary = dataset.load_vocabulary(settings.data)
+    vectorizer = text.make_vectorizer(vocabulary, settings.max_len)
+    strategy = choose_strategy(settings.strategy)
+    global_batch = settings.batch_size * strategy.num_replicas_in_sync
+    with strategy.scope():
+        model = build_and_compile(settings, vocab_size=vectorizer.vocabulary_size())
+    atomic.write_json(run_dir / CONFIG_FILE, {
+        "settings": settings.to_json(),
+        "global_batch_size": global_batch,
+        "replicas": strategy.num_replicas_in_sync,
+        "vocab_size": vectorizer.vocabulary_size(),
+        "vocab_sha256": data_manifest.vocabulary.sha256,
+        "data_manifest_sha256": manifest_sha256(settings.data),
+        "parameters": model.count_params(),
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
+    })
+    train = dataset.make_dataset(settings.data, "train", global_batch, settings.max_len, shuffle=True,
+                                 seed=settings.seed, vectorizer=vectorizer, shuffle_buffer=settings.shuffle_buffer)
+    validation = dataset.make_dataset(settings.data, "validation", global_batch, settings.max_len,
+                                      vectorizer=vectorizer)
+    if settings.steps_per_epoch:
+        train = train.repeat()  # capped epochs walk on through the split instead of restarting it
+    history = callbacks_lib.read_history(run_dir) if resuming else []
+    examples_per_epoch = (settings.steps_per_epoch * global_batch if settings.steps_per_epoch
+                          else data_manifest.splits["train"].num_examples)
+    best_so_far = min((row["val_loss"] for row in history if "val_loss" in row), default=None)
+    (run_dir / BEST_CHECKPOINT).parent.mkdir(exist_ok=True)
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(run_dir / BACKUP_DIR)),
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.ModelCheckpoint(str(run_dir / BEST_CHECKPOINT), monitor="val_loss", save_best_only=True,
+                                        initial_value_threshold=best_so_far),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience, restore_best_weights=True),
+        callbacks_lib.EpochHistory(run_dir, examples_per_epoch),
+        keras.callbacks.TensorBoard(str(run_dir / "logs")),
+    ]
+    if verbose:
+        model.summary(print_fn=lambda line, **_: log(line))
+        log(describe_devices(model) + f"; {strategy.num_replicas_in_sync} replica(s), global batch {global_batch}")
+        if resuming:
+            log(f"resuming the interrupted run in {run_dir} after epoch {len(history)}")
+    started = time.perf_counter()
+    keras_history = model.fit(train, validation_data=validation, epochs=settings.epochs,
+                              steps_per_epoch=settings.steps_per_epoch, validation_steps=settings.validation_steps,
+                              callbacks=callbacks, verbose=verbose, shuffle=False)
+    if model.stop_training and not keras_history.history:
+        raise ReviewflowError("training stopped before completing an epoch (NaN loss?); nothing was saved.")
+    if (run_dir / BEST_CHECKPOINT).exists():  # the best epoch of the whole run, across resumes
+        model.set_weights(keras.saving.load_model(run_dir / BEST_CHECKPOINT).get_weights())
+    rows = callbacks_lib.read_history(run_dir)
+    plots.plot_curves(rows, run_dir / "curves.png", settings.model)
+    complete_model = end_to_end(vectorizer, model)
+    export_serving(complete_model, run_dir / EXPORT_DIR)
+    save_model_atomically(complete_model, run_dir / MODEL_FILE)  # last: marks the run complete
+    best = min(rows, key=lambda row: row["val_loss"])
+    if verbose:
+        log(f"trained {len(rows)} epochs in {time.perf_counter() - started:.1f} s; best validation accuracy "
+            f"{best['val_accuracy']:.4f} (epoch {best['epoch']}); model: {run_dir / MODEL_FILE}")
+    return FitResult(run_dir, len(rows), best["val_accuracy"], best["val_loss"])
+
+
+def manifest_sha256(data_dir: Path) -> str:
+    from pipeline.shards import file_sha256
+    return file_sha256(Path(data_dir) / manifest_lib.MANIFEST_FILE)
+
+
+def load_end_to_end(run_dir: Path) -> keras.Model:
+    """The run's end-to-end model, loaded with Keras safe mode on."""
+    path = Path(run_dir) / MODEL_FILE
+    if not path.is_file():
+        raise ReviewflowError(f"{run_dir}: no {MODEL_FILE}; the run is missing or incomplete. Run `fit` first.")
+    return keras.saving.load_model(path, safe_mode=True)

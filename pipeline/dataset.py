@@ -1,0 +1,93 @@
+"""Data directory + split -> a streaming `tf.data.Dataset` of batches; never the whole corpus in memory.
+
+Each step is a small `Dataset -> Dataset` function; `make_dataset` chains them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from pipeline import manifest as manifest_lib, text
+from pipeline.vocab import VOCAB_FILE, read_vocabulary
+
+AUTOTUNE = tf.data.AUTOTUNE
+SHUFFLE_BUFFER_EXAMPLES = 10_000   # bounded: ~5 MB of reviews, whatever the corpus size
+READ_BUFFER_BYTES = 8 << 20
+FEATURES = {
+    "text": tf.io.FixedLenFeature([], tf.string),
+    "label": tf.io.FixedLenFeature([], tf.int64),
+}
+
+
+def shard_files(data_dir: Path, split: str) -> tuple[list[str], str]:
+    """The split's shard paths from the manifest (refusing an incomplete directory), and their compression."""
+    data_dir = Path(data_dir)
+    manifest = manifest_lib.read_manifest(data_dir)
+    manifest_lib.check_files_present(data_dir, manifest)
+    if split not in manifest.splits:
+        raise manifest_lib.DatasetError(f"{data_dir}: no split {split!r}; it has {sorted(manifest.splits)}.")
+    files = [str(data_dir / shard.path) for shard in manifest.splits[split].shards]
+    return files, "GZIP" if manifest.settings["compression"] == "gzip" else ""
+
+
+def load_vocabulary(data_dir: Path) -> list[str]:
+    """The data directory's vocabulary, as written by `shard`."""
+    return read_vocabulary(Path(data_dir) / VOCAB_FILE)
+
+
+def read_records(files: list[str], compression: str, shuffle: bool, seed: int | None) -> tf.data.Dataset:
+    """Serialized examples, read from several shards in parallel (file order shuffled if asked)."""
+    dataset = tf.data.Dataset.from_tensor_slices(files)
+    if shuffle:
+        dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    return dataset.interleave(
+        lambda path: tf.data.TFRecordDataset(path, compression, READ_BUFFER_BYTES),
+        cycle_length=min(len(files), 8), num_parallel_calls=AUTOTUNE,
+        deterministic=seed is not None or not shuffle)
+
+
+def shuffle_examples(dataset: tf.data.Dataset, buffer_size: int, seed: int | None) -> tf.data.Dataset:
+    """Shuffle within a bounded buffer: memory does not grow with the corpus."""
+    return dataset.shuffle(buffer_size, seed=seed, reshuffle_each_iteration=True)
+
+
+def parse_batch(records: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """A batch of serialized examples -> (texts, labels as float32 (batch, 1)); one op per batch."""
+    parsed = tf.io.parse_example(records, FEATURES)
+    return parsed["text"], tf.cast(parsed["label"], tf.float32)[:, None]
+
+
+def vectorize_with(vectorizer: keras.layers.TextVectorization):
+    """Texts -> token ids, a whole batch at a time."""
+    def vectorize(texts, labels):
+        return vectorizer(texts), labels
+    return vectorize
+
+
+def make_text_dataset(data_dir: Path, split: str, batch_size: int, shuffle: bool = False,
+                      seed: int | None = None, shuffle_buffer: int = SHUFFLE_BUFFER_EXAMPLES) -> tf.data.Dataset:
+    """(texts, labels) batches of a split."""
+    files, compression = shard_files(data_dir, split)
+    num_examples = manifest_lib.read_manifest(data_dir).splits[split].num_examples
+    dataset = read_records(files, compression, shuffle, seed)
+    if shuffle:
+        dataset = shuffle_examples(dataset, shuffle_buffer, seed)
+    dataset = dataset.batch(batch_size)
+    # The manifest knows the size: Keras then shows real progress and epoch ends.
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(-(-num_examples // batch_size)))
+    return dataset.map(parse_batch, num_parallel_calls=AUTOTUNE, deterministic=True)
+
+
+def make_dataset(data_dir: Path, split: str, batch_size: int, max_len: int = text.DEFAULT_MAX_LEN,
+                 shuffle: bool = False, seed: int | None = None,
+                 vectorizer: keras.layers.TextVectorization | None = None,
+                 shuffle_buffer: int = SHUFFLE_BUFFER_EXAMPLES) -> tf.data.Dataset:
+    """(token_ids, labels) batches of a split, vectorized in the pipeline and prefetched."""
+    dataset = make_text_dataset(data_dir, split, batch_size, shuffle, seed, shuffle_buffer)
+    if vectorizer is None:
+        vectorizer = text.make_vectorizer(load_vocabulary(data_dir), max_len)
+    dataset = dataset.map(vectorize_with(vectorizer), num_parallel_calls=AUTOTUNE, deterministic=True)
+    return dataset.prefetch(AUTOTUNE)

@@ -1,0 +1,58 @@
+import collections
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pipeline import dataset
+from pipeline.errors import DatasetError
+from pipeline.manifest import read_manifest
+
+
+def texts_of(ds):
+    return [t for texts, _ in ds for t in texts.numpy().tolist()]
+
+
+def test_each_example_once_per_epoch(data_dir):
+    ds = dataset.make_text_dataset(data_dir, "train", batch_size=16, shuffle=True, seed=3, shuffle_buffer=50)
+    n = read_manifest(data_dir).splits["train"].num_examples
+    first, second = texts_of(ds), texts_of(ds)
+    assert len(first) == n and collections.Counter(first) == collections.Counter(second)
+    assert first != second  # reshuffled each epoch
+    unshuffled = texts_of(dataset.make_text_dataset(data_dir, "train", batch_size=64))
+    assert collections.Counter(first) == collections.Counter(unshuffled)
+
+
+def test_seed_makes_order_deterministic(data_dir):
+    make = lambda: dataset.make_text_dataset(data_dir, "train", 16, shuffle=True, seed=5, shuffle_buffer=50)
+    assert texts_of(make()) == texts_of(make())
+
+
+def test_batches_of_token_ids_and_labels(data_dir):
+    ds = dataset.make_dataset(data_dir, "validation", batch_size=32, max_len=40)
+    ids, labels = next(iter(ds))
+    assert ids.shape == (32, 40) and labels.shape == (32, 1) and labels.dtype == tf.float32
+    assert int(tf.reduce_max(ids)) < 2000
+    n = read_manifest(data_dir).splits["validation"].num_examples
+    assert ds.cardinality().numpy() == -(-n // 32)
+    assert sum(int(l.shape[0]) for _, l in ds) == n
+    # padding only at the end of each row
+    row = ids.numpy()[0]
+    nonzero = np.flatnonzero(row)
+    assert np.all(row[: nonzero[-1] + 1] != 0) or len(nonzero) == 0
+
+
+def test_refuses_directory_without_manifest(tmp_path):
+    with pytest.raises(DatasetError, match="no manifest.json"):
+        dataset.make_dataset(tmp_path, "train", 8)
+
+
+def test_refuses_damaged_directory(tmp_path, data_dir):
+    import shutil
+    copy = tmp_path / "copy"
+    shutil.copytree(data_dir, copy)
+    shard = read_manifest(copy).splits["train"].shards[0].path
+    with open(copy / shard, "r+b") as f:
+        f.truncate(100)
+    with pytest.raises(DatasetError, match="verify"):
+        dataset.make_dataset(copy, "train", 8)

@@ -1,0 +1,124 @@
+"""fit end to end on tiny real data directories: learning, saving, exporting, resuming."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import models
+from models.training import FitSettings, fit, load_end_to_end
+from pipeline import synthetic
+from pipeline.shard_corpus import ShardSettings, shard_corpus
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = {"hybrid": dict(filters=16, dense_units=16, lstm_units=16),
+         "hybrid_split": dict(filters=16, dense_units=16, lstm_units=16), "rnn": dict(units=32)}
+
+
+def make_data(root: Path, lines: int, mean_words: float) -> Path:
+    """An easy corpus (clear sentiment words, no label noise) sharded into `root/data`."""
+    train = synthetic.write_corpus(root / "train.ft.txt", lines, 1, mean_words, agreement=0.9, label_noise=0)
+    test = synthetic.write_corpus(root / "test.ft.txt", 200, 2, mean_words, agreement=0.9, label_noise=0)
+    shard_corpus(ShardSettings(train=train, test=test, out=root / "data", num_shards=2, vocab_size=2000))
+    return root / "data"
+
+
+@pytest.fixture(scope="module")
+def long_data(tmp_path_factory):
+    return make_data(tmp_path_factory.mktemp("long"), 3000, 80)
+
+
+@pytest.fixture(scope="module")
+def short_data(tmp_path_factory):
+    return make_data(tmp_path_factory.mktemp("short"), 3000, 12)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, long_data):
+    out = tmp_path_factory.mktemp("runs") / "ffn"
+    result = fit(FitSettings(model="ffn", data=long_data, out=out, epochs=10, batch_size=32, seed=1,
+                             learning_rate=3e-3), verbose=0)
+    return out, result
+
+
+def test_short_fit_on_easy_data_learns(trained_run):
+    _, result = trained_run
+    assert result.best_val_accuracy > 0.9
+
+
+def test_run_directory_holds_every_artifact(trained_run):
+    out, result = trained_run
+    for name in ("model.keras", "config.json", "history.json", "history.csv", "curves.png", "export/saved_model.pb",
+                 "checkpoints/best.keras"):
+        assert (out / name).exists(), name
+    history = json.loads((out / "history.json").read_text())
+    assert len(history) == result.epochs_run
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "seconds", "examples_per_second"} <= set(history[0])
+    assert (out / "history.csv").read_text().count("\n") == len(history) + 1
+    config = json.loads((out / "config.json").read_text())
+    assert config["settings"]["model"] == "ffn" and config["settings"]["optimizer"] == "rmsprop"
+    assert list((out / "logs").rglob("events.out.tfevents.*"))
+    assert not list(out.rglob("*.incomplete*"))
+
+
+def test_saved_model_takes_raw_strings_and_reloads_identically(trained_run):
+    out, _ = trained_run
+    texts = tf.constant(["Great: excellent, I love it", "Awful: terrible waste, it broke", "", "café über naïve"])
+    first = load_end_to_end(out).predict(texts, verbose=0)
+    second = keras.saving.load_model(out / "model.keras").predict(texts, verbose=0)
+    assert first.shape == (4, 1)
+    np.testing.assert_allclose(first, second)
+    assert first[0, 0] > 0.5 > first[1, 0]
+    exported = tf.saved_model.load(str(out / "export"))  # keep a reference: its variables live with it
+    served = exported.serve(texts).numpy()
+    np.testing.assert_allclose(served, first, atol=1e-6)
+
+
+def test_complete_run_is_not_overwritten_by_accident(trained_run, long_data):
+    out, _ = trained_run
+    from pipeline.errors import ReviewflowError
+    with pytest.raises(ReviewflowError, match="--overwrite"):
+        fit(FitSettings(model="ffn", data=long_data, out=out, epochs=1), verbose=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(models.MODELS))
+def test_every_model_learns_short_texts(name, short_data, tmp_path):
+    # Reviews of ~12 words end-padded to 128: the study's unmasked cnn_lstm stayed at the majority class here.
+    result = fit(FitSettings(model=name, data=short_data, out=tmp_path / name, epochs=6, seed=1, batch_size=32,
+                             learning_rate=3e-3, hparams=SMALL.get(name, {})), verbose=0)
+    assert result.best_val_accuracy > 0.75
+
+
+def test_killed_fit_resumes_where_it_stopped(long_data, tmp_path):
+    out = tmp_path / "run"
+    command = [sys.executable, "cli.py", "fit", "--model", "ffn", "--data", str(long_data), "--out", str(out),
+               "--epochs", "4", "--steps-per-epoch", "150", "--batch-size", "16", "--seed", "1", "--quiet"]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    history = out / "history.json"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if history.exists() and len(json.loads(history.read_text())) >= 1:
+            break
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)  # mid-epoch 2, as a crash would
+    process.wait()
+    epochs_done = len(json.loads(history.read_text()))
+    assert 1 <= epochs_done < 4, "the first run should have been killed before finishing"
+    assert not (out / "model.keras").exists()
+    first_rows = json.loads(history.read_text())
+    resumed = subprocess.run(command[:-1], cwd=ROOT, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"resuming the interrupted run in {out} after epoch {epochs_done}" in resumed.stdout
+    rows = json.loads(history.read_text())
+    assert [row["epoch"] for row in rows] == [1, 2, 3, 4]
+    assert rows[:epochs_done] == first_rows  # the epochs before the kill were not trained again
+    assert (out / "model.keras").exists()
