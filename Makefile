@@ -22,14 +22,19 @@ demo: install
 	$(BIN)/python cli.py synth $(DEMO)/test.ft.txt.bz2 --lines 4000 --seed 2
 	$(BIN)/python cli.py shard --train $(DEMO)/train.ft.txt.bz2 --test $(DEMO)/test.ft.txt.bz2 \
 		--out $(DEMO)/data --num-shards 4 --overwrite
+	$(BIN)/python cli.py fit --model ffn --data $(DEMO)/data --out $(DEMO)/runs/ffn --epochs 4 --seed 1 --overwrite
+	$(BIN)/python cli.py fit --model cnn --data $(DEMO)/data --out $(DEMO)/runs/cnn --epochs 3 --seed 1 --overwrite
 
 test: install
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) tests
 
-bench: bench-shard
+bench: bench-shard bench-fit
 
 bench-shard: install
 	$(BIN)/python benchmarks/shard_bench.py
+
+bench-fit: install
+	$(BIN)/python benchmarks/fit_bench.py
 
 clean:
 	rm -rf $(DEMO) bench-out .pytest_cache

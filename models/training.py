@@ -84,10 +84,15 @@ def is_complete(run_dir: Path) -> bool:
 
 
 def choose_strategy(name: str) -> tf.distribute.Strategy:
-    """`auto`: MirroredStrategy when more than one GPU is visible, otherwise no strategy overhead."""
+    """`auto`: MirroredStrategy when more than one GPU is visible, otherwise no strategy overhead.
+
+    `mirrored` without GPUs mirrors over the logical CPU devices, which is how
+    the multi-device path is tested on a machine without accelerators.
+    """
     gpus = tf.config.list_logical_devices("GPU")
     if name == "mirrored" or (name == "auto" and len(gpus) > 1):
-        return tf.distribute.MirroredStrategy()
+        devices = None if gpus else [device.name for device in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices=devices)
     return tf.distribute.get_strategy()  # the default strategy: plain single-device execution
 
 
@@ -187,9 +192,17 @@ def fit(settings: FitSettings, verbose: int | str = "auto", log=print) -> FitRes
     resuming = prepare_run_dir(settings)
     if settings.seed is not None:
         keras.utils.set_random_seed(settings.seed)
+    previous_policy = keras.mixed_precision.global_policy()
     if settings.mixed_precision:
         keras.mixed_precision.set_global_policy(
             "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16")
+    try:
+        return _fit(settings, run_dir, data_manifest, resuming, verbose, log)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)  # the policy is process-wide
+
+
+def _fit(settings: FitSettings, run_dir: Path, data_manifest, resuming: bool, verbose, log) -> FitResult:
     vocabulary = dataset.load_vocabulary(settings.data)
     vectorizer = text.make_vectorizer(vocabulary, settings.max_len)
     strategy = choose_strategy(settings.strategy)

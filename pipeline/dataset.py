@@ -16,6 +16,9 @@ from pipeline.vocab import VOCAB_FILE, read_vocabulary
 AUTOTUNE = tf.data.AUTOTUNE
 SHUFFLE_BUFFER_EXAMPLES = 10_000   # bounded: ~5 MB of reviews, whatever the corpus size
 READ_BUFFER_BYTES = 8 << 20
+# Parsing and vectorizing cost per call as well as per example: do both on
+# blocks of ~1024 examples, then cut the blocks into training batches.
+BLOCK_EXAMPLES = 1024
 FEATURES = {
     "text": tf.io.FixedLenFeature([], tf.string),
     "label": tf.io.FixedLenFeature([], tf.int64),
@@ -67,6 +70,11 @@ def vectorize_with(vectorizer: keras.layers.TextVectorization):
     return vectorize
 
 
+def with_known_batches(dataset: tf.data.Dataset, num_examples: int, batch_size: int) -> tf.data.Dataset:
+    """Tell tf.data how many batches come (the manifest knows): Keras then shows progress and epoch ends."""
+    return dataset.apply(tf.data.experimental.assert_cardinality(-(-num_examples // batch_size)))
+
+
 def make_text_dataset(data_dir: Path, split: str, batch_size: int, shuffle: bool = False,
                       seed: int | None = None, shuffle_buffer: int = SHUFFLE_BUFFER_EXAMPLES) -> tf.data.Dataset:
     """(texts, labels) batches of a split."""
@@ -75,9 +83,7 @@ def make_text_dataset(data_dir: Path, split: str, batch_size: int, shuffle: bool
     dataset = read_records(files, compression, shuffle, seed)
     if shuffle:
         dataset = shuffle_examples(dataset, shuffle_buffer, seed)
-    dataset = dataset.batch(batch_size)
-    # The manifest knows the size: Keras then shows real progress and epoch ends.
-    dataset = dataset.apply(tf.data.experimental.assert_cardinality(-(-num_examples // batch_size)))
+    dataset = with_known_batches(dataset.batch(batch_size), num_examples, batch_size)
     return dataset.map(parse_batch, num_parallel_calls=AUTOTUNE, deterministic=True)
 
 
@@ -86,8 +92,11 @@ def make_dataset(data_dir: Path, split: str, batch_size: int, max_len: int = tex
                  vectorizer: keras.layers.TextVectorization | None = None,
                  shuffle_buffer: int = SHUFFLE_BUFFER_EXAMPLES) -> tf.data.Dataset:
     """(token_ids, labels) batches of a split, vectorized in the pipeline and prefetched."""
-    dataset = make_text_dataset(data_dir, split, batch_size, shuffle, seed, shuffle_buffer)
+    block = batch_size * max(1, BLOCK_EXAMPLES // batch_size)
+    dataset = make_text_dataset(data_dir, split, block, shuffle, seed, shuffle_buffer)
     if vectorizer is None:
         vectorizer = text.make_vectorizer(load_vocabulary(data_dir), max_len)
     dataset = dataset.map(vectorize_with(vectorizer), num_parallel_calls=AUTOTUNE, deterministic=True)
+    num_examples = manifest_lib.read_manifest(data_dir).splits[split].num_examples
+    dataset = with_known_batches(dataset.rebatch(batch_size), num_examples, batch_size)
     return dataset.prefetch(AUTOTUNE)

@@ -122,3 +122,32 @@ def test_killed_fit_resumes_where_it_stopped(long_data, tmp_path):
     assert [row["epoch"] for row in rows] == [1, 2, 3, 4]
     assert rows[:epochs_done] == first_rows  # the epochs before the kill were not trained again
     assert (out / "model.keras").exists()
+
+
+def test_mixed_precision_and_xla_run_on_cpu(long_data, tmp_path):
+    result = fit(FitSettings(model="lstm", data=long_data, out=tmp_path / "run", epochs=1, steps_per_epoch=5,
+                             validation_steps=2, mixed_precision=True, jit_compile=True, hparams={"units": 8}),
+                 verbose=0)
+    assert result.epochs_run == 1
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored for the rest of the process
+    probabilities = load_end_to_end(tmp_path / "run").predict(tf.constant(["great", ""]), verbose=0)
+    assert probabilities.dtype == np.float32 and np.all(np.isfinite(probabilities))
+
+
+def test_mirrored_strategy_over_two_logical_cpus(long_data, tmp_path):
+    # Logical devices must be set before TensorFlow starts, hence a fresh process.
+    script = f"""
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from models.training import FitSettings, fit
+result = fit(FitSettings(model="ffn", data={str(long_data)!r}, out={str(tmp_path / 'run')!r}, epochs=4,
+                         batch_size=16, learning_rate=3e-3, strategy="mirrored", seed=1), verbose=2)
+print("EPOCHS", result.epochs_run)
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "2 replica(s), global batch 32" in done.stdout and "EPOCHS 4" in done.stdout
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert max(row["val_accuracy"] for row in history) > 0.8
+    assert keras.saving.load_model(tmp_path / "run" / "model.keras").predict(tf.constant(["great"]), verbose=0).shape == (1, 1)
