@@ -22,8 +22,11 @@ demo: install
 	$(BIN)/python cli.py synth $(DEMO)/test.ft.txt.bz2 --lines 4000 --seed 2
 	$(BIN)/python cli.py shard --train $(DEMO)/train.ft.txt.bz2 --test $(DEMO)/test.ft.txt.bz2 \
 		--out $(DEMO)/data --num-shards 4 --overwrite
-	$(BIN)/python cli.py fit --model ffn --data $(DEMO)/data --out $(DEMO)/runs/ffn --epochs 4 --seed 1 --overwrite
-	$(BIN)/python cli.py fit --model cnn --data $(DEMO)/data --out $(DEMO)/runs/cnn --epochs 3 --seed 1 --overwrite
+	$(BIN)/python cli.py stats $(DEMO)/data
+	$(BIN)/python cli.py study --data $(DEMO)/data --out $(DEMO)/runs --models ffn,cnn,lstm --epochs 3 \
+		--seed 1 --overwrite
+	printf 'Great product: excellent, I love it\nAwful: it broke, a waste of money\n' | \
+		$(BIN)/python cli.py predict $(DEMO)/runs/cnn
 
 test: install
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) tests

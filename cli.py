@@ -26,6 +26,10 @@ class ReviewflowGroup(click.Group):
             return super().invoke(ctx)
         except ReviewflowError as exc:
             raise click.ClickException(str(exc)) from exc
+        except OSError as exc:  # disk full, permissions, a vanished file: say which file and why
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise click.ClickException(f"{where}{exc.strerror or exc}. Nothing was marked complete; "
+                                       "fix the cause and run the command again.") from exc
         except KeyboardInterrupt:
             raise click.Abort() from None
 
@@ -119,47 +123,190 @@ def parse_hparams(ctx, param, values: tuple[str, ...]) -> dict:
     return hparams
 
 
+# Training options shared by `fit` and `study`, defined once.
+TRAINING_OPTIONS = [
+    click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+                 help="Data directory written by `shard`."),
+    click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="Maximum epochs."),
+    click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
+                 help="Examples per batch and replica (the global batch is this times the replicas)."),
+    click.option("--max-len", type=click.IntRange(min=1), default=128, show_default=True,
+                 help="Tokens per review: longer ones are cut, shorter ones padded at the end."),
+    click.option("--optimizer", type=click.Choice(["rmsprop", "adam", "sgd"]), default=None,
+                 help="Default: the study's (RMSprop; Adam for the hybrids)."),
+    click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=None,
+                 help="Default: 0.001."),
+    click.option("--patience", type=click.IntRange(min=0), default=3, show_default=True,
+                 help="Epochs without a better validation loss before stopping early."),
+    click.option("--seed", type=int, default=None, help="Seed for weights and data order (deterministic order)."),
+    click.option("--steps-per-epoch", type=click.IntRange(min=1), default=None,
+                 help="Cap an epoch at this many batches (default: the whole train split)."),
+    click.option("--validation-steps", type=click.IntRange(min=1), default=None,
+                 help="Cap validation at this many batches (default: the whole validation split)."),
+    click.option("--mixed-precision", is_flag=True,
+                 help="float16 compute on GPU (bfloat16 on CPU), float32 weights."),
+    click.option("--jit-compile", is_flag=True, help="Compile the training step with XLA."),
+    click.option("--strategy", type=click.Choice(["auto", "one-device", "mirrored"]), default="auto",
+                 show_default=True, help="auto: MirroredStrategy when several GPUs are visible, else one device."),
+    click.option("--param", "hparams", multiple=True, callback=parse_hparams,
+                 help="Builder argument KEY=VALUE, e.g. --param units=64 (repeatable)."),
+    click.option("--overwrite", is_flag=True, help="Delete a complete or interrupted run and train anew."),
+]
+
+
+def training_options(command):
+    for option in reversed(TRAINING_OPTIONS):
+        command = option(command)
+    return command
+
+
+def fit_settings(model_name: str, out: Path, options: dict):
+    from models.training import FitSettings
+
+    return FitSettings(model=model_name, out=out, **options)
+
+
 @cli.command()
 @click.option("--model", "model_name", type=click.Choice(MODEL_NAMES), required=True, help="Architecture to train.")
-@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
-              help="Data directory written by `shard`.")
 @click.option("--out", type=DIRECTORY, required=True, help="Run directory; re-running an interrupted run resumes it.")
-@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="Maximum epochs.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
-              help="Examples per batch and replica (the global batch is this times the replicas).")
-@click.option("--max-len", type=click.IntRange(min=1), default=128, show_default=True,
-              help="Tokens per review: longer ones are cut, shorter ones padded at the end.")
-@click.option("--optimizer", type=click.Choice(["rmsprop", "adam", "sgd"]), default=None,
-              help="Default: the study's (RMSprop; Adam for the hybrids).")
-@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Default: 0.001.")
-@click.option("--patience", type=click.IntRange(min=0), default=3, show_default=True,
-              help="Epochs without a better validation loss before stopping early.")
-@click.option("--seed", type=int, default=None, help="Seed for weights and data order (deterministic order).")
-@click.option("--steps-per-epoch", type=click.IntRange(min=1), default=None,
-              help="Cap an epoch at this many batches (default: the whole train split).")
-@click.option("--validation-steps", type=click.IntRange(min=1), default=None,
-              help="Cap validation at this many batches (default: the whole validation split).")
-@click.option("--mixed-precision", is_flag=True, help="float16 compute on GPU (bfloat16 on CPU), float32 weights.")
-@click.option("--jit-compile", is_flag=True, help="Compile the training step with XLA.")
-@click.option("--strategy", type=click.Choice(["auto", "one-device", "mirrored"]), default="auto", show_default=True,
-              help="auto: MirroredStrategy when several GPUs are visible, else one device.")
-@click.option("--param", "hparams", multiple=True, callback=parse_hparams,
-              help="Builder argument KEY=VALUE, e.g. --param units=64 (repeatable).")
-@click.option("--overwrite", is_flag=True, help="Delete a complete or interrupted run in --out and train anew.")
+@training_options
 @click.option("--quiet", is_flag=True, help="No summary or progress bar; only the final line.")
-def fit(model_name, data, out, epochs, batch_size, max_len, optimizer, learning_rate, patience, seed,
-        steps_per_epoch, validation_steps, mixed_precision, jit_compile, strategy, hparams, overwrite, quiet) -> None:
+def fit(model_name, out, quiet, **options) -> None:
     """Train a model on a data directory, streaming; writes RUN/model.keras (raw text in)."""
-    from models.training import FitSettings, fit as fit_model
+    from models.training import fit as fit_model
 
-    settings = FitSettings(model=model_name, data=data, out=out, epochs=epochs, batch_size=batch_size,
-                           max_len=max_len, optimizer=optimizer, learning_rate=learning_rate, patience=patience,
-                           seed=seed, steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
-                           mixed_precision=mixed_precision, jit_compile=jit_compile, strategy=strategy,
-                           hparams=hparams, overwrite=overwrite)
-    result = fit_model(settings, verbose=0 if quiet else "auto", log=click.echo)
+    result = fit_model(fit_settings(model_name, out, options), verbose=0 if quiet else "auto", log=click.echo)
     click.echo(f"best validation accuracy: {result.best_val_accuracy:.4f} after {result.epochs_run} epochs -> {out}")
+
+
+RUN_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
+
+
+@cli.command()
+@click.argument("run", type=RUN_DIR)
+@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+              help="Data directory (the one the model was trained on, or one with the same vocabulary).")
+@click.option("--split", type=click.Choice(["test", "validation", "train"]), default="test", show_default=True,
+              help="Split to evaluate on.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=4096, show_default=True,
+              help="Reviews per prediction batch.")
+def evaluate(run, data, split, batch_size) -> None:
+    """Measure a trained RUN on a split: RUN/metrics.json, roc.png, confusion.png."""
+    from models.evaluation import evaluate as evaluate_run
+
+    metrics = evaluate_run(run, data, split, batch_size)
+    for key in ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"):
+        value = metrics[key]
+        click.echo(f"{key:>10}: {value:.4f}" if value is not None else f"{key:>10}: n/a (one class)")
+    (tn, fp), (fn, tp) = metrics["confusion_matrix"]
+    click.echo(f"{'confusion':>10}: tn {tn:,}  fp {fp:,}  fn {fn:,}  tp {tp:,}   ({metrics['num_examples']:,} "
+               f"{split} examples) -> {run / 'metrics.json'}")
+
+
+@cli.command()
+@click.argument("run", type=RUN_DIR)
+@click.argument("texts", nargs=-1)
+@click.option("--file", "file_path", type=EXISTING_FILE, default=None,
+              help="Reviews, one per line (plain, .gz or .bz2; fastText labels are ignored).")
+@click.option("--format", "output_format", type=click.Choice(["tsv", "jsonl"]), default="tsv", show_default=True,
+              help="tsv: label<TAB>p_positive; jsonl: one JSON object per line.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=1024, show_default=True,
+              help="Reviews per prediction batch.")
+def predict(run, texts, file_path, output_format, batch_size) -> None:
+    """Score reviews given as TEXTS, in --file, or on standard input: one line out per line in."""
+    import json
+
+    from models.evaluation import lines_of_file, predict as predict_texts
+
+    if texts and file_path:
+        raise click.UsageError("give reviews as arguments or with --file, not both")
+    inputs = texts or (lines_of_file(file_path) if file_path else
+                       (line.rstrip("\r\n") for line in sys.stdin))
+    for prediction in predict_texts(run, inputs, batch_size):
+        if output_format == "jsonl":
+            click.echo(json.dumps({"label": prediction.label, "p_positive": round(prediction.p_positive, 6)}))
+        else:
+            click.echo(f"{prediction.label}\t{prediction.p_positive:.6f}")
+
+
+@cli.command()
+@click.argument("runs", nargs=-1, required=True, type=RUN_DIR)
+@click.option("--out", type=DIRECTORY, default=None, help="Also write comparison.md, .csv and .png here.")
+def compare(runs, out) -> None:
+    """Put trained RUNS side by side, best test accuracy first."""
+    from models import comparison
+
+    rows = comparison.compare(list(runs))
+    click.echo(comparison.as_text(rows))
+    if out:
+        comparison.write_comparison(rows, out)
+        click.echo(f"-> {out}/comparison.md, comparison.csv, comparison.png")
+
+
+@cli.command()
+@click.option("--out", type=DIRECTORY, required=True, help="Directory of runs, one per model, and the comparison.")
+@click.option("--models", "model_list", default=",".join(MODEL_NAMES), show_default=True,
+              help="Comma-separated models to fit, evaluate and compare.")
+@training_options
+def study(out, model_list, **options) -> None:
+    """The reference studies in one command: fit, evaluate and compare several models."""
+    from models import comparison
+
+    names = [name.strip() for name in model_list.split(",") if name.strip()]
+    unknown = sorted(set(names) - set(MODEL_NAMES))
+    if unknown or not names:
+        raise click.BadParameter(f"unknown model(s) {unknown}; choose from {MODEL_NAMES}", param_hint="--models")
+    rows = comparison.study(fit_settings(names[0], out, options), names, log=click.echo)
+    click.echo("\n" + comparison.as_text(rows))
+    click.echo(f"-> {out}/comparison.md, comparison.csv, comparison.png")
+    failed = [row["model"] for row in rows if row["error"]]
+    if failed:
+        raise click.ClickException(f"{len(failed)} of {len(rows)} models failed ({', '.join(failed)}); "
+                                   "their errors are in the table above.")
+
+
+@cli.command()
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a review-length histogram PNG here.")
+def stats(path, plot_path) -> None:
+    """Corpus statistics of a data directory or a raw fastText file: balance, lengths, coverage."""
+    from pipeline import stats as stats_lib
+
+    result = stats_lib.corpus_stats(path)
+    for name, split in result.splits.items():
+        negative, positive = split.label_counts[0], split.label_counts[1]
+        click.echo(f"{name}: {split.num_examples:,} reviews, negative {negative:,} / positive {positive:,} "
+                   f"({positive / max(1, split.num_examples):.1%} positive)")
+        click.echo("  length in tokens: " + ", ".join(
+            f"p{q} {split.percentile(q)}" for q in stats_lib.PERCENTILES) + f", max {max(split.lengths)}")
+        for length in stats_lib.SHARE_LENGTHS:
+            click.echo(f"  share of reviews with at most {length} tokens: {split.share_at_most(length):.2%}")
+    click.echo(f"vocabulary of {result.vocab_size:,} ids covers {result.coverage:.2%} of (training) tokens")
+    click.echo(f"recommended --max-len (covers 90% of reviews whole): {result.recommended_max_len()}")
+    if plot_path:
+        stats_lib.plot_lengths(result, plot_path)
+        click.echo(f"-> {plot_path}")
+
+
+@cli.command()
+@click.argument("run", type=RUN_DIR)
+@click.argument("sentence")
+@click.option("--projector", type=DIRECTORY, default=None,
+              help="Write vectors.tsv and metadata.tsv of the vocabulary for TensorBoard's Embedding Projector.")
+@click.option("--decimals", type=click.IntRange(0, 8), default=3, show_default=True, help="Rounding of vectors.")
+def embed(run, sentence, projector, decimals) -> None:
+    """Show each token of SENTENCE, its id and its vector in the model's embedding layer(s)."""
+    from models import embedding
+
+    tokens, ids, vectors = embedding.embed_sentence(run, sentence)
+    for layer_name, matrix in vectors.items():
+        click.echo(f"[{layer_name}] {matrix.shape[1]} dimensions")
+        for token, token_id, row in zip(tokens, ids, matrix):
+            click.echo(f"  {token!r:>16} id {token_id:>5}: " + " ".join(f"{v:.{decimals}f}" for v in row))
+    if projector:
+        written = embedding.write_projector(run, projector)
+        click.echo("-> " + ", ".join(str(p) for p in written))
 
 
 def main() -> None:

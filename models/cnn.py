@@ -15,7 +15,7 @@ def build(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 64, f
     three convolutions and two poolings (the study's 128 works either way).
     """
     ids = keras.Input((max_len,), dtype="int32", name="token_ids")
-    x = layers.Embedding(vocab_size, embedding_dim)(ids)
+    x = layers.Embedding(vocab_size, embedding_dim, name="embedding")(ids)
     for kernel_size, pool_size in zip(kernel_sizes[:2], pool_sizes):
         x = layers.Conv1D(filters, kernel_size, activation="relu", padding="same")(x)
         x = layers.BatchNormalization()(x)

@@ -18,7 +18,7 @@ def build(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 64, d
     """
     ids = keras.Input((max_len,), dtype="int32", name="token_ids")
     mask = PaddingMask()(ids)
-    x = layers.Embedding(vocab_size, embedding_dim)(ids)
+    x = layers.Embedding(vocab_size, embedding_dim, name="embedding")(ids)
     x = layers.Dropout(dropout)(x)
     x = layers.Conv1D(filters, kernel_size, activation="relu", padding="same")(x)
     x = layers.LSTM(units, return_sequences=True)(x, mask=mask)

@@ -12,7 +12,7 @@ def build(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 64, d
     """Embedding -> masked GlobalAveragePooling -> Dense(relu) -> sigmoid."""
     ids = keras.Input((max_len,), dtype="int32", name="token_ids")
     mask = PaddingMask()(ids)
-    x = layers.Embedding(vocab_size, embedding_dim)(ids)
+    x = layers.Embedding(vocab_size, embedding_dim, name="embedding")(ids)
     x = layers.GlobalAveragePooling1D()(x, mask=mask)
     x = layers.Dense(dense_units, activation="relu")(x)
     return keras.Model(ids, layers.Dense(1, activation="sigmoid", dtype="float32")(x), name="ffn")

@@ -16,7 +16,7 @@ def build(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 32, u
     """
     ids = keras.Input((max_len,), dtype="int32", name="token_ids")
     mask = PaddingMask()(ids)
-    x = layers.Embedding(vocab_size, embedding_dim)(ids)
+    x = layers.Embedding(vocab_size, embedding_dim, name="embedding")(ids)
     x = layers.LSTM(units, return_sequences=True)(x, mask=mask)
     x = layers.LSTM(units)(x, mask=mask)
     return keras.Model(ids, layers.Dense(1, activation="sigmoid", dtype="float32")(x), name="lstm")

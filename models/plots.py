@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 
 from pipeline import atomic  # noqa: E402
 
@@ -27,8 +28,40 @@ def plot_curves(history: list[dict], path: Path, title: str) -> None:
         axis.plot(epochs, [row.get(metric) for row in history], "o-", label=f"training {metric}")
         axis.plot(epochs, [row.get(f"val_{metric}") for row in history], "s--", label=f"validation {metric}")
         axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         axis.set_ylabel(metric)
         axis.set_title(f"{title}: {metric}")
         axis.grid(alpha=0.3)
         axis.legend()
+    save_figure(figure, path)
+
+
+def plot_roc(labels, scores, path: Path, title: str) -> None:
+    from sklearn.metrics import RocCurveDisplay
+
+    figure, axis = plt.subplots(figsize=(5, 5))
+    RocCurveDisplay.from_predictions(labels, scores, ax=axis, name=title)
+    axis.plot([0, 1], [0, 1], ":", color="grey")
+    axis.set_title(f"{title}: ROC")
+    save_figure(figure, path)
+
+
+def plot_confusion(matrix, path: Path, title: str) -> None:
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    figure, axis = plt.subplots(figsize=(5, 4.5))
+    ConfusionMatrixDisplay(matrix, display_labels=["negative", "positive"]).plot(ax=axis, colorbar=False,
+                                                                                  values_format="d")
+    axis.set_title(f"{title}: confusion matrix")
+    save_figure(figure, path)
+
+
+def plot_bars(names: list[str], values: list[float], path: Path, ylabel: str, title: str) -> None:
+    figure, axis = plt.subplots(figsize=(max(5, 1.1 * len(names)), 4))
+    bars = axis.bar(names, values, color="tab:blue")
+    axis.bar_label(bars, fmt="%.4f")
+    low = min(values) if values else 0
+    axis.set_ylim(max(0, low - 0.05), 1.0)
+    axis.set_ylabel(ylabel)
+    axis.set_title(title)
     save_figure(figure, path)

@@ -13,7 +13,7 @@ def build(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 64, u
     """Embedding -> SimpleRNN(seq) -> SimpleRNN -> Dense(32) -> Dense(100) -> sigmoid, padding masked."""
     ids = keras.Input((max_len,), dtype="int32", name="token_ids")
     mask = PaddingMask()(ids)
-    x = layers.Embedding(vocab_size, embedding_dim)(ids)
+    x = layers.Embedding(vocab_size, embedding_dim, name="embedding")(ids)
     x = layers.SimpleRNN(units, return_sequences=True)(x, mask=mask)
     x = layers.SimpleRNN(units)(x, mask=mask)
     for width in dense_units:

@@ -176,6 +176,7 @@ def write_corpus(path: Path, num_lines: int, seed: int, mean_words: float = 80.0
                  label_noise: float = LABEL_NOISE) -> Path:
     """Write a synthetic corpus; compressed by the name's suffix (.bz2, .gz or plain)."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = atomic.incomplete_path(path)
     try:
         with _open_compressed(path, temporary) as f:

@@ -1,0 +1,72 @@
+"""A TF-IDF (word 1-2 grams) + logistic regression baseline next to the neural runs.
+
+Does a neural model earn its cost? Trains scikit-learn's classic text
+classifier on a data directory's train split, scores the test split, and prints
+its accuracy, F1 and ROC AUC beside each given run's metrics.json. The baseline
+holds its split in memory: it is a yardstick for corpora that fit, not a tool.
+
+    .venv/bin/python benchmarks/baseline.py --data demo/data demo/runs/*/
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pipeline import quiet  # noqa: E402
+
+quiet.import_tensorflow()
+
+from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+
+from models.evaluation import compute_metrics  # noqa: E402
+from pipeline import dataset  # noqa: E402
+
+
+def load_split(data_dir: Path, split: str) -> tuple[list[str], list[int]]:
+    texts, labels = [], []
+    for batch_texts, batch_labels in dataset.make_text_dataset(data_dir, split, 4096):
+        texts += [t.decode("utf-8") for t in batch_texts.numpy().tolist()]
+        labels += batch_labels.numpy().reshape(-1).astype(int).tolist()
+    return texts, labels
+
+
+@click.command()
+@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+              help="Data directory written by `shard`.")
+@click.argument("runs", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path))
+def main(data: Path, runs: tuple[Path, ...]) -> None:
+    train_texts, train_labels = load_split(data, "train")
+    test_texts, test_labels = load_split(data, "test")
+    started = time.perf_counter()
+    classifier = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
+                               LogisticRegression(max_iter=1000, C=4.0))
+    classifier.fit(train_texts, train_labels)
+    seconds = time.perf_counter() - started
+    baseline = compute_metrics(__import__("numpy").array(test_labels),
+                               classifier.predict_proba(test_texts)[:, 1])
+    rows = [("tfidf+logreg", baseline, f"{seconds:.1f}")]
+    for run in runs:
+        metrics_path = run / "metrics.json"
+        if metrics_path.exists():
+            history = json.loads((run / "history.json").read_text())
+            rows.append((run.name, json.loads(metrics_path.read_text()),
+                         f"{sum(r['train_seconds'] for r in history):.1f}"))
+    click.echo(f"{'model':>14} {'accuracy':>9} {'f1':>7} {'roc_auc':>8} {'train s':>8}")
+    for name, metrics, train_seconds in sorted(rows, key=lambda r: -r[1]["accuracy"]):
+        click.echo(f"{name:>14} {metrics['accuracy']:>9.4f} {metrics['f1']:>7.4f} {metrics['roc_auc']:>8.4f} "
+                   f"{train_seconds:>8}")
+    click.echo(f"\n{len(train_texts):,} training and {len(test_texts):,} test reviews from {data}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""`compare` runs side by side, and `study`: fit + evaluate + compare over several models."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import traceback
+from pathlib import Path
+
+from models import callbacks as callbacks_lib, plots
+from models.evaluation import METRICS_FILE, evaluate
+from models.training import CONFIG_FILE, FitSettings, fit, is_complete
+from pipeline import atomic
+
+COLUMNS = ["run", "model", "parameters", "epochs", "train_seconds", "examples_per_second", "best_val_accuracy",
+           "test_accuracy", "test_f1", "test_roc_auc", "error"]
+
+
+def describe_run(run_dir: Path, error: str = "") -> dict:
+    """One row of the comparison, from the run's config, history and metrics files."""
+    run_dir = Path(run_dir)
+    row = {column: None for column in COLUMNS}
+    row.update(run=str(run_dir), model=run_dir.name, error=error)
+    if (run_dir / CONFIG_FILE).exists():
+        config = json.loads((run_dir / CONFIG_FILE).read_text())
+        row.update(model=config["settings"]["model"], parameters=config["parameters"])
+    history = callbacks_lib.read_history(run_dir)
+    if history:
+        row.update(epochs=len(history),
+                   train_seconds=round(sum(r["train_seconds"] for r in history), 1),
+                   examples_per_second=round(sum(r["examples_per_second"] for r in history) / len(history)),
+                   # the epoch whose weights the model kept: the lowest validation loss
+                   best_val_accuracy=min(history, key=lambda r: r.get("val_loss", float("inf")))["val_accuracy"])
+    if (run_dir / METRICS_FILE).exists():
+        metrics = json.loads((run_dir / METRICS_FILE).read_text())
+        row.update(test_accuracy=metrics["accuracy"], test_f1=metrics["f1"], test_roc_auc=metrics["roc_auc"])
+    elif not error and not is_complete(run_dir):
+        row["error"] = "incomplete run"
+    return row
+
+
+def sort_rows(rows: list[dict]) -> list[dict]:
+    """Best test accuracy first; runs without one (not evaluated, failed) last."""
+    return sorted(rows, key=lambda r: (r["test_accuracy"] is None, -(r["test_accuracy"] or 0.0)))
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) <= 1 else f"{value:,.1f}"
+    return str(value)
+
+
+def as_text(rows: list[dict]) -> str:
+    shown = [c for c in COLUMNS if c != "run"]
+    table = [shown] + [[_cell(row[c]) for c in shown] for row in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(shown))]
+    return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(line, widths)).rstrip() for line in table)
+
+
+def as_markdown(rows: list[dict]) -> str:
+    shown = [c for c in COLUMNS if c != "run"]
+    lines = ["| " + " | ".join(shown) + " |", "|" + " --- |" * len(shown)]
+    lines += ["| " + " | ".join(_cell(row[c]).replace("|", "/") for c in shown) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def as_csv(rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def write_comparison(rows: list[dict], out_dir: Path) -> None:
+    """comparison.md, comparison.csv and comparison.png (test accuracy per run) in `out_dir`."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(out_dir / "comparison.md", as_markdown(rows))
+    atomic.write_text(out_dir / "comparison.csv", as_csv(rows))
+    scored = [row for row in rows if row["test_accuracy"] is not None]
+    if scored:
+        plots.plot_bars([row["model"] for row in scored], [row["test_accuracy"] for row in scored],
+                        out_dir / "comparison.png", "test accuracy", "models compared")
+
+
+def compare(run_dirs: list[Path]) -> list[dict]:
+    return sort_rows([describe_run(run_dir) for run_dir in run_dirs])
+
+
+def study(base: FitSettings, model_names: list[str], log=print) -> list[dict]:
+    """Fit and evaluate each model into `base.out/NAME`; a failure is a row, not the end."""
+    rows = []
+    for name in model_names:
+        run_dir = Path(base.out) / name
+        try:
+            if is_complete(run_dir) and (run_dir / METRICS_FILE).exists() and not base.overwrite:
+                log(f"== {name}: complete in {run_dir}, skipped")
+            else:
+                log(f"== {name}: training into {run_dir}")
+                if not is_complete(run_dir) or base.overwrite:
+                    fit(dataclasses.replace(base, model=name, out=run_dir), verbose=2, log=log)
+                metrics = evaluate(run_dir, base.data)
+                log(f"== {name}: test accuracy {metrics['accuracy']:.4f}")
+            rows.append(describe_run(run_dir))
+        except Exception as exc:  # noqa: BLE001 - one model's failure must not stop the others
+            log(f"== {name}: FAILED: {exc}")
+            log(traceback.format_exc(limit=3))
+            rows.append(describe_run(run_dir, error=f"{type(exc).__name__}: {exc}"[:300]))
+    rows = sort_rows(rows)
+    write_comparison(rows, base.out)
+    return rows

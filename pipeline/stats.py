@@ -1,0 +1,118 @@
+"""`stats`: label balance, review lengths in tokens and vocabulary coverage, streamed in flat memory.
+
+Lengths are kept as a histogram (length -> count), so percentiles are exact and
+memory holds one counter per distinct length, not one per review.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import tensorflow as tf
+
+from pipeline import dataset, manifest as manifest_lib, text
+from pipeline.fasttext_format import parse_line
+from pipeline.sources import LineReader
+from pipeline.vocab import VocabularyCounter
+
+BATCH = 4096
+SHARE_LENGTHS = tuple(range(100, 1000, 50))   # the reference study's padding table: 100, 150, ..., 950
+PERCENTILES = (50, 75, 90, 95, 99)
+COVERAGE_TARGET = 0.9                         # recommend a --max-len that covers 90% of reviews whole
+
+
+@dataclasses.dataclass
+class SplitStats:
+    num_examples: int = 0
+    label_counts: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    lengths: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+
+    def percentile(self, q: float) -> int:
+        """The smallest length L such that at least q% of reviews have at most L tokens."""
+        values = np.array(sorted(self.lengths))
+        cumulative = np.cumsum([self.lengths[v] for v in values])
+        return int(values[np.searchsorted(cumulative, q / 100 * cumulative[-1])])
+
+    def share_at_most(self, length: int) -> float:
+        return sum(c for v, c in self.lengths.items() if v <= length) / max(1, self.num_examples)
+
+
+@tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+def _token_lengths(texts):
+    return text.tokenize(texts).row_lengths()
+
+
+@dataclasses.dataclass
+class CorpusStats:
+    splits: dict[str, SplitStats]
+    coverage: float          # share of (training) tokens covered by the top vocab_size - 2 tokens
+    vocab_size: int
+
+    def recommended_max_len(self) -> int:
+        merged = SplitStats(lengths=sum((s.lengths for s in self.splits.values()), collections.Counter()),
+                            num_examples=sum(s.num_examples for s in self.splits.values()))
+        return merged.percentile(COVERAGE_TARGET * 100)
+
+
+def _batches_from_data_dir(data_dir: Path, split: str) -> Iterator[tuple[tf.Tensor, np.ndarray]]:
+    for texts, labels in dataset.make_text_dataset(data_dir, split, BATCH):
+        yield texts, labels.numpy().reshape(-1).astype(int)
+
+
+def _batches_from_file(path: Path, counter: VocabularyCounter) -> Iterator[tuple[tf.Tensor, np.ndarray]]:
+    """Valid lines of a raw file in batches; their tokens are counted on the way, for coverage."""
+    texts, labels = [], []
+    for line in LineReader(path):
+        parsed = parse_line(line)
+        if isinstance(parsed, tuple):
+            labels.append(parsed[0])
+            texts.append(parsed[1])
+        if len(texts) >= BATCH:
+            counter.add(texts)
+            yield tf.constant(texts), np.array(labels)
+            texts, labels = [], []
+    if texts:
+        counter.add(texts)
+        yield tf.constant(texts), np.array(labels)
+
+
+def _accumulate(batches) -> SplitStats:
+    stats = SplitStats()
+    for texts, labels in batches:
+        stats.lengths.update(_token_lengths(texts).numpy().tolist())
+        stats.label_counts.update(labels.tolist())
+        stats.num_examples += len(labels)
+    return stats
+
+
+def corpus_stats(path: Path) -> CorpusStats:
+    """Stats of a data directory (every split) or of a raw fastText file (its valid lines)."""
+    path = Path(path)
+    if path.is_dir():
+        manifest = manifest_lib.read_manifest(path)
+        splits = {split: _accumulate(_batches_from_data_dir(path, split)) for split in manifest.splits}
+        return CorpusStats(splits, manifest.vocabulary.coverage, manifest.vocabulary.size)
+    counter = VocabularyCounter()
+    split = _accumulate(_batches_from_file(path, counter))
+    counter.close()
+    kept = counter.most_common(text.DEFAULT_VOCAB_SIZE - text.NUM_SPECIAL_TOKENS)
+    coverage = sum(count for _, count in kept) / counter.num_tokens if counter.num_tokens else 0.0
+    return CorpusStats({path.name: split}, coverage, len(kept) + text.NUM_SPECIAL_TOKENS)
+
+
+def plot_lengths(stats: CorpusStats, path: Path) -> None:
+    from models import plots
+
+    figure, axis = plots.plt.subplots(figsize=(8, 4))
+    for name, split in stats.splits.items():
+        values = sorted(split.lengths)
+        axis.hist(values, weights=[split.lengths[v] for v in values], bins=60, alpha=0.5, label=name)
+    axis.axvline(stats.recommended_max_len(), color="k", ls="--", label="covers 90%")
+    axis.set_xlabel("review length (tokens)")
+    axis.set_ylabel("reviews")
+    axis.legend()
+    plots.save_figure(figure, path)

@@ -1,0 +1,127 @@
+"""evaluate, predict, compare, study and embed on a real trained run."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from click.testing import CliRunner
+from sklearn import metrics as sk_metrics
+
+import cli
+from models import comparison, embedding
+from models.evaluation import evaluate, lines_of_file, predict
+from models.training import FitSettings, fit, load_end_to_end
+from pipeline.errors import ReviewflowError
+from pipeline.manifest import read_manifest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, data_dir):
+    out = tmp_path_factory.mktemp("eval") / "ffn"
+    fit(FitSettings(model="ffn", data=data_dir, out=out, epochs=3, seed=1, learning_rate=3e-3), verbose=0)
+    return out
+
+
+def test_metrics_agree_with_sklearn_on_predict_output(run_dir, data_dir, corpus_files):
+    metrics = evaluate(run_dir, data_dir)
+    # The test split is exactly the test file (it has no bad lines): score the file with predict.
+    test_file = corpus_files[1]
+    labels = [0 if line.startswith(b"__label__1") else 1 for line in
+              __import__("bz2").open(test_file).read().splitlines()]
+    scores = np.array([p.p_positive for p in predict(run_dir, lines_of_file(test_file), batch_size=64)])
+    predicted = (scores >= 0.5).astype(int)
+    assert metrics["num_examples"] == len(labels) == read_manifest(data_dir).splits["test"].num_examples
+    assert metrics["accuracy"] == pytest.approx(sk_metrics.accuracy_score(labels, predicted))
+    assert metrics["f1"] == pytest.approx(sk_metrics.f1_score(labels, predicted))
+    assert metrics["roc_auc"] == pytest.approx(sk_metrics.roc_auc_score(labels, scores), abs=1e-4)
+    assert metrics["confusion_matrix"] == sk_metrics.confusion_matrix(labels, predicted).tolist()
+    saved = json.loads((run_dir / "metrics.json").read_text())
+    assert saved["split"] == "test" and len(saved["data_manifest_sha256"]) == 64
+    assert (run_dir / "roc.png").stat().st_size > 0 and (run_dir / "confusion.png").stat().st_size > 0
+
+
+def test_evaluate_refuses_another_vocabulary(run_dir, data_dir, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(data_dir, other)
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["vocabulary"]["sha256"] = "0" * 64
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ReviewflowError, match="another vocabulary"):
+        evaluate(run_dir, other)
+
+
+def test_predict_keeps_order_and_count_with_blank_and_non_ascii_lines(run_dir, tmp_path):
+    lines = ["Great: excellent, love it", "", "__label__1 Awful: terrible waste", "café naïve über", "  ",
+             "日本語のレビュー", "Great: excellent, love it"]
+    path = tmp_path / "reviews.txt.gz"
+    import gzip
+    path.write_bytes(gzip.compress(("\r\n".join(lines) + "\n").encode()))
+    result = CliRunner().invoke(cli.cli, ["predict", str(run_dir), "--file", str(path), "--batch-size", "3"])
+    assert result.exit_code == 0, result.output
+    out = result.output.splitlines()
+    assert len(out) == len(lines)
+    assert all(line.split("\t")[0] in ("__label__1", "__label__2") for line in out)
+    assert out[0] == out[-1]  # same review, same answer, wherever it sits
+    assert out[0].startswith("__label__2") and out[2].startswith("__label__1")
+    model = load_end_to_end(run_dir)
+    expected = model.predict(tf.constant([lines[3]]), verbose=0)[0, 0]
+    assert float(out[3].split("\t")[1]) == pytest.approx(expected, abs=1e-6)
+
+
+def test_predict_reads_stdin_and_writes_jsonl(run_dir):
+    done = subprocess.run([sys.executable, "cli.py", "predict", str(run_dir), "--format", "jsonl"], cwd=ROOT,
+                          input="great excellent\n\nterrible awful\n", capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["label"] for r in rows][::2] == ["__label__2", "__label__1"] and len(rows) == 3
+
+
+def test_compare_orders_by_test_accuracy(tmp_path):
+    for name, accuracy in [("a", 0.7), ("b", 0.9), ("c", None), ("d", 0.8)]:
+        run = tmp_path / name
+        run.mkdir()
+        (run / "config.json").write_text(json.dumps({"settings": {"model": name}, "parameters": 10}))
+        (run / "history.json").write_text(json.dumps([{"epoch": 1, "val_accuracy": 0.5, "train_seconds": 2.0,
+                                                       "examples_per_second": 100.0}]))
+        if accuracy is not None:
+            (run / "metrics.json").write_text(json.dumps({"accuracy": accuracy, "f1": 0.5, "roc_auc": 0.5}))
+    rows = comparison.compare([tmp_path / n for n in "abcd"])
+    assert [row["model"] for row in rows] == ["b", "d", "a", "c"]
+    result = CliRunner().invoke(cli.cli, ["compare", *(str(tmp_path / n) for n in "abcd"),
+                                          "--out", str(tmp_path / "cmp")])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[1].split()[0] == "b"
+    assert (tmp_path / "cmp" / "comparison.md").read_text().count("\n") == 6
+    assert (tmp_path / "cmp" / "comparison.png").exists()
+
+
+def test_study_fits_evaluates_compares_and_survives_a_failing_model(data_dir, tmp_path):
+    args = ["study", "--data", str(data_dir), "--out", str(tmp_path / "runs"), "--models", "ffn,lstm",
+            "--epochs", "1", "--steps-per-epoch", "3", "--validation-steps", "2", "--param", "units=4"]
+    result = CliRunner().invoke(cli.cli, args)
+    # ffn takes no `units`: it fails and is reported (exit code 1); lstm trains all the same.
+    assert result.exit_code == 1 and "1 of 2 models failed (ffn)" in result.output, result.output
+    rows = list(__import__("csv").DictReader(open(tmp_path / "runs" / "comparison.csv")))
+    assert [row["model"] for row in rows] == ["lstm", "ffn"]
+    assert "unexpected keyword argument 'units'" in rows[1]["error"] and rows[0]["test_accuracy"]
+    again = CliRunner().invoke(cli.cli, args)
+    assert "lstm: complete" in again.output
+
+
+def test_embed_shows_the_stored_vectors(run_dir, tmp_path):
+    tokens, ids, vectors = embedding.embed_sentence(run_dir, "Great, CAFÉ unseenword!")
+    assert tokens == ["great", "café", "unseenword"] and ids[2] == 1
+    stored = next(l for l in load_end_to_end(run_dir).layers if hasattr(l, "layers")).get_layer("embedding")
+    np.testing.assert_array_equal(vectors["embedding"], stored.embeddings.numpy()[ids])
+    result = CliRunner().invoke(cli.cli, ["embed", str(run_dir), "great", "--projector", str(tmp_path / "p")])
+    assert result.exit_code == 0 and "'great'" in result.output
+    metadata = (tmp_path / "p" / "metadata.tsv").read_text().splitlines()
+    assert len(metadata) == len((tmp_path / "p" / "vectors.tsv").read_text().splitlines())
+    assert metadata[:2] == ["[PAD]", "[UNK]"]

@@ -1,0 +1,34 @@
+import collections
+
+import numpy as np
+from click.testing import CliRunner
+
+import cli
+from pipeline import stats, synthetic
+from pipeline.fasttext_format import parse_line
+from pipeline.manifest import read_manifest
+
+
+def test_length_shares_agree_with_a_direct_count(tmp_path):
+    path = synthetic.write_corpus(tmp_path / "c.ft.txt", 600, seed=4, bad_fraction=0.02)
+    parsed = [p for p in map(parse_line, path.read_bytes().split(b"\n")[:-1]) if isinstance(p, tuple)]
+    # Direct count: the same standardization, one review at a time.
+    lengths = [len(stats.text.tokenize(stats.tf.constant([t]))[0]) for _, t in parsed]
+    result = stats.corpus_stats(path).splits[path.name]
+    assert result.num_examples == len(parsed)
+    assert result.label_counts == collections.Counter(label for label, _ in parsed)
+    for m in (100, 150, 300):
+        assert result.share_at_most(m) == sum(n <= m for n in lengths) / len(lengths)
+    assert result.percentile(50) == int(np.percentile(lengths, 50, method="inverted_cdf"))
+    assert result.percentile(90) == int(np.percentile(lengths, 90, method="inverted_cdf"))
+    whole = stats.corpus_stats(path)
+    assert 0.5 < whole.coverage <= 1.0 and whole.vocab_size <= 8192
+
+
+def test_stats_of_a_data_directory(data_dir, tmp_path):
+    result = CliRunner().invoke(cli.cli, ["stats", str(data_dir), "--plot", str(tmp_path / "h.png")])
+    assert result.exit_code == 0, result.output
+    manifest = read_manifest(data_dir)
+    assert f"train: {manifest.splits['train'].num_examples:,} reviews" in result.output
+    assert "at most 950 tokens" in result.output and "recommended --max-len" in result.output
+    assert (tmp_path / "h.png").stat().st_size > 0
