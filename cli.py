@@ -30,6 +30,13 @@ class ReviewflowGroup(click.Group):
             where = f"{exc.filename}: " if exc.filename else ""
             raise click.ClickException(f"{where}{exc.strerror or exc}. Nothing was marked complete; "
                                        "fix the cause and run the command again.") from exc
+        except Exception as exc:
+            tensorflow = sys.modules.get("tensorflow")
+            if tensorflow is None or not isinstance(exc, tensorflow.errors.OpError):
+                raise
+            # TensorFlow's own I/O errors: a file too large for the disk, a damaged record.
+            raise click.ClickException(f"{exc.message.splitlines()[0]}. Nothing was marked complete; fix "
+                                       "the cause and run the command again.") from exc
         except KeyboardInterrupt:
             raise click.Abort() from None
 
@@ -307,6 +314,24 @@ def embed(run, sentence, projector, decimals) -> None:
     if projector:
         written = embedding.write_projector(run, projector)
         click.echo("-> " + ", ".join(str(p) for p in written))
+
+
+@cli.command()
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def verify(data_dir) -> None:
+    """Check a data directory against its manifest: presence, sizes, sha256, every record's CRC, counts."""
+    from pipeline.verify import verify_data_dir
+
+    checks = verify_data_dir(data_dir)
+    for check in checks:
+        count = f"{check.num_examples:>10,}" if check.num_examples is not None else " " * 10
+        click.echo(f"{'ok ' if check.problem is None else 'BAD'} {count}  {check.path}"
+                   + (f": {check.problem}" if check.problem else ""))
+    bad = [check for check in checks if check.problem]
+    if bad:
+        raise click.ClickException(f"{len(bad)} of {len(checks)} files in {data_dir} do not match the manifest. "
+                                   "Re-run `reviewflow shard` (with --overwrite) to rebuild the directory.")
+    click.echo(f"all {len(checks)} files match the manifest")
 
 
 def main() -> None:

@@ -188,7 +188,8 @@ def fit(settings: FitSettings, verbose: int | str = "auto", log=print) -> FitRes
     settings = settings.resolved()
     run_dir = Path(settings.out)
     data_manifest = manifest_lib.read_manifest(settings.data)
-    manifest_lib.check_files_present(settings.data, data_manifest)
+    # Hashing every shard costs ~1 s per GB: cheap next to training on a damaged file.
+    manifest_lib.check_files_present(settings.data, data_manifest, hashes=True)
     resuming = prepare_run_dir(settings)
     if settings.seed is not None:
         keras.utils.set_random_seed(settings.seed)
@@ -242,8 +243,8 @@ def _fit(settings: FitSettings, run_dir: Path, data_manifest, resuming: bool, ve
     if verbose:
         model.summary(print_fn=lambda line, **_: log(line))
         log(describe_devices(model) + f"; {strategy.num_replicas_in_sync} replica(s), global batch {global_batch}")
-        if resuming:
-            log(f"resuming the interrupted run in {run_dir} after epoch {len(history)}")
+    if resuming:
+        log(f"resuming the interrupted run in {run_dir} after epoch {len(history)}")
     started = time.perf_counter()
     keras_history = model.fit(train, validation_data=validation, epochs=settings.epochs,
                               steps_per_epoch=settings.steps_per_epoch, validation_steps=settings.validation_steps,
@@ -274,4 +275,8 @@ def load_end_to_end(run_dir: Path) -> keras.Model:
     path = Path(run_dir) / MODEL_FILE
     if not path.is_file():
         raise ReviewflowError(f"{run_dir}: no {MODEL_FILE}; the run is missing or incomplete. Run `fit` first.")
-    return keras.saving.load_model(path, safe_mode=True)
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except (ValueError, TypeError, KeyError, OSError) as exc:  # includes safe mode refusing code in the file
+        raise ReviewflowError(f"{path}: refused to load ({str(exc).splitlines()[0][:300]}). The file is damaged "
+                              "or was changed; re-run `fit`, or restore it from a trusted copy.") from exc

@@ -99,16 +99,27 @@ def read_manifest(data_dir: Path) -> Manifest:
         raise DatasetError(f"{path}: unreadable manifest ({exc}); re-shard the corpus.") from exc
 
 
-def check_files_present(data_dir: Path, manifest: Manifest) -> None:
-    """Refuse a directory whose shards are missing or have the wrong size (cheap: no hashing)."""
-    problems = []
-    for split in manifest.splits.values():
-        for shard in split.shards:
-            path = Path(data_dir) / shard.path
-            if not path.is_file():
-                problems.append(f"{shard.path}: missing")
-            elif path.stat().st_size != shard.bytes:
-                problems.append(f"{shard.path}: {path.stat().st_size} bytes, manifest says {shard.bytes}")
+def file_problem(data_dir: Path, relative_path: str, size: int, sha256: str | None = None) -> str | None:
+    """What is wrong with one listed file (missing, other size, other hash), or None."""
+    path = Path(data_dir) / relative_path
+    if not path.is_file():
+        return "missing"
+    if path.stat().st_size != size:
+        return f"{path.stat().st_size:,} bytes, the manifest says {size:,}"
+    if sha256 is not None:
+        from pipeline.shards import file_sha256
+        if file_sha256(path) != sha256:
+            return "sha256 differs from the manifest (the file was changed or damaged)"
+    return None
+
+
+def check_files_present(data_dir: Path, manifest: Manifest, hashes: bool = False) -> None:
+    """Refuse a directory whose shards or vocabulary are missing or have another size (and hash, if asked)."""
+    listed = [(shard.path, shard.bytes, shard.sha256) for split in manifest.splits.values() for shard in split.shards]
+    problems = [f"{path}: {problem}" for path, size, sha256 in listed
+                if (problem := file_problem(data_dir, path, size, sha256 if hashes else None))]
+    if not (Path(data_dir) / manifest.vocabulary.path).is_file():
+        problems.append(f"{manifest.vocabulary.path}: missing")
     if problems:
         raise DatasetError(f"{data_dir} is damaged: " + "; ".join(problems[:5]) +
                            ". Run `reviewflow verify` for details, or re-shard.")

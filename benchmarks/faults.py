@@ -1,0 +1,288 @@
+"""Fault injection: each fault a user's long job can meet, tried for real, with the damage counted.
+
+Every scenario runs the real CLI in subprocesses on real files and returns
+whether the promise held (a clear error or a clean resume, nothing that looks
+complete when it is not) and how many input lines were lost. `tests/test_faults.py`
+runs each once; this script runs each `--tries` times and prints the table:
+
+    .venv/bin/python benchmarks/faults.py [--tries 3]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pipeline import synthetic  # noqa: E402
+
+TRAIN_LINES = 20000
+
+
+@dataclasses.dataclass
+class Outcome:
+    fault: str
+    survived: bool
+    lines_lost: int
+    detail: str = ""
+
+
+def cli(*args: str, limit_file_bytes: int | None = None) -> subprocess.CompletedProcess:
+    """Run `python cli.py ARGS` to completion."""
+    return subprocess.run([sys.executable, "cli.py", *args], cwd=ROOT, capture_output=True, text=True,
+                          preexec_fn=_file_size_limit(limit_file_bytes) if limit_file_bytes else None)
+
+
+def _file_size_limit(limit: int):
+    def apply():  # in the child: writes past `limit` fail with EFBIG instead of killing the process
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def make_corpus(work: Path) -> tuple[Path, Path]:
+    train = work / "train.ft.txt.bz2"
+    test = work / "test.ft.txt.bz2"
+    if not train.exists():
+        synthetic.write_corpus(train, TRAIN_LINES, seed=1, bad_fraction=0.01)
+        synthetic.write_corpus(test, 500, seed=2)
+    return train, test
+
+
+def shard_args(train: Path, test: Path, out: Path) -> list[str]:
+    return ["shard", "--train", str(train), "--test", str(test), "--out", str(out), "--num-shards", "3",
+            "--no-progress"]
+
+
+def fingerprint(data_dir: Path) -> dict:
+    """What must be identical between two runs: every shard's hash, the vocabulary, the accounting."""
+    manifest = json.loads((data_dir / "manifest.json").read_text())
+    return {"shards": {s["path"]: s["sha256"] for split in manifest["splits"].values() for s in split["shards"]},
+            "vocabulary": manifest["vocabulary"]["sha256"],
+            "sources": [(s["lines_read"], s["written"], s["rejected"]) for s in manifest["sources"]]}
+
+
+def lines_accounted(data_dir: Path) -> int:
+    manifest = json.loads((data_dir / "manifest.json").read_text())
+    return sum(s["written"] + sum(s["rejected"].values()) for s in manifest["sources"])
+
+
+def reference(work: Path) -> Path:
+    """An uninterrupted shard run to compare against."""
+    out = work / "reference"
+    if not (out / "manifest.json").exists():
+        train, test = make_corpus(work)
+        done = cli(*shard_args(train, test, out))
+        assert done.returncode == 0, done.stderr
+    return out
+
+
+def shard_killed(work: Path, share: float) -> Outcome:
+    """SIGKILL `shard` once its unfinished shards hold `share` of the final bytes; then run it again."""
+    train, test = make_corpus(work)
+    expected_bytes = sum(p.stat().st_size for p in reference(work).glob("*.tfrecord"))
+    out = work / f"killed-{share}"
+    process = subprocess.Popen([sys.executable, "cli.py", *shard_args(train, test, out)], cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+
+    def written() -> int:
+        return sum(p.stat().st_size for p in out.glob("*.incomplete") if p.exists())
+
+    while time.monotonic() < deadline and process.poll() is None:
+        if list(out.glob("*.incomplete")) and written() >= share * expected_bytes:
+            break
+        time.sleep(0.005)
+    process.kill()
+    process.wait()
+    fault = f"shard SIGKILL at {share:.0%} of shard bytes"
+    if (out / "manifest.json").exists():
+        return Outcome(fault, False, 0, "finished before the kill; use a larger corpus")
+    rerun = cli(*shard_args(train, test, out))
+    if rerun.returncode != 0:
+        return Outcome(fault, False, TRAIN_LINES, rerun.stderr[-300:])
+    expected = reference(work)
+    lost = lines_accounted(expected) - lines_accounted(out)
+    same = fingerprint(out) == fingerprint(expected) and not list(out.glob("*.incomplete"))
+    return Outcome(fault, same, lost, "" if same else "output differs from an uninterrupted run")
+
+
+def fit_killed(work: Path) -> Outcome:
+    """SIGKILL `fit` during its second epoch; the same command resumes and ends with all epochs."""
+    data = reference(work)
+    out = work / "fit-killed"
+    args = ["fit", "--model", "ffn", "--data", str(data), "--out", str(out), "--epochs", "4",
+            "--steps-per-epoch", "150", "--batch-size", "16", "--seed", "1", "--quiet"]
+    process = subprocess.Popen([sys.executable, "cli.py", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    history = out / "history.json"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if history.exists() and json.loads(history.read_text()):
+            break
+        time.sleep(0.02)
+    process.kill()
+    process.wait()
+    before = json.loads(history.read_text()) if history.exists() else []
+    if not 1 <= len(before) < 4 or (out / "model.keras").exists():
+        return Outcome("fit SIGKILL mid-epoch", False, 0, f"killed after {len(before)} epochs; retry")
+    resumed = cli(*args)
+    rows = json.loads(history.read_text())
+    ok = (resumed.returncode == 0 and "resuming the interrupted run" in resumed.stdout
+          and [r["epoch"] for r in rows] == [1, 2, 3, 4] and rows[:len(before)] == before
+          and (out / "model.keras").exists())
+    return Outcome("fit SIGKILL mid-epoch", ok, 0, f"resumed after epoch {len(before)}" if ok else resumed.stderr[-300:])
+
+
+def shard_damaged(work: Path, how: str) -> Outcome:
+    """A shard truncated or with one byte flipped: `verify` names it, `fit` refuses to start."""
+    import shutil
+    data = work / f"damaged-{how}"
+    shutil.rmtree(data, ignore_errors=True)
+    shutil.copytree(reference(work), data)
+    victim = data / "train-00001-of-00003.tfrecord"
+    raw = bytearray(victim.read_bytes())
+    if how == "truncated":
+        victim.write_bytes(raw[: len(raw) // 2])
+    else:
+        raw[len(raw) // 2] ^= 0xFF
+        victim.write_bytes(raw)
+    verified = cli("verify", str(data))
+    fitted = cli("fit", "--model", "ffn", "--data", str(data), "--out", str(work / f"fit-{how}"), "--epochs", "1")
+    ok = (verified.returncode == 1 and f"BAD" in verified.stdout and victim.name in verified.stdout
+          and fitted.returncode == 1 and "damaged" in fitted.stderr and "Traceback" not in fitted.stderr
+          and not (work / f"fit-{how}" / "model.keras").exists())
+    return Outcome(f"shard {how}", ok, 0, "" if ok else verified.stdout[-300:] + fitted.stderr[-300:])
+
+
+def disk_full(work: Path, command: str) -> Outcome:
+    """Writes fail mid-way (RLIMIT_FSIZE): a clear error, non-zero exit, nothing that looks complete."""
+    train, test = make_corpus(work)
+    out = work / f"full-{command}"
+    if command == "shard":
+        done = cli(*shard_args(train, test, out), limit_file_bytes=256 << 10)
+        complete = (out / "manifest.json").exists()
+    else:
+        done = cli("fit", "--model", "ffn", "--data", str(reference(work)), "--out", str(out), "--epochs", "1",
+                   "--steps-per-epoch", "5", "--quiet", limit_file_bytes=1 << 20)
+        complete = (out / "model.keras").exists()
+    ok = done.returncode != 0 and "Error:" in done.stderr and "Traceback" not in done.stderr and not complete
+    return Outcome(f"{command} disk full", ok, 0, done.stderr.strip().splitlines()[-1][:200] if done.stderr else "")
+
+
+def concurrent_shards(work: Path) -> Outcome:
+    """Two `shard` runs into one directory at once: one is refused by the lock, the other completes."""
+    train, test = make_corpus(work)
+    out = work / "concurrent"
+    processes = [subprocess.Popen([sys.executable, "cli.py", *shard_args(train, test, out)], cwd=ROOT,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(p.wait(), p.stderr.read()) for p in processes]
+    codes = sorted(code for code, _ in results)
+    refused = [err for code, err in results if code == 1]
+    ok = (codes == [0, 1] and "another reviewflow run" in refused[0]
+          and fingerprint(out) == fingerprint(reference(work)))
+    return Outcome("two shards at once", ok, 0, "" if ok else str(results)[-300:])
+
+
+def hostile_lines(work: Path) -> Outcome:
+    """A 100 MB line, NUL, bad UTF-8, CRLF, BOM, junk labels: bounded memory, every line accounted."""
+    train = work / "hostile.ft.txt"
+    lines = [b"\xef\xbb\xbf__label__1 first line after a BOM", b"__label__2 windows line\r",
+             b"__label__2 " + b"long " * (20 << 20), b"__label__1 nul \x00 inside", b"__label__2 bad \xff utf8",
+             b"__label__2x trailing junk", b"__label__2glued to text", b"", b"__label__1 ", b"__label__2 fine"]
+    train.write_bytes(b"\n".join(lines) + b"\n")
+    small = work / "hostile-small.ft.txt"
+    small.write_bytes(b"\n".join(lines[:2] + lines[3:]) + b"\n")
+    test = work / "hostile-test.ft.txt"
+    test.write_bytes(b"__label__1 a test review\n")
+    peaks = {}
+    for name, path in (("with", train), ("without", small)):
+        out = work / f"hostile-{name}"
+        process = subprocess.Popen([sys.executable, "cli.py", "shard", "--train", str(path), "--test", str(test),
+                                    "--out", str(out), "--overwrite", "--no-progress"], cwd=ROOT,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(process.pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            return Outcome("hostile lines", False, len(lines), process.stderr.read().decode()[-300:])
+        peaks[name] = usage.ru_maxrss / 1024
+    source = json.loads((work / "hostile-with" / "manifest.json").read_text())["sources"][0]
+    expected = {"line_too_long": 1, "nul_byte": 1, "invalid_utf8": 1, "bad_label": 2, "no_label": 1,
+                "empty_text": 1}
+    lost = source["lines_read"] - source["written"] - sum(source["rejected"].values())
+    extra_mib = peaks["with"] - peaks["without"]
+    ok = (source["lines_read"] == len(lines) and lost == 0 and source["rejected"] == expected
+          and source["written"] == 3 and extra_mib < 64)
+    return Outcome("hostile lines", ok, lost + (len(lines) - source["lines_read"]),
+                   f"100 MB line cost {extra_mib:+.0f} MiB of peak RSS")
+
+
+def tampered_model(work: Path) -> Outcome:
+    """A model.keras replaced by one that carries code: loading refuses it and the code never runs."""
+    import shutil
+    run = work / "fit-tampered"
+    if not (run / "model.keras").exists():
+        done = cli("fit", "--model", "ffn", "--data", str(reference(work)), "--out", str(run), "--epochs", "1",
+                   "--steps-per-epoch", "5", "--quiet")
+        assert done.returncode == 0, done.stderr
+    marker = work / "code-ran"
+    script = (f"import keras\ninputs = keras.Input(shape=(), dtype='string')\n"
+              f"outputs = keras.layers.Lambda(lambda x: (open({str(marker)!r}, 'w'), x)[1])(inputs)\n"
+              f"keras.Model(inputs, outputs).save({str(work / 'evil.keras')!r})\n")
+    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
+    marker.unlink(missing_ok=True)  # building the evil model ran its lambda once; loading must not
+    shutil.copy(work / "evil.keras", run / "model.keras")
+    done = cli("predict", str(run), "hello")
+    ok = (done.returncode == 1 and "refused to load" in done.stderr and not marker.exists()
+          and "Traceback" not in done.stderr)
+    return Outcome("tampered model.keras", ok, 0, "" if ok else done.stderr[-300:])
+
+
+SCENARIOS = {
+    "shard-kill-start": lambda work: shard_killed(work, 0.0),
+    "shard-kill-mid": lambda work: shard_killed(work, 0.3),
+    "fit-kill": fit_killed,
+    "shard-truncated": lambda work: shard_damaged(work, "truncated"),
+    "shard-flipped": lambda work: shard_damaged(work, "flipped"),
+    "shard-disk-full": lambda work: disk_full(work, "shard"),
+    "fit-disk-full": lambda work: disk_full(work, "fit"),
+    "concurrent-shard": concurrent_shards,
+    "hostile-lines": hostile_lines,
+    "tampered-model": tampered_model,
+}
+
+
+@click.command()
+@click.option("--tries", default=3, show_default=True, help="Runs of each fault.")
+@click.option("--only", default=None, help="Comma-separated scenario names.")
+def main(tries: int, only: str | None) -> None:
+    names = only.split(",") if only else list(SCENARIOS)
+    outcomes: dict[str, list[Outcome]] = {name: [] for name in names}
+    with tempfile.TemporaryDirectory() as tmp:
+        for attempt in range(tries):
+            work = Path(tmp) / f"try-{attempt}"  # corpus and reference shared by this try's scenarios
+            work.mkdir()
+            for name in names:
+                outcomes[name].append(SCENARIOS[name](work))
+                click.echo(f"try {attempt + 1}: {name}: {'survived' if outcomes[name][-1].survived else 'FAILED'}",
+                           err=True)
+    rows = [(runs[0].fault, len(runs), sum(o.survived for o in runs), sum(o.lines_lost for o in runs),
+             runs[-1].detail) for runs in outcomes.values()]
+    click.echo(f"\n| fault | tries | survived | lines lost | note |\n| --- | --- | --- | --- | --- |")
+    for fault, count, survived, lost, detail in rows:
+        click.echo(f"| {fault} | {count} | {survived} | {lost} | {detail} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""`verify`: a data directory checked against its manifest, shard by shard, record by record."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import tensorflow as tf
+
+from pipeline import manifest as manifest_lib
+
+READ_BATCH = 4096
+
+
+@dataclasses.dataclass(frozen=True)
+class FileCheck:
+    path: str
+    problem: str | None      # None: the file is exactly as the manifest says
+    num_examples: int | None = None
+
+
+def count_records(path: Path, compression: str) -> int:
+    """Records in a TFRecord file, every one read and its CRCs checked (raises DataLossError if corrupt)."""
+    dataset = tf.data.TFRecordDataset(str(path), compression).batch(READ_BATCH)
+    return sum(int(tf.size(batch)) for batch in dataset)
+
+
+def check_shard(data_dir: Path, shard, compression: str) -> FileCheck:
+    problem = manifest_lib.file_problem(data_dir, shard.path, shard.bytes, shard.sha256)
+    if problem == "missing":
+        return FileCheck(shard.path, problem)
+    try:
+        count = count_records(Path(data_dir) / shard.path, compression)
+    except tf.errors.OpError as exc:  # DataLossError: a CRC or length that does not match
+        return FileCheck(shard.path, problem or f"unreadable record: {exc.message.splitlines()[0]}")
+    if problem is None and count != shard.num_examples:
+        problem = f"{count:,} records, the manifest says {shard.num_examples:,}"
+    return FileCheck(shard.path, problem, count)
+
+
+def verify_data_dir(data_dir: Path) -> list[FileCheck]:
+    """One check per shard and for the vocabulary; a problem names what is wrong."""
+    data_dir = Path(data_dir)
+    manifest = manifest_lib.read_manifest(data_dir)
+    compression = "GZIP" if manifest.settings["compression"] == "gzip" else ""
+    checks = [check_shard(data_dir, shard, compression)
+              for split in manifest.splits.values() for shard in split.shards]
+    vocabulary = data_dir / manifest.vocabulary.path
+    size = vocabulary.stat().st_size if vocabulary.is_file() else -1
+    checks.append(FileCheck(manifest.vocabulary.path,
+                            manifest_lib.file_problem(data_dir, manifest.vocabulary.path, size,
+                                                      manifest.vocabulary.sha256) if size >= 0 else "missing",
+                            manifest.vocabulary.num_tokens_in_file))
+    return checks
