@@ -155,6 +155,9 @@ TRAINING_OPTIONS = [
     click.option("--jit-compile", is_flag=True, help="Compile the training step with XLA."),
     click.option("--strategy", type=click.Choice(["auto", "one-device", "mirrored"]), default="auto",
                  show_default=True, help="auto: MirroredStrategy when several GPUs are visible, else one device."),
+    click.option("--cache/--no-cache", default=True, show_default=True,
+                 help="Cache token ids on disk (RUN/cache, ~512 bytes a review at --max-len 128) during the "
+                      "first epoch, so later epochs skip parsing and vectorizing; removed when fit ends."),
     click.option("--param", "hparams", multiple=True, callback=parse_hparams,
                  help="Builder argument KEY=VALUE, e.g. --param units=64 (repeatable)."),
     click.option("--overwrite", is_flag=True, help="Delete a complete or interrupted run and train anew."),

@@ -28,6 +28,7 @@ EXPORT_DIR = "export"
 CONFIG_FILE = "config.json"
 BEST_CHECKPOINT = "checkpoints/best.keras"
 BACKUP_DIR = "backup"
+CACHE_DIR = "cache"
 STRATEGIES = ("auto", "one-device", "mirrored")
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
 
@@ -50,6 +51,7 @@ class FitSettings:
     jit_compile: bool = False
     strategy: str = "auto"
     shuffle_buffer: int = dataset.SHUFFLE_BUFFER_EXAMPLES
+    cache: bool = True                    # token ids cached on disk (RUN/cache) after the first epoch
     hparams: dict = dataclasses.field(default_factory=dict)  # builder arguments, e.g. {"units": 64}
     overwrite: bool = False
 
@@ -220,10 +222,14 @@ def _fit(settings: FitSettings, run_dir: Path, data_manifest, resuming: bool, ve
         "parameters": model.count_params(),
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
     })
+    cache_dir = run_dir / CACHE_DIR
+    shutil.rmtree(cache_dir, ignore_errors=True)  # a killed run leaves a half-written cache; start it anew
     train = dataset.make_dataset(settings.data, "train", global_batch, settings.max_len, shuffle=True,
-                                 seed=settings.seed, vectorizer=vectorizer, shuffle_buffer=settings.shuffle_buffer)
+                                 seed=settings.seed, vectorizer=vectorizer, shuffle_buffer=settings.shuffle_buffer,
+                                 cache_path=cache_dir / "train" if settings.cache else None)
     validation = dataset.make_dataset(settings.data, "validation", global_batch, settings.max_len,
-                                      vectorizer=vectorizer)
+                                      vectorizer=vectorizer,
+                                      cache_path=cache_dir / "validation" if settings.cache else None)
     if settings.steps_per_epoch:
         train = train.repeat()  # capped epochs walk on through the split instead of restarting it
     history = callbacks_lib.read_history(run_dir) if resuming else []
@@ -251,6 +257,7 @@ def _fit(settings: FitSettings, run_dir: Path, data_manifest, resuming: bool, ve
                               callbacks=callbacks, verbose=verbose, shuffle=False)
     if model.stop_training and not keras_history.history:
         raise ReviewflowError("training stopped before completing an epoch (NaN loss?); nothing was saved.")
+    shutil.rmtree(cache_dir, ignore_errors=True)  # it can be large; a later run rebuilds it
     if (run_dir / BEST_CHECKPOINT).exists():  # the best epoch of the whole run, across resumes
         model.set_weights(keras.saving.load_model(run_dir / BEST_CHECKPOINT).get_weights())
     rows = callbacks_lib.read_history(run_dir)

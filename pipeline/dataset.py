@@ -90,13 +90,32 @@ def make_text_dataset(data_dir: Path, split: str, batch_size: int, shuffle: bool
 def make_dataset(data_dir: Path, split: str, batch_size: int, max_len: int = text.DEFAULT_MAX_LEN,
                  shuffle: bool = False, seed: int | None = None,
                  vectorizer: keras.layers.TextVectorization | None = None,
-                 shuffle_buffer: int = SHUFFLE_BUFFER_EXAMPLES) -> tf.data.Dataset:
-    """(token_ids, labels) batches of a split, vectorized in the pipeline and prefetched."""
+                 shuffle_buffer: int = SHUFFLE_BUFFER_EXAMPLES, cache_path: Path | None = None) -> tf.data.Dataset:
+    """(token_ids, labels) batches of a split, vectorized in the pipeline and prefetched.
+
+    With `cache_path`, the first pass writes the token ids to that file (disk,
+    not memory: ~4 bytes x max_len per example) and later passes read them
+    back instead of parsing and vectorizing again; shuffling then happens in
+    the bounded buffer after the cache, so every epoch still gets a new order.
+    """
     block = batch_size * max(1, BLOCK_EXAMPLES // batch_size)
-    dataset = make_text_dataset(data_dir, split, block, shuffle, seed, shuffle_buffer)
+    dataset = make_text_dataset(data_dir, split, block, shuffle and cache_path is None, seed, shuffle_buffer)
     if vectorizer is None:
         vectorizer = text.make_vectorizer(load_vocabulary(data_dir), max_len)
     dataset = dataset.map(vectorize_with(vectorizer), num_parallel_calls=AUTOTUNE, deterministic=True)
     num_examples = manifest_lib.read_manifest(data_dir).splits[split].num_examples
-    dataset = with_known_batches(dataset.rebatch(batch_size), num_examples, batch_size)
-    return dataset.prefetch(AUTOTUNE)
+    if cache_path is None:
+        dataset = dataset.rebatch(batch_size)
+    else:
+        dataset = cache_ids(dataset, cache_path)
+        if shuffle:
+            dataset = shuffle_examples(dataset, shuffle_buffer, seed)
+        dataset = dataset.batch(batch_size)
+    return with_known_batches(dataset, num_examples, batch_size).prefetch(AUTOTUNE)
+
+
+def cache_ids(dataset: tf.data.Dataset, cache_path: Path) -> tf.data.Dataset:
+    """Blocks of (ids, labels) -> examples, cached in a file after the first full pass."""
+    Path(cache_path).parent.mkdir(parents=True, exist_ok=True)
+    dataset = dataset.map(lambda ids, labels: (tf.cast(ids, tf.int32), labels))
+    return dataset.unbatch().cache(str(cache_path))

@@ -56,3 +56,16 @@ def test_refuses_damaged_directory(tmp_path, data_dir):
         f.truncate(100)
     with pytest.raises(DatasetError, match="verify"):
         dataset.make_dataset(copy, "train", 8)
+
+
+def test_cached_ids_are_the_same_examples_reshuffled_each_epoch(data_dir, tmp_path):
+    def rows(ds):
+        return [tuple(row) for ids, _ in ds for row in ids.numpy().tolist()]
+
+    plain = rows(dataset.make_dataset(data_dir, "train", 32, max_len=24))
+    cached = dataset.make_dataset(data_dir, "train", 32, max_len=24, shuffle=True, seed=2, shuffle_buffer=100,
+                                  cache_path=tmp_path / "cache" / "train")
+    first, second = rows(cached), rows(cached)
+    assert collections.Counter(first) == collections.Counter(plain) == collections.Counter(second)
+    assert first != second
+    assert list((tmp_path / "cache").glob("train*"))  # the second pass came from the file
