@@ -22,6 +22,7 @@ import models
 from models import callbacks as callbacks_lib, plots
 from pipeline import atomic, dataset, manifest as manifest_lib, text
 from pipeline.errors import ReviewflowError
+from pipeline.shards import file_sha256
 
 MODEL_FILE = "model.keras"
 EXPORT_DIR = "export"
@@ -273,7 +274,7 @@ def _fit(settings: FitSettings, run_dir: Path, data_manifest, resuming: bool, ve
 
 
 def manifest_sha256(data_dir: Path) -> str:
-    from pipeline.shards import file_sha256
+    """Identifies the exact data directory a run was trained or evaluated on."""
     return file_sha256(Path(data_dir) / manifest_lib.MANIFEST_FILE)
 
 

@@ -58,7 +58,8 @@ def test_run_directory_holds_every_artifact(trained_run):
         assert (out / name).exists(), name
     history = json.loads((out / "history.json").read_text())
     assert len(history) == result.epochs_run
-    assert {"loss", "accuracy", "val_loss", "val_accuracy", "seconds", "examples_per_second"} <= set(history[0])
+    columns = {"loss", "accuracy", "val_loss", "val_accuracy", "seconds", "examples_per_second"}
+    assert columns <= set(history[0])
     assert (out / "history.csv").read_text().count("\n") == len(history) + 1
     config = json.loads((out / "config.json").read_text())
     assert config["settings"]["model"] == "ffn" and config["settings"]["optimizer"] == "rmsprop"
