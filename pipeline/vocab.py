@@ -14,26 +14,25 @@ VOCAB_FILE = "vocab.txt"
 MAX_BATCHES_IN_FLIGHT = 2  # bounds memory: at most this many text batches wait for counting
 
 
-@tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-def _count_tokens(texts):
-    tokens = text.tokenize(texts).flat_values
-    unique, _, counts = tf.unique_with_counts(tokens, out_idx=tf.int64)
-    return unique, counts
-
-
 class VocabularyCounter:
-    """Counts tokens of text batches in a background thread.
+    """Counts tokens of text batches in a background thread, into a TensorFlow hash table.
 
-    The TensorFlow ops release the GIL, so counting overlaps with parsing and
-    writing on the main thread. Memory holds one count per distinct token
+    Tokenizing, counting within a batch and adding to the running totals are
+    all TensorFlow ops, which release the GIL: counting overlaps with parsing
+    and writing on the main thread. Memory holds one count per distinct token
     (which grows far slower than the corpus) plus a bounded queue of batches.
     """
 
     def __init__(self):
-        self.counts: collections.Counter[bytes] = collections.Counter()
-        self.num_tokens = 0
+        self._table = tf.lookup.experimental.MutableHashTable(tf.string, tf.int64, default_value=0)
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1)
         self._pending: collections.deque[concurrent.futures.Future] = collections.deque()
+        self._add = tf.function(self._add_batch, input_signature=[tf.TensorSpec([None], tf.string)])
+        self._counts: collections.Counter[bytes] | None = None
+
+    def _add_batch(self, texts):
+        unique, _, counts = tf.unique_with_counts(text.tokenize(texts).flat_values, out_idx=tf.int64)
+        self._table.insert(unique, self._table.lookup(unique) + counts)
 
     def add(self, texts: list[bytes]) -> None:
         """Queue a batch of raw texts for counting; blocks while too many wait."""
@@ -41,13 +40,8 @@ class VocabularyCounter:
             return
         while len(self._pending) >= MAX_BATCHES_IN_FLIGHT:
             self._pending.popleft().result()
-        self._pending.append(self._executor.submit(self._count, texts))
-
-    def _count(self, texts: list[bytes]) -> None:
-        unique, counts = _count_tokens(tf.constant(texts))
-        counts = counts.numpy().tolist()
-        self.counts.update(dict(zip(unique.numpy().tolist(), counts)))
-        self.num_tokens += sum(counts)
+        self._pending.append(self._executor.submit(self._add, tf.constant(texts)))
+        self._counts = None
 
     def close(self) -> None:
         """Wait for every queued batch; re-raises the first error of the counting thread."""
@@ -56,6 +50,18 @@ class VocabularyCounter:
                 self._pending.popleft().result()
         finally:
             self._executor.shutdown(wait=True, cancel_futures=True)
+
+    @property
+    def counts(self) -> collections.Counter[bytes]:
+        """Token -> count, once every batch is counted."""
+        if self._counts is None:
+            tokens, counts = self._table.export()
+            self._counts = collections.Counter(dict(zip(tokens.numpy().tolist(), counts.numpy().tolist())))
+        return self._counts
+
+    @property
+    def num_tokens(self) -> int:
+        return sum(self.counts.values())
 
     def most_common(self, num_tokens: int) -> list[tuple[str, int]]:
         """The `num_tokens` most frequent tokens with their counts, in adapt's order."""
