@@ -18,6 +18,14 @@ DIRECTORY = click.Path(file_okay=False, path_type=Path)
 MODEL_NAMES = ["cnn", "rnn", "lstm", "cnn_lstm", "ffn", "hybrid", "hybrid_split"]
 
 
+def describe_tf_error(exc) -> str:
+    """The informative line of a TensorFlow error (its message opens with a stack of graph frames)."""
+    lines = [line.strip() for line in exc.message.splitlines()
+             if line.strip() and not line.strip().startswith(("File ", "[[", "Detected at node"))]
+    reason = lines[-1] if lines else type(exc).__name__
+    return reason.split("Original message: ")[-1][:400]
+
+
 class ReviewflowGroup(click.Group):
     """Turns the library's errors into clean messages and exit code 1, never tracebacks."""
 
@@ -35,7 +43,7 @@ class ReviewflowGroup(click.Group):
             if tensorflow is None or not isinstance(exc, tensorflow.errors.OpError):
                 raise
             # TensorFlow's own I/O errors: a file too large for the disk, a damaged record.
-            raise click.ClickException(f"{exc.message.splitlines()[0]}. Nothing was marked complete; fix "
+            raise click.ClickException(f"{describe_tf_error(exc)}. Nothing was marked complete; fix "
                                        "the cause and run the command again.") from exc
         except KeyboardInterrupt:
             raise click.Abort() from None

@@ -178,7 +178,9 @@ def disk_full(work: Path, command: str) -> Outcome:
         done = cli("fit", "--model", "ffn", "--data", str(reference(work)), "--out", str(out), "--epochs", "1",
                    "--steps-per-epoch", "5", "--quiet", limit_file_bytes=1 << 20)
         complete = (out / "model.keras").exists()
-    ok = done.returncode != 0 and "Error:" in done.stderr and "Traceback" not in done.stderr and not complete
+    # The message must say what went wrong (EFBIG: "File too large"), not just that something did.
+    ok = (done.returncode == 1 and "Error:" in done.stderr and "too large" in done.stderr.lower()
+          and "Traceback" not in done.stderr and not complete)
     return Outcome(f"{command} disk full", ok, 0, done.stderr.strip().splitlines()[-1][:200] if done.stderr else "")
 
 
