@@ -54,9 +54,18 @@ class ReviewflowGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, verbose: bool) -> None:
     """Train and compare sentiment classifiers on review corpora too large for memory."""
+    import os
+
     from pipeline import quiet
 
-    quiet.import_tensorflow(verbose)
+    if any(flag in sys.argv for flag in ctx.help_option_names):
+        return  # help needs no TensorFlow: keep it instant
+    in_cluster = bool(os.environ.get("TF_CONFIG"))
+    quiet.import_tensorflow(verbose, start_runtime=not in_cluster)
+    if in_cluster:  # a worker of a cluster: TensorFlow wants the strategy before any op runs
+        from models import multi_worker
+
+        multi_worker.get_strategy()
     ctx.obj = {"verbose": verbose}
 
 
@@ -99,8 +108,11 @@ def synth(out: Path, num_lines: int, seed: int, mean_words: float, bad_fraction:
               help="Longer lines are rejected as line_too_long (keeps memory bounded).")
 @click.option("--overwrite", is_flag=True, help="Replace a dataset already in --out.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when on a terminal).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Training workers that will read this directory (fit --strategy multi-worker): each reads "
+                   "whole shards, so a split with fewer shards than workers gets a warning.")
 def shard(train, test, out, num_shards, val_fraction, vocab_size, compression, seed, max_line_bytes,
-          overwrite, progress) -> None:
+          overwrite, progress, workers) -> None:
     """Parse fastText files lazily into sharded TFRecords with vocabulary and manifest."""
     from pipeline.shard_corpus import ShardSettings, shard_corpus
 
@@ -118,6 +130,10 @@ def shard(train, test, out, num_shards, val_fraction, vocab_size, compression, s
     click.echo(f"vocabulary: {manifest.vocabulary.size:,} ids "
                f"(covers {manifest.vocabulary.coverage:.1%} of training tokens)")
     click.echo(f"done in {manifest.seconds:.1f} s -> {out}")
+    for name, split in manifest.splits.items():
+        if len(split.shards) < workers:
+            click.echo(f"warning: {name} has {len(split.shards)} shard(s) for {workers} workers; "
+                       f"re-shard with --num-shards {workers} or more to train on all of them.", err=True)
 
 
 def parse_hparams(ctx, param, values: tuple[str, ...]) -> dict:
@@ -161,8 +177,10 @@ TRAINING_OPTIONS = [
     click.option("--mixed-precision", is_flag=True,
                  help="float16 compute on GPU (bfloat16 on CPU), float32 weights."),
     click.option("--jit-compile", is_flag=True, help="Compile the training step with XLA."),
-    click.option("--strategy", type=click.Choice(["auto", "one-device", "mirrored"]), default="auto",
-                 show_default=True, help="auto: MirroredStrategy when several GPUs are visible, else one device."),
+    click.option("--strategy", type=click.Choice(["auto", "one-device", "mirrored", "multi-worker"]),
+                 default="auto", show_default=True,
+                 help="auto: MirroredStrategy when several GPUs are visible, else one device; multi-worker: "
+                      "MultiWorkerMirroredStrategy over the machines in TF_CONFIG (only the chief writes RUN)."),
     click.option("--cache/--no-cache", default=True, show_default=True,
                  help="Cache token ids on disk (RUN/cache, ~512 bytes a review at --max-len 128) during the "
                       "first epoch, so later epochs skip parsing and vectorizing; removed when fit ends."),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import time
 from pathlib import Path
 
@@ -61,3 +62,22 @@ def _as_csv(rows: list[dict]) -> str:
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """BackupAndRestore whose files are replaced atomically.
+
+    Keras writes `latest.weights.h5` in place: a process killed during that
+    write leaves a truncated file, and the resume then fails to open it (the
+    fault-injection suite caught this). Here the weights go to a temporary
+    name first and are renamed, then the epoch metadata likewise; a kill
+    between the two renames costs at most one epoch trained again.
+    """
+
+    def _save_model(self):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        temporary = self._weights_path[: -len(".weights.h5")] + ".incomplete.weights.h5"
+        self.model.save_weights(filepath=temporary, overwrite=True)
+        atomic.commit(Path(temporary), Path(self._weights_path))
+        atomic.write_json(Path(self._training_metadata_path),
+                          {"epoch": self._current_epoch, "batch": self._last_batch_seen})

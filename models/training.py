@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import keras
 import tensorflow as tf
 
 import models
-from models import callbacks as callbacks_lib, plots
+from models import callbacks as callbacks_lib, multi_worker, plots
 from pipeline import atomic, dataset, manifest as manifest_lib, text
 from pipeline.errors import ReviewflowError
 from pipeline.shards import file_sha256
@@ -30,7 +31,7 @@ CONFIG_FILE = "config.json"
 BEST_CHECKPOINT = "checkpoints/best.keras"
 BACKUP_DIR = "backup"
 CACHE_DIR = "cache"
-STRATEGIES = ("auto", "one-device", "mirrored")
+STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker")
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
 
 
@@ -92,6 +93,8 @@ def choose_strategy(name: str) -> tf.distribute.Strategy:
     `mirrored` without GPUs mirrors over the logical CPU devices, which is how
     the multi-device path is tested on a machine without accelerators.
     """
+    if name == "multi-worker":
+        return multi_worker.get_strategy()
     gpus = tf.config.list_logical_devices("GPU")
     if name == "mirrored" or (name == "auto" and len(gpus) > 1):
         devices = None if gpus else [device.name for device in tf.config.list_logical_devices("CPU")]
@@ -189,8 +192,22 @@ def prepare_run_dir(settings: FitSettings) -> bool:
 def fit(settings: FitSettings, verbose: int | str = "auto", log=print) -> FitResult:
     """Train `settings.model` on `settings.data`; resume if RUN holds an interrupted run."""
     settings = settings.resolved()
+    if settings.strategy == "multi-worker" and not multi_worker.is_chief():
+        # Only the chief writes the run (and its backup); the others write to a
+        # scratch directory removed at the end, and take the chief's state on resume.
+        scratch = Path(tempfile.mkdtemp(prefix="reviewflow-worker-"))
+        try:
+            return _fit_run(dataclasses.replace(settings, out=scratch / "run"), verbose=0, log=lambda *_: None)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return _fit_run(settings, verbose, log)
+
+
+def _fit_run(settings: FitSettings, verbose, log) -> FitResult:
     run_dir = Path(settings.out)
     data_manifest = manifest_lib.read_manifest(settings.data)
+    if settings.strategy == "multi-worker":
+        multi_worker.check_enough_shards(data_manifest, multi_worker.cluster_task()[2], settings.data)
     # Hashing every shard costs ~1 s per GB: cheap next to training on a damaged file.
     manifest_lib.check_files_present(settings.data, data_manifest, hashes=True)
     resuming = prepare_run_dir(settings)
@@ -213,6 +230,8 @@ def _fit(settings: FitSettings, run_dir: Path, data_manifest, resuming: bool, ve
     global_batch = settings.batch_size * strategy.num_replicas_in_sync
     with strategy.scope():
         model = build_and_compile(settings, vocab_size=vectorizer.vocabulary_size())
+        # Optimizer slots are created here, in the strategy's scope, before a resume loads them.
+        model.optimizer.build(model.trainable_variables)
     atomic.write_json(run_dir / CONFIG_FILE, {
         "settings": settings.to_json(),
         "global_batch_size": global_batch,
@@ -225,11 +244,12 @@ def _fit(settings: FitSettings, run_dir: Path, data_manifest, resuming: bool, ve
     })
     cache_dir = run_dir / CACHE_DIR
     shutil.rmtree(cache_dir, ignore_errors=True)  # a killed run leaves a half-written cache; start it anew
+    multi = settings.strategy == "multi-worker"
     train = dataset.make_dataset(settings.data, "train", global_batch, settings.max_len, shuffle=True,
                                  seed=settings.seed, vectorizer=vectorizer, shuffle_buffer=settings.shuffle_buffer,
-                                 cache_path=cache_dir / "train" if settings.cache else None)
+                                 cache_path=cache_dir / "train" if settings.cache else None, known_size=not multi)
     validation = dataset.make_dataset(settings.data, "validation", global_batch, settings.max_len,
-                                      vectorizer=vectorizer,
+                                      vectorizer=vectorizer, known_size=not multi,
                                       cache_path=cache_dir / "validation" if settings.cache else None)
     if settings.steps_per_epoch:
         train = train.repeat()  # capped epochs walk on through the split instead of restarting it
@@ -238,8 +258,10 @@ def _fit(settings: FitSettings, run_dir: Path, data_manifest, resuming: bool, ve
                           else data_manifest.splits["train"].num_examples)
     best_so_far = min((row["val_loss"] for row in history if "val_loss" in row), default=None)
     (run_dir / BEST_CHECKPOINT).parent.mkdir(exist_ok=True)
-    callbacks = [
-        keras.callbacks.BackupAndRestore(str(run_dir / BACKUP_DIR)),
+    # The backup comes first: once an epoch's history row exists, its backup does too.
+    callbacks = [callbacks_lib.AtomicBackupAndRestore(str(run_dir / BACKUP_DIR))] if (
+        not multi or multi_worker.is_chief()) else []  # other workers take the chief's state on resume
+    callbacks += [
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.ModelCheckpoint(str(run_dir / BEST_CHECKPOINT), monitor="val_loss", save_best_only=True,
                                         initial_value_threshold=best_so_far),
@@ -253,10 +275,19 @@ def _fit(settings: FitSettings, run_dir: Path, data_manifest, resuming: bool, ve
     if resuming:
         log(f"resuming the interrupted run in {run_dir} after epoch {len(history)}")
     started = time.perf_counter()
-    keras_history = model.fit(train, validation_data=validation, epochs=settings.epochs,
-                              steps_per_epoch=settings.steps_per_epoch, validation_steps=settings.validation_steps,
-                              callbacks=callbacks, verbose=verbose, shuffle=False)
-    if model.stop_training and not keras_history.history:
+    if multi:
+        splits = data_manifest.splits
+        multi_worker.train(model, strategy, train, validation, epochs=settings.epochs,
+                           steps_per_epoch=multi_worker.steps_for(splits["train"].num_examples, global_batch,
+                                                                  settings.steps_per_epoch),
+                           validation_steps=multi_worker.steps_for(splits["validation"].num_examples, global_batch,
+                                                                   settings.validation_steps),
+                           global_batch=global_batch, callbacks=callbacks, verbose=verbose)
+    else:
+        model.fit(train, validation_data=validation, epochs=settings.epochs,
+                  steps_per_epoch=settings.steps_per_epoch, validation_steps=settings.validation_steps,
+                  callbacks=callbacks, verbose=verbose, shuffle=False)
+    if not callbacks_lib.read_history(run_dir):
         raise ReviewflowError("training stopped before completing an epoch (NaN loss?); nothing was saved.")
     shutil.rmtree(cache_dir, ignore_errors=True)  # it can be large; a later run rebuilds it
     if (run_dir / BEST_CHECKPOINT).exists():  # the best epoch of the whole run, across resumes

@@ -76,21 +76,25 @@ def with_known_batches(dataset: tf.data.Dataset, num_examples: int, batch_size: 
 
 
 def make_text_dataset(data_dir: Path, split: str, batch_size: int, shuffle: bool = False,
-                      seed: int | None = None, shuffle_buffer: int = SHUFFLE_BUFFER_EXAMPLES) -> tf.data.Dataset:
-    """(texts, labels) batches of a split."""
+                      seed: int | None = None, shuffle_buffer: int = SHUFFLE_BUFFER_EXAMPLES,
+                      known_size: bool = True) -> tf.data.Dataset:
+    """(texts, labels) batches of a split; `known_size=False` where workers each read only some files."""
     files, compression = shard_files(data_dir, split)
     num_examples = manifest_lib.read_manifest(data_dir).splits[split].num_examples
     dataset = read_records(files, compression, shuffle, seed)
     if shuffle:
         dataset = shuffle_examples(dataset, shuffle_buffer, seed)
-    dataset = with_known_batches(dataset.batch(batch_size), num_examples, batch_size)
+    dataset = dataset.batch(batch_size)
+    if known_size:
+        dataset = with_known_batches(dataset, num_examples, batch_size)
     return dataset.map(parse_batch, num_parallel_calls=AUTOTUNE, deterministic=True)
 
 
 def make_dataset(data_dir: Path, split: str, batch_size: int, max_len: int = text.DEFAULT_MAX_LEN,
                  shuffle: bool = False, seed: int | None = None,
                  vectorizer: keras.layers.TextVectorization | None = None,
-                 shuffle_buffer: int = SHUFFLE_BUFFER_EXAMPLES, cache_path: Path | None = None) -> tf.data.Dataset:
+                 shuffle_buffer: int = SHUFFLE_BUFFER_EXAMPLES, cache_path: Path | None = None,
+                 known_size: bool = True) -> tf.data.Dataset:
     """(token_ids, labels) batches of a split, vectorized in the pipeline and prefetched.
 
     With `cache_path`, the first pass writes the token ids to that file (disk,
@@ -99,7 +103,8 @@ def make_dataset(data_dir: Path, split: str, batch_size: int, max_len: int = tex
     the bounded buffer after the cache, so every epoch still gets a new order.
     """
     block = batch_size * max(1, BLOCK_EXAMPLES // batch_size)
-    dataset = make_text_dataset(data_dir, split, block, shuffle and cache_path is None, seed, shuffle_buffer)
+    dataset = make_text_dataset(data_dir, split, block, shuffle and cache_path is None, seed, shuffle_buffer,
+                                known_size)
     if vectorizer is None:
         vectorizer = text.make_vectorizer(load_vocabulary(data_dir), max_len)
     dataset = dataset.map(vectorize_with(vectorizer), num_parallel_calls=AUTOTUNE, deterministic=True)
@@ -111,7 +116,9 @@ def make_dataset(data_dir: Path, split: str, batch_size: int, max_len: int = tex
         if shuffle:
             dataset = shuffle_examples(dataset, shuffle_buffer, seed)
         dataset = dataset.batch(batch_size)
-    return with_known_batches(dataset, num_examples, batch_size).prefetch(AUTOTUNE)
+    if known_size:
+        dataset = with_known_batches(dataset, num_examples, batch_size)
+    return dataset.prefetch(AUTOTUNE)
 
 
 def cache_ids(dataset: tf.data.Dataset, cache_path: Path) -> tf.data.Dataset:

@@ -24,8 +24,12 @@ def _stderr_silenced():
         os.close(devnull)
 
 
-def import_tensorflow(verbose: bool = False) -> None:
-    """Import TensorFlow, tensorflow-text and Keras; silently unless `verbose`."""
+def import_tensorflow(verbose: bool = False, start_runtime: bool = True) -> None:
+    """Import TensorFlow, tensorflow-text and Keras; silently unless `verbose`.
+
+    `start_runtime=False` leaves the runtime unstarted, for a multi-worker
+    strategy that must be created before the first op.
+    """
     if verbose:
         import tensorflow  # noqa: F401
         return
@@ -35,7 +39,8 @@ def import_tensorflow(verbose: bool = False) -> None:
         import keras  # noqa: F401
         import tensorflow as tf
         import tensorflow_text  # noqa: F401
-        tf.constant(0)  # the first op initializes the runtime, which logs too
+        if start_runtime:
+            tf.constant(0)  # the first op initializes the runtime, which logs too
     import absl.logging
     absl.logging.set_verbosity(absl.logging.ERROR)
     tf.get_logger().setLevel("ERROR")

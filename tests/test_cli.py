@@ -42,3 +42,16 @@ def test_truncated_file_is_a_clear_error_with_nonzero_exit(tmp_path):
     assert "Traceback" not in result.stderr
     assert "absl::InitializeLog" not in result.stderr  # TensorFlow's start-up noise stays hidden
     assert not (tmp_path / "data" / "manifest.json").exists()
+
+
+def test_help_needs_no_tensorflow_and_shard_warns_about_too_few_shards(tmp_path):
+    done = subprocess.run([sys.executable, "cli.py", "fit", "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0 and "--strategy" in done.stdout
+    assert "tensorflow" not in done.stderr.lower()
+    runner = CliRunner()
+    corpus = tmp_path / "c.ft.txt"
+    assert runner.invoke(cli.cli, ["synth", str(corpus), "--lines", "200"]).exit_code == 0
+    result = runner.invoke(cli.cli, ["shard", "--train", str(corpus), "--test", str(corpus), "--out",
+                                     str(tmp_path / "d"), "--num-shards", "2", "--workers", "3"])
+    assert result.exit_code == 0
+    assert "warning: train has 2 shard(s) for 3 workers" in result.output

@@ -1,6 +1,7 @@
 """fit end to end on tiny real data directories: learning, saving, exporting, resuming."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -123,3 +124,82 @@ print("EPOCHS", result.epochs_run)
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert max(row["val_accuracy"] for row in history) > 0.8
     assert keras.saving.load_model(tmp_path / "run" / "model.keras").predict(tf.constant(["great"]), verbose=0).shape == (1, 1)
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def start_workers(long_data, out, epochs):
+    """`fit --strategy multi-worker` in two worker processes on localhost."""
+    workers = [f"localhost:{free_port()}", f"localhost:{free_port()}"]
+    processes = []
+    for index in range(2):
+        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": {"worker": workers},
+                                                      "task": {"type": "worker", "index": index}})}
+        processes.append(subprocess.Popen(
+            [sys.executable, "cli.py", "fit", "--model", "ffn", "--data", str(long_data), "--out", str(out),
+             "--strategy", "multi-worker", "--epochs", str(epochs), "--steps-per-epoch", "40", "--batch-size",
+             "16", "--learning-rate", "0.003", "--seed", "1"],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    return processes
+
+
+def run_workers(long_data, out, epochs):
+    """Both workers to the end: (return codes, outputs)."""
+    processes = start_workers(long_data, out, epochs)
+    outputs = [process.communicate(timeout=400)[0] for process in processes]
+    return [p.returncode for p in processes], outputs
+
+
+def test_multi_worker_fit_with_two_workers_on_localhost(long_data, tmp_path):
+    out = tmp_path / "run"
+    codes, outputs = run_workers(long_data, out, epochs=3)
+    assert codes == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    assert "2 replica(s), global batch 32" in outputs[0]  # the chief reports; the other worker stays quiet
+    assert "best validation accuracy" in outputs[0] and "Epoch" not in outputs[1]
+    history = json.loads((out / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    assert max(row["val_accuracy"] for row in history) > 0.7
+    probabilities = keras.saving.load_model(out / "model.keras").predict(
+        tf.constant(["Great: excellent, love it", "Awful: terrible waste"]), verbose=0)
+    assert probabilities[0, 0] > probabilities[1, 0]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["checkpoints", "config.json", "curves.png", "export", "history.csv", "history.json", "logs", "model.keras"])
+    assert list((out / "logs").rglob("events.out.tfevents.*"))
+
+
+def test_multi_worker_run_killed_after_an_epoch_resumes(long_data, tmp_path):
+    import time
+    out = tmp_path / "run"
+    processes = start_workers(long_data, out, epochs=3)
+    history = out / "history.json"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and all(p.poll() is None for p in processes):
+        if history.exists() and json.loads(history.read_text()):
+            break
+        time.sleep(0.02)
+    for process in processes:  # the whole cluster goes down mid-run
+        process.kill()
+        process.wait()
+    first = json.loads(history.read_text())
+    assert 1 <= len(first) < 3 and not (out / "model.keras").exists()
+    codes, outputs = run_workers(long_data, out, epochs=3)
+    assert codes == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    assert "resuming the interrupted run" in outputs[0]
+    history = json.loads((out / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2, 3] and history[:len(first)] == first
+
+
+def test_multi_worker_refuses_too_few_shards(data_dir):
+    from models.multi_worker import check_enough_shards
+    from pipeline.errors import ReviewflowError
+    from pipeline.manifest import read_manifest
+
+    manifest = read_manifest(data_dir)  # 3 shards per split
+    check_enough_shards(manifest, 3, data_dir)
+    with pytest.raises(ReviewflowError, match="--num-shards 4"):
+        check_enough_shards(manifest, 4, data_dir)

@@ -1,0 +1,162 @@
+"""Training on several machines: MultiWorkerMirroredStrategy with a step of our own.
+
+Keras 3.15's `model.fit` fails under MultiWorkerMirroredStrategy (`Attempt to
+convert a value (PerReplica...)`), so this path runs its own step
+(`strategy.run`, GradientTape, the loss averaged over the global batch, the
+Keras optimizer) and drives the very Keras callbacks that `fit` uses through
+a `CallbackList`: checkpoint of the best model, early stopping, TerminateOnNaN,
+per-epoch history, the progress bar. Every worker takes the same decisions,
+because every logged value is reduced over all workers.
+
+Resume: only the chief keeps a backup (BackupAndRestore in RUN/backup). When
+a run starts again, the chief restores it, and every worker then takes the
+chief's weights, optimizer state and epoch (`sync_from_chief`), so that the
+workers can never start apart, whenever each of them was killed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import keras
+import tensorflow as tf
+
+
+_strategy = None
+
+
+def get_strategy() -> tf.distribute.Strategy:
+    """The process's MultiWorkerMirroredStrategy, created on first use.
+
+    TensorFlow requires it before any op runs, so the CLI calls this right
+    after importing TensorFlow whenever TF_CONFIG is set.
+    """
+    global _strategy
+    if _strategy is None:
+        if not os.environ.get("TF_CONFIG"):
+            from pipeline.errors import ReviewflowError
+            raise ReviewflowError("--strategy multi-worker needs TF_CONFIG (the cluster and this worker's task) "
+                                  "in the environment of every worker; see the README, Scaling out.")
+        _strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    return _strategy
+
+
+def cluster_task() -> tuple[str, int, int]:
+    """(task type, index, number of workers) from TF_CONFIG."""
+    config = json.loads(os.environ.get("TF_CONFIG", "{}"))
+    cluster = config.get("cluster", {})
+    task = config.get("task", {})
+    return task.get("type", "worker"), int(task.get("index", 0)), sum(len(v) for v in cluster.values())
+
+
+def is_chief() -> bool:
+    """The chief writes the run; worker 0 is chief when the cluster names none."""
+    task_type, index, _ = cluster_task()
+    config = json.loads(os.environ.get("TF_CONFIG", "{}"))
+    return task_type == "chief" or (task_type == "worker" and index == 0 and "chief" not in config.get("cluster", {}))
+
+
+def check_enough_shards(data_manifest, num_workers: int, data_dir) -> None:
+    """Each worker reads whole files (AutoShardPolicy.FILE): every split read needs one per worker at least."""
+    from pipeline.errors import ReviewflowError
+
+    short = {name: len(split.shards) for name, split in data_manifest.splits.items()
+             if name in ("train", "validation") and len(split.shards) < num_workers}
+    if short:
+        raise ReviewflowError(
+            f"{data_dir}: {', '.join(f'{name} has {count} shard(s)' for name, count in short.items())} for "
+            f"{num_workers} workers, and each worker reads whole shards. Re-shard with "
+            f"--num-shards {num_workers} or more (`reviewflow shard ... --overwrite`).")
+
+
+def _file_sharded(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.FILE
+    return dataset.with_options(options)
+
+
+def train(model: keras.Model, strategy, train_data, validation_data, *, epochs: int, steps_per_epoch: int,
+          validation_steps: int, global_batch: int, callbacks: list, verbose) -> None:
+    """Run up to `epochs` epochs of `steps_per_epoch` global batches, validating after each."""
+    loss_fn = keras.losses.BinaryCrossentropy(reduction=None)
+    # Both splits repeat: each worker reads its own files, and every worker must
+    # run the same number of steps, or the collective ops would wait forever.
+    train_iterator = iter(strategy.experimental_distribute_dataset(_file_sharded(train_data.repeat())))
+    validation_iterator = iter(strategy.experimental_distribute_dataset(_file_sharded(validation_data.repeat())))
+
+    def sums(probabilities, labels, per_example_loss):
+        correct = tf.cast(tf.equal(tf.cast(probabilities > 0.5, tf.float32), labels), tf.float32)
+        return tf.reduce_sum(per_example_loss), tf.reduce_sum(correct), tf.cast(tf.size(labels), tf.float32)
+
+    def train_replica(ids, labels):
+        with tf.GradientTape() as tape:
+            probabilities = tf.cast(model(ids, training=True), tf.float32)
+            per_example = loss_fn(labels, probabilities)
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
+        gradients = tape.gradient(loss, model.trainable_variables)
+        model.optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        return sums(probabilities, labels, per_example)
+
+    def validation_replica(ids, labels):
+        probabilities = tf.cast(model(ids, training=False), tf.float32)
+        return sums(probabilities, labels, loss_fn(labels, probabilities))
+
+    @tf.function
+    def train_step(iterator):
+        return [strategy.reduce("SUM", value, axis=None) for value in strategy.run(train_replica, next(iterator))]
+
+    @tf.function
+    def validation_step(iterator):
+        return [strategy.reduce("SUM", value, axis=None)
+                for value in strategy.run(validation_replica, next(iterator))]
+
+    callback_list = keras.callbacks.CallbackList(callbacks, add_history=True, add_progbar=bool(verbose),
+                                                 model=model, verbose=1 if verbose == "auto" else verbose,
+                                                 epochs=epochs, steps=steps_per_epoch)
+    model.stop_training = False
+    callback_list.on_train_begin()  # the chief's BackupAndRestore restores weights and the epoch here
+    first_epoch = sync_from_chief(strategy, model, getattr(model, "_initial_epoch", 0) or 0)
+    for epoch in range(first_epoch, epochs):
+        callback_list.on_epoch_begin(epoch)
+        totals = [0.0, 0.0, 0.0]
+        for step in range(steps_per_epoch):
+            callback_list.on_train_batch_begin(step)
+            totals = [t + float(v) for t, v in zip(totals, train_step(train_iterator))]
+            callback_list.on_train_batch_end(step, {"loss": totals[0] / totals[2], "accuracy": totals[1] / totals[2]})
+            if model.stop_training:  # TerminateOnNaN
+                break
+        logs = {"loss": totals[0] / totals[2], "accuracy": totals[1] / totals[2]}
+        callback_list.on_test_begin()
+        validation = [0.0, 0.0, 0.0]
+        for _ in range(validation_steps):
+            validation = [t + float(v) for t, v in zip(validation, validation_step(validation_iterator))]
+        callback_list.on_test_end()
+        logs.update(val_loss=validation[0] / validation[2], val_accuracy=validation[1] / validation[2])
+        callback_list.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    callback_list.on_train_end()
+
+
+def sync_from_chief(strategy, model: keras.Model, epoch: int) -> int:
+    """Give every worker the chief's variables (model and optimizer) and epoch; returns the epoch."""
+    share = 1.0 if is_chief() else 0.0  # a sum over workers of value x share is the chief's value
+    variables = list(model.variables) + list(model.optimizer.variables)
+
+    @tf.function
+    def chief_values():
+        def contribute():
+            return [tf.cast(v, tf.float64) * share for v in variables] + [tf.constant(float(epoch) * share,
+                                                                                      tf.float64)]
+        return [strategy.reduce("SUM", value, axis=None) for value in strategy.run(contribute)]
+
+    values = chief_values()
+    for variable, value in zip(variables, values):
+        variable.assign(tf.cast(value, variable.dtype))
+    return int(values[-1])
+
+
+def steps_for(num_examples: int, global_batch: int, cap: int | None) -> int:
+    return cap or max(1, math.ceil(num_examples / global_batch))
