@@ -25,15 +25,16 @@ FEATURES = {
 }
 
 
-def shard_files(data_dir: Path, split: str) -> tuple[list[str], str]:
-    """The split's shard paths from the manifest (refusing an incomplete directory), and their compression."""
+def shard_files(data_dir: Path, split: str) -> tuple[list[str], str, int]:
+    """The split's shard paths from the manifest (refusing an incomplete directory), compression, examples."""
     data_dir = Path(data_dir)
     manifest = manifest_lib.read_manifest(data_dir)
     manifest_lib.check_files_present(data_dir, manifest)
     if split not in manifest.splits:
         raise manifest_lib.DatasetError(f"{data_dir}: no split {split!r}; it has {sorted(manifest.splits)}.")
     files = [str(data_dir / shard.path) for shard in manifest.splits[split].shards]
-    return files, "GZIP" if manifest.settings["compression"] == "gzip" else ""
+    compression = "GZIP" if manifest.settings["compression"] == "gzip" else ""
+    return files, compression, manifest.splits[split].num_examples
 
 
 def load_vocabulary(data_dir: Path) -> list[str]:
@@ -79,8 +80,7 @@ def make_text_dataset(data_dir: Path, split: str, batch_size: int, shuffle: bool
                       seed: int | None = None, shuffle_buffer: int = SHUFFLE_BUFFER_EXAMPLES,
                       known_size: bool = True) -> tf.data.Dataset:
     """(texts, labels) batches of a split; `known_size=False` where workers each read only some files."""
-    files, compression = shard_files(data_dir, split)
-    num_examples = manifest_lib.read_manifest(data_dir).splits[split].num_examples
+    files, compression, num_examples = shard_files(data_dir, split)
     dataset = read_records(files, compression, shuffle, seed)
     if shuffle:
         dataset = shuffle_examples(dataset, shuffle_buffer, seed)

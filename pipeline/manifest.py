@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pipeline import atomic
 from pipeline.errors import DatasetError
-from pipeline.shards import ShardInfo
+from pipeline.shards import ShardInfo, file_sha256
 
 MANIFEST_FILE = "manifest.json"
 FORMAT_VERSION = 1
@@ -99,15 +99,15 @@ def read_manifest(data_dir: Path) -> Manifest:
         raise DatasetError(f"{path}: unreadable manifest ({exc}); re-shard the corpus.") from exc
 
 
-def file_problem(data_dir: Path, relative_path: str, size: int, sha256: str | None = None) -> str | None:
-    """What is wrong with one listed file (missing, other size, other hash), or None."""
+def file_problem(data_dir: Path, relative_path: str, size: int | None = None,
+                 sha256: str | None = None) -> str | None:
+    """What is wrong with one listed file (missing, other size, other hash), or None; None skips a check."""
     path = Path(data_dir) / relative_path
     if not path.is_file():
         return "missing"
-    if path.stat().st_size != size:
+    if size is not None and path.stat().st_size != size:
         return f"{path.stat().st_size:,} bytes, the manifest says {size:,}"
     if sha256 is not None:
-        from pipeline.shards import file_sha256
         if file_sha256(path) != sha256:
             return "sha256 differs from the manifest (the file was changed or damaged)"
     return None
@@ -118,8 +118,8 @@ def check_files_present(data_dir: Path, manifest: Manifest, hashes: bool = False
     listed = [(shard.path, shard.bytes, shard.sha256) for split in manifest.splits.values() for shard in split.shards]
     problems = [f"{path}: {problem}" for path, size, sha256 in listed
                 if (problem := file_problem(data_dir, path, size, sha256 if hashes else None))]
-    if not (Path(data_dir) / manifest.vocabulary.path).is_file():
-        problems.append(f"{manifest.vocabulary.path}: missing")
+    if problem := file_problem(data_dir, manifest.vocabulary.path):
+        problems.append(f"{manifest.vocabulary.path}: {problem}")
     if problems:
         raise DatasetError(f"{data_dir} is damaged: " + "; ".join(problems[:5]) +
                            ". Run `reviewflow verify` for details, or re-shard.")

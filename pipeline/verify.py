@@ -45,10 +45,8 @@ def verify_data_dir(data_dir: Path) -> list[FileCheck]:
     compression = "GZIP" if manifest.settings["compression"] == "gzip" else ""
     checks = [check_shard(data_dir, shard, compression)
               for split in manifest.splits.values() for shard in split.shards]
-    vocabulary = data_dir / manifest.vocabulary.path
-    size = vocabulary.stat().st_size if vocabulary.is_file() else -1
-    checks.append(FileCheck(manifest.vocabulary.path,
-                            manifest_lib.file_problem(data_dir, manifest.vocabulary.path, size,
-                                                      manifest.vocabulary.sha256) if size >= 0 else "missing",
-                            manifest.vocabulary.num_tokens_in_file))
+    vocabulary = manifest.vocabulary  # the manifest records its hash, not its size
+    checks.append(FileCheck(vocabulary.path,
+                            manifest_lib.file_problem(data_dir, vocabulary.path, sha256=vocabulary.sha256),
+                            vocabulary.num_tokens_in_file))
     return checks
