@@ -60,13 +60,15 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 
     if any(flag in sys.argv for flag in ctx.help_option_names):
         return  # help needs no TensorFlow: keep it instant
+    ctx.obj = {"verbose": verbose}
+    if ctx.invoked_subcommand == "data-service":
+        return  # it may restart itself with the loopback shim first; it imports TensorFlow after that
     in_cluster = bool(os.environ.get("TF_CONFIG"))
     quiet.import_tensorflow(verbose, start_runtime=not in_cluster)
     if in_cluster:  # a worker of a cluster: TensorFlow wants the strategy before any op runs
         from models import multi_worker
 
         multi_worker.get_strategy()
-    ctx.obj = {"verbose": verbose}
 
 
 @cli.command()
@@ -184,6 +186,9 @@ TRAINING_OPTIONS = [
     click.option("--cache/--no-cache", default=True, show_default=True,
                  help="Cache token ids on disk (RUN/cache, ~512 bytes a review at --max-len 128) during the "
                       "first epoch, so later epochs skip parsing and vectorizing; removed when fit ends."),
+    click.option("--data-service", default=None, metavar="grpc://HOST:PORT",
+                 help="Run the input pipeline (read, parse, vectorize, batch) on a tf.data service: the "
+                      "dispatcher of `reviewflow data-service`; each shard file goes to one of its workers."),
     click.option("--param", "hparams", multiple=True, callback=parse_hparams,
                  help="Builder argument KEY=VALUE, e.g. --param units=64 (repeatable)."),
     click.option("--overwrite", is_flag=True, help="Delete a complete or interrupted run and train anew."),
@@ -361,6 +366,37 @@ def verify(data_dir) -> None:
         raise click.ClickException(f"{len(bad)} of {len(checks)} files in {data_dir} do not match the manifest. "
                                    "Re-run `reviewflow shard` (with --overwrite) to rebuild the directory.")
     click.echo(f"all {len(checks)} files match the manifest")
+
+
+@cli.command("data-service")
+@click.option("--port", type=click.IntRange(0, 65535), required=True,
+              help="Port to serve on (0: any free port, printed at start).")
+@click.option("--dispatcher", default=None, metavar="HOST:PORT",
+              help="Start a worker that registers with this dispatcher; without it, start the dispatcher.")
+@click.option("--host", default="localhost", show_default=True,
+              help="The service has NO authentication. localhost: listen on loopback only. Any other value: "
+                   "listen on ALL interfaces (TensorFlow cannot bind just one) and give trainers this name "
+                   "for a worker; use only on a trusted, firewalled network.")
+@click.option("--work-dir", type=click.Path(file_okay=False), default=None,
+              help="Dispatcher only: journal its state here, so that a restarted dispatcher recovers its jobs.")
+@click.pass_context
+def data_service(ctx, port, dispatcher, host, work_dir) -> None:
+    """Run a tf.data service dispatcher or worker (for fit --data-service) until Ctrl-C or SIGTERM."""
+    import os
+
+    from pipeline import data_service as service_lib, quiet  # TensorFlow only once a server starts
+
+    if dispatcher is not None and work_dir is not None:
+        raise click.UsageError("--work-dir is for the dispatcher; a worker keeps no state.")
+    if service_lib.is_loopback(host) and service_lib.SHIM_MARKER not in os.environ:
+        # Restart this same process with the loopback shim preloaded (see pipeline/loopback_bind.c).
+        argv = [sys.executable, str(Path(__file__).resolve()), *(["--verbose"] if ctx.obj["verbose"] else []),
+                "data-service", "--port", str(port), "--host", host,
+                *(["--dispatcher", dispatcher] if dispatcher else []), *(["--work-dir", work_dir] if work_dir else [])]
+        sys.stdout.flush()
+        os.execve(sys.executable, argv, service_lib.env_with_shim())
+    quiet.import_tensorflow(ctx.obj["verbose"])
+    service_lib.serve(port, dispatcher, host, work_dir, announce=lambda line: click.echo(line) or sys.stdout.flush())
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ import json
 import shutil
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import keras
@@ -21,7 +22,7 @@ import tensorflow as tf
 
 import models
 from models import callbacks as callbacks_lib, multi_worker, plots
-from pipeline import atomic, dataset, manifest as manifest_lib, text
+from pipeline import atomic, data_service, dataset, manifest as manifest_lib, text
 from pipeline.errors import ReviewflowError
 from pipeline.shards import file_sha256
 
@@ -32,6 +33,9 @@ BEST_CHECKPOINT = "checkpoints/best.keras"
 BACKUP_DIR = "backup"
 CACHE_DIR = "cache"
 STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker")
+# Keras warns when a dataset of unknown size (a tf.data service's) ends its first epoch; that end is
+# how the epoch's size is learnt, not a fault, and capped epochs repeat their dataset.
+warnings.filterwarnings("ignore", message="Your input ran out of data")
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
 
 
@@ -54,6 +58,7 @@ class FitSettings:
     strategy: str = "auto"
     shuffle_buffer: int = dataset.SHUFFLE_BUFFER_EXAMPLES
     cache: bool = True                    # token ids cached on disk (RUN/cache) after the first epoch
+    data_service: str | None = None       # grpc://HOST:PORT of a tf.data service dispatcher
     hparams: dict = dataclasses.field(default_factory=dict)  # builder arguments, e.g. {"units": 64}
     overwrite: bool = False
 
@@ -62,6 +67,11 @@ class FitSettings:
             raise ReviewflowError(f"unknown model {self.model!r}; choose from {', '.join(models.MODELS)}.")
         if self.strategy not in STRATEGIES:
             raise ReviewflowError(f"unknown strategy {self.strategy!r}; choose from {', '.join(STRATEGIES)}.")
+        if self.data_service is not None:
+            data_service.parse_address(self.data_service)
+            if self.strategy == "multi-worker":
+                raise ReviewflowError("--data-service with --strategy multi-worker is not supported yet: each "
+                                      "worker would read the whole split. Use one of them.")
 
     def resolved(self) -> "FitSettings":
         """The settings with the model's defaults filled in."""
@@ -223,6 +233,27 @@ def _fit_run(settings: FitSettings, verbose, log) -> FitResult:
         keras.mixed_precision.set_global_policy(previous_policy)  # the policy is process-wide
 
 
+def make_inputs(settings: FitSettings, vectorizer, global_batch: int,
+                cache_dir: Path) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    """Training and validation batches, streamed from the shards here or by a tf.data service."""
+    remote = settings.data_service is not None
+    # A multi-worker's or a service worker's pipeline reads only some shards: its size is not the manifest's.
+    known_size = settings.strategy != "multi-worker" and not remote
+    cache = settings.cache and not remote  # service workers start afresh every epoch; nothing to cache here
+
+    def make(split: str, shuffle: bool) -> tf.data.Dataset:
+        batches = dataset.make_dataset(
+            settings.data, split, global_batch, settings.max_len, shuffle=shuffle,
+            seed=settings.seed if shuffle else None, vectorizer=vectorizer, shuffle_buffer=settings.shuffle_buffer,
+            cache_path=cache_dir / split if cache else None, known_size=known_size)
+        return data_service.distribute(batches, settings.data_service) if remote else batches
+
+    train = make("train", shuffle=True)
+    if settings.steps_per_epoch:
+        train = train.repeat()  # capped epochs walk on through the split instead of restarting it
+    return train, make("validation", shuffle=False)
+
+
 def _fit(settings: FitSettings, run_dir: Path, data_manifest, resuming: bool, verbose, log) -> FitResult:
     vocabulary = dataset.load_vocabulary(settings.data)
     vectorizer = text.make_vectorizer(vocabulary, settings.max_len)
@@ -245,14 +276,7 @@ def _fit(settings: FitSettings, run_dir: Path, data_manifest, resuming: bool, ve
     cache_dir = run_dir / CACHE_DIR
     shutil.rmtree(cache_dir, ignore_errors=True)  # a killed run leaves a half-written cache; start it anew
     multi = settings.strategy == "multi-worker"
-    train = dataset.make_dataset(settings.data, "train", global_batch, settings.max_len, shuffle=True,
-                                 seed=settings.seed, vectorizer=vectorizer, shuffle_buffer=settings.shuffle_buffer,
-                                 cache_path=cache_dir / "train" if settings.cache else None, known_size=not multi)
-    validation = dataset.make_dataset(settings.data, "validation", global_batch, settings.max_len,
-                                      vectorizer=vectorizer, known_size=not multi,
-                                      cache_path=cache_dir / "validation" if settings.cache else None)
-    if settings.steps_per_epoch:
-        train = train.repeat()  # capped epochs walk on through the split instead of restarting it
+    train, validation = make_inputs(settings, vectorizer, global_batch, cache_dir)
     history = callbacks_lib.read_history(run_dir) if resuming else []
     examples_per_epoch = (settings.steps_per_epoch * global_batch if settings.steps_per_epoch
                           else data_manifest.splits["train"].num_examples)
