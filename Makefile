@@ -14,7 +14,7 @@ install: $(STAMP)
 $(STAMP): setup.cfg setup.py pyproject.toml pipeline/loopback_bind.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,beam]'
 	touch $(STAMP)
 
 demo: install

@@ -93,6 +93,17 @@ def synth(out: Path, num_lines: int, seed: int, mean_words: float, bad_fraction:
     click.echo(f"wrote {num_lines:,} lines to {out} ({out.stat().st_size:,} bytes)")
 
 
+def parse_beam_options(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
+    """`--beam-option runner=DirectRunner` -> ("--runner=DirectRunner",), as Beam's PipelineOptions take them."""
+    options = []
+    for value in values:
+        key, sep, raw = value.partition("=")
+        if not sep or not key or key.startswith("-"):
+            raise click.BadParameter(f"{value!r} is not KEY=VALUE (e.g. runner=DirectRunner)", ctx, param)
+        options.append(f"--{key}={raw}")
+    return tuple(options)
+
+
 @cli.command()
 @click.option("--train", type=EXISTING_FILE, required=True, help="Training corpus (.bz2, .gz or plain fastText).")
 @click.option("--test", type=EXISTING_FILE, required=True, help="Test corpus (.bz2, .gz or plain fastText).")
@@ -113,14 +124,23 @@ def synth(out: Path, num_lines: int, seed: int, mean_words: float, bad_fraction:
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Training workers that will read this directory (fit --strategy multi-worker): each reads "
                    "whole shards, so a split with fewer shards than workers gets a warning.")
+@click.option("--runner", type=click.Choice(["local", "beam"]), default="local", show_default=True,
+              help="local: this process, in flat memory. beam: the same job as an Apache Beam pipeline "
+                   "(pip install -e '.[beam]'); DirectRunner unless --beam-option runner=... says otherwise.")
+@click.option("--beam-option", "beam_options", multiple=True, metavar="KEY=VALUE", callback=parse_beam_options,
+              help="Beam pipeline option, e.g. --beam-option runner=FlinkRunner (repeatable; --runner beam only).")
 def shard(train, test, out, num_shards, val_fraction, vocab_size, compression, seed, max_line_bytes,
-          overwrite, progress, workers) -> None:
+          overwrite, progress, workers, runner, beam_options) -> None:
     """Parse fastText files lazily into sharded TFRecords with vocabulary and manifest."""
+    from pipeline import quiet
     from pipeline.shard_corpus import ShardSettings, shard_corpus
 
+    if runner == "beam" and not click.get_current_context().obj["verbose"]:
+        quiet.quiet_beam()
     settings = ShardSettings(train=train, test=test, out=out, num_shards=num_shards,
                              val_fraction=val_fraction, vocab_size=vocab_size, compression=compression,
-                             seed=seed, overwrite=overwrite, max_line_bytes=max_line_bytes)
+                             seed=seed, overwrite=overwrite, max_line_bytes=max_line_bytes,
+                             runner=runner, beam_options=beam_options)
     manifest = shard_corpus(settings, progress=sys.stderr.isatty() if progress is None else progress)
     for name, split in manifest.splits.items():
         click.echo(f"{name:>10}: {split.num_examples:>10,} examples in {len(split.shards)} shards "

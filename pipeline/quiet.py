@@ -44,3 +44,21 @@ def import_tensorflow(verbose: bool = False, start_runtime: bool = True) -> None
     import absl.logging
     absl.logging.set_verbosity(absl.logging.ERROR)
     tf.get_logger().setLevel("ERROR")
+
+
+def quiet_beam() -> None:
+    """Keep Apache Beam's import notices and its logged worker tracebacks away; our error says what failed."""
+    import importlib.util
+    import logging
+
+    if importlib.util.find_spec("apache_beam") is None:
+        return  # the shard command says how to install it
+    logging.getLogger("apache_beam").setLevel(logging.CRITICAL)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # its GCP modules warn on the root logger while they import
+    try:
+        import apache_beam  # noqa: F401
+        import apache_beam.io.gcp.bigquery  # noqa: F401
+    finally:
+        root.setLevel(level)

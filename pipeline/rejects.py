@@ -13,6 +13,17 @@ from pipeline.sources import TooLongLine
 REJECTS_FILE = "rejects.jsonl"
 
 
+def reject_line(source: str, line_number: int, reason: Reject, line: bytes | TooLongLine) -> str:
+    """One line of rejects.jsonl (with its newline): where the line was, why, and its bytes."""
+    record = {"source": source, "line": line_number, "reason": reason.value}
+    if isinstance(line, TooLongLine):
+        record["num_bytes"] = line.num_bytes
+        line = line.prefix  # only the start is kept; the limit bounds memory
+    # backslashreplace keeps undecodable bytes visible and recoverable.
+    record["raw"] = line.decode("utf-8", errors="backslashreplace")
+    return json.dumps(record, ensure_ascii=False) + "\n"
+
+
 class RejectLog:
     """Appends rejected lines to `rejects.jsonl.incomplete` and counts them per source and reason."""
 
@@ -23,13 +34,7 @@ class RejectLog:
         self.total = 0
 
     def add(self, source: str, line_number: int, reason: Reject, line: bytes | TooLongLine) -> None:
-        record = {"source": source, "line": line_number, "reason": reason.value}
-        if isinstance(line, TooLongLine):
-            record["num_bytes"] = line.num_bytes
-            line = line.prefix  # only the start is kept; the limit bounds memory
-        # backslashreplace keeps undecodable bytes visible and recoverable.
-        record["raw"] = line.decode("utf-8", errors="backslashreplace")
-        self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._file.write(reject_line(source, line_number, reason, line))
         self.counts[source][reason.value] += 1
         self.total += 1
 

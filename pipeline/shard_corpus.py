@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import importlib.util
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from pipeline.vocab import VOCAB_FILE, VocabularyCounter, write_vocabulary
 
 VOCAB_BATCH_LINES = 4096   # texts per counting batch: big enough to amortize a TF call
 PROGRESS_EVERY_LINES = 20_000
+RUNNERS = ("local", "beam")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +34,8 @@ class ShardSettings:
     overwrite: bool = False
     max_line_bytes: int = sources.DEFAULT_MAX_LINE_BYTES
     parallelism: int | None = None      # bzip2 decoder threads; None: all cores
+    runner: str = "local"               # "local" (this process) or "beam" (an Apache Beam pipeline)
+    beam_options: tuple[str, ...] = ()  # Beam pipeline options, e.g. ("--runner=DataflowRunner",)
 
     def __post_init__(self):
         if not 0.0 <= self.val_fraction < 1.0:
@@ -40,13 +44,17 @@ class ShardSettings:
             raise ReviewflowError(f"--vocab-size must be above {text.NUM_SPECIAL_TOKENS}.")
         if self.compression not in shards.COMPRESSIONS:
             raise ReviewflowError(f"--compression must be one of {shards.COMPRESSIONS}.")
+        if self.runner not in RUNNERS:
+            raise ReviewflowError(f"--runner must be one of {RUNNERS}.")
+        if self.beam_options and self.runner != "beam":
+            raise ReviewflowError("--beam-option is for --runner beam.")
 
     def to_json(self) -> dict:
         """The settings that shaped the output (paths as given)."""
         return {field.name: (str(value) if isinstance(value, Path) else value)
                 for field in dataclasses.fields(self)
                 for value in [getattr(self, field.name)]
-                if field.name not in ("overwrite", "parallelism")}
+                if field.name not in ("overwrite", "parallelism", "beam_options")}
 
 
 def plan_split_shards(settings: ShardSettings) -> dict[str, int]:
@@ -70,7 +78,17 @@ def shard_corpus(settings: ShardSettings, progress: bool = False) -> manifest_li
             raise ReviewflowError(f"{path}: no such file. Check the path.")
     with datadir.locked(out):
         datadir.prepare_output_dir(out, settings.overwrite)
+        if settings.runner == "beam":
+            return _shard_with_beam(settings, out)
         return _shard_locked(settings, out, progress)
+
+
+def _shard_with_beam(settings: ShardSettings, out: Path) -> manifest_lib.Manifest:
+    if importlib.util.find_spec("apache_beam") is None:
+        raise ReviewflowError("--runner beam needs Apache Beam, an optional extra: pip install -e '.[beam]'.")
+    from pipeline import beam_shard
+
+    return beam_shard.shard_with_beam(settings, out)
 
 
 def _shard_locked(settings: ShardSettings, out: Path, progress: bool) -> manifest_lib.Manifest:
@@ -171,6 +189,12 @@ def _update_bar(bar: tqdm, reader: sources.LineReader) -> None:
 
 def _write_vocabulary(out: Path, counter: VocabularyCounter, vocab_size: int) -> manifest_lib.VocabularyInfo:
     ranked = counter.most_common(vocab_size - text.NUM_SPECIAL_TOKENS)
+    return write_vocabulary_file(out, ranked, len(counter.counts), counter.num_tokens)
+
+
+def write_vocabulary_file(out: Path, ranked: list[tuple[str, int]], distinct_tokens: int,
+                          num_tokens: int) -> manifest_lib.VocabularyInfo:
+    """Write `vocab.txt` from (token, count) pairs, most frequent first, and describe it."""
     path = out / VOCAB_FILE
     write_vocabulary(path, [token for token, _ in ranked])
     covered = sum(count for _, count in ranked)
@@ -179,7 +203,7 @@ def _write_vocabulary(out: Path, counter: VocabularyCounter, vocab_size: int) ->
         size=len(ranked) + text.NUM_SPECIAL_TOKENS,
         num_tokens_in_file=len(ranked),
         sha256=shards.file_sha256(path),
-        distinct_tokens_seen=len(counter.counts),
-        tokens_seen=counter.num_tokens,
-        coverage=round(covered / counter.num_tokens, 6) if counter.num_tokens else 0.0,
+        distinct_tokens_seen=distinct_tokens,
+        tokens_seen=num_tokens,
+        coverage=round(covered / num_tokens, 6) if num_tokens else 0.0,
     )

@@ -1,0 +1,264 @@
+"""`shard --runner beam`: the same sharding as an Apache Beam pipeline.
+
+The DirectRunner runs it here; Dataflow, Flink or Spark run it on a cluster
+(pass their pipeline options). Parsing, the split, rejects, the vocabulary and
+the accounting are the local command's own functions, so the output has the
+same layout, counts and vocabulary. Which shard holds which example is Beam's
+choice, so shard bytes and hashes differ from a local run's.
+
+The pipeline writes shards and `rejects.jsonl` (Beam writes to temporary files
+and renames them when done) and a small report of counts; this process then
+checks the accounting, writes `vocab.txt` and, last, `manifest.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import apache_beam as beam
+import tensorflow as tf
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipeline import datadir, manifest as manifest_lib, shards, sources, text
+from pipeline.errors import ReviewflowError
+from pipeline.fasttext_format import parse_line
+from pipeline.rejects import REJECTS_FILE, reject_line
+
+REPORT_FILE = "beam-report.jsonl"     # counts from the pipeline, read and removed by this process
+TEMP_DIR_PATTERN = "beam-temp-*"      # Beam's staging directories for files being written
+TOKEN_COUNT_BATCH = 4096              # texts tokenized per TensorFlow call
+
+
+def shard_with_beam(settings, out: Path) -> manifest_lib.Manifest:
+    """Run the shard job as a Beam pipeline into the (locked, emptied) `out`; then write the manifest."""
+    from pipeline.shard_corpus import plan_split_shards
+
+    started = time.perf_counter()
+    num_shards = plan_split_shards(settings)
+    try:
+        _run_pipeline(settings, out, num_shards)
+        report = _read_report(out / REPORT_FILE)
+        manifest = _assemble_manifest(settings, out, report, started)
+    except BaseException:
+        _discard(out)
+        raise
+    (out / REPORT_FILE).unlink()
+    manifest_lib.write_manifest(out, manifest)  # last: its presence marks the directory complete
+    return manifest
+
+
+def _run_pipeline(settings, out: Path, num_shards: dict[str, int]) -> None:
+    options = PipelineOptions(list(settings.beam_options))  # never sys.argv, which are our options
+    try:
+        with beam.Pipeline(options=options) as pipeline:
+            build_pipeline(pipeline, settings, out, num_shards)
+    except ReviewflowError:
+        raise
+    except Exception as exc:  # Beam wraps a worker's error; its message still names the file and place
+        raise ReviewflowError(f"the Beam pipeline failed: {_first_line(exc)} Nothing was marked complete; "
+                              "fix the cause and run again.") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    """The original error's message, out of Beam's wrapping."""
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return next((line for line in lines if ": " in line and "Traceback" not in line), lines[0] if lines else
+                type(exc).__name__)
+
+
+def build_pipeline(pipeline, settings, out: Path, num_shards: dict[str, int]) -> None:
+    """Sources -> numbered lines -> examples by split (and rejects) -> shards, rejects, counts, vocabulary."""
+    read = (pipeline
+            | "Sources" >> beam.Create([(str(settings.train), True), (str(settings.test), False)])
+            | "Read" >> beam.FlatMap(read_source, settings.max_line_bytes).with_outputs("sources", main="lines"))
+    # A compressed file is read by one worker; spread its lines before the per-line work.
+    routed = (read.lines
+              | "Spread" >> beam.Reshuffle()
+              | "Parse" >> beam.FlatMap(route_line, settings.val_fraction, settings.seed)
+              .with_outputs("rejects", main="examples"))
+    examples, rejects = routed.examples, routed.rejects
+    _ = (rejects
+         | "RejectLines" >> beam.Map(lambda reject: reject["line"])
+         | "WriteRejects" >> beam.io.WriteToText(
+        str(out / Path(REJECTS_FILE).stem), file_name_suffix=Path(REJECTS_FILE).suffix, num_shards=1,
+        shard_name_template="", append_trailing_newlines=False))
+    by_split = examples | "BySplit" >> beam.Partition(lambda example, _: shards.SPLITS.index(example[1]),
+                                                        len(shards.SPLITS))
+    report = [read.sources | "SourceItems" >> beam.Map(lambda info: {"kind": "source", **info}),
+              *_count_items(examples, rejects)]
+    for split, split_examples in zip(shards.SPLITS, by_split):
+        report.append(_write_split(split, split_examples, out, num_shards[split], settings.compression))
+    report.append(_vocabulary_item(by_split[shards.SPLITS.index("train")],
+                                   settings.vocab_size - text.NUM_SPECIAL_TOKENS))
+    _ = (report
+         | "Report" >> beam.Flatten()
+         | "ReportLines" >> beam.Map(json.dumps)
+         | "WriteReport" >> beam.io.WriteToText(str(out / REPORT_FILE), num_shards=1, shard_name_template=""))
+
+
+def read_source(source: tuple[str, bool], max_line_bytes: int) -> Iterator:
+    """A source file -> (path, holdout, line number, line) per line; then its description, tagged `sources`."""
+    path, holdout = source
+    reader = sources.LineReader(Path(path), max_line_bytes)
+    for line in reader:
+        yield path, holdout, reader.lines_read, line
+    yield beam.pvalue.TaggedOutput("sources", {
+        "path": path, "bytes": Path(path).stat().st_size, "sha256": shards.file_sha256(Path(path)),
+        "lines_read": reader.lines_read})
+
+
+def route_line(numbered_line: tuple, val_fraction: float, seed: int) -> Iterator:
+    """A numbered line -> (source, split, label, text), or its rejects.jsonl line, tagged `rejects`."""
+    path, holdout, line_number, line = numbered_line
+    parsed = parse_line(line)
+    if not isinstance(parsed, tuple):
+        yield beam.pvalue.TaggedOutput("rejects", {"source": path, "reason": parsed.value,
+                                                   "line": reject_line(path, line_number, parsed, line)})
+        return
+    label, text_bytes = parsed
+    if not holdout:
+        split = "test"
+    else:
+        split = "validation" if shards.is_validation(label, text_bytes, val_fraction, seed) else "train"
+    yield path, split, label, text_bytes
+
+
+def _count_items(examples, rejects) -> list:
+    """Report items: examples written per source, rejects per source and reason, examples per split and label."""
+    def counted(name, pcoll, key, item):
+        return (pcoll
+                | f"Key{name}" >> beam.Map(lambda element: (key(element), 1))
+                | f"Count{name}" >> beam.CombinePerKey(sum)
+                | f"{name}Items" >> beam.Map(lambda pair: item(*pair)))
+
+    return [
+        counted("Written", examples, lambda e: e[0], lambda source, n: {"kind": "written", "source": source, "count": n}),
+        counted("Rejected", rejects, lambda r: (r["source"], r["reason"]),
+                lambda key, n: {"kind": "rejected", "source": key[0], "reason": key[1], "count": n}),
+        counted("Labels", examples, lambda e: (e[1], e[2]),
+                lambda key, n: {"kind": "labels", "split": key[0], "label": key[1], "count": n}),
+    ]
+
+
+class EncodeExample(beam.DoFn):
+    """(source, split, label, text) -> a serialized `tf.train.Example`, the local command's encoding."""
+
+    def setup(self):
+        self.encoder = shards.ExampleEncoder()
+
+    def process(self, example):
+        _, _, label, text_bytes = example
+        yield self.encoder.encode(text_bytes, label)
+
+
+def _write_split(split: str, examples, out: Path, num_shards: int, compression: str):
+    """Write a split's shards with the local command's names; report each shard (count, bytes, sha256)."""
+    gzip = compression == "gzip"
+    written = (examples
+               | f"Encode{split}" >> beam.ParDo(EncodeExample())
+               | f"Write{split}" >> beam.io.WriteToTFRecord(
+                   str(out / split), file_name_suffix=".tfrecord.gz" if gzip else ".tfrecord",
+                   num_shards=num_shards, shard_name_template="-SSSSS-of-NNNNN",
+                   compression_type=CompressionTypes.GZIP if gzip else CompressionTypes.UNCOMPRESSED))
+    return written | f"Describe{split}" >> beam.Map(describe_shard, split, "GZIP" if gzip else "")
+
+
+def describe_shard(path: str, split: str, compression: str) -> dict:
+    """A written shard's report item: records counted by reading it back, bytes and sha256."""
+    num_examples = int(tf.data.TFRecordDataset(path, compression).reduce(0, lambda count, _: count + 1))
+    return {"kind": "shard", "split": split, "path": Path(path).name, "num_examples": num_examples,
+            "bytes": Path(path).stat().st_size, "sha256": shards.file_sha256(Path(path))}
+
+
+def count_tokens(texts: list[bytes]) -> Iterable[tuple[bytes, int]]:
+    """(token, count) within a batch of texts, tokenized exactly as training tokenizes."""
+    tokens = text.tokenize(tf.constant(texts)).flat_values
+    unique, _, counts = tf.unique_with_counts(tokens, out_idx=tf.int64)
+    return zip(unique.numpy().tolist(), counts.numpy().tolist())
+
+
+def _vocabulary_item(train_examples, num_tokens: int):
+    """The report's vocabulary: the top tokens of the train split in adapt's order, and the totals."""
+    counts = (train_examples
+              | "Texts" >> beam.Map(lambda example: example[3])
+              | "TextBatches" >> beam.BatchElements(min_batch_size=1, max_batch_size=TOKEN_COUNT_BATCH)
+              | "CountInBatch" >> beam.FlatMap(count_tokens)
+              | "CountTokens" >> beam.CombinePerKey(sum))
+    # Count descending, ties by the token's bytes descending: TextVectorization.adapt's order.
+    top = counts | "Top" >> beam.combiners.Top.Of(num_tokens, key=lambda pair: (pair[1], pair[0]))
+    distinct = counts | "Distinct" >> beam.combiners.Count.Globally()
+    total = counts | "Values" >> beam.Values() | "Total" >> beam.CombineGlobally(sum)
+    return top | "VocabularyItem" >> beam.Map(
+        lambda ranked, distinct, total: {"kind": "vocabulary", "distinct": distinct, "tokens": total,
+                                         "ranked": [[token.decode("utf-8"), count] for token, count in ranked]},
+        distinct=beam.pvalue.AsSingleton(distinct), total=beam.pvalue.AsSingleton(total))
+
+
+def _read_report(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def _assemble_manifest(settings, out: Path, report: list[dict], started: float) -> manifest_lib.Manifest:
+    """The manifest from the pipeline's report, after checking that every line is accounted for."""
+    from pipeline.shard_corpus import write_vocabulary_file
+
+    items = {kind: [item for item in report if item["kind"] == kind]
+             for kind in ("source", "written", "rejected", "labels", "shard", "vocabulary")}
+    splits = {split: _split_info(split, items) for split in shards.SPLITS}
+    source_infos = [_source_info(path, holdout, items) for path, holdout in ((settings.train, True),
+                                                                             (settings.test, False))]
+    (vocabulary,) = items["vocabulary"]
+    vocabulary_info = write_vocabulary_file(out, [tuple(pair) for pair in vocabulary["ranked"]],
+                                            vocabulary["distinct"], vocabulary["tokens"])
+    return manifest_lib.Manifest(
+        format_version=manifest_lib.FORMAT_VERSION,
+        settings=settings.to_json(),
+        splits=splits,
+        sources=source_infos,
+        vocabulary=vocabulary_info,
+        rejects_path=REJECTS_FILE,
+        num_rejected=sum(item["count"] for item in items["rejected"]),
+        seconds=round(time.perf_counter() - started, 3),
+    )
+
+
+def _split_info(split: str, items: dict) -> manifest_lib.SplitInfo:
+    label_counts = {str(label): sum(item["count"] for item in items["labels"]
+                                    if item["split"] == split and item["label"] == label) for label in (0, 1)}
+    shard_infos = sorted((shards.ShardInfo(item["path"], item["num_examples"], item["bytes"], item["sha256"])
+                          for item in items["shard"] if item["split"] == split), key=lambda info: info.path)
+    num_examples = sum(label_counts.values())
+    in_shards = sum(info.num_examples for info in shard_infos)
+    if in_shards != num_examples:
+        raise ReviewflowError(f"the Beam pipeline routed {num_examples:,} examples to {split} but its shards hold "
+                              f"{in_shards:,}; nothing was marked complete. Run again.")
+    return manifest_lib.SplitInfo(num_examples, label_counts, shard_infos)
+
+
+def _source_info(path: Path, holdout: bool, items: dict) -> manifest_lib.SourceInfo:
+    source = str(path)
+    (described,) = [item for item in items["source"] if item["path"] == source]
+    written = sum(item["count"] for item in items["written"] if item["source"] == source)
+    rejected = {item["reason"]: item["count"] for item in items["rejected"] if item["source"] == source}
+    if described["lines_read"] != written + sum(rejected.values()):
+        raise ReviewflowError(f"{source}: the Beam pipeline read {described['lines_read']:,} lines but accounted "
+                              f"for {written + sum(rejected.values()):,}; nothing was marked complete. Run again.")
+    return manifest_lib.SourceInfo(
+        path=source, splits=["train", "validation"] if holdout else ["test"], bytes=described["bytes"],
+        sha256=described["sha256"], lines_read=described["lines_read"], written=written,
+        rejected=dict(sorted(rejected.items())))
+
+
+def _discard(out: Path) -> None:
+    """After a failure: remove what the pipeline wrote, so nothing looks complete."""
+    for path in datadir.dataset_files(out) + [out / REPORT_FILE]:
+        path.unlink(missing_ok=True)
+    for temp_dir in out.glob(TEMP_DIR_PATTERN):
+        shutil.rmtree(temp_dir, ignore_errors=True)
