@@ -14,7 +14,6 @@ checks the accounting, writes `vocab.txt` and, last, `manifest.json`.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -30,7 +29,6 @@ from pipeline.fasttext_format import parse_line
 from pipeline.rejects import REJECTS_FILE, reject_line
 
 REPORT_FILE = "beam-report.jsonl"     # counts from the pipeline, read and removed by this process
-TEMP_DIR_PATTERN = "beam-temp-*"      # Beam's staging directories for files being written
 TOKEN_COUNT_BATCH = 4096              # texts tokenized per TensorFlow call
 
 
@@ -258,7 +256,4 @@ def _source_info(path: Path, holdout: bool, items: dict) -> manifest_lib.SourceI
 
 def _discard(out: Path) -> None:
     """After a failure: remove what the pipeline wrote, so nothing looks complete."""
-    for path in datadir.dataset_files(out) + [out / REPORT_FILE]:
-        path.unlink(missing_ok=True)
-    for temp_dir in out.glob(TEMP_DIR_PATTERN):
-        shutil.rmtree(temp_dir, ignore_errors=True)
+    datadir.remove_dataset_files(out)

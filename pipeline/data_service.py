@@ -49,6 +49,9 @@ def env_with_shim() -> dict[str, str]:
             "this install has no loopback_bind library (it needs a C compiler at `pip install` time), so "
             "the tf.data service cannot be kept on localhost. Reinstall with gcc available, or pass "
             "--host with the address that trainers use, to listen on all interfaces of a trusted network.")
+    if any(separator in shim for separator in " :"):  # LD_PRELOAD splits its list on both
+        raise ReviewflowError(f"{shim}: LD_PRELOAD cannot load a library from a path with a space or a colon; "
+                              "install reviewflow (its virtual environment) under a path without them.")
     preload = [path for path in os.environ.get("LD_PRELOAD", "").split(":") if path]
     return dict(os.environ, LD_PRELOAD=":".join([shim, *preload]), **{SHIM_MARKER: "1"})
 

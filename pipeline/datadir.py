@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import shutil
 from pathlib import Path
 from typing import Iterator
 
@@ -12,7 +13,8 @@ from pipeline.manifest import MANIFEST_FILE
 
 LOCK_FILE = ".lock"
 # Everything a shard run writes; an interrupted run leaves only these (no manifest).
-DATASET_PATTERNS = ("*-of-*.tfrecord*", "vocab.txt*", "rejects.jsonl*", "*.incomplete", MANIFEST_FILE)
+DATASET_PATTERNS = ("*-of-*.tfrecord*", "vocab.txt*", "rejects.jsonl*", "*.incomplete", MANIFEST_FILE,
+                    "beam-temp-*", "beam-report.jsonl*")  # the last two: what `--runner beam` stages
 
 
 @contextlib.contextmanager
@@ -46,7 +48,15 @@ def prepare_output_dir(data_dir: Path, overwrite: bool) -> None:
         what = "a complete dataset" if complete else f"other files ({foreign[0].name}, ...)"
         raise DatasetError(f"{data_dir} already holds {what}. Pass --overwrite to replace "
                            "the dataset, or choose an empty --out directory.")
+    remove_dataset_files(data_dir)
+
+
+def remove_dataset_files(data_dir: Path) -> None:
+    """Delete everything a shard run writes (after a failure, or before a new run)."""
     # The manifest goes first: from then on the directory is marked incomplete.
     (data_dir / MANIFEST_FILE).unlink(missing_ok=True)
-    for path in ours:
-        path.unlink(missing_ok=True)
+    for path in dataset_files(data_dir):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)

@@ -141,3 +141,16 @@ def test_over_long_lines_are_rejected_not_held(tmp_path, corpus_files):
     assert manifest.sources[0].written == 2
     reject = json.loads((tmp_path / "out" / "rejects.jsonl").read_text())
     assert reject["line"] == 2 and reject["num_bytes"] == 11 + 5 * 5000 and len(reject["raw"]) == 1000
+
+
+def test_leftovers_of_a_killed_beam_run_are_removed_without_asking(corpus_files, tmp_path):
+    out = tmp_path / "out"
+    staging = out / "beam-temp-train-0123abcd"
+    staging.mkdir(parents=True)
+    (staging / "0123.tfrecord").write_bytes(b"partial")
+    (out / "beam-report.jsonl").write_text("{}\n")
+    (out / "train-00000-of-00002.tfrecord").write_bytes(b"partial")  # no manifest: an interrupted run
+    train, test = corpus_files
+    shard_corpus(ShardSettings(train=train, test=test, out=out, num_shards=2, vocab_size=500))
+    assert not staging.exists() and not (out / "beam-report.jsonl").exists()
+    assert read_manifest(out).splits["train"].shards[0].num_examples > 0
