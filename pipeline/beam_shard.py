@@ -85,8 +85,8 @@ def build_pipeline(pipeline, settings, out: Path, num_shards: dict[str, int]) ->
     _ = (rejects
          | "RejectLines" >> beam.Map(lambda reject: reject["line"])
          | "WriteRejects" >> beam.io.WriteToText(
-        str(out / Path(REJECTS_FILE).stem), file_name_suffix=Path(REJECTS_FILE).suffix, num_shards=1,
-        shard_name_template="", append_trailing_newlines=False))
+             str(out / Path(REJECTS_FILE).stem), file_name_suffix=Path(REJECTS_FILE).suffix, num_shards=1,
+             shard_name_template="", append_trailing_newlines=False))
     by_split = examples | "BySplit" >> beam.Partition(lambda example, _: shards.SPLITS.index(example[1]),
                                                         len(shards.SPLITS))
     report = [read.sources | "SourceItems" >> beam.Map(lambda info: {"kind": "source", **info}),
