@@ -55,3 +55,19 @@ def test_help_needs_no_tensorflow_and_shard_warns_about_too_few_shards(tmp_path)
                                      str(tmp_path / "d"), "--num-shards", "2", "--workers", "3"])
     assert result.exit_code == 0
     assert "warning: train has 2 shard(s) for 3 workers" in result.output
+
+
+def test_installed_entry_point_flushes_output_and_keeps_exit_codes(tmp_path):
+    # main() leaves with os._exit (skipping TensorFlow's slow teardown): piped output must still
+    # arrive whole, and exit codes must be click's.
+    corpus = tmp_path / "c.ft.txt"
+    subprocess.run([sys.executable, "cli.py", "synth", str(corpus), "--lines", "300"], cwd=ROOT, check=True)
+    done = subprocess.run([sys.executable, "cli.py", "shard", "--train", str(corpus), "--test", str(corpus),
+                           "--out", str(tmp_path / "d"), "--num-shards", "1"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1].startswith("done in ") and "vocabulary:" in done.stdout
+    again = subprocess.run([sys.executable, "cli.py", "shard", "--train", str(corpus), "--test", str(corpus),
+                            "--out", str(tmp_path / "d")], cwd=ROOT, capture_output=True, text=True)
+    assert again.returncode == 1 and "--overwrite" in again.stderr
+    usage = subprocess.run([sys.executable, "cli.py", "shard"], cwd=ROOT, capture_output=True, text=True)
+    assert usage.returncode == 2 and "Missing option" in usage.stderr
