@@ -93,15 +93,17 @@ def synth(out: Path, num_lines: int, seed: int, mean_words: float, bad_fraction:
     click.echo(f"wrote {num_lines:,} lines to {out} ({out.stat().st_size:,} bytes)")
 
 
+def split_key_value(ctx, param, value: str) -> tuple[str, str]:
+    """`"units=64"` -> ("units", "64"); anything without a key and "=" is a usage error."""
+    key, sep, raw = value.partition("=")
+    if not sep or not key or key.startswith("-"):
+        raise click.BadParameter(f"{value!r} is not KEY=VALUE", ctx, param)
+    return key, raw
+
+
 def parse_beam_options(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
     """`--beam-option runner=DirectRunner` -> ("--runner=DirectRunner",), as Beam's PipelineOptions take them."""
-    options = []
-    for value in values:
-        key, sep, raw = value.partition("=")
-        if not sep or not key or key.startswith("-"):
-            raise click.BadParameter(f"{value!r} is not KEY=VALUE (e.g. runner=DirectRunner)", ctx, param)
-        options.append(f"--{key}={raw}")
-    return tuple(options)
+    return tuple("--{}={}".format(*split_key_value(ctx, param, value)) for value in values)
 
 
 @cli.command()
@@ -164,9 +166,7 @@ def parse_hparams(ctx, param, values: tuple[str, ...]) -> dict:
 
     hparams = {}
     for value in values:
-        key, sep, raw = value.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{value!r} is not KEY=VALUE", ctx, param)
+        key, raw = split_key_value(ctx, param, value)
         try:
             hparams[key] = json.loads(raw)
         except ValueError:
@@ -416,7 +416,7 @@ def data_service(ctx, port, dispatcher, host, work_dir) -> None:
         sys.stdout.flush()
         os.execve(sys.executable, argv, service_lib.env_with_shim())
     quiet.import_tensorflow(ctx.obj["verbose"])
-    service_lib.serve(port, dispatcher, host, work_dir, announce=lambda line: click.echo(line) or sys.stdout.flush())
+    service_lib.serve(port, dispatcher, host, work_dir, announce=click.echo)
 
 
 def main() -> None:

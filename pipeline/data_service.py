@@ -13,6 +13,7 @@ import importlib.util
 import os
 import signal
 import socket
+import sys
 import threading
 from typing import Callable
 from urllib.parse import urlsplit
@@ -148,6 +149,7 @@ def serve(port: int, dispatcher: str | None, host: str, work_dir: str | None,
     listening = ", ".join(f"[{ip}]:{p}" if ":" in ip else f"{ip}:{p}" for ip, p in listening_addresses())
     announce(f"tf.data service {role} ready at {PROTOCOL}://{host}:{bound_port(server)} (listening on "
              f"{listening}{'' if local else ': ALL interfaces, no authentication'}); Ctrl-C stops it")
+    sys.stdout.flush()  # whoever started us waits for that line, through a pipe
     stop.wait()
     server.stop()
     announce(f"tf.data service {role} stopped")
