@@ -13,6 +13,7 @@ checks the accounting, writes `vocab.txt` and, last, `manifest.json`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -43,7 +44,7 @@ def shard_with_beam(settings, out: Path) -> manifest_lib.Manifest:
         report = _read_report(out / REPORT_FILE)
         manifest = _assemble_manifest(settings, out, report, started)
     except BaseException:
-        _discard(out)
+        datadir.remove_dataset_files(out)  # nothing may look complete
         raise
     (out / REPORT_FILE).unlink()
     manifest_lib.write_manifest(out, manifest)  # last: its presence marks the directory complete
@@ -171,8 +172,7 @@ def _write_split(split: str, examples, out: Path, num_shards: int, compression: 
 def describe_shard(path: str, split: str, compression: str) -> dict:
     """A written shard's report item: records counted by reading it back, bytes and sha256."""
     num_examples = int(tf.data.TFRecordDataset(path, compression).reduce(0, lambda count, _: count + 1))
-    return {"kind": "shard", "split": split, "path": Path(path).name, "num_examples": num_examples,
-            "bytes": Path(path).stat().st_size, "sha256": shards.file_sha256(Path(path))}
+    return {"kind": "shard", "split": split, **dataclasses.asdict(shards.shard_info(Path(path), num_examples))}
 
 
 def count_tokens(texts: list[bytes]) -> Iterable[tuple[bytes, int]]:
@@ -253,7 +253,3 @@ def _source_info(path: Path, holdout: bool, items: dict) -> manifest_lib.SourceI
         sha256=described["sha256"], lines_read=described["lines_read"], written=written,
         rejected=dict(sorted(rejected.items())))
 
-
-def _discard(out: Path) -> None:
-    """After a failure: remove what the pipeline wrote, so nothing looks complete."""
-    datadir.remove_dataset_files(out)

@@ -54,6 +54,12 @@ class ShardInfo:
     sha256: str
 
 
+def shard_info(path: Path, num_examples: int) -> ShardInfo:
+    """Describe a finished shard: its name, examples, size and sha256."""
+    path = Path(path)
+    return ShardInfo(path.name, num_examples, path.stat().st_size, file_sha256(path))
+
+
 def file_sha256(path: Path) -> str:
     """Hex SHA-256 of a file, read in 1 MiB blocks."""
     with open(path, "rb") as f:
@@ -120,7 +126,7 @@ class SplitWriter:
         for name, count in zip(self.names, self.counts):
             final = self.data_dir / name
             atomic.commit(atomic.incomplete_path(final), final)
-            shards.append(ShardInfo(name, count, final.stat().st_size, file_sha256(final)))
+            shards.append(shard_info(final, count))
         return shards
 
     def close(self) -> None:
