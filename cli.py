@@ -10,12 +10,13 @@ from pathlib import Path
 
 import click
 
+from models import zoo
 from pipeline.errors import ReviewflowError
 
 EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 DIRECTORY = click.Path(file_okay=False, path_type=Path)
-# Kept here rather than imported from `models`, so that `--help` needs no TensorFlow.
-MODEL_NAMES = ["cnn", "rnn", "lstm", "cnn_lstm", "ffn", "hybrid", "hybrid_split"]
+EXISTING_DIRECTORY = click.Path(exists=True, file_okay=False, path_type=Path)
+MODEL_NAMES = list(zoo.MODELS)  # the registry holds names only: `--help` needs no TensorFlow
 
 
 def describe_tf_error(exc) -> str:
@@ -135,7 +136,9 @@ def shard(train, test, out, num_shards, val_fraction, vocab_size, compression, s
           overwrite, progress, workers, runner, beam_options) -> None:
     """Parse fastText files lazily into sharded TFRecords with vocabulary and manifest."""
     from pipeline import quiet
-    from pipeline.shard_corpus import ShardSettings, shard_corpus
+    from pipeline.manifest import summary_lines
+    from pipeline.shard_corpus import shard_corpus
+    from pipeline.shard_plan import ShardSettings
 
     if runner == "beam" and not click.get_current_context().obj["verbose"]:
         quiet.quiet_beam()
@@ -144,16 +147,7 @@ def shard(train, test, out, num_shards, val_fraction, vocab_size, compression, s
                              seed=seed, overwrite=overwrite, max_line_bytes=max_line_bytes,
                              runner=runner, beam_options=beam_options)
     manifest = shard_corpus(settings, progress=sys.stderr.isatty() if progress is None else progress)
-    for name, split in manifest.splits.items():
-        click.echo(f"{name:>10}: {split.num_examples:>10,} examples in {len(split.shards)} shards "
-                   f"(negative {split.label_counts['0']:,}, positive {split.label_counts['1']:,})")
-    for source in manifest.sources:
-        reasons = ", ".join(f"{reason} {count:,}" for reason, count in source.rejected.items()) or "none"
-        click.echo(f"{Path(source.path).name}: {source.lines_read:,} lines read, "
-                   f"{source.written:,} written, rejected: {reasons}")
-    click.echo(f"vocabulary: {manifest.vocabulary.size:,} ids "
-               f"(covers {manifest.vocabulary.coverage:.1%} of training tokens)")
-    click.echo(f"done in {manifest.seconds:.1f} s -> {out}")
+    echo_lines(summary_lines(manifest, out))
     for name, split in manifest.splits.items():
         if len(split.shards) < workers:
             click.echo(f"warning: {name} has {len(split.shards)} shard(s) for {workers} workers; "
@@ -178,14 +172,13 @@ def parse_hparams(ctx, param, values: tuple[str, ...]) -> dict:
 
 # Training options shared by `fit` and `study`, defined once.
 TRAINING_OPTIONS = [
-    click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
-                 help="Data directory written by `shard`."),
+    click.option("--data", type=EXISTING_DIRECTORY, required=True, help="Data directory written by `shard`."),
     click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="Maximum epochs."),
     click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
                  help="Examples per batch and replica (the global batch is this times the replicas)."),
     click.option("--max-len", type=click.IntRange(min=1), default=128, show_default=True,
                  help="Tokens per review: longer ones are cut, shorter ones padded at the end."),
-    click.option("--optimizer", type=click.Choice(["rmsprop", "adam", "sgd"]), default=None,
+    click.option("--optimizer", type=click.Choice(["rmsprop", "adam", "sgd"]), default=None,  # training.OPTIMIZERS
                  help="Default: the study's (RMSprop; Adam for the hybrids)."),
     click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=None,
                  help="Default: 0.001."),
@@ -240,12 +233,17 @@ def fit(model_name, out, quiet, **options) -> None:
     click.echo(f"best validation accuracy: {result.best_val_accuracy:.4f} after {result.epochs_run} epochs -> {out}")
 
 
-RUN_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
+RUN_DIR = EXISTING_DIRECTORY
+
+
+def echo_lines(lines: list[str]) -> None:
+    for line in lines:
+        click.echo(line)
 
 
 @cli.command()
 @click.argument("run", type=RUN_DIR)
-@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+@click.option("--data", type=EXISTING_DIRECTORY, required=True,
               help="Data directory (the one the model was trained on, or one with the same vocabulary).")
 @click.option("--split", type=click.Choice(["test", "validation", "train"]), default="test", show_default=True,
               help="Split to evaluate on.")
@@ -253,15 +251,13 @@ RUN_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
               help="Reviews per prediction batch.")
 def evaluate(run, data, split, batch_size) -> None:
     """Measure a trained RUN on a split: RUN/metrics.json, roc.png, confusion.png."""
-    from models.evaluation import evaluate as evaluate_run
+    from models import evaluation
+    from models.run_dir import METRICS_FILE
+    from pipeline.data_dir import DataDir
 
-    metrics = evaluate_run(run, data, split, batch_size)
-    for key in ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"):
-        value = metrics[key]
-        click.echo(f"{key:>10}: {value:.4f}" if value is not None else f"{key:>10}: n/a (one class)")
-    (tn, fp), (fn, tp) = metrics["confusion_matrix"]
-    click.echo(f"{'confusion':>10}: tn {tn:,}  fp {fp:,}  fn {fn:,}  tp {tp:,}   ({metrics['num_examples']:,} "
-               f"{split} examples) -> {run / 'metrics.json'}")
+    metrics = evaluation.evaluate(run, DataDir.open(data), split, batch_size)
+    echo_lines(evaluation.summary_lines(metrics))
+    click.echo(f"-> {run / METRICS_FILE}")
 
 
 @cli.command()
@@ -335,16 +331,7 @@ def stats(path, plot_path) -> None:
     from pipeline import stats as stats_lib
 
     result = stats_lib.corpus_stats(path)
-    for name, split in result.splits.items():
-        negative, positive = split.label_counts[0], split.label_counts[1]
-        click.echo(f"{name}: {split.num_examples:,} reviews, negative {negative:,} / positive {positive:,} "
-                   f"({positive / max(1, split.num_examples):.1%} positive)")
-        click.echo("  length in tokens: " + ", ".join(
-            f"p{q} {split.percentile(q)}" for q in stats_lib.PERCENTILES) + f", max {max(split.lengths)}")
-        for length in stats_lib.SHARE_LENGTHS:
-            click.echo(f"  share of reviews with at most {length} tokens: {split.share_at_most(length):.2%}")
-    click.echo(f"vocabulary of {result.vocab_size:,} ids covers {result.coverage:.2%} of (training) tokens")
-    click.echo(f"recommended --max-len (covers 90% of reviews whole): {result.recommended_max_len()}")
+    echo_lines(stats_lib.summary_lines(result))
     if plot_path:
         stats_lib.plot_lengths(result, plot_path)
         click.echo(f"-> {plot_path}")
@@ -371,16 +358,14 @@ def embed(run, sentence, projector, decimals) -> None:
 
 
 @cli.command()
-@click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("data_dir", type=EXISTING_DIRECTORY)
 def verify(data_dir) -> None:
     """Check a data directory against its manifest: presence, sizes, sha256, every record's CRC, counts."""
-    from pipeline.verify import verify_data_dir
+    from pipeline import verify as verify_lib
+    from pipeline.data_dir import DataDir
 
-    checks = verify_data_dir(data_dir)
-    for check in checks:
-        count = f"{check.num_examples:>10,}" if check.num_examples is not None else " " * 10
-        click.echo(f"{'ok ' if check.problem is None else 'BAD'} {count}  {check.path}"
-                   + (f": {check.problem}" if check.problem else ""))
+    checks = verify_lib.verify_data_dir(DataDir.read(data_dir))
+    echo_lines(verify_lib.summary_lines(checks))
     bad = [check for check in checks if check.problem]
     if bad:
         raise click.ClickException(f"{len(bad)} of {len(checks)} files in {data_dir} do not match the manifest. "
@@ -402,19 +387,12 @@ def verify(data_dir) -> None:
 @click.pass_context
 def data_service(ctx, port, dispatcher, host, work_dir) -> None:
     """Run a tf.data service dispatcher or worker (for fit --data-service) until Ctrl-C or SIGTERM."""
-    import os
-
     from pipeline import data_service as service_lib, quiet  # TensorFlow only once a server starts
 
     if dispatcher is not None and work_dir is not None:
         raise click.UsageError("--work-dir is for the dispatcher; a worker keeps no state.")
-    if service_lib.is_loopback(host) and service_lib.SHIM_MARKER not in os.environ:
-        # Restart this same process with the loopback shim preloaded (see pipeline/loopback_bind.c).
-        argv = [sys.executable, str(Path(__file__).resolve()), *(["--verbose"] if ctx.obj["verbose"] else []),
-                "data-service", "--port", str(port), "--host", host,
-                *(["--dispatcher", dispatcher] if dispatcher else []), *(["--work-dir", work_dir] if work_dir else [])]
-        sys.stdout.flush()
-        os.execve(sys.executable, argv, service_lib.env_with_shim())
+    if service_lib.needs_restart(host):  # with the loopback shim preloaded (see pipeline/loopback_bind.c)
+        service_lib.restart_with_shim()
     quiet.import_tensorflow(ctx.obj["verbose"])
     service_lib.serve(port, dispatcher, host, work_dir, announce=click.echo)
 

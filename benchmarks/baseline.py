@@ -30,11 +30,12 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 
 from models.evaluation import compute_metrics  # noqa: E402
 from pipeline import dataset  # noqa: E402
+from pipeline.data_dir import DataDir  # noqa: E402
 
 
 def load_split(data_dir: Path, split: str) -> tuple[list[str], list[int]]:
     texts, labels = [], []
-    for batch_texts, batch_labels in dataset.make_text_dataset(data_dir, split, 4096):
+    for batch_texts, batch_labels in dataset.make_text_dataset(DataDir.open(data_dir), split, 4096):
         texts += [t.decode("utf-8") for t in batch_texts.numpy().tolist()]
         labels += batch_labels.numpy().reshape(-1).astype(int).tolist()
     return texts, labels

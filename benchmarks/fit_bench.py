@@ -31,7 +31,9 @@ import numpy as np  # noqa: E402
 
 from models.training import FitSettings, build_and_compile  # noqa: E402
 from pipeline import dataset, synthetic, text  # noqa: E402
-from pipeline.shard_corpus import ShardSettings, shard_corpus  # noqa: E402
+from pipeline.data_dir import DataDir  # noqa: E402
+from pipeline.shard_corpus import shard_corpus  # noqa: E402
+from pipeline.shard_plan import ShardSettings  # noqa: E402
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -52,7 +54,7 @@ def timed_fit(model, data, num_examples: int, **kwargs) -> float:
 def in_memory_arrays(data_dir: Path, vectorizer) -> tuple[np.ndarray, np.ndarray]:
     """The whole train split vectorized into numpy arrays, as the reference notebooks do."""
     ids, labels = [], []
-    for texts, batch_labels in dataset.make_text_dataset(data_dir, "train", 1024):
+    for texts, batch_labels in dataset.make_text_dataset(DataDir.open(data_dir), "train", 1024):
         ids.append(vectorizer(texts).numpy())
         labels.append(batch_labels.numpy())
     return np.concatenate(ids), np.concatenate(labels)
@@ -61,7 +63,7 @@ def in_memory_arrays(data_dir: Path, vectorizer) -> tuple[np.ndarray, np.ndarray
 def streaming(data_dir: Path, batch_size: int, vectorizer, cache_path: Path | None) -> "tf.data.Dataset":
     """The training input of `fit`: shuffled, vectorized, cached on disk unless `cache_path` is None."""
     shutil.rmtree(cache_path.parent, ignore_errors=True) if cache_path else None
-    return dataset.make_dataset(data_dir, "train", batch_size, shuffle=True, seed=0, vectorizer=vectorizer,
+    return dataset.make_dataset(DataDir.open(data_dir), "train", batch_size, shuffle=True, seed=0, vectorizer=vectorizer,
                                 cache_path=cache_path)
 
 
@@ -88,7 +90,7 @@ def main(lines: int, model_names: str, batch_size: int, repeats: int, work_dir: 
         train = synthetic.write_corpus(work / f"fit-train-{lines}.ft.txt.bz2", lines, seed=1)
         test = synthetic.write_corpus(work / "fit-test.ft.txt.bz2", 500, seed=2)
         shard_corpus(ShardSettings(train=train, test=test, out=data_dir, num_shards=4, overwrite=True))
-    vectorizer = text.make_vectorizer(dataset.load_vocabulary(data_dir), text.DEFAULT_MAX_LEN)
+    vectorizer = text.make_vectorizer(DataDir.open(data_dir).vocabulary(), text.DEFAULT_MAX_LEN)
     x, y = in_memory_arrays(data_dir, vectorizer)
     cache = work / "fit-bench-cache" / "train"
     rows = []

@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
 import time
 from pathlib import Path
 
 import keras
 
+from models.run_dir import RunDir
 from pipeline import atomic
-
-HISTORY_JSON = "history.json"
-HISTORY_CSV = "history.csv"
-
-
-def read_history(run_dir: Path) -> list[dict]:
-    path = Path(run_dir) / HISTORY_JSON
-    return json.loads(path.read_text()) if path.exists() else []
 
 
 class EpochHistory(keras.callbacks.Callback):
@@ -30,11 +20,11 @@ class EpochHistory(keras.callbacks.Callback):
     of each epoch and examples per second.
     """
 
-    def __init__(self, run_dir: Path, examples_per_epoch: int):
+    def __init__(self, run: RunDir, examples_per_epoch: int):
         super().__init__()
-        self.run_dir = Path(run_dir)
+        self.run = run
         self.examples_per_epoch = examples_per_epoch
-        self.rows = read_history(run_dir)
+        self.rows = run.history()
 
     def on_epoch_begin(self, epoch, logs=None):
         self._started = time.perf_counter()
@@ -51,17 +41,7 @@ class EpochHistory(keras.callbacks.Callback):
                "seconds": round(seconds, 3), "train_seconds": round(train_seconds, 3),
                "examples_per_second": round(self.examples_per_epoch / train_seconds, 1)}
         self.rows = [r for r in self.rows if r["epoch"] < row["epoch"]] + [row]
-        atomic.write_json(self.run_dir / HISTORY_JSON, self.rows)
-        atomic.write_text(self.run_dir / HISTORY_CSV, _as_csv(self.rows))
-
-
-def _as_csv(rows: list[dict]) -> str:
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
+        self.run.write_history(self.rows)
 
 
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):

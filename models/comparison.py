@@ -5,14 +5,14 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import json
 import traceback
 from pathlib import Path
 
-from models import callbacks as callbacks_lib, plots
-from models.evaluation import METRICS_FILE, evaluate
-from models.training import CONFIG_FILE, FitSettings, fit, is_complete
-from pipeline import atomic
+from models.evaluation import evaluate
+from models.run_dir import RunDir
+from models.training import FitSettings, fit
+from pipeline import atomic, plots
+from pipeline.data_dir import DataDir
 
 COLUMNS = ["run", "model", "parameters", "epochs", "train_seconds", "examples_per_second", "best_val_accuracy",
            "test_accuracy", "test_f1", "test_roc_auc", "error"]
@@ -20,23 +20,23 @@ COLUMNS = ["run", "model", "parameters", "epochs", "train_seconds", "examples_pe
 
 def describe_run(run_dir: Path, error: str = "") -> dict:
     """One row of the comparison, from the run's config, history and metrics files."""
-    run_dir = Path(run_dir)
+    run = RunDir(run_dir)
     row = {column: None for column in COLUMNS}
-    row.update(run=str(run_dir), model=run_dir.name, error=error)
-    if (run_dir / CONFIG_FILE).exists():
-        config = json.loads((run_dir / CONFIG_FILE).read_text())
-        row.update(model=config["settings"]["model"], parameters=config["parameters"])
-    history = callbacks_lib.read_history(run_dir)
+    row.update(run=str(run.path), model=run.name, error=error)
+    if run.has_config():
+        config = run.config()
+        row.update(model=config.model, parameters=config.parameters)
+    history = run.history()
     if history:
         row.update(epochs=len(history),
                    train_seconds=round(sum(r["train_seconds"] for r in history), 1),
                    examples_per_second=round(sum(r["examples_per_second"] for r in history) / len(history)),
                    # the epoch whose weights the model kept: the lowest validation loss
                    best_val_accuracy=min(history, key=lambda r: r.get("val_loss", float("inf")))["val_accuracy"])
-    if (run_dir / METRICS_FILE).exists():
-        metrics = json.loads((run_dir / METRICS_FILE).read_text())
+    metrics = run.metrics()
+    if metrics is not None:
         row.update(test_accuracy=metrics["accuracy"], test_f1=metrics["f1"], test_roc_auc=metrics["roc_auc"])
-    elif not error and not is_complete(run_dir):
+    elif not error and not run.is_complete():
         row["error"] = "incomplete run"
     return row
 
@@ -94,17 +94,19 @@ def compare(run_dirs: list[Path]) -> list[dict]:
 
 def study(base: FitSettings, model_names: list[str], log=print) -> list[dict]:
     """Fit and evaluate each model into `base.out/NAME`; a failure is a row, not the end."""
+    data = DataDir.open(base.data)
     rows = []
     for name in model_names:
         run_dir = Path(base.out) / name
+        run = RunDir(run_dir)
         try:
-            if is_complete(run_dir) and (run_dir / METRICS_FILE).exists() and not base.overwrite:
+            if run.is_complete() and run.has_metrics() and not base.overwrite:
                 log(f"== {name}: complete in {run_dir}, skipped")
             else:
                 log(f"== {name}: training into {run_dir}")
-                if not is_complete(run_dir) or base.overwrite:
+                if not run.is_complete() or base.overwrite:
                     fit(dataclasses.replace(base, model=name, out=run_dir), verbose=2, log=log)
-                metrics = evaluate(run_dir, base.data)
+                metrics = evaluate(run_dir, data)
                 log(f"== {name}: test accuracy {metrics['accuracy']:.4f}")
             rows.append(describe_run(run_dir))
         except Exception as exc:  # noqa: BLE001 - one model's failure must not stop the others

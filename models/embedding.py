@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from models.training import load_end_to_end
+from models.run_dir import RunDir
 from pipeline import atomic, text
 
 
@@ -22,7 +22,7 @@ def parts(model: keras.Model) -> tuple[keras.layers.TextVectorization, list[kera
 
 def embed_sentence(run_dir: Path, sentence: str) -> tuple[list[str], list[int], dict[str, np.ndarray]]:
     """(tokens, ids, {embedding layer name: (tokens, dim) vectors}) for a sentence."""
-    vectorizer, embeddings = parts(load_end_to_end(run_dir))
+    vectorizer, embeddings = parts(RunDir(run_dir).load_model())
     tokens = [t.decode("utf-8") for t in text.tokenize(tf.constant([sentence]))[0].numpy().tolist()]
     ids = vectorizer(tf.constant([sentence])).numpy()[0][: len(tokens)].tolist()
     return tokens, ids, {layer.name: layer.embeddings.numpy()[ids] for layer in embeddings}
@@ -30,7 +30,7 @@ def embed_sentence(run_dir: Path, sentence: str) -> tuple[list[str], list[int], 
 
 def write_projector(run_dir: Path, out_dir: Path) -> list[Path]:
     """vectors.tsv (per embedding layer) and metadata.tsv for TensorBoard's Embedding Projector."""
-    vectorizer, embeddings = parts(load_end_to_end(run_dir))
+    vectorizer, embeddings = parts(RunDir(run_dir).load_model())
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     vocabulary = vectorizer.get_vocabulary()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -11,40 +10,38 @@ import numpy as np
 import tensorflow as tf
 from sklearn import metrics as sk_metrics
 
-from models import plots
-from models.training import CONFIG_FILE, load_end_to_end, manifest_sha256
-from pipeline import atomic, dataset, manifest as manifest_lib
+from models.run_dir import CONFUSION_PNG, METRICS_FILE, ROC_PNG, RunDir
+from pipeline import dataset, plots
+from pipeline.data_dir import DataDir
 from pipeline.errors import ReviewflowError
 from pipeline.fasttext_format import LABEL_NAMES, LABEL_PREFIX
 from pipeline.sources import LineReader, TooLongLine
 
-METRICS_FILE = "metrics.json"
 DEFAULT_EVAL_BATCH = 4096   # large: fills a workstation GPU; a few MB of text on a CPU
 DEFAULT_PREDICT_BATCH = 1024
 THRESHOLD = 0.5
 
 
-def check_same_vocabulary(run_dir: Path, data_dir: Path) -> None:
+def check_same_vocabulary(run: RunDir, data: DataDir) -> None:
     """Refuse a data directory whose vocabulary is not the one the model was trained with."""
-    config = json.loads((Path(run_dir) / CONFIG_FILE).read_text())
-    data_vocab = manifest_lib.read_manifest(data_dir).vocabulary.sha256
-    if config["vocab_sha256"] != data_vocab:
+    trained_on = run.config().vocab_sha256
+    if trained_on != data.vocab_sha256:
         raise ReviewflowError(
-            f"{data_dir} has another vocabulary (vocab.txt sha256 {data_vocab[:12]}...) than the one "
-            f"{run_dir} was trained with ({config['vocab_sha256'][:12]}...): its token ids would not mean "
+            f"{data.path} has another vocabulary (vocab.txt sha256 {data.vocab_sha256[:12]}...) than the one "
+            f"{run.path} was trained with ({trained_on[:12]}...): its token ids would not mean "
             "the same. Evaluate on the data directory the model was trained on (config.json names it), "
             "or train on this one.")
 
 
-def score_split(run_dir: Path, data_dir: Path, split: str, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+def score_split(run: RunDir, data: DataDir, split: str, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     """(labels, P(positive)) of every example of a split, streamed through the saved model."""
-    model = load_end_to_end(run_dir)
+    model = run.load_model()
     labels, scores = [], []
-    for texts, batch_labels in dataset.make_text_dataset(data_dir, split, batch_size).prefetch(2):
+    for texts, batch_labels in dataset.make_text_dataset(data, split, batch_size).prefetch(2):
         scores.append(np.asarray(model.predict_on_batch(texts)).reshape(-1))
         labels.append(batch_labels.numpy().reshape(-1))
     if not labels:
-        raise ReviewflowError(f"{data_dir}: the {split} split is empty; nothing to evaluate.")
+        raise ReviewflowError(f"{data.path}: the {split} split is empty; nothing to evaluate.")
     return np.concatenate(labels).astype(int), np.concatenate(scores).astype(float)
 
 
@@ -64,19 +61,29 @@ def compute_metrics(labels: np.ndarray, scores: np.ndarray) -> dict:
     }
 
 
-def evaluate(run_dir: Path, data_dir: Path, split: str = "test", batch_size: int = DEFAULT_EVAL_BATCH) -> dict:
+def evaluate(run_dir: Path, data: DataDir, split: str = "test", batch_size: int = DEFAULT_EVAL_BATCH) -> dict:
     """Score a split, write RUN/metrics.json, roc.png and confusion.png; return the metrics."""
-    run_dir, data_dir = Path(run_dir), Path(data_dir)
-    check_same_vocabulary(run_dir, data_dir)
-    labels, scores = score_split(run_dir, data_dir, split, batch_size)
-    result = {**compute_metrics(labels, scores), "split": split, "data_dir": str(data_dir),
-              "data_manifest_sha256": manifest_sha256(data_dir)}
-    title = json.loads((run_dir / CONFIG_FILE).read_text())["settings"]["model"]
+    run = RunDir(run_dir)
+    check_same_vocabulary(run, data)
+    labels, scores = score_split(run, data, split, batch_size)
+    result = {**compute_metrics(labels, scores), "split": split, "data_dir": str(data.path),
+              "data_manifest_sha256": data.manifest_sha256}
+    title = run.config().model
     if result["roc_auc"] is not None:
-        plots.plot_roc(labels, scores, run_dir / "roc.png", title)
-    plots.plot_confusion(np.array(result["confusion_matrix"]), run_dir / "confusion.png", title)
-    atomic.write_json(run_dir / METRICS_FILE, result)
+        plots.plot_roc(labels, scores, run / ROC_PNG, title)
+    plots.plot_confusion(np.array(result["confusion_matrix"]), run / CONFUSION_PNG, title)
+    run.write_metrics(result)
     return result
+
+
+def summary_lines(metrics: dict) -> list[str]:
+    """What `evaluate` prints: each metric, then the confusion matrix."""
+    lines = [f"{key:>10}: {metrics[key]:.4f}" if metrics[key] is not None else f"{key:>10}: n/a (one class)"
+             for key in ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss")]
+    (tn, fp), (fn, tp) = metrics["confusion_matrix"]
+    lines.append(f"{'confusion':>10}: tn {tn:,}  fp {fp:,}  fn {fn:,}  tp {tp:,}   ({metrics['num_examples']:,} "
+                 f"{metrics['split']} examples)")
+    return lines
 
 
 def strip_label(line: bytes) -> bytes:
@@ -102,7 +109,7 @@ class Prediction:
 
 def predict(run_dir: Path, texts: Iterable[str], batch_size: int = DEFAULT_PREDICT_BATCH) -> Iterator[Prediction]:
     """One prediction per text, in input order, in batches: flat memory for any number of texts."""
-    model = load_end_to_end(run_dir)
+    model = RunDir(run_dir).load_model()
     batch: list[str] = []
     for text in texts:
         batch.append(text)

@@ -58,15 +58,15 @@ def is_chief() -> bool:
     return task_type == "chief" or (task_type == "worker" and index == 0 and "chief" not in config.get("cluster", {}))
 
 
-def check_enough_shards(data_manifest, num_workers: int, data_dir) -> None:
+def check_enough_shards(data, num_workers: int) -> None:
     """Each worker reads whole files (AutoShardPolicy.FILE): every split read needs one per worker at least."""
     from pipeline.errors import ReviewflowError
 
-    short = {name: len(split.shards) for name, split in data_manifest.splits.items()
+    short = {name: len(split.shards) for name, split in data.manifest.splits.items()
              if name in ("train", "validation") and len(split.shards) < num_workers}
     if short:
         raise ReviewflowError(
-            f"{data_dir}: {', '.join(f'{name} has {count} shard(s)' for name, count in short.items())} for "
+            f"{data.path}: {', '.join(f'{name} has {count} shard(s)' for name, count in short.items())} for "
             f"{num_workers} workers, and each worker reads whole shards. Re-shard with "
             f"--num-shards {num_workers} or more (`reviewflow shard ... --overwrite`).")
 
@@ -80,11 +80,30 @@ def _file_sharded(dataset: tf.data.Dataset) -> tf.data.Dataset:
 def train(model: keras.Model, strategy, train_data, validation_data, *, epochs: int, steps_per_epoch: int,
           validation_steps: int, global_batch: int, callbacks: list, verbose) -> None:
     """Run up to `epochs` epochs of `steps_per_epoch` global batches, validating after each."""
-    loss_fn = keras.losses.BinaryCrossentropy(reduction=None)
     # Both splits repeat: each worker reads its own files, and every worker must
     # run the same number of steps, or the collective ops would wait forever.
-    train_iterator = iter(strategy.experimental_distribute_dataset(_file_sharded(train_data.repeat())))
-    validation_iterator = iter(strategy.experimental_distribute_dataset(_file_sharded(validation_data.repeat())))
+    train_batches = iter(strategy.experimental_distribute_dataset(_file_sharded(train_data.repeat())))
+    validation_batches = iter(strategy.experimental_distribute_dataset(_file_sharded(validation_data.repeat())))
+    train_step, validation_step = make_steps(model, strategy, global_batch)
+    callback_list = keras.callbacks.CallbackList(callbacks, add_history=True, add_progbar=bool(verbose),
+                                                 model=model, verbose=1 if verbose == "auto" else verbose,
+                                                 epochs=epochs, steps=steps_per_epoch)
+    model.stop_training = False
+    callback_list.on_train_begin()  # the chief's BackupAndRestore restores weights and the epoch here
+    first_epoch = sync_from_chief(strategy, model, getattr(model, "_initial_epoch", 0) or 0)
+    for epoch in range(first_epoch, epochs):
+        callback_list.on_epoch_begin(epoch)
+        logs = train_epoch(model, train_step, train_batches, steps_per_epoch, callback_list)
+        logs.update(validate(validation_step, validation_batches, validation_steps, callback_list))
+        callback_list.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    callback_list.on_train_end()
+
+
+def make_steps(model: keras.Model, strategy, global_batch: int):
+    """(train step, validation step): each runs one global batch and returns summed (loss, correct, count)."""
+    loss_fn = keras.losses.BinaryCrossentropy(reduction=None)
 
     def sums(probabilities, labels, per_example_loss):
         correct = tf.cast(tf.equal(tf.cast(probabilities > 0.5, tf.float32), labels), tf.float32)
@@ -103,41 +122,35 @@ def train(model: keras.Model, strategy, train_data, validation_data, *, epochs: 
         probabilities = tf.cast(model(ids, training=False), tf.float32)
         return sums(probabilities, labels, loss_fn(labels, probabilities))
 
-    @tf.function
-    def train_step(iterator):
-        return [strategy.reduce("SUM", value, axis=None) for value in strategy.run(train_replica, next(iterator))]
+    def summed_over_workers(replica_fn):
+        @tf.function
+        def step(iterator):
+            return [strategy.reduce("SUM", value, axis=None) for value in strategy.run(replica_fn, next(iterator))]
+        return step
 
-    @tf.function
-    def validation_step(iterator):
-        return [strategy.reduce("SUM", value, axis=None)
-                for value in strategy.run(validation_replica, next(iterator))]
+    return summed_over_workers(train_replica), summed_over_workers(validation_replica)
 
-    callback_list = keras.callbacks.CallbackList(callbacks, add_history=True, add_progbar=bool(verbose),
-                                                 model=model, verbose=1 if verbose == "auto" else verbose,
-                                                 epochs=epochs, steps=steps_per_epoch)
-    model.stop_training = False
-    callback_list.on_train_begin()  # the chief's BackupAndRestore restores weights and the epoch here
-    first_epoch = sync_from_chief(strategy, model, getattr(model, "_initial_epoch", 0) or 0)
-    for epoch in range(first_epoch, epochs):
-        callback_list.on_epoch_begin(epoch)
-        totals = [0.0, 0.0, 0.0]
-        for step in range(steps_per_epoch):
-            callback_list.on_train_batch_begin(step)
-            totals = [t + float(v) for t, v in zip(totals, train_step(train_iterator))]
-            callback_list.on_train_batch_end(step, {"loss": totals[0] / totals[2], "accuracy": totals[1] / totals[2]})
-            if model.stop_training:  # TerminateOnNaN
-                break
-        logs = {"loss": totals[0] / totals[2], "accuracy": totals[1] / totals[2]}
-        callback_list.on_test_begin()
-        validation = [0.0, 0.0, 0.0]
-        for _ in range(validation_steps):
-            validation = [t + float(v) for t, v in zip(validation, validation_step(validation_iterator))]
-        callback_list.on_test_end()
-        logs.update(val_loss=validation[0] / validation[2], val_accuracy=validation[1] / validation[2])
-        callback_list.on_epoch_end(epoch, logs)
-        if model.stop_training:
+
+def train_epoch(model, train_step, batches, steps: int, callback_list) -> dict:
+    """One epoch of training steps; the epoch's mean loss and accuracy."""
+    totals = [0.0, 0.0, 0.0]
+    for step in range(steps):
+        callback_list.on_train_batch_begin(step)
+        totals = [t + float(v) for t, v in zip(totals, train_step(batches))]
+        callback_list.on_train_batch_end(step, {"loss": totals[0] / totals[2], "accuracy": totals[1] / totals[2]})
+        if model.stop_training:  # TerminateOnNaN
             break
-    callback_list.on_train_end()
+    return {"loss": totals[0] / totals[2], "accuracy": totals[1] / totals[2]}
+
+
+def validate(validation_step, batches, steps: int, callback_list) -> dict:
+    """The validation loss and accuracy over `steps` global batches."""
+    callback_list.on_test_begin()
+    totals = [0.0, 0.0, 0.0]
+    for _ in range(steps):
+        totals = [t + float(v) for t, v in zip(totals, validation_step(batches))]
+    callback_list.on_test_end()
+    return {"val_loss": totals[0] / totals[2], "val_accuracy": totals[1] / totals[2]}
 
 
 def sync_from_chief(strategy, model: keras.Model, epoch: int) -> int:

@@ -1,16 +1,8 @@
-"""`fit`: stream a data directory into one of the models; write a run directory.
-
-RUN/model.keras    end-to-end model: raw strings -> P(positive), shape (batch, 1)
-RUN/export/        SavedModel with a string `serve` signature for TF Serving
-RUN/history.json   per-epoch metrics, time and examples/s (and history.csv, curves.png)
-RUN/config.json    every setting of the run
-RUN/checkpoints/   best model so far; RUN/backup/ resume state; RUN/logs/ TensorBoard
-"""
+"""`fit`: stream a data directory into one of the zoo's models; write a run directory (`run_dir.py`)."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 import tempfile
 import time
@@ -20,23 +12,17 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-import models
-from models import callbacks as callbacks_lib, multi_worker, plots
-from pipeline import atomic, data_service, dataset, manifest as manifest_lib, text
+from models import callbacks as callbacks_lib, multi_worker, zoo
+from models.run_dir import BACKUP_DIR, BEST_CHECKPOINT, CACHE_DIR, CURVES_PNG, LOGS_DIR, MODEL_FILE, RunConfig, RunDir
+from pipeline import data_service, dataset, plots, text
+from pipeline.data_dir import DataDir
 from pipeline.errors import ReviewflowError
-from pipeline.shards import file_sha256
 
-MODEL_FILE = "model.keras"
-EXPORT_DIR = "export"
-CONFIG_FILE = "config.json"
-BEST_CHECKPOINT = "checkpoints/best.keras"
-BACKUP_DIR = "backup"
-CACHE_DIR = "cache"
 STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker")
+OPTIMIZERS = ("rmsprop", "adam", "sgd")
 # Keras warns when a dataset of unknown size (a tf.data service's) ends its first epoch; that end is
 # how the epoch's size is learnt, not a fault, and capped epochs repeat their dataset.
 warnings.filterwarnings("ignore", message="Your input ran out of data")
-OPTIMIZERS = ("rmsprop", "adam", "sgd")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,8 +49,10 @@ class FitSettings:
     overwrite: bool = False
 
     def __post_init__(self):
-        if self.model not in models.MODELS:
-            raise ReviewflowError(f"unknown model {self.model!r}; choose from {', '.join(models.MODELS)}.")
+        if self.model not in zoo.MODELS:
+            raise ReviewflowError(f"unknown model {self.model!r}; choose from {', '.join(zoo.MODELS)}.")
+        if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
+            raise ReviewflowError(f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}.")
         if self.strategy not in STRATEGIES:
             raise ReviewflowError(f"unknown strategy {self.strategy!r}; choose from {', '.join(STRATEGIES)}.")
         if self.data_service is not None:
@@ -75,8 +63,8 @@ class FitSettings:
 
     def resolved(self) -> "FitSettings":
         """The settings with the model's defaults filled in."""
-        optimizer = self.optimizer or models.optimizer_for(self.model)
-        learning_rate = self.learning_rate or models.DEFAULT_LEARNING_RATE
+        optimizer = self.optimizer or zoo.optimizer_for(self.model)
+        learning_rate = self.learning_rate or zoo.DEFAULT_LEARNING_RATE
         return dataclasses.replace(self, optimizer=optimizer, learning_rate=learning_rate)
 
     def to_json(self) -> dict:
@@ -90,11 +78,7 @@ class FitResult:
     epochs_run: int
     best_val_accuracy: float
     best_val_loss: float
-
-
-def is_complete(run_dir: Path) -> bool:
-    """A run is complete once its end-to-end model is in place (written last)."""
-    return (Path(run_dir) / MODEL_FILE).is_file() and (Path(run_dir) / CONFIG_FILE).is_file()
+    best_epoch: int
 
 
 def choose_strategy(name: str) -> tf.distribute.Strategy:
@@ -119,7 +103,7 @@ def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimize
 
 def build_and_compile(settings: FitSettings, vocab_size: int) -> keras.Model:
     """The token-id model, compiled as the studies compile it."""
-    model = models.MODELS[settings.model](vocab_size=vocab_size, max_len=settings.max_len, **settings.hparams)
+    model = zoo.build(settings.model, vocab_size, settings.max_len, **settings.hparams)
     model.compile(optimizer=make_optimizer(settings.optimizer, settings.learning_rate),
                   loss="binary_crossentropy", metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
                   jit_compile=settings.jit_compile)
@@ -130,29 +114,6 @@ def end_to_end(vectorizer: keras.layers.TextVectorization, model: keras.Model) -
     """Raw strings (batch,) -> P(positive) (batch, 1): the vectorizer and the trained model in one."""
     texts = keras.Input(shape=(), dtype="string", name="text")
     return keras.Model(texts, model(vectorizer(texts)), name=f"{model.name}_end_to_end")
-
-
-def save_model_atomically(model: keras.Model, path: Path) -> None:
-    """`model.save` to a temporary `.keras` name, then rename: a reader never sees half a file."""
-    temporary = path.with_name(path.stem + ".incomplete.keras")
-    model.save(temporary)
-    atomic.commit(temporary, path)
-
-
-def export_serving(model: keras.Model, export_dir: Path) -> None:
-    """A SavedModel with a `serve` signature: string tensor (batch,) -> probabilities (batch, 1)."""
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint(name="serve", fn=model.call,
-                         input_signature=[tf.TensorSpec(shape=(None,), dtype=tf.string, name="text")])
-    temporary = export_dir.with_name(export_dir.name + atomic.INCOMPLETE_SUFFIX)
-    shutil.rmtree(temporary, ignore_errors=True)
-    archive.write_out(str(temporary), verbose=False)
-    old = export_dir.with_name(export_dir.name + ".old")
-    if export_dir.exists():
-        export_dir.rename(old)
-    temporary.rename(export_dir)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def describe_devices(model: keras.Model) -> str:
@@ -179,26 +140,6 @@ def _all_layers(model):
             yield from _all_layers(layer)
 
 
-def prepare_run_dir(settings: FitSettings) -> bool:
-    """Create RUN; True when resuming an interrupted run with the same settings."""
-    run_dir = Path(settings.out)
-    config_path = run_dir / CONFIG_FILE
-    if settings.overwrite and run_dir.exists():
-        shutil.rmtree(run_dir)
-    if is_complete(run_dir):
-        raise ReviewflowError(f"{run_dir} already holds a complete run ({MODEL_FILE}). "
-                              "Pass --overwrite to train again, or choose another --out.")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if config_path.exists():
-        previous = json.loads(config_path.read_text())["settings"]
-        if previous != settings.to_json():
-            changed = sorted(k for k in settings.to_json() if previous.get(k) != settings.to_json()[k])
-            raise ReviewflowError(f"{run_dir} holds an interrupted run with other settings ({', '.join(changed)}). "
-                                  "Re-run with the same options to resume, or pass --overwrite.")
-        return (run_dir / BACKUP_DIR).exists()
-    return False
-
-
 def fit(settings: FitSettings, verbose: int | str = "auto", log=print) -> FitResult:
     """Train `settings.model` on `settings.data`; resume if RUN holds an interrupted run."""
     settings = settings.resolved()
@@ -214,13 +155,12 @@ def fit(settings: FitSettings, verbose: int | str = "auto", log=print) -> FitRes
 
 
 def _fit_run(settings: FitSettings, verbose, log) -> FitResult:
-    run_dir = Path(settings.out)
-    data_manifest = manifest_lib.read_manifest(settings.data)
-    if settings.strategy == "multi-worker":
-        multi_worker.check_enough_shards(data_manifest, multi_worker.cluster_task()[2], settings.data)
     # Hashing every shard costs ~1 s per GB: cheap next to training on a damaged file.
-    manifest_lib.check_files_present(settings.data, data_manifest, hashes=True)
-    resuming = prepare_run_dir(settings)
+    data = DataDir.open(settings.data, hashes=True)
+    if settings.strategy == "multi-worker":
+        multi_worker.check_enough_shards(data, multi_worker.cluster_task()[2])
+    run = RunDir(settings.out)
+    resuming = run.prepare(settings.to_json(), settings.overwrite)
     if settings.seed is not None:
         keras.utils.set_random_seed(settings.seed)
     previous_policy = keras.mixed_precision.global_policy()
@@ -228,12 +168,12 @@ def _fit_run(settings: FitSettings, verbose, log) -> FitResult:
         keras.mixed_precision.set_global_policy(
             "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16")
     try:
-        return _fit(settings, run_dir, data_manifest, resuming, verbose, log)
+        return _fit(settings, data, run, resuming, verbose, log)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)  # the policy is process-wide
 
 
-def make_inputs(settings: FitSettings, vectorizer, global_batch: int,
+def make_inputs(settings: FitSettings, data: DataDir, vectorizer, global_batch: int,
                 cache_dir: Path) -> tuple[tf.data.Dataset, tf.data.Dataset]:
     """Training and validation batches, streamed from the shards here or by a tf.data service."""
     remote = settings.data_service is not None
@@ -243,7 +183,7 @@ def make_inputs(settings: FitSettings, vectorizer, global_batch: int,
 
     def make(split: str, shuffle: bool) -> tf.data.Dataset:
         batches = dataset.make_dataset(
-            settings.data, split, global_batch, settings.max_len, shuffle=shuffle,
+            data, split, global_batch, settings.max_len, shuffle=shuffle,
             seed=settings.seed if shuffle else None, vectorizer=vectorizer, shuffle_buffer=settings.shuffle_buffer,
             cache_path=cache_dir / split if cache else None, known_size=known_size)
         return data_service.distribute(batches, settings.data_service) if remote else batches
@@ -254,92 +194,85 @@ def make_inputs(settings: FitSettings, vectorizer, global_batch: int,
     return train, make("validation", shuffle=False)
 
 
-def _fit(settings: FitSettings, run_dir: Path, data_manifest, resuming: bool, verbose, log) -> FitResult:
-    vocabulary = dataset.load_vocabulary(settings.data)
-    vectorizer = text.make_vectorizer(vocabulary, settings.max_len)
+def _fit(settings: FitSettings, data: DataDir, run: RunDir, resuming: bool, verbose, log) -> FitResult:
+    vectorizer = text.make_vectorizer(data.vocabulary(), settings.max_len)
     strategy = choose_strategy(settings.strategy)
     global_batch = settings.batch_size * strategy.num_replicas_in_sync
     with strategy.scope():
         model = build_and_compile(settings, vocab_size=vectorizer.vocabulary_size())
         # Optimizer slots are created here, in the strategy's scope, before a resume loads them.
         model.optimizer.build(model.trainable_variables)
-    atomic.write_json(run_dir / CONFIG_FILE, {
-        "settings": settings.to_json(),
-        "global_batch_size": global_batch,
-        "replicas": strategy.num_replicas_in_sync,
-        "vocab_size": vectorizer.vocabulary_size(),
-        "vocab_sha256": data_manifest.vocabulary.sha256,
-        "data_manifest_sha256": manifest_sha256(settings.data),
-        "parameters": model.count_params(),
-        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
-    })
-    cache_dir = run_dir / CACHE_DIR
+    run.write_config(RunConfig(
+        settings=settings.to_json(), global_batch_size=global_batch, replicas=strategy.num_replicas_in_sync,
+        vocab_size=vectorizer.vocabulary_size(), vocab_sha256=data.vocab_sha256,
+        data_manifest_sha256=data.manifest_sha256, parameters=model.count_params(),
+        versions={"tensorflow": tf.__version__, "keras": keras.__version__}))
+    cache_dir = run / CACHE_DIR
     shutil.rmtree(cache_dir, ignore_errors=True)  # a killed run leaves a half-written cache; start it anew
-    multi = settings.strategy == "multi-worker"
-    train, validation = make_inputs(settings, vectorizer, global_batch, cache_dir)
-    history = callbacks_lib.read_history(run_dir) if resuming else []
-    examples_per_epoch = (settings.steps_per_epoch * global_batch if settings.steps_per_epoch
-                          else data_manifest.splits["train"].num_examples)
-    best_so_far = min((row["val_loss"] for row in history if "val_loss" in row), default=None)
-    (run_dir / BEST_CHECKPOINT).parent.mkdir(exist_ok=True)
-    # The backup comes first: once an epoch's history row exists, its backup does too.
-    callbacks = [callbacks_lib.AtomicBackupAndRestore(str(run_dir / BACKUP_DIR))] if (
-        not multi or multi_worker.is_chief()) else []  # other workers take the chief's state on resume
-    callbacks += [
-        keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.ModelCheckpoint(str(run_dir / BEST_CHECKPOINT), monitor="val_loss", save_best_only=True,
-                                        initial_value_threshold=best_so_far),
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience, restore_best_weights=True),
-        callbacks_lib.EpochHistory(run_dir, examples_per_epoch),
-        keras.callbacks.TensorBoard(str(run_dir / "logs")),
-    ]
+    train, validation = make_inputs(settings, data, vectorizer, global_batch, cache_dir)
     if verbose:
         model.summary(print_fn=lambda line, **_: log(line))
         log(describe_devices(model) + f"; {strategy.num_replicas_in_sync} replica(s), global batch {global_batch}")
     if resuming:
-        log(f"resuming the interrupted run in {run_dir} after epoch {len(history)}")
+        log(f"resuming the interrupted run in {run.path} after epoch {len(run.history())}")
     started = time.perf_counter()
-    if multi:
-        splits = data_manifest.splits
-        multi_worker.train(model, strategy, train, validation, epochs=settings.epochs,
-                           steps_per_epoch=multi_worker.steps_for(splits["train"].num_examples, global_batch,
-                                                                  settings.steps_per_epoch),
-                           validation_steps=multi_worker.steps_for(splits["validation"].num_examples, global_batch,
-                                                                   settings.validation_steps),
-                           global_batch=global_batch, callbacks=callbacks, verbose=verbose)
-    else:
+    callbacks = make_callbacks(settings, data, run, global_batch, resuming)
+    train_model(settings, data, model, strategy, train, validation, global_batch, callbacks, verbose)
+    shutil.rmtree(cache_dir, ignore_errors=True)  # it can be large; a later run rebuilds it
+    result = finish_run(settings, run, vectorizer, model)
+    if verbose:
+        log(f"trained {result.epochs_run} epochs in {time.perf_counter() - started:.1f} s; best validation "
+            f"accuracy {result.best_val_accuracy:.4f} (epoch {result.best_epoch}); model: {run / MODEL_FILE}")
+    return result
+
+
+def make_callbacks(settings: FitSettings, data: DataDir, run: RunDir, global_batch: int,
+                   resuming: bool) -> list[keras.callbacks.Callback]:
+    """Backup (resume), NaN stop, best checkpoint, early stopping, history rows and TensorBoard."""
+    history = run.history() if resuming else []
+    examples_per_epoch = (settings.steps_per_epoch * global_batch if settings.steps_per_epoch
+                          else data.num_examples("train"))
+    best_so_far = min((row["val_loss"] for row in history if "val_loss" in row), default=None)
+    (run / BEST_CHECKPOINT).parent.mkdir(exist_ok=True)
+    writes_run = settings.strategy != "multi-worker" or multi_worker.is_chief()
+    # The backup comes first: once an epoch's history row exists, its backup does too.
+    callbacks = [callbacks_lib.AtomicBackupAndRestore(str(run / BACKUP_DIR))] if writes_run else []
+    return callbacks + [  # (other workers take the chief's state on resume)
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.ModelCheckpoint(str(run / BEST_CHECKPOINT), monitor="val_loss", save_best_only=True,
+                                        initial_value_threshold=best_so_far),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience, restore_best_weights=True),
+        callbacks_lib.EpochHistory(run, examples_per_epoch),
+        keras.callbacks.TensorBoard(str(run / LOGS_DIR)),
+    ]
+
+
+def train_model(settings: FitSettings, data: DataDir, model: keras.Model, strategy, train, validation,
+                global_batch: int, callbacks: list, verbose) -> None:
+    """`model.fit`, or our own loop under MultiWorkerMirroredStrategy (see multi_worker.py)."""
+    if settings.strategy != "multi-worker":
         model.fit(train, validation_data=validation, epochs=settings.epochs,
                   steps_per_epoch=settings.steps_per_epoch, validation_steps=settings.validation_steps,
                   callbacks=callbacks, verbose=verbose, shuffle=False)
-    if not callbacks_lib.read_history(run_dir):
+        return
+    multi_worker.train(
+        model, strategy, train, validation, epochs=settings.epochs,
+        steps_per_epoch=multi_worker.steps_for(data.num_examples("train"), global_batch, settings.steps_per_epoch),
+        validation_steps=multi_worker.steps_for(data.num_examples("validation"), global_batch,
+                                                settings.validation_steps),
+        global_batch=global_batch, callbacks=callbacks, verbose=verbose)
+
+
+def finish_run(settings: FitSettings, run: RunDir, vectorizer, model: keras.Model) -> FitResult:
+    """The best epoch's weights, curves, the export and, last, `model.keras`, which marks the run complete."""
+    rows = run.history()
+    if not rows:
         raise ReviewflowError("training stopped before completing an epoch (NaN loss?); nothing was saved.")
-    shutil.rmtree(cache_dir, ignore_errors=True)  # it can be large; a later run rebuilds it
-    if (run_dir / BEST_CHECKPOINT).exists():  # the best epoch of the whole run, across resumes
-        model.set_weights(keras.saving.load_model(run_dir / BEST_CHECKPOINT).get_weights())
-    rows = callbacks_lib.read_history(run_dir)
-    plots.plot_curves(rows, run_dir / "curves.png", settings.model)
+    if (run / BEST_CHECKPOINT).exists():  # the best epoch of the whole run, across resumes
+        model.set_weights(keras.saving.load_model(run / BEST_CHECKPOINT).get_weights())
+    plots.plot_curves(rows, run / CURVES_PNG, settings.model)
     complete_model = end_to_end(vectorizer, model)
-    export_serving(complete_model, run_dir / EXPORT_DIR)
-    save_model_atomically(complete_model, run_dir / MODEL_FILE)  # last: marks the run complete
+    run.export_serving(complete_model)
+    run.save_model(complete_model)  # last: marks the run complete
     best = min(rows, key=lambda row: row["val_loss"])
-    if verbose:
-        log(f"trained {len(rows)} epochs in {time.perf_counter() - started:.1f} s; best validation accuracy "
-            f"{best['val_accuracy']:.4f} (epoch {best['epoch']}); model: {run_dir / MODEL_FILE}")
-    return FitResult(run_dir, len(rows), best["val_accuracy"], best["val_loss"])
-
-
-def manifest_sha256(data_dir: Path) -> str:
-    """Identifies the exact data directory a run was trained or evaluated on."""
-    return file_sha256(Path(data_dir) / manifest_lib.MANIFEST_FILE)
-
-
-def load_end_to_end(run_dir: Path) -> keras.Model:
-    """The run's end-to-end model, loaded with Keras safe mode on."""
-    path = Path(run_dir) / MODEL_FILE
-    if not path.is_file():
-        raise ReviewflowError(f"{run_dir}: no {MODEL_FILE}; the run is missing or incomplete. Run `fit` first.")
-    try:
-        return keras.saving.load_model(path, safe_mode=True)
-    except (ValueError, TypeError, KeyError, OSError) as exc:  # includes safe mode refusing code in the file
-        raise ReviewflowError(f"{path}: refused to load ({str(exc).splitlines()[0][:300]}). The file is damaged "
-                              "or was changed; re-run `fit`, or restore it from a trusted copy.") from exc
+    return FitResult(run.path, len(rows), best["val_accuracy"], best["val_loss"], best["epoch"])

@@ -24,34 +24,34 @@ import tensorflow as tf
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipeline import datadir, manifest as manifest_lib, shards, sources, text
+from pipeline import manifest as manifest_lib, output_dir, shard_plan, shards, sources, text
 from pipeline.errors import ReviewflowError
 from pipeline.fasttext_format import parse_line
 from pipeline.rejects import REJECTS_FILE, reject_line
+from pipeline.shard_plan import ShardSettings
+from pipeline.vocab import count_tokens as count_batch_tokens, write_vocabulary_file
 
 REPORT_FILE = "beam-report.jsonl"     # counts from the pipeline, read and removed by this process
 TOKEN_COUNT_BATCH = 4096              # texts tokenized per TensorFlow call
 
 
-def shard_with_beam(settings, out: Path) -> manifest_lib.Manifest:
+def shard_with_beam(settings: ShardSettings, out: Path) -> manifest_lib.Manifest:
     """Run the shard job as a Beam pipeline into the (locked, emptied) `out`; then write the manifest."""
-    from pipeline.shard_corpus import plan_split_shards
-
     started = time.perf_counter()
-    num_shards = plan_split_shards(settings)
+    num_shards = shard_plan.plan_split_shards(settings)
     try:
         _run_pipeline(settings, out, num_shards)
         report = _read_report(out / REPORT_FILE)
         manifest = _assemble_manifest(settings, out, report, started)
     except BaseException:
-        datadir.remove_dataset_files(out)  # nothing may look complete
+        output_dir.remove_dataset_files(out)  # nothing may look complete
         raise
     (out / REPORT_FILE).unlink()
     manifest_lib.write_manifest(out, manifest)  # last: its presence marks the directory complete
     return manifest
 
 
-def _run_pipeline(settings, out: Path, num_shards: dict[str, int]) -> None:
+def _run_pipeline(settings: ShardSettings, out: Path, num_shards: dict[str, int]) -> None:
     options = PipelineOptions(list(settings.beam_options))  # never sys.argv, which are our options
     try:
         with beam.Pipeline(options=options) as pipeline:
@@ -72,15 +72,15 @@ def _first_line(exc: BaseException) -> str:
                 type(exc).__name__)
 
 
-def build_pipeline(pipeline, settings, out: Path, num_shards: dict[str, int]) -> None:
+def build_pipeline(pipeline, settings: ShardSettings, out: Path, num_shards: dict[str, int]) -> None:
     """Sources -> numbered lines -> examples by split (and rejects) -> shards, rejects, counts, vocabulary."""
     read = (pipeline
-            | "Sources" >> beam.Create([(str(settings.train), True), (str(settings.test), False)])
+            | "Sources" >> beam.Create([(name, str(path)) for name, path in settings.sources().items()])
             | "Read" >> beam.FlatMap(read_source, settings.max_line_bytes).with_outputs("sources", main="lines"))
     # A compressed file is read by one worker; spread its lines before the per-line work.
     routed = (read.lines
               | "Spread" >> beam.Reshuffle()
-              | "Parse" >> beam.FlatMap(route_line, settings.val_fraction, settings.seed)
+              | "Parse" >> beam.FlatMap(route_line, settings)
               .with_outputs("rejects", main="examples"))
     examples, rejects = routed.examples, routed.rejects
     _ = (rejects
@@ -102,31 +102,27 @@ def build_pipeline(pipeline, settings, out: Path, num_shards: dict[str, int]) ->
          | "WriteReport" >> beam.io.WriteToText(str(out / REPORT_FILE), num_shards=1, shard_name_template=""))
 
 
-def read_source(source: tuple[str, bool], max_line_bytes: int) -> Iterator:
-    """A source file -> (path, holdout, line number, line) per line; then its description, tagged `sources`."""
-    path, holdout = source
+def read_source(source: tuple[str, str], max_line_bytes: int) -> Iterator:
+    """(source name, path) -> (name, path, line number, line) per line; then its description, tagged `sources`."""
+    name, path = source
     reader = sources.LineReader(Path(path), max_line_bytes)
     for line in reader:
-        yield path, holdout, reader.lines_read, line
+        yield name, path, reader.lines_read, line
     yield beam.pvalue.TaggedOutput("sources", {
-        "path": path, "bytes": Path(path).stat().st_size, "sha256": shards.file_sha256(Path(path)),
+        "source": name, "path": path, "bytes": Path(path).stat().st_size, "sha256": shards.file_sha256(Path(path)),
         "lines_read": reader.lines_read})
 
 
-def route_line(numbered_line: tuple, val_fraction: float, seed: int) -> Iterator:
-    """A numbered line -> (source, split, label, text), or its rejects.jsonl line, tagged `rejects`."""
-    path, holdout, line_number, line = numbered_line
+def route_line(numbered_line: tuple, settings: ShardSettings) -> Iterator:
+    """A numbered line -> (source name, split, label, text), or its rejects.jsonl line, tagged `rejects`."""
+    name, path, line_number, line = numbered_line
     parsed = parse_line(line)
     if not isinstance(parsed, tuple):
-        yield beam.pvalue.TaggedOutput("rejects", {"source": path, "reason": parsed.value,
+        yield beam.pvalue.TaggedOutput("rejects", {"source": name, "reason": parsed.value,
                                                    "line": reject_line(path, line_number, parsed, line)})
         return
     label, text_bytes = parsed
-    if not holdout:
-        split = "test"
-    else:
-        split = "validation" if shards.is_validation(label, text_bytes, val_fraction, seed) else "train"
-    yield path, split, label, text_bytes
+    yield name, shard_plan.split_of(name, label, text_bytes, settings), label, text_bytes
 
 
 def _count_items(examples, rejects) -> list:
@@ -166,7 +162,7 @@ def _write_split(split: str, examples, out: Path, num_shards: int, compression: 
                    str(out / split), file_name_suffix=".tfrecord.gz" if gzip else ".tfrecord",
                    num_shards=num_shards, shard_name_template="-SSSSS-of-NNNNN",
                    compression_type=CompressionTypes.GZIP if gzip else CompressionTypes.UNCOMPRESSED))
-    return written | f"Describe{split}" >> beam.Map(describe_shard, split, "GZIP" if gzip else "")
+    return written | f"Describe{split}" >> beam.Map(describe_shard, split, shards.tf_compression(compression))
 
 
 def describe_shard(path: str, split: str, compression: str) -> dict:
@@ -176,9 +172,8 @@ def describe_shard(path: str, split: str, compression: str) -> dict:
 
 
 def count_tokens(texts: list[bytes]) -> Iterable[tuple[bytes, int]]:
-    """(token, count) within a batch of texts, tokenized exactly as training tokenizes."""
-    tokens = text.tokenize(tf.constant(texts)).flat_values
-    unique, _, counts = tf.unique_with_counts(tokens, out_idx=tf.int64)
+    """(token, count) within a batch of texts, counted as the local runner counts them."""
+    unique, counts = count_batch_tokens(tf.constant(texts))
     return zip(unique.numpy().tolist(), counts.numpy().tolist())
 
 
@@ -203,28 +198,19 @@ def _read_report(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
-def _assemble_manifest(settings, out: Path, report: list[dict], started: float) -> manifest_lib.Manifest:
-    """The manifest from the pipeline's report, after checking that every line is accounted for."""
-    from pipeline.shard_corpus import write_vocabulary_file
-
+def _assemble_manifest(settings: ShardSettings, out: Path, report: list[dict],
+                       started: float) -> manifest_lib.Manifest:
+    """The manifest from the pipeline's report, after the checks every run must pass."""
     items = {kind: [item for item in report if item["kind"] == kind]
              for kind in ("source", "written", "rejected", "labels", "shard", "vocabulary")}
+    source_infos = [_source_info(name, out, items) for name in settings.sources()]
     splits = {split: _split_info(split, items) for split in shards.SPLITS}
-    source_infos = [_source_info(path, holdout, items) for path, holdout in ((settings.train, True),
-                                                                             (settings.test, False))]
+    shard_plan.check_train_split(splits["train"].num_examples, settings)
     (vocabulary,) = items["vocabulary"]
     vocabulary_info = write_vocabulary_file(out, [tuple(pair) for pair in vocabulary["ranked"]],
                                             vocabulary["distinct"], vocabulary["tokens"])
-    return manifest_lib.Manifest(
-        format_version=manifest_lib.FORMAT_VERSION,
-        settings=settings.to_json(),
-        splits=splits,
-        sources=source_infos,
-        vocabulary=vocabulary_info,
-        rejects_path=REJECTS_FILE,
-        num_rejected=sum(item["count"] for item in items["rejected"]),
-        seconds=round(time.perf_counter() - started, 3),
-    )
+    num_rejected = sum(item["count"] for item in items["rejected"])
+    return shard_plan.assemble_manifest(settings, splits, source_infos, vocabulary_info, num_rejected, started)
 
 
 def _split_info(split: str, items: dict) -> manifest_lib.SplitInfo:
@@ -240,16 +226,20 @@ def _split_info(split: str, items: dict) -> manifest_lib.SplitInfo:
     return manifest_lib.SplitInfo(num_examples, label_counts, shard_infos)
 
 
-def _source_info(path: Path, holdout: bool, items: dict) -> manifest_lib.SourceInfo:
-    source = str(path)
-    (described,) = [item for item in items["source"] if item["path"] == source]
-    written = sum(item["count"] for item in items["written"] if item["source"] == source)
-    rejected = {item["reason"]: item["count"] for item in items["rejected"] if item["source"] == source}
-    if described["lines_read"] != written + sum(rejected.values()):
-        raise ReviewflowError(f"{source}: the Beam pipeline read {described['lines_read']:,} lines but accounted "
-                              f"for {written + sum(rejected.values()):,}; nothing was marked complete. Run again.")
-    return manifest_lib.SourceInfo(
-        path=source, splits=["train", "validation"] if holdout else ["test"], bytes=described["bytes"],
-        sha256=described["sha256"], lines_read=described["lines_read"], written=written,
+def _source_info(name: str, out: Path, items: dict) -> manifest_lib.SourceInfo:
+    (described,) = [item for item in items["source"] if item["source"] == name]
+    rejected = {item["reason"]: item["count"] for item in items["rejected"] if item["source"] == name}
+    info = manifest_lib.SourceInfo(
+        path=described["path"], splits=shard_plan.SOURCE_SPLITS[name], bytes=described["bytes"],
+        sha256=described["sha256"], lines_read=described["lines_read"],
+        written=sum(item["count"] for item in items["written"] if item["source"] == name),
         rejected=dict(sorted(rejected.items())))
+    shard_plan.check_source_has_examples(info, _first_reject(out / REJECTS_FILE, info.path))
+    return info
 
+
+def _first_reject(rejects_path: Path, source_path: str) -> str | None:
+    """The source's first line in rejects.jsonl (Beam writes them in no order: the lowest line number)."""
+    with open(rejects_path, encoding="utf-8") as rejects:
+        lines = (line for line in rejects if json.loads(line)["source"] == source_path)
+        return min(lines, key=lambda line: json.loads(line)["line"], default=None)

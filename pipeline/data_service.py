@@ -57,6 +57,22 @@ def env_with_shim() -> dict[str, str]:
     return dict(os.environ, LD_PRELOAD=":".join([shim, *preload]), **{SHIM_MARKER: "1"})
 
 
+def restart_with_shim() -> None:
+    """Replace this process by the very same command line with the loopback shim preloaded.
+
+    Done before TensorFlow is imported, so it costs little; the restarted
+    process finds the marker in its environment and does not restart again.
+    """
+    environment = env_with_shim()
+    sys.stdout.flush()
+    os.execve(sys.executable, sys.orig_argv, environment)
+
+
+def needs_restart(host: str) -> bool:
+    """Whether a server for `host` must first restart this process with the shim."""
+    return is_loopback(host) and SHIM_MARKER not in os.environ
+
+
 def parse_address(address: str) -> tuple[str, int]:
     """`grpc://HOST:PORT` or `HOST:PORT` -> (host, port); refuses anything else."""
     parts = urlsplit(address if "://" in address else f"{PROTOCOL}://{address}")

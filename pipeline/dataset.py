@@ -10,8 +10,8 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from pipeline import manifest as manifest_lib, text
-from pipeline.vocab import VOCAB_FILE, read_vocabulary
+from pipeline import text
+from pipeline.data_dir import DataDir
 
 AUTOTUNE = tf.data.AUTOTUNE
 SHUFFLE_BUFFER_EXAMPLES = 10_000   # bounded: ~5 MB of reviews, whatever the corpus size
@@ -23,23 +23,6 @@ FEATURES = {
     "text": tf.io.FixedLenFeature([], tf.string),
     "label": tf.io.FixedLenFeature([], tf.int64),
 }
-
-
-def shard_files(data_dir: Path, split: str) -> tuple[list[str], str, int]:
-    """The split's shard paths from the manifest (refusing an incomplete directory), compression, examples."""
-    data_dir = Path(data_dir)
-    manifest = manifest_lib.read_manifest(data_dir)
-    manifest_lib.check_files_present(data_dir, manifest)
-    if split not in manifest.splits:
-        raise manifest_lib.DatasetError(f"{data_dir}: no split {split!r}; it has {sorted(manifest.splits)}.")
-    files = [str(data_dir / shard.path) for shard in manifest.splits[split].shards]
-    compression = "GZIP" if manifest.settings["compression"] == "gzip" else ""
-    return files, compression, manifest.splits[split].num_examples
-
-
-def load_vocabulary(data_dir: Path) -> list[str]:
-    """The data directory's vocabulary, as written by `shard`."""
-    return read_vocabulary(Path(data_dir) / VOCAB_FILE)
 
 
 def read_records(files: list[str], compression: str, shuffle: bool, seed: int | None) -> tf.data.Dataset:
@@ -76,21 +59,20 @@ def with_known_batches(dataset: tf.data.Dataset, num_examples: int, batch_size: 
     return dataset.apply(tf.data.experimental.assert_cardinality(-(-num_examples // batch_size)))
 
 
-def make_text_dataset(data_dir: Path, split: str, batch_size: int, shuffle: bool = False,
+def make_text_dataset(data: DataDir, split: str, batch_size: int, shuffle: bool = False,
                       seed: int | None = None, shuffle_buffer: int = SHUFFLE_BUFFER_EXAMPLES,
                       known_size: bool = True) -> tf.data.Dataset:
     """(texts, labels) batches of a split; `known_size=False` where workers each read only some files."""
-    files, compression, num_examples = shard_files(data_dir, split)
-    dataset = read_records(files, compression, shuffle, seed)
+    dataset = read_records(data.shard_paths(split), data.compression, shuffle, seed)
     if shuffle:
         dataset = shuffle_examples(dataset, shuffle_buffer, seed)
     dataset = dataset.batch(batch_size)
     if known_size:
-        dataset = with_known_batches(dataset, num_examples, batch_size)
+        dataset = with_known_batches(dataset, data.num_examples(split), batch_size)
     return dataset.map(parse_batch, num_parallel_calls=AUTOTUNE, deterministic=True)
 
 
-def make_dataset(data_dir: Path, split: str, batch_size: int, max_len: int = text.DEFAULT_MAX_LEN,
+def make_dataset(data: DataDir, split: str, batch_size: int, max_len: int = text.DEFAULT_MAX_LEN,
                  shuffle: bool = False, seed: int | None = None,
                  vectorizer: keras.layers.TextVectorization | None = None,
                  shuffle_buffer: int = SHUFFLE_BUFFER_EXAMPLES, cache_path: Path | None = None,
@@ -103,12 +85,11 @@ def make_dataset(data_dir: Path, split: str, batch_size: int, max_len: int = tex
     the bounded buffer after the cache, so every epoch still gets a new order.
     """
     block = batch_size * max(1, BLOCK_EXAMPLES // batch_size)
-    dataset = make_text_dataset(data_dir, split, block, shuffle and cache_path is None, seed, shuffle_buffer,
+    dataset = make_text_dataset(data, split, block, shuffle and cache_path is None, seed, shuffle_buffer,
                                 known_size)
     if vectorizer is None:
-        vectorizer = text.make_vectorizer(load_vocabulary(data_dir), max_len)
+        vectorizer = text.make_vectorizer(data.vocabulary(), max_len)
     dataset = dataset.map(vectorize_with(vectorizer), num_parallel_calls=AUTOTUNE, deterministic=True)
-    num_examples = manifest_lib.read_manifest(data_dir).splits[split].num_examples
     if cache_path is None:
         dataset = dataset.rebatch(batch_size)
     else:
@@ -117,7 +98,7 @@ def make_dataset(data_dir: Path, split: str, batch_size: int, max_len: int = tex
             dataset = shuffle_examples(dataset, shuffle_buffer, seed)
         dataset = dataset.batch(batch_size)
     if known_size:
-        dataset = with_known_batches(dataset, num_examples, batch_size)
+        dataset = with_known_batches(dataset, data.num_examples(split), batch_size)
     return dataset.prefetch(AUTOTUNE)
 
 

@@ -6,6 +6,7 @@ A data directory is complete if and only if `manifest.json` exists.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from pathlib import Path
 
@@ -84,19 +85,49 @@ def write_manifest(data_dir: Path, manifest: Manifest) -> None:
 
 def read_manifest(data_dir: Path) -> Manifest:
     """The manifest of a complete data directory; refuses one without it."""
+    return parse_manifest(data_dir, read_manifest_bytes(data_dir))
+
+
+def read_manifest_bytes(data_dir: Path) -> bytes:
+    """`manifest.json` as written; refuses a directory without it."""
     path = Path(data_dir) / MANIFEST_FILE
     if not path.is_file():
         raise DatasetError(
             f"{data_dir}: no {MANIFEST_FILE}, so this is not a complete data directory "
             "(a shard run may have been interrupted). Run `reviewflow shard` to create it.")
+    return path.read_bytes()
+
+
+def parse_manifest(data_dir: Path, raw: bytes) -> Manifest:
+    path = Path(data_dir) / MANIFEST_FILE
     try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
+        obj = json.loads(raw.decode("utf-8"))
         if obj.get("format_version") != FORMAT_VERSION:
             raise DatasetError(f"{path}: format_version {obj.get('format_version')!r} is not "
                                f"{FORMAT_VERSION}; re-shard with this version of reviewflow.")
         return Manifest.from_json(obj)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise DatasetError(f"{path}: unreadable manifest ({exc}); re-shard the corpus.") from exc
+
+
+def manifest_sha256(raw: bytes) -> str:
+    """Identifies the exact data directory a run was trained or evaluated on: the manifest's own hash."""
+    return hashlib.sha256(raw).hexdigest()
+
+
+def summary_lines(manifest: Manifest, data_dir: Path) -> list[str]:
+    """What `shard` prints: examples per split and label, lines per source, the vocabulary."""
+    lines = [f"{name:>10}: {split.num_examples:>10,} examples in {len(split.shards)} shards "
+             f"(negative {split.label_counts['0']:,}, positive {split.label_counts['1']:,})"
+             for name, split in manifest.splits.items()]
+    for source in manifest.sources:
+        reasons = ", ".join(f"{reason} {count:,}" for reason, count in source.rejected.items()) or "none"
+        lines.append(f"{Path(source.path).name}: {source.lines_read:,} lines read, "
+                     f"{source.written:,} written, rejected: {reasons}")
+    lines.append(f"vocabulary: {manifest.vocabulary.size:,} ids "
+                 f"(covers {manifest.vocabulary.coverage:.1%} of training tokens)")
+    lines.append(f"done in {manifest.seconds:.1f} s -> {data_dir}")
+    return lines
 
 
 def file_problem(data_dir: Path, relative_path: str, size: int | None = None,

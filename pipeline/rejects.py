@@ -25,17 +25,24 @@ def reject_line(source: str, line_number: int, reason: Reject, line: bytes | Too
 
 
 class RejectLog:
-    """Appends rejected lines to `rejects.jsonl.incomplete` and counts them per source and reason."""
+    """Appends rejected lines to `rejects.jsonl.incomplete`; the total and each reason counted per source.
+
+    A source is counted under the name it was given (`add`'s `source_name`),
+    not its path, so two sources never share counts.
+    """
 
     def __init__(self, data_dir: Path):
         self.path = Path(data_dir) / REJECTS_FILE
         self._file = open(atomic.incomplete_path(self.path), "w", encoding="utf-8")
         self.counts: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+        self.first: dict[str, str] = {}  # source name -> its first rejects.jsonl line
         self.total = 0
 
-    def add(self, source: str, line_number: int, reason: Reject, line: bytes | TooLongLine) -> None:
-        self._file.write(reject_line(source, line_number, reason, line))
-        self.counts[source][reason.value] += 1
+    def add(self, source_name: str, path: str, line_number: int, reason: Reject, line: bytes | TooLongLine) -> None:
+        record = reject_line(path, line_number, reason, line)
+        self._file.write(record)
+        self.first.setdefault(source_name, record)
+        self.counts[source_name][reason.value] += 1
         self.total += 1
 
     def finish(self) -> None:

@@ -26,6 +26,11 @@ def shard_filename(split: str, index: int, num_shards: int, compression: str) ->
     return f"{split}-{index:05d}-of-{num_shards:05d}{suffix}"
 
 
+def tf_compression(compression: str) -> str:
+    """A data directory's `compression` setting as TensorFlow's TFRecord readers and writers name it."""
+    return {"none": "", "gzip": "GZIP"}[compression]
+
+
 def plan_num_shards(estimated_bytes: float, target_shard_bytes: int = TARGET_SHARD_BYTES) -> int:
     """Shards for a split of about `estimated_bytes` of text: one per target size, at least 1."""
     return max(1, min(MAX_SHARDS, math.ceil(estimated_bytes / target_shard_bytes)))
@@ -105,7 +110,7 @@ class SplitWriter:
     def __init__(self, data_dir: Path, split: str, num_shards: int, compression: str):
         self.data_dir = Path(data_dir)
         self.names = [shard_filename(split, i, num_shards, compression) for i in range(num_shards)]
-        options = tf.io.TFRecordOptions(compression_type="GZIP" if compression == "gzip" else "")
+        options = tf.io.TFRecordOptions(compression_type=tf_compression(compression))
         self._writers = [tf.io.TFRecordWriter(str(atomic.incomplete_path(self.data_dir / name)), options)
                          for name in self.names]
         self.counts = [0] * num_shards

@@ -14,7 +14,8 @@ from typing import Iterator
 import numpy as np
 import tensorflow as tf
 
-from pipeline import dataset, manifest as manifest_lib, text
+from pipeline import dataset, plots, text
+from pipeline.data_dir import DataDir
 from pipeline.fasttext_format import parse_line
 from pipeline.sources import LineReader
 from pipeline.vocab import VocabularyCounter
@@ -58,8 +59,8 @@ class CorpusStats:
         return merged.percentile(COVERAGE_TARGET * 100)
 
 
-def _batches_from_data_dir(data_dir: Path, split: str) -> Iterator[tuple[tf.Tensor, np.ndarray]]:
-    for texts, labels in dataset.make_text_dataset(data_dir, split, BATCH):
+def _batches_from_data_dir(data: DataDir, split: str) -> Iterator[tuple[tf.Tensor, np.ndarray]]:
+    for texts, labels in dataset.make_text_dataset(data, split, BATCH):
         yield texts, labels.numpy().reshape(-1).astype(int)
 
 
@@ -93,9 +94,9 @@ def corpus_stats(path: Path) -> CorpusStats:
     """Stats of a data directory (every split) or of a raw fastText file (its valid lines)."""
     path = Path(path)
     if path.is_dir():
-        manifest = manifest_lib.read_manifest(path)
-        splits = {split: _accumulate(_batches_from_data_dir(path, split)) for split in manifest.splits}
-        return CorpusStats(splits, manifest.vocabulary.coverage, manifest.vocabulary.size)
+        data = DataDir.open(path)
+        splits = {split: _accumulate(_batches_from_data_dir(data, split)) for split in data.manifest.splits}
+        return CorpusStats(splits, data.manifest.vocabulary.coverage, data.manifest.vocabulary.size)
     counter = VocabularyCounter()
     split = _accumulate(_batches_from_file(path, counter))
     counter.close()
@@ -104,15 +105,23 @@ def corpus_stats(path: Path) -> CorpusStats:
     return CorpusStats({path.name: split}, coverage, len(kept) + text.NUM_SPECIAL_TOKENS)
 
 
-def plot_lengths(stats: CorpusStats, path: Path) -> None:
-    from models import plots
-
-    figure, axis = plots.plt.subplots(figsize=(8, 4))
+def summary_lines(stats: CorpusStats) -> list[str]:
+    """What `stats` prints: per split the balance, length percentiles and shares; coverage; advice."""
+    lines = []
     for name, split in stats.splits.items():
-        values = sorted(split.lengths)
-        axis.hist(values, weights=[split.lengths[v] for v in values], bins=60, alpha=0.5, label=name)
-    axis.axvline(stats.recommended_max_len(), color="k", ls="--", label="covers 90%")
-    axis.set_xlabel("review length (tokens)")
-    axis.set_ylabel("reviews")
-    axis.legend()
-    plots.save_figure(figure, path)
+        negative, positive = split.label_counts[0], split.label_counts[1]
+        lines.append(f"{name}: {split.num_examples:,} reviews, negative {negative:,} / positive {positive:,} "
+                     f"({positive / max(1, split.num_examples):.1%} positive)")
+        lines.append("  length in tokens: " + ", ".join(f"p{q} {split.percentile(q)}" for q in PERCENTILES)
+                     + f", max {max(split.lengths)}")
+        lines += [f"  share of reviews with at most {length} tokens: {split.share_at_most(length):.2%}"
+                  for length in SHARE_LENGTHS]
+    lines.append(f"vocabulary of {stats.vocab_size:,} ids covers {stats.coverage:.2%} of (training) tokens")
+    lines.append(f"recommended --max-len (covers 90% of reviews whole): {stats.recommended_max_len()}")
+    return lines
+
+
+def plot_lengths(stats: CorpusStats, path: Path) -> None:
+    """A histogram of review lengths per split, with the recommended --max-len marked."""
+    plots.plot_length_histograms({name: split.lengths for name, split in stats.splits.items()},
+                                 stats.recommended_max_len(), path)

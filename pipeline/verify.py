@@ -8,6 +8,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from pipeline import manifest as manifest_lib
+from pipeline.data_dir import DataDir
 
 READ_BATCH = 4096
 
@@ -38,15 +39,19 @@ def check_shard(data_dir: Path, shard, compression: str) -> FileCheck:
     return FileCheck(shard.path, problem, count)
 
 
-def verify_data_dir(data_dir: Path) -> list[FileCheck]:
+def verify_data_dir(data: DataDir) -> list[FileCheck]:
     """One check per shard and for the vocabulary; a problem names what is wrong."""
-    data_dir = Path(data_dir)
-    manifest = manifest_lib.read_manifest(data_dir)
-    compression = "GZIP" if manifest.settings["compression"] == "gzip" else ""
-    checks = [check_shard(data_dir, shard, compression)
-              for split in manifest.splits.values() for shard in split.shards]
-    vocabulary = manifest.vocabulary  # the manifest records its hash, not its size
+    checks = [check_shard(data.path, shard, data.compression)
+              for split in data.manifest.splits.values() for shard in split.shards]
+    vocabulary = data.manifest.vocabulary  # the manifest records its hash, not its size
     checks.append(FileCheck(vocabulary.path,
-                            manifest_lib.file_problem(data_dir, vocabulary.path, sha256=vocabulary.sha256),
+                            manifest_lib.file_problem(data.path, vocabulary.path, sha256=vocabulary.sha256),
                             vocabulary.num_tokens_in_file))
     return checks
+
+
+def summary_lines(checks: list[FileCheck]) -> list[str]:
+    """One line per file: ok or BAD, its records and what is wrong."""
+    return [f"{'ok ' if check.problem is None else 'BAD'} "
+            f"{f'{check.num_examples:>10,}' if check.num_examples is not None else ' ' * 10}  {check.path}"
+            + (f": {check.problem}" if check.problem else "") for check in checks]

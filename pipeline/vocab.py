@@ -9,9 +9,17 @@ from pathlib import Path
 import tensorflow as tf
 
 from pipeline import atomic, text
+from pipeline.manifest import VocabularyInfo
+from pipeline.shards import file_sha256
 
 VOCAB_FILE = "vocab.txt"
 MAX_BATCHES_IN_FLIGHT = 2  # bounds memory: at most this many text batches wait for counting
+
+
+def count_tokens(texts: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(distinct tokens, their counts) in a batch of texts, tokenized exactly as training tokenizes."""
+    unique, _, counts = tf.unique_with_counts(text.tokenize(texts).flat_values, out_idx=tf.int64)
+    return unique, counts
 
 
 class VocabularyCounter:
@@ -31,7 +39,7 @@ class VocabularyCounter:
         self._counts: collections.Counter[bytes] | None = None
 
     def _add_batch(self, texts):
-        unique, _, counts = tf.unique_with_counts(text.tokenize(texts).flat_values, out_idx=tf.int64)
+        unique, counts = count_tokens(texts)
         self._table.insert(unique, self._table.lookup(unique) + counts)
 
     def add(self, texts: list[bytes]) -> None:
@@ -79,3 +87,20 @@ def write_vocabulary(path: Path, tokens: list[str]) -> None:
 def read_vocabulary(path: Path) -> list[str]:
     """The tokens of a `vocab.txt`, in order."""
     return Path(path).read_text(encoding="utf-8").splitlines()
+
+
+def write_vocabulary_file(out: Path, ranked: list[tuple[str, int]], distinct_tokens: int,
+                          num_tokens: int) -> VocabularyInfo:
+    """Write `vocab.txt` from (token, count) pairs, most frequent first, and describe it for the manifest."""
+    path = Path(out) / VOCAB_FILE
+    write_vocabulary(path, [token for token, _ in ranked])
+    covered = sum(count for _, count in ranked)
+    return VocabularyInfo(
+        path=VOCAB_FILE,
+        size=len(ranked) + text.NUM_SPECIAL_TOKENS,
+        num_tokens_in_file=len(ranked),
+        sha256=file_sha256(path),
+        distinct_tokens_seen=distinct_tokens,
+        tokens_seen=num_tokens,
+        coverage=round(covered / num_tokens, 6) if num_tokens else 0.0,
+    )

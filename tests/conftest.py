@@ -13,7 +13,8 @@ from pipeline import quiet  # noqa: E402
 quiet.import_tensorflow()
 
 from pipeline import synthetic  # noqa: E402
-from pipeline.shard_corpus import ShardSettings, shard_corpus  # noqa: E402
+from pipeline.shard_corpus import shard_corpus  # noqa: E402
+from pipeline.shard_plan import ShardSettings  # noqa: E402
 
 
 @pytest.fixture(scope="session")

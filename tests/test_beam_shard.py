@@ -85,3 +85,14 @@ def test_beam_options_are_key_value_and_only_for_beam(corpus_files, tmp_path):
                                          str(tmp_path / "b"), "--beam-option", "runner=DirectRunner"])
     assert local.exit_code == 1 and "--runner beam" in local.output
     assert not (tmp_path / "b" / "manifest.json").exists()
+
+
+def test_beam_refuses_a_source_with_no_valid_line(corpus_files, tmp_path):
+    csv = tmp_path / "reviews.csv"
+    csv.write_text("label,text\n1,awful product\n2,great product\n")
+    out = tmp_path / "out"
+    result = shard_with_beam(csv, corpus_files[1], out, "--num-shards", "1")
+    assert result.exit_code == 1, result.output
+    assert "reviews.csv: none of its 3 lines" in result.output and "line 1" in result.output
+    assert "no_label" in result.output and "Traceback" not in result.output
+    assert sorted(path.name for path in out.iterdir()) == [".lock"]

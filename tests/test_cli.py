@@ -35,7 +35,9 @@ def test_truncated_file_is_a_clear_error_with_nonzero_exit(tmp_path):
                    capture_output=True)
     data = corpus.read_bytes()
     corpus.write_bytes(data[: len(data) // 2])
-    result = subprocess.run([sys.executable, "cli.py", "shard", "--train", str(corpus), "--test", str(corpus),
+    held_out = tmp_path / "test.ft.txt"
+    held_out.write_text("__label__1 a held-out review\n")
+    result = subprocess.run([sys.executable, "cli.py", "shard", "--train", str(corpus), "--test", str(held_out),
                              "--out", str(tmp_path / "data")], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 1
     assert "Error: " in result.stderr and "train.ft.txt.bz2" in result.stderr and "truncated" in result.stderr
@@ -49,9 +51,10 @@ def test_help_needs_no_tensorflow_and_shard_warns_about_too_few_shards(tmp_path)
     assert done.returncode == 0 and "--strategy" in done.stdout
     assert "tensorflow" not in done.stderr.lower()
     runner = CliRunner()
-    corpus = tmp_path / "c.ft.txt"
+    corpus, held_out = tmp_path / "c.ft.txt", tmp_path / "t.ft.txt"
     assert runner.invoke(cli.cli, ["synth", str(corpus), "--lines", "200"]).exit_code == 0
-    result = runner.invoke(cli.cli, ["shard", "--train", str(corpus), "--test", str(corpus), "--out",
+    assert runner.invoke(cli.cli, ["synth", str(held_out), "--lines", "50", "--seed", "9"]).exit_code == 0
+    result = runner.invoke(cli.cli, ["shard", "--train", str(corpus), "--test", str(held_out), "--out",
                                      str(tmp_path / "d"), "--num-shards", "2", "--workers", "3"])
     assert result.exit_code == 0
     assert "warning: train has 2 shard(s) for 3 workers" in result.output
@@ -60,13 +63,14 @@ def test_help_needs_no_tensorflow_and_shard_warns_about_too_few_shards(tmp_path)
 def test_installed_entry_point_flushes_output_and_keeps_exit_codes(tmp_path):
     # main() leaves with os._exit (skipping TensorFlow's slow teardown): piped output must still
     # arrive whole, and exit codes must be click's.
-    corpus = tmp_path / "c.ft.txt"
+    corpus, held_out = tmp_path / "c.ft.txt", tmp_path / "t.ft.txt"
     subprocess.run([sys.executable, "cli.py", "synth", str(corpus), "--lines", "300"], cwd=ROOT, check=True)
-    done = subprocess.run([sys.executable, "cli.py", "shard", "--train", str(corpus), "--test", str(corpus),
+    held_out.write_text("__label__2 a held-out review\n")
+    done = subprocess.run([sys.executable, "cli.py", "shard", "--train", str(corpus), "--test", str(held_out),
                            "--out", str(tmp_path / "d"), "--num-shards", "1"], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1].startswith("done in ") and "vocabulary:" in done.stdout
-    again = subprocess.run([sys.executable, "cli.py", "shard", "--train", str(corpus), "--test", str(corpus),
+    again = subprocess.run([sys.executable, "cli.py", "shard", "--train", str(corpus), "--test", str(held_out),
                             "--out", str(tmp_path / "d")], cwd=ROOT, capture_output=True, text=True)
     assert again.returncode == 1 and "--overwrite" in again.stderr
     usage = subprocess.run([sys.executable, "cli.py", "shard"], cwd=ROOT, capture_output=True, text=True)

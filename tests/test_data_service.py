@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 import cli
 from pipeline import data_service, dataset
+from pipeline.data_dir import DataDir
 from pipeline.errors import ReviewflowError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,8 +75,8 @@ def test_servers_listen_on_loopback_only(service):
 
 def test_pipeline_on_the_service_yields_every_example_once(service, data_dir):
     address, _ = service
-    local = dataset.make_dataset(data_dir, "train", 32, known_size=False)
-    remote = data_service.distribute(dataset.make_dataset(data_dir, "train", 32, known_size=False), address)
+    local = dataset.make_dataset(DataDir.open(data_dir), "train", 32, known_size=False)
+    remote = data_service.distribute(dataset.make_dataset(DataDir.open(data_dir), "train", 32, known_size=False), address)
 
     def rows(batches):
         return sorted(tuple(ids.tolist()) + (float(label[0]),)

@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from pipeline import dataset
+from pipeline.data_dir import DataDir
 from pipeline.errors import DatasetError
 from pipeline.manifest import read_manifest
 
@@ -14,22 +15,22 @@ def texts_of(ds):
 
 
 def test_each_example_once_per_epoch(data_dir):
-    ds = dataset.make_text_dataset(data_dir, "train", batch_size=16, shuffle=True, seed=3, shuffle_buffer=50)
+    ds = dataset.make_text_dataset(DataDir.open(data_dir), "train", batch_size=16, shuffle=True, seed=3, shuffle_buffer=50)
     n = read_manifest(data_dir).splits["train"].num_examples
     first, second = texts_of(ds), texts_of(ds)
     assert len(first) == n and collections.Counter(first) == collections.Counter(second)
     assert first != second  # reshuffled each epoch
-    unshuffled = texts_of(dataset.make_text_dataset(data_dir, "train", batch_size=64))
+    unshuffled = texts_of(dataset.make_text_dataset(DataDir.open(data_dir), "train", batch_size=64))
     assert collections.Counter(first) == collections.Counter(unshuffled)
 
 
 def test_seed_makes_order_deterministic(data_dir):
-    make = lambda: dataset.make_text_dataset(data_dir, "train", 16, shuffle=True, seed=5, shuffle_buffer=50)
+    make = lambda: dataset.make_text_dataset(DataDir.open(data_dir), "train", 16, shuffle=True, seed=5, shuffle_buffer=50)
     assert texts_of(make()) == texts_of(make())
 
 
 def test_batches_of_token_ids_and_labels(data_dir):
-    ds = dataset.make_dataset(data_dir, "validation", batch_size=32, max_len=40)
+    ds = dataset.make_dataset(DataDir.open(data_dir), "validation", batch_size=32, max_len=40)
     ids, labels = next(iter(ds))
     assert ids.shape == (32, 40) and labels.shape == (32, 1) and labels.dtype == tf.float32
     assert int(tf.reduce_max(ids)) < 2000
@@ -44,7 +45,7 @@ def test_batches_of_token_ids_and_labels(data_dir):
 
 def test_refuses_directory_without_manifest(tmp_path):
     with pytest.raises(DatasetError, match="no manifest.json"):
-        dataset.make_dataset(tmp_path, "train", 8)
+        dataset.make_dataset(DataDir.open(tmp_path), "train", 8)
 
 
 def test_refuses_damaged_directory(tmp_path, data_dir):
@@ -55,15 +56,15 @@ def test_refuses_damaged_directory(tmp_path, data_dir):
     with open(copy / shard, "r+b") as f:
         f.truncate(100)
     with pytest.raises(DatasetError, match="verify"):
-        dataset.make_dataset(copy, "train", 8)
+        dataset.make_dataset(DataDir.open(copy), "train", 8)
 
 
 def test_cached_ids_are_the_same_examples_reshuffled_each_epoch(data_dir, tmp_path):
     def rows(ds):
         return [tuple(row) for ids, _ in ds for row in ids.numpy().tolist()]
 
-    plain = rows(dataset.make_dataset(data_dir, "train", 32, max_len=24))
-    cached = dataset.make_dataset(data_dir, "train", 32, max_len=24, shuffle=True, seed=2, shuffle_buffer=100,
+    plain = rows(dataset.make_dataset(DataDir.open(data_dir), "train", 32, max_len=24))
+    cached = dataset.make_dataset(DataDir.open(data_dir), "train", 32, max_len=24, shuffle=True, seed=2, shuffle_buffer=100,
                                   cache_path=tmp_path / "cache" / "train")
     first, second = rows(cached), rows(cached)
     assert collections.Counter(first) == collections.Counter(plain) == collections.Counter(second)

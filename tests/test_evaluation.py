@@ -15,7 +15,9 @@ from sklearn import metrics as sk_metrics
 import cli
 from models import comparison, embedding
 from models.evaluation import evaluate, lines_of_file, predict
-from models.training import FitSettings, fit, load_end_to_end
+from models.run_dir import RunConfig, RunDir
+from models.training import FitSettings, fit
+from pipeline.data_dir import DataDir
 from pipeline.errors import ReviewflowError
 from pipeline.manifest import read_manifest
 
@@ -30,7 +32,7 @@ def run_dir(tmp_path_factory, data_dir):
 
 
 def test_metrics_agree_with_sklearn_on_predict_output(run_dir, data_dir, corpus_files):
-    metrics = evaluate(run_dir, data_dir)
+    metrics = evaluate(run_dir, DataDir.open(data_dir))
     # The test split is exactly the test file (it has no bad lines): score the file with predict.
     test_file = corpus_files[1]
     labels = [0 if line.startswith(b"__label__1") else 1 for line in
@@ -54,7 +56,7 @@ def test_evaluate_refuses_another_vocabulary(run_dir, data_dir, tmp_path):
     manifest["vocabulary"]["sha256"] = "0" * 64
     (other / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ReviewflowError, match="another vocabulary"):
-        evaluate(run_dir, other)
+        evaluate(run_dir, DataDir.open(other))
 
 
 def test_predict_keeps_order_and_count_with_blank_and_non_ascii_lines(run_dir, tmp_path):
@@ -70,7 +72,7 @@ def test_predict_keeps_order_and_count_with_blank_and_non_ascii_lines(run_dir, t
     assert all(line.split("\t")[0] in ("__label__1", "__label__2") for line in out)
     assert out[0] == out[-1]  # same review, same answer, wherever it sits
     assert out[0].startswith("__label__2") and out[2].startswith("__label__1")
-    model = load_end_to_end(run_dir)
+    model = RunDir(run_dir).load_model()
     expected = model.predict(tf.constant([lines[3]]), verbose=0)[0, 0]
     assert float(out[3].split("\t")[1]) == pytest.approx(expected, abs=1e-6)
 
@@ -87,7 +89,8 @@ def test_compare_orders_by_test_accuracy(tmp_path):
     for name, accuracy in [("a", 0.7), ("b", 0.9), ("c", None), ("d", 0.8)]:
         run = tmp_path / name
         run.mkdir()
-        (run / "config.json").write_text(json.dumps({"settings": {"model": name}, "parameters": 10}))
+        RunDir(run).write_config(RunConfig(settings={"model": name}, global_batch_size=8, replicas=1, vocab_size=9,
+                                           vocab_sha256="0", data_manifest_sha256="0", parameters=10, versions={}))
         (run / "history.json").write_text(json.dumps([{"epoch": 1, "val_accuracy": 0.5, "train_seconds": 2.0,
                                                        "examples_per_second": 100.0}]))
         if accuracy is not None:
@@ -118,7 +121,7 @@ def test_study_fits_evaluates_compares_and_survives_a_failing_model(data_dir, tm
 def test_embed_shows_the_stored_vectors(run_dir, tmp_path):
     tokens, ids, vectors = embedding.embed_sentence(run_dir, "Great, CAFÉ unseenword!")
     assert tokens == ["great", "café", "unseenword"] and ids[2] == 1
-    stored = next(l for l in load_end_to_end(run_dir).layers if hasattr(l, "layers")).get_layer("embedding")
+    stored = next(l for l in RunDir(run_dir).load_model().layers if hasattr(l, "layers")).get_layer("embedding")
     np.testing.assert_array_equal(vectors["embedding"], stored.embeddings.numpy()[ids])
     result = CliRunner().invoke(cli.cli, ["embed", str(run_dir), "great", "--projector", str(tmp_path / "p")])
     assert result.exit_code == 0 and "'great'" in result.output

@@ -1,14 +1,16 @@
 import bz2
 import json
+from pathlib import Path
 
 import pytest
 import tensorflow as tf
 
 from pipeline import synthetic
-from pipeline.errors import DatasetError, SourceError
+from pipeline.errors import DatasetError, ReviewflowError, SourceError
 from pipeline.fasttext_format import parse_line
 from pipeline.manifest import read_manifest
-from pipeline.shard_corpus import ShardSettings, shard_corpus
+from pipeline.shard_corpus import shard_corpus
+from pipeline.shard_plan import ShardSettings
 from pipeline.shards import is_validation
 
 
@@ -154,3 +156,53 @@ def test_leftovers_of_a_killed_beam_run_are_removed_without_asking(corpus_files,
     shard_corpus(ShardSettings(train=train, test=test, out=out, num_shards=2, vocab_size=500))
     assert not staging.exists() and not (out / "beam-report.jsonl").exists()
     assert read_manifest(out).splits["train"].shards[0].num_examples > 0
+
+
+def test_a_source_with_no_valid_line_is_refused_with_its_first_reject(tmp_path, corpus_files):
+    csv = tmp_path / "reviews.csv"
+    csv.write_text("label,text\n1,awful product\n2,great product\n")
+    out = tmp_path / "out"
+    with pytest.raises(SourceError) as error:
+        shard_corpus(ShardSettings(train=csv, test=corpus_files[1], out=out))
+    message = str(error.value)
+    assert "reviews.csv" in message and "none of its 3 lines" in message
+    assert "line 1" in message and "no_label" in message and "'label,text'" in message
+    assert "__label__1 <text>" in message  # says what the format is
+    assert not (out / "manifest.json").exists() and not list(out.glob("*.tfrecord*"))
+    empty = tmp_path / "empty.ft.txt"
+    empty.write_bytes(b"")
+    with pytest.raises(SourceError, match="empty.ft.txt: the file holds no lines"):
+        shard_corpus(ShardSettings(train=corpus_files[0], test=empty, out=out))
+    assert not (out / "manifest.json").exists()
+
+
+def test_a_train_split_without_examples_is_refused(tmp_path, corpus_files):
+    train = tmp_path / "one.ft.txt"
+    train.write_text("__label__2 the only review\n")
+    out = tmp_path / "out"
+    with pytest.raises(ReviewflowError, match="no example went to the train split"):
+        shard_corpus(ShardSettings(train=train, test=corpus_files[1], out=out, val_fraction=0.99, seed=0))
+    assert not (out / "manifest.json").exists()
+
+
+def test_the_same_file_as_train_and_test_is_refused(tmp_path, corpus_files):
+    train = corpus_files[0]
+    with pytest.raises(SourceError, match="same file"):
+        shard_corpus(ShardSettings(train=train, test=train, out=tmp_path / "a"))
+    copy = tmp_path / "copy.ft.txt.bz2"  # another path, the same bytes
+    copy.write_bytes(train.read_bytes())
+    with pytest.raises(SourceError, match="same sha256"):
+        shard_corpus(ShardSettings(train=train, test=copy, out=tmp_path / "b"))
+    assert not (tmp_path / "b" / "manifest.json").exists()
+
+
+def test_each_source_counts_only_its_own_lines(tmp_path):
+    train, test = tmp_path / "train.ft.txt", tmp_path / "test.ft.txt"
+    train.write_text("__label__1 bad one\nno label here\n__label__2 good one\n__label__9 odd\n")
+    test.write_text("__label__1 a test review\nnot a review\n")
+    manifest = shard_corpus(ShardSettings(train=train, test=test, out=tmp_path / "out", val_fraction=0.0))
+    by_name = {Path(source.path).name: source for source in manifest.sources}
+    assert by_name["train.ft.txt"].rejected == {"bad_label": 1, "no_label": 1}
+    assert by_name["test.ft.txt"].rejected == {"no_label": 1}
+    for source in manifest.sources:
+        assert source.lines_read == source.written + sum(source.rejected.values())

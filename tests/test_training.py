@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import models
-from models.training import FitSettings, fit, load_end_to_end
+from models import zoo
+from models.run_dir import RunDir
+from models.training import FitSettings, fit
 from pipeline import synthetic
-from pipeline.shard_corpus import ShardSettings, shard_corpus
+from pipeline.shard_corpus import shard_corpus
+from pipeline.shard_plan import ShardSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"hybrid": dict(filters=16, dense_units=16, lstm_units=16),
@@ -71,7 +73,7 @@ def test_run_directory_holds_every_artifact(trained_run):
 def test_saved_model_takes_raw_strings_and_reloads_identically(trained_run):
     out, _ = trained_run
     texts = tf.constant(["Great: excellent, I love it", "Awful: terrible waste, it broke", "", "café über naïve"])
-    first = load_end_to_end(out).predict(texts, verbose=0)
+    first = RunDir(out).load_model().predict(texts, verbose=0)
     second = keras.saving.load_model(out / "model.keras").predict(texts, verbose=0)
     assert first.shape == (4, 1)
     np.testing.assert_allclose(first, second)
@@ -89,7 +91,7 @@ def test_complete_run_is_not_overwritten_by_accident(trained_run, long_data):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(models.MODELS))
+@pytest.mark.parametrize("name", sorted(zoo.MODELS))
 def test_every_model_learns_short_texts(name, short_data, tmp_path):
     # Reviews of ~12 words end-padded to 128: the study's unmasked cnn_lstm stayed at the majority class here.
     result = fit(FitSettings(model=name, data=short_data, out=tmp_path / name, epochs=6, seed=1, batch_size=32,
@@ -103,7 +105,7 @@ def test_mixed_precision_and_xla_run_on_cpu(long_data, tmp_path):
                  verbose=0)
     assert result.epochs_run == 1
     assert keras.mixed_precision.global_policy().name == "float32"  # restored for the rest of the process
-    probabilities = load_end_to_end(tmp_path / "run").predict(tf.constant(["great", ""]), verbose=0)
+    probabilities = RunDir(tmp_path / "run").load_model().predict(tf.constant(["great", ""]), verbose=0)
     assert probabilities.dtype == np.float32 and np.all(np.isfinite(probabilities))
 
 
@@ -209,9 +211,9 @@ def test_multi_worker_run_killed_after_an_epoch_resumes(long_data, tmp_path):
 def test_multi_worker_refuses_too_few_shards(data_dir):
     from models.multi_worker import check_enough_shards
     from pipeline.errors import ReviewflowError
-    from pipeline.manifest import read_manifest
+    from pipeline.data_dir import DataDir
 
-    manifest = read_manifest(data_dir)  # 3 shards per split
-    check_enough_shards(manifest, 3, data_dir)
+    data = DataDir.open(data_dir)  # 3 shards per split
+    check_enough_shards(data, 3)
     with pytest.raises(ReviewflowError, match="--num-shards 4"):
-        check_enough_shards(manifest, 4, data_dir)
+        check_enough_shards(data, 4)

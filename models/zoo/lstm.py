@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from models.layers import PaddingMask
+from models.zoo.layers import PaddingMask
 
 
 def build(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 32, units: int = 32) -> keras.Model:

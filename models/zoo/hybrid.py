@@ -1,14 +1,16 @@
-"""Parallel CNN || BiLSTM hybrids, with one shared embedding or one per branch (the IMDB study)."""
+"""The IMDB study's parallel CNN || BiLSTM hybrid, both branches on one shared embedding."""
 
 from __future__ import annotations
 
 import keras
 from keras import layers
 
-from models.layers import PaddingMask
+from models.zoo.layers import PaddingMask
+
+OPTIMIZER = "adam"  # the study trains the hybrids with Adam at 1e-3
 
 
-def _branches(cnn_input, lstm_input, mask, filters, kernel_size, dense_units, lstm_units):
+def branches(cnn_input, lstm_input, mask, filters, kernel_size, dense_units, lstm_units):
     """CNN branch and BiLSTM branch, concatenated.
 
     The BiLSTM branch ends in its final states (2 x lstm_units values), not a
@@ -28,17 +30,5 @@ def build(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 64, d
     ids = keras.Input((max_len,), dtype="int32", name="token_ids")
     mask = PaddingMask()(ids)
     embedded = layers.Dropout(dropout)(layers.Embedding(vocab_size, embedding_dim, name="embedding")(ids))
-    x = _branches(embedded, embedded, mask, filters, kernel_size, dense_units, lstm_units)
+    x = branches(embedded, embedded, mask, filters, kernel_size, dense_units, lstm_units)
     return keras.Model(ids, layers.Dense(1, activation="sigmoid", dtype="float32")(x), name="hybrid")
-
-
-def build_split(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 64, dropout: float = 0.2,
-                filters: int = 300, kernel_size: int = 3, dense_units: int = 300,
-                lstm_units: int = 300) -> keras.Model:
-    """As `build`, but each branch has its own Embedding (and Dropout)."""
-    ids = keras.Input((max_len,), dtype="int32", name="token_ids")
-    mask = PaddingMask()(ids)
-    cnn_in = layers.Dropout(dropout)(layers.Embedding(vocab_size, embedding_dim, name="cnn_embedding")(ids))
-    lstm_in = layers.Dropout(dropout)(layers.Embedding(vocab_size, embedding_dim, name="lstm_embedding")(ids))
-    x = _branches(cnn_in, lstm_in, mask, filters, kernel_size, dense_units, lstm_units)
-    return keras.Model(ids, layers.Dense(1, activation="sigmoid", dtype="float32")(x), name="hybrid_split")

@@ -1,4 +1,7 @@
-"""Training curves as the studies plot them: accuracy and loss, training vs validation, per epoch."""
+"""Every plot of the project, as PNG files written atomically: curves, ROC, confusion, bars, lengths.
+
+Both the data side (`stats`) and the model side (fit, evaluate, compare) draw here.
+"""
 
 from __future__ import annotations
 
@@ -64,4 +67,17 @@ def plot_bars(names: list[str], values: list[float], path: Path, ylabel: str, ti
     axis.set_ylim(max(0, low - 0.05), 1.0)
     axis.set_ylabel(ylabel)
     axis.set_title(title)
+    save_figure(figure, path)
+
+
+def plot_length_histograms(lengths: dict[str, dict[int, int]], marker: int, path: Path) -> None:
+    """Review lengths (length -> count) per split, with a dashed line at `marker` (covers 90%)."""
+    figure, axis = plt.subplots(figsize=(8, 4))
+    for name, counts in lengths.items():
+        values = sorted(counts)
+        axis.hist(values, weights=[counts[v] for v in values], bins=60, alpha=0.5, label=name)
+    axis.axvline(marker, color="k", ls="--", label="covers 90%")
+    axis.set_xlabel("review length (tokens)")
+    axis.set_ylabel("reviews")
+    axis.legend()
     save_figure(figure, path)

@@ -1,0 +1,177 @@
+"""A run directory: the one place that knows its files, how to read them and how to write them.
+
+RUN/config.json    every setting of the run, the vocabulary and data it was trained on (`RunConfig`)
+RUN/history.json   per-epoch metrics, time and examples/s (and history.csv, curves.png)
+RUN/metrics.json   what `evaluate` measured (and roc.png, confusion.png)
+RUN/model.keras    end-to-end model: raw strings -> P(positive), shape (batch, 1); written last
+RUN/export/        SavedModel with a string `serve` signature for TF Serving
+RUN/checkpoints/   best model so far; RUN/backup/ resume state; RUN/cache/ token ids; RUN/logs/ TensorBoard
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import shutil
+from pathlib import Path
+
+from pipeline import atomic
+from pipeline.errors import ReviewflowError
+
+MODEL_FILE = "model.keras"
+EXPORT_DIR = "export"
+CONFIG_FILE = "config.json"
+HISTORY_JSON = "history.json"
+HISTORY_CSV = "history.csv"
+METRICS_FILE = "metrics.json"
+CURVES_PNG = "curves.png"
+ROC_PNG = "roc.png"
+CONFUSION_PNG = "confusion.png"
+BEST_CHECKPOINT = "checkpoints/best.keras"
+BACKUP_DIR = "backup"
+CACHE_DIR = "cache"
+LOGS_DIR = "logs"
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """What `config.json` holds."""
+
+    settings: dict                      # FitSettings.to_json()
+    global_batch_size: int
+    replicas: int
+    vocab_size: int
+    vocab_sha256: str
+    data_manifest_sha256: str
+    parameters: int
+    versions: dict
+
+    @property
+    def model(self) -> str:
+        return self.settings["model"]
+
+
+@dataclasses.dataclass(frozen=True)
+class RunDir:
+    """The files of one run, under `path`."""
+
+    path: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "path", Path(self.path))
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def is_complete(self) -> bool:
+        """A run is complete once its end-to-end model is in place (written last)."""
+        return (self / MODEL_FILE).is_file() and (self / CONFIG_FILE).is_file()
+
+    def has_config(self) -> bool:
+        return (self / CONFIG_FILE).is_file()
+
+    def has_metrics(self) -> bool:
+        return (self / METRICS_FILE).is_file()
+
+    # Reading: one reader per file.
+    def config(self) -> RunConfig:
+        path = self / CONFIG_FILE
+        if not path.is_file():
+            raise ReviewflowError(f"{self.path}: no {CONFIG_FILE}; this is not a run directory. Run `fit` first.")
+        return RunConfig(**json.loads(path.read_text(encoding="utf-8")))
+
+    def history(self) -> list[dict]:
+        """Rows of per-epoch metrics; empty before the first epoch ends."""
+        path = self / HISTORY_JSON
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
+
+    def metrics(self) -> dict | None:
+        """What the last `evaluate` wrote, or None."""
+        path = self / METRICS_FILE
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+    # Writing: every file atomically.
+    def write_config(self, config: RunConfig) -> None:
+        atomic.write_json(self / CONFIG_FILE, dataclasses.asdict(config))
+
+    def write_history(self, rows: list[dict]) -> None:
+        atomic.write_json(self / HISTORY_JSON, rows)
+        atomic.write_text(self / HISTORY_CSV, _as_csv(rows))
+
+    def write_metrics(self, metrics: dict) -> None:
+        atomic.write_json(self / METRICS_FILE, metrics)
+
+    def prepare(self, settings_json: dict, overwrite: bool) -> bool:
+        """Create the directory; True when it holds an interrupted run with the same settings to resume."""
+        if overwrite and self.path.exists():
+            shutil.rmtree(self.path)
+        if self.is_complete():
+            raise ReviewflowError(f"{self.path} already holds a complete run ({MODEL_FILE}). "
+                                  "Pass --overwrite to train again, or choose another --out.")
+        self.path.mkdir(parents=True, exist_ok=True)
+        if not self.has_config():
+            return False
+        previous = self.config().settings
+        if previous != settings_json:
+            changed = sorted(key for key in settings_json if previous.get(key) != settings_json[key])
+            raise ReviewflowError(f"{self.path} holds an interrupted run with other settings ({', '.join(changed)}). "
+                                  "Re-run with the same options to resume, or pass --overwrite.")
+        return (self / BACKUP_DIR).exists()
+
+    # The end-to-end model.
+    def save_model(self, model) -> None:
+        """`model.save` to a temporary `.keras` name, then rename: a reader never sees half a file."""
+        final = self / MODEL_FILE
+        temporary = final.with_name(final.stem + ".incomplete.keras")
+        model.save(temporary)
+        atomic.commit(temporary, final)
+
+    def export_serving(self, model) -> None:
+        """A SavedModel with a `serve` signature: string tensor (batch,) -> probabilities (batch, 1)."""
+        import keras
+        import tensorflow as tf
+
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint(name="serve", fn=model.call,
+                             input_signature=[tf.TensorSpec(shape=(None,), dtype=tf.string, name="text")])
+        export_dir = self / EXPORT_DIR
+        temporary = atomic.incomplete_path(export_dir)
+        shutil.rmtree(temporary, ignore_errors=True)
+        archive.write_out(str(temporary), verbose=False)
+        old = export_dir.with_name(export_dir.name + ".old")
+        if export_dir.exists():
+            export_dir.rename(old)
+        temporary.rename(export_dir)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def load_model(self):
+        """The end-to-end model, loaded with Keras safe mode on."""
+        import keras
+
+        import models.zoo.layers  # noqa: F401 - registers the zoo's layers for deserialization
+        import pipeline.text  # noqa: F401 - registers `standardize`
+
+        path = self / MODEL_FILE
+        if not path.is_file():
+            raise ReviewflowError(f"{self.path}: no {MODEL_FILE}; the run is missing or incomplete. Run `fit` first.")
+        try:
+            return keras.saving.load_model(path, safe_mode=True)
+        except (ValueError, TypeError, KeyError, OSError) as exc:  # includes safe mode refusing code in the file
+            raise ReviewflowError(f"{path}: refused to load ({str(exc).splitlines()[0][:300]}). The file is "
+                                  "damaged or was changed; re-run `fit`, or restore it from a trusted copy.") from exc
+
+
+def _as_csv(rows: list[dict]) -> str:
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
