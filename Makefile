@@ -23,7 +23,7 @@ demo: install
 	$(BIN)/python cli.py shard --train $(DEMO)/train.ft.txt.bz2 --test $(DEMO)/test.ft.txt.bz2 \
 		--out $(DEMO)/data --num-shards 4 --overwrite
 	$(BIN)/python cli.py stats $(DEMO)/data
-	$(BIN)/python cli.py study --data $(DEMO)/data --out $(DEMO)/runs --models ffn,cnn,lstm --epochs 3 \
+	$(BIN)/python cli.py study --data $(DEMO)/data --out $(DEMO)/runs --models linear,ngram_bag,ffn,cnn,lstm,transformer --epochs 3 \
 		--seed 1 --overwrite
 	printf 'Great product: excellent, I love it\nAwful: it broke, a waste of money\n' | \
 		$(BIN)/python cli.py predict $(DEMO)/runs/cnn

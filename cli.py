@@ -85,12 +85,15 @@ def cli(ctx: click.Context, verbose: bool) -> None:
               help="Chance that a sentiment word matches the review's label (higher is easier).")
 @click.option("--label-noise", type=click.FloatRange(0, 0.5), default=0.03, show_default=True,
               help="Share of labels flipped outright.")
+@click.option("--style", type=click.Choice(["simple", "hard"]), default="simple", show_default=True,
+              help="simple: sentiment in single words. hard: negation ('not great'), contrast where the clause "
+                   "after 'but' decides, intensifiers; half the reviews need word order.")
 def synth(out: Path, num_lines: int, seed: int, mean_words: float, bad_fraction: float,
-          sentiment_agreement: float, label_noise: float) -> None:
+          sentiment_agreement: float, label_noise: float, style: str) -> None:
     """Write an Amazon-like synthetic corpus OUT (.bz2, .gz or plain) in fastText format."""
     from pipeline import synthetic
 
-    synthetic.write_corpus(out, num_lines, seed, mean_words, bad_fraction, sentiment_agreement, label_noise)
+    synthetic.write_corpus(out, num_lines, seed, mean_words, bad_fraction, sentiment_agreement, label_noise, style)
     click.echo(f"wrote {num_lines:,} lines to {out} ({out.stat().st_size:,} bytes)")
 
 
@@ -174,14 +177,16 @@ def parse_hparams(ctx, param, values: tuple[str, ...]) -> dict:
 TRAINING_OPTIONS = [
     click.option("--data", type=EXISTING_DIRECTORY, required=True, help="Data directory written by `shard`."),
     click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="Maximum epochs."),
-    click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
-                 help="Examples per batch and replica (the global batch is this times the replicas)."),
+    click.option("--batch-size", type=click.IntRange(min=1), default=None,
+                 help="Examples per batch and replica (the global batch is this times the replicas). Default: the "
+                      "model's (64; ngram_bag and linear 256), lowered for a small corpus so that an epoch has "
+                      "32 steps or more."),
     click.option("--max-len", type=click.IntRange(min=1), default=128, show_default=True,
                  help="Tokens per review: longer ones are cut, shorter ones padded at the end."),
-    click.option("--optimizer", type=click.Choice(["rmsprop", "adam", "sgd"]), default=None,  # training.OPTIMIZERS
+    click.option("--optimizer", type=click.Choice(["rmsprop", "adam", "sgd", "adagrad"]), default=None,  # training.OPTIMIZERS
                  help="Default: the study's (RMSprop; Adam for the hybrids)."),
     click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=None,
-                 help="Default: 0.001."),
+                 help="Default: the model's (0.001; ngram_bag 0.005, linear 0.01)."),
     click.option("--patience", type=click.IntRange(min=0), default=3, show_default=True,
                  help="Epochs without a better validation loss before stopping early."),
     click.option("--seed", type=int, default=None, help="Seed for weights and data order (deterministic order)."),
@@ -202,10 +207,32 @@ TRAINING_OPTIONS = [
     click.option("--data-service", default=None, metavar="grpc://HOST:PORT",
                  help="Run the input pipeline (read, parse, vectorize, batch) on a tf.data service: the "
                       "dispatcher of `reviewflow data-service`; each shard file goes to one of its workers."),
+    click.option("--embeddings", type=EXISTING_FILE, default=None,
+                 help="Pretrained word vectors to start the model's embedding(s) from: fastText .vec or GloVe .txt, "
+                      "plain, .gz or .bz2; streamed once, only the vocabulary's words kept. Sets the model's "
+                      "embedding_dim to the vectors' unless --param embedding_dim is given."),
+    click.option("--freeze-embeddings", is_flag=True, help="Keep the pretrained vectors fixed (with --embeddings)."),
     click.option("--param", "hparams", multiple=True, callback=parse_hparams,
                  help="Builder argument KEY=VALUE, e.g. --param units=64 (repeatable)."),
     click.option("--overwrite", is_flag=True, help="Delete a complete or interrupted run and train anew."),
 ]
+
+
+# Search options shared by `tune` and `study --tune`.
+TUNING_OPTIONS = [
+    click.option("--tuner", type=click.Choice(["hyperband", "random", "bayesian"]), default="hyperband",
+                 show_default=True, help="KerasTuner's search: Hyperband, random search or Bayesian optimization."),
+    click.option("--max-trials", type=click.IntRange(min=1), default=10, show_default=True,
+                 help="Most configurations tried."),
+    click.option("--max-epochs", type=click.IntRange(min=1), default=4, show_default=True,
+                 help="Most epochs a trial trains (Hyperband gives promising trials more, up to this)."),
+]
+
+
+def tuning_options(command):
+    for option in reversed(TUNING_OPTIONS):
+        command = option(command)
+    return command
 
 
 def training_options(command):
@@ -230,6 +257,24 @@ def fit(model_name, out, quiet, **options) -> None:
     from models.training import fit as fit_model
 
     result = fit_model(fit_settings(model_name, out, options), verbose=0 if quiet else "auto", log=click.echo)
+    click.echo(f"best validation accuracy: {result.best_val_accuracy:.4f} after {result.epochs_run} epochs -> {out}")
+
+
+@cli.command()
+@click.option("--model", "model_name", type=click.Choice(MODEL_NAMES), required=True, help="Architecture to tune.")
+@click.option("--out", type=DIRECTORY, required=True,
+              help="Run directory: the search (RUN/tuner, resumed if killed), trials.csv/json, then the best "
+                   "configuration's run.")
+@training_options
+@tuning_options
+def tune(model_name, out, tuner, max_trials, max_epochs, **options) -> None:
+    """Search a model's hyperparameters (validation loss), then train the best as an ordinary RUN."""
+    from models import tuning
+
+    settings = tuning.TuneSettings(fit_settings(model_name, out, options), tuner, max_trials, max_epochs)
+    result, rows = tuning.tune(settings, log=click.echo)
+    click.echo("\n" + tuning.as_text(rows))
+    click.echo(f"-> {out / tuning.TRIALS_CSV}, {out / tuning.TRIALS_JSON}")
     click.echo(f"best validation accuracy: {result.best_val_accuracy:.4f} after {result.epochs_run} epochs -> {out}")
 
 
@@ -305,15 +350,18 @@ def compare(runs, out) -> None:
 @click.option("--models", "model_list", default=",".join(MODEL_NAMES), show_default=True,
               help="Comma-separated models to fit, evaluate and compare.")
 @training_options
-def study(out, model_list, **options) -> None:
-    """The reference studies in one command: fit, evaluate and compare several models."""
+@click.option("--tune", "tune_first", is_flag=True, help="Tune each model (see `tune`) before the comparison.")
+@tuning_options
+def study(out, model_list, tune_first, tuner, max_trials, max_epochs, **options) -> None:
+    """The reference studies in one command: fit (or tune), evaluate and compare several models."""
     from models import comparison
 
     names = [name.strip() for name in model_list.split(",") if name.strip()]
     unknown = sorted(set(names) - set(MODEL_NAMES))
     if unknown or not names:
         raise click.BadParameter(f"unknown model(s) {unknown}; choose from {MODEL_NAMES}", param_hint="--models")
-    rows = comparison.study(fit_settings(names[0], out, options), names, log=click.echo)
+    tune = dict(tuner=tuner, max_trials=max_trials, max_epochs=max_epochs) if tune_first else None
+    rows = comparison.study(fit_settings(names[0], out, options), names, log=click.echo, tune=tune)
     click.echo("\n" + comparison.as_text(rows))
     click.echo(f"-> {out}/comparison.md, comparison.csv, comparison.png")
     failed = [row["model"] for row in rows if row["error"]]

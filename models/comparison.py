@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import inspect
 import io
 import traceback
 from pathlib import Path
 
+from models import zoo
 from models.evaluation import evaluate
 from models.run_dir import RunDir
-from models.training import FitSettings, fit
+from models.training import FitSettings, fit, kept_epoch
 from pipeline import atomic, plots
 from pipeline.data_dir import DataDir
 
@@ -31,8 +33,7 @@ def describe_run(run_dir: Path, error: str = "") -> dict:
         row.update(epochs=len(history),
                    train_seconds=round(sum(r["train_seconds"] for r in history), 1),
                    examples_per_second=round(sum(r["examples_per_second"] for r in history) / len(history)),
-                   # the epoch whose weights the model kept: the lowest validation loss
-                   best_val_accuracy=min(history, key=lambda r: r.get("val_loss", float("inf")))["val_accuracy"])
+                   best_val_accuracy=kept_epoch(row["model"], history)["val_accuracy"])
     metrics = run.metrics()
     if metrics is not None:
         row.update(test_accuracy=metrics["accuracy"], test_f1=metrics["f1"], test_roc_auc=metrics["roc_auc"])
@@ -92,8 +93,29 @@ def compare(run_dirs: list[Path]) -> list[dict]:
     return sort_rows([describe_run(run_dir) for run_dir in run_dirs])
 
 
-def study(base: FitSettings, model_names: list[str], log=print) -> list[dict]:
-    """Fit and evaluate each model into `base.out/NAME`; a failure is a row, not the end."""
+def settings_for(base: FitSettings, name: str, run_dir: Path, log) -> FitSettings:
+    """The study's settings for one model; pretrained vectors go only to models with a word embedding."""
+    settings = dataclasses.replace(base, model=name, out=run_dir)
+    if base.embeddings is not None and "embedding_dim" not in inspect.signature(zoo.module(name).build).parameters:
+        log(f"== {name}: has no word embedding; trained without --embeddings")
+        settings = dataclasses.replace(settings, embeddings=None, freeze_embeddings=False)
+    return settings
+
+
+def _train(settings: FitSettings, tune: dict | None, log) -> None:
+    if tune is None:
+        fit(settings, verbose=2, log=log)
+        return
+    from models import tuning  # imports KerasTuner: only when asked for
+
+    tuning.tune(tuning.TuneSettings(fit=settings, **tune), log=log)
+
+
+def study(base: FitSettings, model_names: list[str], log=print, tune: dict | None = None) -> list[dict]:
+    """Fit (or, with `tune`, the TuneSettings' options, tune) and evaluate each model into `base.out/NAME`.
+
+    A failure is a row, not the end.
+    """
     data = DataDir.open(base.data)
     rows = []
     for name in model_names:
@@ -103,9 +125,9 @@ def study(base: FitSettings, model_names: list[str], log=print) -> list[dict]:
             if run.is_complete() and run.has_metrics() and not base.overwrite:
                 log(f"== {name}: complete in {run_dir}, skipped")
             else:
-                log(f"== {name}: training into {run_dir}")
+                log(f"== {name}: {'tuning' if tune else 'training'} into {run_dir}")
                 if not run.is_complete() or base.overwrite:
-                    fit(dataclasses.replace(base, model=name, out=run_dir), verbose=2, log=log)
+                    _train(settings_for(base, name, run_dir, log), tune, log)
                 metrics = evaluate(run_dir, data)
                 log(f"== {name}: test accuracy {metrics['accuracy']:.4f}")
             rows.append(describe_run(run_dir))

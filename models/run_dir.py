@@ -47,6 +47,7 @@ class RunConfig:
     data_manifest_sha256: str
     parameters: int
     versions: dict
+    embeddings: dict | None = None      # pretrained vectors: file, dimensions, coverage (fit --embeddings)
 
     @property
     def model(self) -> str:

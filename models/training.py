@@ -12,14 +12,19 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from models import callbacks as callbacks_lib, multi_worker, zoo
+from models import callbacks as callbacks_lib, multi_worker, pretrained, zoo
 from models.run_dir import BACKUP_DIR, BEST_CHECKPOINT, CACHE_DIR, CURVES_PNG, LOGS_DIR, MODEL_FILE, RunConfig, RunDir
 from pipeline import data_service, dataset, plots, text
 from pipeline.data_dir import DataDir
 from pipeline.errors import ReviewflowError
+from pipeline.vectors import PretrainedVectors, read_vectors
 
 STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker")
-OPTIMIZERS = ("rmsprop", "adam", "sgd")
+# A small corpus gets smaller batches, so that an epoch still takes this many optimizer steps: with a
+# few hundred reviews and the default batch, ten epochs were ~40 steps and no model left the majority class.
+MIN_STEPS_PER_EPOCH = 32
+MIN_BATCH_SIZE = 8
+OPTIMIZERS = ("rmsprop", "adam", "sgd", "adagrad")  # adagrad and sgd update embeddings sparsely
 # Keras warns when a dataset of unknown size (a tf.data service's) ends its first epoch; that end is
 # how the epoch's size is learnt, not a fault, and capped epochs repeat their dataset.
 warnings.filterwarnings("ignore", message="Your input ran out of data")
@@ -31,7 +36,7 @@ class FitSettings:
     data: Path
     out: Path
     epochs: int = 10
-    batch_size: int = 64                  # per replica
+    batch_size: int | None = None         # per replica; None: the model's (lowered for a small corpus)
     max_len: int = text.DEFAULT_MAX_LEN
     optimizer: str | None = None          # None: the study's choice for the model
     learning_rate: float | None = None    # None: the optimizer's study default
@@ -46,6 +51,8 @@ class FitSettings:
     cache: bool = True                    # token ids cached on disk (RUN/cache) after the first epoch
     data_service: str | None = None       # grpc://HOST:PORT of a tf.data service dispatcher
     hparams: dict = dataclasses.field(default_factory=dict)  # builder arguments, e.g. {"units": 64}
+    embeddings: Path | None = None        # pretrained word vectors (.vec / .txt, plain, .gz or .bz2)
+    freeze_embeddings: bool = False       # keep the pretrained vectors as they are
     overwrite: bool = False
 
     def __post_init__(self):
@@ -53,6 +60,8 @@ class FitSettings:
             raise ReviewflowError(f"unknown model {self.model!r}; choose from {', '.join(zoo.MODELS)}.")
         if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
             raise ReviewflowError(f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}.")
+        if self.freeze_embeddings and self.embeddings is None:
+            raise ReviewflowError("--freeze-embeddings needs --embeddings FILE.")
         if self.strategy not in STRATEGIES:
             raise ReviewflowError(f"unknown strategy {self.strategy!r}; choose from {', '.join(STRATEGIES)}.")
         if self.data_service is not None:
@@ -61,11 +70,12 @@ class FitSettings:
                 raise ReviewflowError("--data-service with --strategy multi-worker is not supported yet: each "
                                       "worker would read the whole split. Use one of them.")
 
-    def resolved(self) -> "FitSettings":
-        """The settings with the model's defaults filled in."""
+    def resolved(self, num_train_examples: int | None = None) -> "FitSettings":
+        """The settings with the model's defaults filled in (the batch size also by the train split's size)."""
         optimizer = self.optimizer or zoo.optimizer_for(self.model)
-        learning_rate = self.learning_rate or zoo.DEFAULT_LEARNING_RATE
-        return dataclasses.replace(self, optimizer=optimizer, learning_rate=learning_rate)
+        learning_rate = self.learning_rate or zoo.learning_rate_for(self.model)
+        batch_size = self.batch_size or default_batch_size(self.model, num_train_examples)
+        return dataclasses.replace(self, optimizer=optimizer, learning_rate=learning_rate, batch_size=batch_size)
 
     def to_json(self) -> dict:
         return {key: str(value) if isinstance(value, Path) else value
@@ -79,6 +89,14 @@ class FitResult:
     best_val_accuracy: float
     best_val_loss: float
     best_epoch: int
+
+
+def default_batch_size(model: str, num_train_examples: int | None) -> int:
+    """The model's batch size, lowered so that a small train split still gives MIN_STEPS_PER_EPOCH steps."""
+    batch_size = zoo.batch_size_for(model)
+    if num_train_examples is None:
+        return batch_size
+    return max(MIN_BATCH_SIZE, min(batch_size, num_train_examples // MIN_STEPS_PER_EPOCH))
 
 
 def choose_strategy(name: str) -> tf.distribute.Strategy:
@@ -97,13 +115,15 @@ def choose_strategy(name: str) -> tf.distribute.Strategy:
 
 
 def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
-    return {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam,
-            "sgd": keras.optimizers.SGD}[name](learning_rate=learning_rate)
+    return {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD,
+            "adagrad": keras.optimizers.Adagrad}[name](learning_rate=learning_rate)
 
 
-def build_and_compile(settings: FitSettings, vocab_size: int) -> keras.Model:
-    """The token-id model, compiled as the studies compile it."""
+def build_and_compile(settings: FitSettings, vocab_size: int, vectors: PretrainedVectors | None = None) -> keras.Model:
+    """The token-id model (its embeddings started from `vectors`, if given), compiled as the studies compile it."""
     model = zoo.build(settings.model, vocab_size, settings.max_len, **settings.hparams)
+    if vectors is not None:
+        pretrained.initialize(model, vectors, settings.freeze_embeddings)
     model.compile(optimizer=make_optimizer(settings.optimizer, settings.learning_rate),
                   loss="binary_crossentropy", metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
                   jit_compile=settings.jit_compile)
@@ -142,7 +162,6 @@ def _all_layers(model):
 
 def fit(settings: FitSettings, verbose: int | str = "auto", log=print) -> FitResult:
     """Train `settings.model` on `settings.data`; resume if RUN holds an interrupted run."""
-    settings = settings.resolved()
     if settings.strategy == "multi-worker" and not multi_worker.is_chief():
         # Only the chief writes the run (and its backup); the others write to a
         # scratch directory removed at the end, and take the chief's state on resume.
@@ -157,6 +176,11 @@ def fit(settings: FitSettings, verbose: int | str = "auto", log=print) -> FitRes
 def _fit_run(settings: FitSettings, verbose, log) -> FitResult:
     # Hashing every shard costs ~1 s per GB: cheap next to training on a damaged file.
     data = DataDir.open(settings.data, hashes=True)
+    settings = settings.resolved(data.num_examples("train"))
+    vectors = None
+    if settings.embeddings is not None:
+        vectors = read_vectors(settings.embeddings, data.vocabulary())
+        settings = dataclasses.replace(settings, hparams=pretrained.hparams_for(settings.model, settings.hparams, vectors))
     if settings.strategy == "multi-worker":
         multi_worker.check_enough_shards(data, multi_worker.cluster_task()[2])
     run = RunDir(settings.out)
@@ -168,7 +192,7 @@ def _fit_run(settings: FitSettings, verbose, log) -> FitResult:
         keras.mixed_precision.set_global_policy(
             "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16")
     try:
-        return _fit(settings, data, run, resuming, verbose, log)
+        return _fit(settings, data, vectors, run, resuming, verbose, log)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)  # the policy is process-wide
 
@@ -194,21 +218,32 @@ def make_inputs(settings: FitSettings, data: DataDir, vectorizer, global_batch: 
     return train, make("validation", shuffle=False)
 
 
-def _fit(settings: FitSettings, data: DataDir, run: RunDir, resuming: bool, verbose, log) -> FitResult:
+def _fit(settings: FitSettings, data: DataDir, vectors: PretrainedVectors | None, run: RunDir, resuming: bool,
+         verbose, log) -> FitResult:
     vectorizer = text.make_vectorizer(data.vocabulary(), settings.max_len)
     strategy = choose_strategy(settings.strategy)
     global_batch = settings.batch_size * strategy.num_replicas_in_sync
     with strategy.scope():
-        model = build_and_compile(settings, vocab_size=vectorizer.vocabulary_size())
+        model = build_and_compile(settings, vectorizer.vocabulary_size(), vectors)
         # Optimizer slots are created here, in the strategy's scope, before a resume loads them.
         model.optimizer.build(model.trainable_variables)
     run.write_config(RunConfig(
         settings=settings.to_json(), global_batch_size=global_batch, replicas=strategy.num_replicas_in_sync,
         vocab_size=vectorizer.vocabulary_size(), vocab_sha256=data.vocab_sha256,
         data_manifest_sha256=data.manifest_sha256, parameters=model.count_params(),
-        versions={"tensorflow": tf.__version__, "keras": keras.__version__}))
+        versions={"tensorflow": tf.__version__, "keras": keras.__version__},
+        embeddings=pretrained.describe(vectors, data, settings.freeze_embeddings) if vectors else None))
+    if vectors is not None and verbose:
+        described = run.config().embeddings
+        tokens = described["share_of_training_tokens"]
+        log(f"embeddings: {vectors.path} ({vectors.dim} dimensions) covers {described['share_of_vocab_ids']:.1%} of "
+            f"the vocabulary" + (f" and {tokens:.1%} of training tokens" if tokens is not None else "")
+            + ("; frozen" if settings.freeze_embeddings else ""))
     cache_dir = run / CACHE_DIR
     shutil.rmtree(cache_dir, ignore_errors=True)  # a killed run leaves a half-written cache; start it anew
+    train_once = dataset.make_dataset(data, "train", dataset.BLOCK_EXAMPLES, settings.max_len, vectorizer=vectorizer)
+    if zoo.adapt(settings.model, model, train_once) and verbose:
+        log(f"{settings.model}: read the train split once for its statistics (adapt)")
     train, validation = make_inputs(settings, data, vectorizer, global_batch, cache_dir)
     if verbose:
         model.summary(print_fn=lambda line, **_: log(line))
@@ -237,14 +272,15 @@ def make_callbacks(settings: FitSettings, data: DataDir, run: RunDir, global_bat
     writes_run = settings.strategy != "multi-worker" or multi_worker.is_chief()
     # The backup comes first: once an epoch's history row exists, its backup does too.
     callbacks = [callbacks_lib.AtomicBackupAndRestore(str(run / BACKUP_DIR))] if writes_run else []
-    return callbacks + [  # (other workers take the chief's state on resume)
-        keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.ModelCheckpoint(str(run / BEST_CHECKPOINT), monitor="val_loss", save_best_only=True,
-                                        initial_value_threshold=best_so_far),
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience, restore_best_weights=True),
-        callbacks_lib.EpochHistory(run, examples_per_epoch),
-        keras.callbacks.TensorBoard(str(run / LOGS_DIR)),
-    ]
+    callbacks.append(keras.callbacks.TerminateOnNaN())  # (other workers take the chief's state on resume)
+    if zoo.stops_early(settings.model):
+        callbacks += [
+            keras.callbacks.ModelCheckpoint(str(run / BEST_CHECKPOINT), monitor="val_loss", save_best_only=True,
+                                            initial_value_threshold=best_so_far),
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience, restore_best_weights=True),
+        ]
+    return callbacks + [callbacks_lib.EpochHistory(run, examples_per_epoch),
+                        keras.callbacks.TensorBoard(str(run / LOGS_DIR))]
 
 
 def train_model(settings: FitSettings, data: DataDir, model: keras.Model, strategy, train, validation,
@@ -263,6 +299,13 @@ def train_model(settings: FitSettings, data: DataDir, model: keras.Model, strate
         global_batch=global_batch, callbacks=callbacks, verbose=verbose)
 
 
+def kept_epoch(model: str, rows: list[dict]) -> dict:
+    """The history row of the epoch whose weights the run keeps: the lowest validation loss, or the last."""
+    if model in zoo.MODELS and not zoo.stops_early(model):
+        return rows[-1]
+    return min(rows, key=lambda row: row.get("val_loss", float("inf")))
+
+
 def finish_run(settings: FitSettings, run: RunDir, vectorizer, model: keras.Model) -> FitResult:
     """The best epoch's weights, curves, the export and, last, `model.keras`, which marks the run complete."""
     rows = run.history()
@@ -274,5 +317,5 @@ def finish_run(settings: FitSettings, run: RunDir, vectorizer, model: keras.Mode
     complete_model = end_to_end(vectorizer, model)
     run.export_serving(complete_model)
     run.save_model(complete_model)  # last: marks the run complete
-    best = min(rows, key=lambda row: row["val_loss"])
+    best = kept_epoch(settings.model, rows)
     return FitResult(run.path, len(rows), best["val_accuracy"], best["val_loss"], best["epoch"])

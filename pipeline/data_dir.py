@@ -54,6 +54,13 @@ class DataDir:
     def vocab_sha256(self) -> str:
         return self.manifest.vocabulary.sha256
 
+    def token_counts(self) -> list[int] | None:
+        """Each vocabulary token's count in the training split; None for a directory sharded before they were kept."""
+        counts_path = self.manifest.vocabulary.counts_path
+        if counts_path is None:
+            return None
+        return [int(line) for line in (self.path / counts_path).read_text().split()]
+
     def vocabulary(self) -> list[str]:
         """The tokens of `vocab.txt`, most frequent first, as written by `shard`."""
         return read_vocabulary(self.path / self.manifest.vocabulary.path)

@@ -45,6 +45,7 @@ class VocabularyInfo:
     distinct_tokens_seen: int   # in the training split
     tokens_seen: int
     coverage: float             # share of training tokens that the vocabulary covers
+    counts_path: str | None = None  # each token's count in the training split, one per line (newer runs)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,8 +13,8 @@ from pipeline.manifest import MANIFEST_FILE
 
 LOCK_FILE = ".lock"
 # Everything a shard run writes; an interrupted run leaves only these (no manifest).
-DATASET_PATTERNS = ("*-of-*.tfrecord*", "vocab.txt*", "rejects.jsonl*", "*.incomplete", MANIFEST_FILE,
-                    "beam-temp-*", "beam-report.jsonl*")  # the last two: what `--runner beam` stages
+DATASET_PATTERNS = ("*-of-*.tfrecord*", "vocab.txt*", "vocab_counts.txt*", "rejects.jsonl*", "*.incomplete",
+                    MANIFEST_FILE, "beam-temp-*", "beam-report.jsonl*")  # the last two: what `--runner beam` stages
 
 
 @contextlib.contextmanager

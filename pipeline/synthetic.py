@@ -2,8 +2,11 @@
 
 The language is fixed (the same words and sentiment words for every seed, so a
 train and a test file made with different seeds match); the seed only drives
-sampling. Sentiment is carried by words, with noise: a model learns it well
-but not perfectly.
+sampling. In the default `simple` style sentiment is carried by single words,
+with noise: a bag of words learns it well but not perfectly. The `hard` style
+adds what real reviews have: negation that flips a phrase ("not great", "never
+disappointed"), contrast where the clause after "but"/"however" decides, and
+intensifiers; half of its reviews need word order to be read right.
 """
 
 from __future__ import annotations
@@ -37,6 +40,15 @@ ACCENTED_WORDS = ["café", "naïve", "crème", "über", "señor", "façade", "r�
 SYLLABLES = ["ka", "lo", "mi", "ten", "ra", "su", "vo", "ne", "tri", "pa", "de", "sho", "gu", "li",
              "ber", "an", "ok", "um", "el", "sta", "qui", "ro", "ze", "fy", "wa", "ex", "ion", "ly"]
 PUNCTUATION = [",", ".", "!", "?", ";"]
+
+STYLES = ("simple", "hard")
+NEGATORS = ["not", "never", "hardly", "no longer"]
+INTENSIFIERS = ["very", "really", "extremely", "so", "absolutely"]
+CONTRASTS = ["but", "however,"]
+HARD_SENTIMENT_WORDS = 12             # hard style: the most frequent sentiment words of each polarity
+NEGATION_RATE = 0.4                   # hard style: share of sentiment phrases that are negated
+CONTRAST_RATE = 0.4                   # hard style: share of reviews "X ... but Y", where Y decides
+INTENSIFIER_RATE = 0.3
 
 BAD_LINE_KINDS = ("no_label", "bad_label", "glued_label", "empty_text", "invalid_utf8", "nul_byte")
 
@@ -127,6 +139,58 @@ def make_reviews(rng: np.random.Generator, language: Language, labels: np.ndarra
             for title, body in zip(titles, bodies)]
 
 
+def _filler(rng, language, cdf, count: int) -> list[str]:
+    return language.words[_sample(rng, cdf, count)].tolist() if count > 0 else []
+
+
+def _phrase(rng, language, expressed: int) -> list[str]:
+    """Words that express `expressed` (1 positive): a sentiment word, negated (of the other polarity) or not."""
+    negated = rng.random() < NEGATION_RATE
+    polarity = 1 - expressed if negated else expressed
+    index = _sample(rng, np.cumsum(zipf_probs(HARD_SENTIMENT_WORDS)), 1)[0]
+    words = [language.sentiment[polarity][index]]
+    if rng.random() < INTENSIFIER_RATE:
+        words.insert(0, INTENSIFIERS[rng.integers(len(INTENSIFIERS))])
+    if negated:
+        words.insert(0, NEGATORS[rng.integers(len(NEGATORS))])
+    return words
+
+
+def _clause(rng, language, cdf, expressed: int, num_words: int, num_phrases: int) -> list[str]:
+    """Filler words with `num_phrases` sentiment phrases that each express `expressed`."""
+    words = _filler(rng, language, cdf, num_words)
+    for _ in range(num_phrases):
+        at = int(rng.integers(0, len(words) + 1))
+        words[at:at] = _phrase(rng, language, expressed)
+    return words
+
+
+def make_hard_reviews(rng: np.random.Generator, language: Language, labels: np.ndarray, mean_words: float,
+                      agreement: float = SENTIMENT_AGREEMENT) -> list[str]:
+    """`Title: body` where negation flips phrases and, in contrast reviews, the clause after "but" decides.
+
+    A contrast review's first clause expresses the other label, so its words
+    alone say little; its label is in which clause comes last. Every phrase
+    expresses what its place says (`agreement` is the simple style's noise;
+    here the noise is in the structure, and in the label noise).
+    """
+    median = mean_words / np.exp(LENGTH_SIGMA ** 2 / 2)
+    lengths = np.clip(rng.lognormal(np.log(median), LENGTH_SIGMA, len(labels)), 4, MAX_WORDS).astype(int)
+    cdf = np.cumsum(language.word_probs)
+    reviews = []
+    for label, length in zip(labels.tolist(), lengths.tolist()):
+        if rng.random() < CONTRAST_RATE:
+            first = _clause(rng, language, cdf, 1 - label, length // 2, 1)
+            gap = _filler(rng, language, cdf, int(rng.integers(0, 3)))  # words between "but" and what decides
+            last = gap + _phrase(rng, language, label) + _filler(rng, language, cdf, length - length // 2 - len(gap))
+            body = first + [CONTRASTS[rng.integers(len(CONTRASTS))]] + last
+        else:
+            body = _clause(rng, language, cdf, label, length, 1 + int(length > 30))
+        title = _filler(rng, language, cdf[:2000] / cdf[1999], int(rng.integers(1, 4)))
+        reviews.append(" ".join(title).capitalize() + ": " + " ".join(body).capitalize() + ".")
+    return reviews
+
+
 def make_bad_line(rng: np.random.Generator, review: str) -> bytes:
     """A malformed line of a random kind, for testing the rejects."""
     kind = BAD_LINE_KINDS[rng.integers(len(BAD_LINE_KINDS))]
@@ -142,18 +206,22 @@ def make_bad_line(rng: np.random.Generator, review: str) -> bytes:
 
 
 def generate_lines(num_lines: int, seed: int, mean_words: float = 80.0, bad_fraction: float = 0.0,
-                   agreement: float = SENTIMENT_AGREEMENT, label_noise: float = LABEL_NOISE):
+                   agreement: float = SENTIMENT_AGREEMENT, label_noise: float = LABEL_NOISE, style: str = "simple"):
     """Yield the corpus's lines as bytes (with newline), deterministic for a seed.
 
     `agreement` is the chance that a sentiment word matches the review's label,
     `label_noise` the share of labels flipped: together they set how hard it is.
+    `style` is "simple" (sentiment in single words) or "hard" (negation, contrast).
     """
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {STYLES}, got {style!r}")
+    make = make_hard_reviews if style == "hard" else make_reviews
     language = make_language()
     rng = np.random.default_rng(seed)
     for block_start in range(0, num_lines, BLOCK_LINES):
         size = min(BLOCK_LINES, num_lines - block_start)
         true_labels = rng.integers(2, size=size)
-        reviews = make_reviews(rng, language, true_labels, mean_words, agreement)
+        reviews = make(rng, language, true_labels, mean_words, agreement)
         flipped = rng.random(size) < label_noise
         bad = rng.random(size) < bad_fraction
         for review, label, is_flipped, is_bad in zip(reviews, true_labels.tolist(), flipped.tolist(), bad.tolist()):
@@ -173,14 +241,14 @@ def _open_compressed(path: Path, temporary: Path):
 
 def write_corpus(path: Path, num_lines: int, seed: int, mean_words: float = 80.0,
                  bad_fraction: float = 0.0, agreement: float = SENTIMENT_AGREEMENT,
-                 label_noise: float = LABEL_NOISE) -> Path:
+                 label_noise: float = LABEL_NOISE, style: str = "simple") -> Path:
     """Write a synthetic corpus; compressed by the name's suffix (.bz2, .gz or plain)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = atomic.incomplete_path(path)
     try:
         with _open_compressed(path, temporary) as f:
-            for line in generate_lines(num_lines, seed, mean_words, bad_fraction, agreement, label_noise):
+            for line in generate_lines(num_lines, seed, mean_words, bad_fraction, agreement, label_noise, style):
                 f.write(line)
         atomic.commit(temporary, path)
     except BaseException:

@@ -13,6 +13,7 @@ from pipeline.manifest import VocabularyInfo
 from pipeline.shards import file_sha256
 
 VOCAB_FILE = "vocab.txt"
+COUNTS_FILE = "vocab_counts.txt"   # line i: the training count of vocab.txt's line i
 MAX_BATCHES_IN_FLIGHT = 2  # bounds memory: at most this many text batches wait for counting
 
 
@@ -94,6 +95,7 @@ def write_vocabulary_file(out: Path, ranked: list[tuple[str, int]], distinct_tok
     """Write `vocab.txt` from (token, count) pairs, most frequent first, and describe it for the manifest."""
     path = Path(out) / VOCAB_FILE
     write_vocabulary(path, [token for token, _ in ranked])
+    atomic.write_text(Path(out) / COUNTS_FILE, "".join(f"{count}\n" for _, count in ranked))
     covered = sum(count for _, count in ranked)
     return VocabularyInfo(
         path=VOCAB_FILE,
@@ -103,4 +105,5 @@ def write_vocabulary_file(out: Path, ranked: list[tuple[str, int]], distinct_tok
         distinct_tokens_seen=distinct_tokens,
         tokens_seen=num_tokens,
         coverage=round(covered / num_tokens, 6) if num_tokens else 0.0,
+        counts_path=COUNTS_FILE,
     )

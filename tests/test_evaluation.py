@@ -128,3 +128,17 @@ def test_embed_shows_the_stored_vectors(run_dir, tmp_path):
     metadata = (tmp_path / "p" / "metadata.tsv").read_text().splitlines()
     assert len(metadata) == len((tmp_path / "p" / "vectors.tsv").read_text().splitlines())
     assert metadata[:2] == ["[PAD]", "[UNK]"]
+
+
+@pytest.mark.parametrize("name", ["transformer", "ngram_bag"])
+def test_embed_works_with_the_new_models(data_dir, tmp_path, name):
+    run = tmp_path / name
+    fit(FitSettings(model=name, data=data_dir, out=run, epochs=1, steps_per_epoch=3, validation_steps=1,
+                    max_len=32, hparams={"buckets": 512} if name == "ngram_bag" else {}), verbose=0)
+    tokens, ids, vectors = embedding.embed_sentence(run, "great product")
+    assert list(vectors) == ["embedding"]  # the token embedding, not the positions or the n-gram buckets
+    assert vectors["embedding"].shape[0] == len(tokens) == 2
+    written = embedding.write_projector(run, tmp_path / "projector")
+    rows = (tmp_path / "projector" / "vectors.tsv").read_text().splitlines()
+    assert len(rows) == len((tmp_path / "projector" / "metadata.tsv").read_text().splitlines())
+    assert len(written) == 2

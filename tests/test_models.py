@@ -15,7 +15,8 @@ def build(name, **overrides):
 
 
 def test_registry_holds_every_study_model():
-    assert set(zoo.MODELS) >= {"cnn", "rnn", "lstm", "cnn_lstm", "ffn", "hybrid", "hybrid_split"}
+    assert set(zoo.MODELS) == {"cnn", "rnn", "lstm", "cnn_lstm", "ffn", "hybrid", "hybrid_split", "ngram_bag",
+                               "linear", "transformer"}
     assert zoo.optimizer_for("hybrid") == "adam" and zoo.optimizer_for("cnn") == "rmsprop"
 
 
@@ -35,7 +36,8 @@ def test_maps_ids_to_probabilities_and_a_step_changes_weights(name):
     assert sum(changed) >= len(model.trainable_weights) // 2
 
 
-@pytest.mark.parametrize("name", ["rnn", "lstm", "cnn_lstm", "ffn", "hybrid", "hybrid_split"])
+@pytest.mark.parametrize("name", ["rnn", "lstm", "cnn_lstm", "ffn", "hybrid", "hybrid_split", "ngram_bag", "linear",
+                                  "transformer"])
 def test_all_padding_input_does_not_crash_masked_models(name):
     model = build(name)
     ids = np.zeros((4, 128), "int32")
@@ -64,3 +66,68 @@ def test_builders_take_hyperparameters_as_named_arguments():
     model = zoo.build("lstm", vocab_size=50, max_len=16, embedding_dim=4, units=3)
     assert model.count_params() < 1000
     assert tf.keras.backend.floatx() == "float32"
+
+
+def test_hashed_ngrams_skip_padding_and_unknown_words_and_respect_order():
+    from models.zoo.layers import HashedNgrams
+
+    layer = HashedNgrams(vocab_size=100, ngrams=3, buckets=1000)
+    features = np.asarray(layer(np.array([[5, 6, 1, 7, 8, 0], [6, 5, 9, 9, 0, 0]], "int32")))
+    assert features.shape == (2, 6 + 5 + 4)
+    words, bigrams, trigrams = features[:, :6], features[:, 6:11], features[:, 11:]
+    assert words[0].tolist() == [5, 6, 0, 7, 8, 0]                      # [UNK] (1) and padding (0) are no feature
+    assert (bigrams[0] != 0).tolist() == [True, False, False, True, False]  # 5-6 and 7-8; none touches [UNK]/padding
+    assert np.all((bigrams[bigrams != 0] >= 100) & (bigrams[bigrams != 0] < 1100))
+    assert bigrams[0, 0] != bigrams[1, 0]                               # "5 6" is not "6 5"
+    assert (trigrams[1] != 0).tolist() == [True, True, False, False]
+    assert not set(bigrams[bigrams != 0]) & set(trigrams[trigrams != 0])
+
+
+def test_ngram_bag_ignores_padding_length():
+    long_model = zoo.build("ngram_bag", vocab_size=50, max_len=32, buckets=64)
+    short_model = zoo.build("ngram_bag", vocab_size=50, max_len=16, buckets=64)
+    short_model.set_weights(long_model.get_weights())
+    tokens = [3, 4, 5, 6, 7]
+    short, padded = np.zeros((1, 16), "int32"), np.zeros((1, 32), "int32")
+    short[0, :5] = padded[0, :5] = tokens
+    np.testing.assert_allclose(long_model(padded), short_model(short), atol=1e-6)
+
+
+def test_transformer_never_attends_to_padding():
+    # Padded positions differ from each other only by their position vectors: changing those must not
+    # change the output, in attention or in pooling.
+    model = zoo.build("transformer", vocab_size=50, max_len=16, embedding_dim=8, num_heads=2, ff_dim=16)
+    ids = np.zeros((1, 16), "int32")
+    ids[0, :4] = [5, 6, 7, 8]
+    before = np.asarray(model(ids, training=False))
+    positions = model.get_layer("positions").positions
+    values = positions.numpy()
+    values[4:] = np.random.default_rng(0).normal(size=values[4:].shape)
+    positions.assign(values)
+    np.testing.assert_allclose(np.asarray(model(ids, training=False)), before, atol=1e-5)
+    values[1] += np.random.default_rng(1).normal(size=values[1].shape)  # a real position does matter
+    positions.assign(values)
+    assert not np.allclose(np.asarray(model(ids, training=False)), before, atol=1e-5)
+
+
+def test_linear_is_logistic_regression_on_scikit_learns_tfidf():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from models.zoo import linear
+
+    documents = [[5, 5, 7, 9], [7, 8, 2], [5, 9, 9, 9, 3], [2, 3, 4, 7, 7]]
+    ids = np.zeros((len(documents), 8), "int32")
+    for row, document in enumerate(documents):
+        ids[row, :len(document)] = document
+    model = linear.build(vocab_size=12, max_len=8, ngrams=1)
+    linear.adapt(model, [(ids[:2], None), (ids[2:], None)])  # streamed in two batches
+    vectorizer = TfidfVectorizer(analyzer=lambda document: [str(i) for i in document], sublinear_tf=True)
+    tfidf = vectorizer.fit_transform(documents).toarray()
+    weights = np.random.default_rng(1).normal(size=12).astype("float32")
+    logit = model.get_layer("tfidf_logit")
+    logit.coefficients.assign(weights)
+    columns = [int(token) for token in vectorizer.get_feature_names_out()]
+    expected = 1 / (1 + np.exp(-(tfidf @ weights[columns])))
+    np.testing.assert_allclose(np.asarray(model(ids)).ravel(), expected, rtol=1e-5)
+    penalty = float(np.sum(weights ** 2) / (2 * logit.c * len(documents)))
+    assert float(model.losses[0]) == pytest.approx(penalty, rel=1e-5)

@@ -34,3 +34,29 @@ def test_bad_fraction_mixes_in_malformed_lines():
     lines = list(synthetic.generate_lines(2000, seed=4, bad_fraction=0.1))
     rejected = [line for line in lines if not isinstance(parse_line(line.rstrip(b"\n")), tuple)]
     assert 150 < len(rejected) < 250
+
+
+def test_hard_style_is_deterministic_and_has_negation_and_contrast(tmp_path):
+    a = synthetic.write_corpus(tmp_path / "a.ft.txt", 400, seed=7, style="hard").read_bytes()
+    assert a == synthetic.write_corpus(tmp_path / "b.ft.txt", 400, seed=7, style="hard").read_bytes()
+    assert a != synthetic.write_corpus(tmp_path / "c.ft.txt", 400, seed=7).read_bytes()  # simple stays as it was
+    texts = [parse_line(line)[1].decode() for line in a.splitlines()]
+    with_contrast = [t for t in texts if " but " in t or " however, " in t]
+    assert 0.3 < len(with_contrast) / len(texts) < 0.5
+    assert sum(any(f" {n} " in t for n in synthetic.NEGATORS) for t in texts) > len(texts) / 4
+    assert any(f" {i} " in t for t in texts for i in synthetic.INTENSIFIERS)
+
+
+def test_hard_style_decides_by_the_clause_after_but():
+    # With no label noise, a contrast review's label is the polarity of the phrase after "but"/"however".
+    negative, positive = (set(words[:synthetic.HARD_SENTIMENT_WORDS]) for words in synthetic.make_language().sentiment)
+    for line in synthetic.generate_lines(300, seed=5, mean_words=12, label_noise=0, style="hard"):
+        label, text = parse_line(line.rstrip(b"\n"))
+        words = text.decode().rstrip(".").lower().split()
+        if "but" not in words and "however," not in words:
+            continue
+        after = words[max(i for i, w in enumerate(words) if w in ("but", "however,")) + 1:]
+        polar = [(i, 1 if w in positive else 0) for i, w in enumerate(after) if w in positive | negative]
+        index, polarity = polar[0]
+        negated = any(w in {"not", "never", "hardly", "longer"} for w in after[max(0, index - 2):index])
+        assert label == (1 - polarity if negated else polarity)

@@ -97,11 +97,17 @@ def test_every_model_learns_short_texts(name, short_data, tmp_path):
     result = fit(FitSettings(model=name, data=short_data, out=tmp_path / name, epochs=6, seed=1, batch_size=32,
                              learning_rate=3e-3, hparams=SMALL.get(name, {})), verbose=0)
     assert result.best_val_accuracy > 0.75
+    reloaded = RunDir(tmp_path / name).load_model()  # safe mode: only registered classes
+    probabilities = reloaded.predict(tf.constant(["great excellent", "awful terrible", ""]), verbose=0)
+    assert probabilities.shape == (3, 1) and probabilities[0, 0] > probabilities[1, 0]
+    assert (tmp_path / name / "export" / "saved_model.pb").exists()
 
 
-def test_mixed_precision_and_xla_run_on_cpu(long_data, tmp_path):
-    result = fit(FitSettings(model="lstm", data=long_data, out=tmp_path / "run", epochs=1, steps_per_epoch=5,
-                             validation_steps=2, mixed_precision=True, jit_compile=True, hparams={"units": 8}),
+@pytest.mark.parametrize("name, hparams", [("lstm", {"units": 8}), ("transformer", {"num_layers": 1}),
+                                           ("ngram_bag", {"buckets": 4096})])
+def test_mixed_precision_and_xla_run_on_cpu(long_data, tmp_path, name, hparams):
+    result = fit(FitSettings(model=name, data=long_data, out=tmp_path / "run", epochs=1, steps_per_epoch=5,
+                             validation_steps=2, mixed_precision=True, jit_compile=True, hparams=hparams),
                  verbose=0)
     assert result.epochs_run == 1
     assert keras.mixed_precision.global_policy().name == "float32"  # restored for the rest of the process
@@ -217,3 +223,101 @@ def test_multi_worker_refuses_too_few_shards(data_dir):
     check_enough_shards(data, 3)
     with pytest.raises(ReviewflowError, match="--num-shards 4"):
         check_enough_shards(data, 4)
+
+
+@pytest.fixture(scope="module")
+def hard_data(tmp_path_factory):
+    """The hard synthetic language: negation, and contrast where the clause after "but" decides."""
+    root = tmp_path_factory.mktemp("hard")
+    train = synthetic.write_corpus(root / "train.ft.txt", 5000, 1, 12, style="hard")
+    test = synthetic.write_corpus(root / "test.ft.txt", 300, 2, 12, style="hard")
+    shard_corpus(ShardSettings(train=train, test=test, out=root / "data", num_shards=2))
+    return root / "data"
+
+
+def best_accuracy(data, tmp_path, name, **settings):
+    settings = {"epochs": 6, "seed": 1, "max_len": 32, **settings}
+    return fit(FitSettings(model=name, data=data, out=tmp_path / f"{name}-{len(list(tmp_path.iterdir()))}",
+                           **settings), verbose=0).best_val_accuracy
+
+
+@pytest.mark.slow
+def test_on_the_hard_language_word_order_wins(hard_data, tmp_path):
+    # Half of these reviews are "X ... but Y": the same bag of words either way round.
+    ffn = best_accuracy(hard_data, tmp_path, "ffn", learning_rate=3e-3)
+    lstm = best_accuracy(hard_data, tmp_path, "lstm", learning_rate=1e-2, epochs=7)
+    assert lstm > ffn + 0.1, (lstm, ffn)
+
+
+@pytest.mark.slow
+def test_on_the_hard_language_bigrams_read_negation(hard_data, tmp_path):
+    unigrams = best_accuracy(hard_data, tmp_path, "ngram_bag", hparams={"ngrams": 1})
+    bigrams = best_accuracy(hard_data, tmp_path, "ngram_bag", hparams={"ngrams": 2})
+    assert bigrams > unigrams + 0.04, (bigrams, unigrams)
+
+
+def write_vectors(path: Path, words: list[str], dim: int, header: bool = True) -> Path:
+    rng = np.random.default_rng(0)
+    lines = [f"{len(words)} {dim}"] if header else []
+    lines += [word.upper() + " " + " ".join(f"{v:.4f}" for v in rng.normal(size=dim)) for word in words]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_embeddings_start_the_model_frozen_and_record_their_coverage(short_data, tmp_path):
+    from click.testing import CliRunner
+
+    import cli
+    from pipeline.data_dir import DataDir
+    from pipeline.vectors import read_vectors
+
+    data = DataDir.open(short_data)
+    vocabulary = data.vocabulary()
+    vectors_file = write_vectors(tmp_path / "v.vec", vocabulary[: len(vocabulary) // 2], 12)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli.cli, ["fit", "--model", "ffn", "--data", str(short_data), "--out", str(out),
+                                          "--epochs", "1", "--embeddings", str(vectors_file), "--freeze-embeddings"])
+    assert result.exit_code == 0, result.output
+    assert "embeddings: " in result.output and "of the vocabulary" in result.output
+    config = RunDir(out).config()
+    assert config.settings["hparams"]["embedding_dim"] == 12      # taken from the vectors
+    recorded = config.embeddings
+    assert recorded["vocab_ids_covered"] == len(vocabulary) // 2 and recorded["frozen"] is True
+    counts = data.token_counts()
+    assert recorded["share_of_training_tokens"] == pytest.approx(
+        sum(counts[: len(vocabulary) // 2]) / data.manifest.vocabulary.tokens_seen, abs=1e-6)
+    vectors = read_vectors(vectors_file, vocabulary)
+    trained = next(layer for layer in RunDir(out).load_model().layers if hasattr(layer, "layers"))
+    np.testing.assert_allclose(trained.get_layer("embedding").embeddings.numpy()[vectors.covered],
+                               vectors.matrix[vectors.covered], atol=1e-6)  # frozen: exactly the vectors
+
+
+def test_embeddings_of_another_size_or_for_a_model_without_one_are_refused(short_data, tmp_path):
+    from pipeline.errors import ReviewflowError
+
+    vectors_file = write_vectors(tmp_path / "glove.txt", ["great", "awful"], 6, header=False)
+    with pytest.raises(ReviewflowError, match="6-dimensional vectors but --param embedding_dim=8"):
+        fit(FitSettings(model="cnn", data=short_data, out=tmp_path / "a", embeddings=vectors_file,
+                        hparams={"embedding_dim": 8}), verbose=0)
+    with pytest.raises(ReviewflowError, match="linear model has no word embedding"):
+        fit(FitSettings(model="linear", data=short_data, out=tmp_path / "b", embeddings=vectors_file), verbose=0)
+    with pytest.raises(ReviewflowError, match="--freeze-embeddings needs --embeddings"):
+        FitSettings(model="cnn", data=short_data, out=tmp_path / "c", freeze_embeddings=True)
+    assert not (tmp_path / "a" / "model.keras").exists()
+
+
+def test_a_small_corpus_gets_batches_small_enough_to_learn(tmp_path):
+    from models.training import default_batch_size
+
+    assert default_batch_size("cnn", 16_000) == 64 and default_batch_size("ngram_bag", 16_000) == 256
+    assert default_batch_size("cnn", 480) == 15 and default_batch_size("linear", 100) == 8
+    train = synthetic.write_corpus(tmp_path / "train.ft.txt", 400, 1, 12, agreement=0.9, label_noise=0)
+    test = synthetic.write_corpus(tmp_path / "test.ft.txt", 100, 2, 12, agreement=0.9, label_noise=0)
+    shard_corpus(ShardSettings(train=train, test=test, out=tmp_path / "data", num_shards=1))
+    results = {name: fit(FitSettings(model=name, data=tmp_path / "data", out=tmp_path / name, seed=1), verbose=0)
+               for name in ("linear", "ngram_bag")}
+    assert RunDir(tmp_path / "linear").config().settings["batch_size"] == 9  # ~320 train reviews / 32 steps
+    # Trained to convergence, not stopped at the first epoch by a noisy validation loss.
+    assert results["linear"].epochs_run == 10
+    for name, result in results.items():
+        assert result.best_val_accuracy > 0.7, name  # the majority class is ~0.5

@@ -3,6 +3,11 @@
 Every builder maps token ids (batch, max_len) to P(positive) (batch, 1). The
 registry holds names, not modules: importing an architecture imports Keras,
 and the CLI lists the names in `--help` without it.
+
+Besides `build`, a module may define `OPTIMIZER`, `LEARNING_RATE`,
+`BATCH_SIZE` and `EARLY_STOPPING` (its defaults), `search_space(hp)` (what `tune` searches, next to the builder it
+feeds) and `adapt(model, batches)` (statistics of the training split, set
+before the first epoch, e.g. `linear`'s IDF).
 """
 
 from __future__ import annotations
@@ -11,11 +16,12 @@ import importlib
 import types
 
 # The registry: a name is the module `models/zoo/NAME.py`, which defines `build`.
-MODELS = ("cnn", "rnn", "lstm", "cnn_lstm", "ffn", "hybrid", "hybrid_split")
+MODELS = ("cnn", "rnn", "lstm", "cnn_lstm", "ffn", "hybrid", "hybrid_split", "ngram_bag", "linear", "transformer")
 
-# The studies' optimizer: RMSprop at Keras's default rate, unless the module names its own (`OPTIMIZER`).
+# The studies' optimizer: RMSprop at Keras's default rate, unless the module names its own.
 DEFAULT_OPTIMIZER = "rmsprop"
 DEFAULT_LEARNING_RATE = 1e-3
+DEFAULT_BATCH_SIZE = 64
 
 
 def module(name: str) -> types.ModuleType:
@@ -34,3 +40,29 @@ def build(name: str, vocab_size: int, max_len: int, **hyperparameters):
 
 def optimizer_for(name: str) -> str:
     return getattr(module(name), "OPTIMIZER", DEFAULT_OPTIMIZER)
+
+
+def batch_size_for(name: str) -> int:
+    return getattr(module(name), "BATCH_SIZE", DEFAULT_BATCH_SIZE)
+
+
+def stops_early(name: str) -> bool:
+    """Whether fit keeps the epoch of lowest validation loss and stops after `patience` worse ones.
+
+    A module sets `EARLY_STOPPING = False` when its model is trained to convergence instead (a convex,
+    regularized model: `linear`), where a small validation split's noisy loss would pick an early epoch.
+    """
+    return getattr(module(name), "EARLY_STOPPING", True)
+
+
+def learning_rate_for(name: str) -> float:
+    return getattr(module(name), "LEARNING_RATE", DEFAULT_LEARNING_RATE)
+
+
+def adapt(name: str, model, batches) -> bool:
+    """Let the architecture read the training split once before training, if it needs to; True if it did."""
+    adapt_fn = getattr(module(name), "adapt", None)
+    if adapt_fn is None:
+        return False
+    adapt_fn(model, batches)
+    return True

@@ -1,4 +1,4 @@
-"""Small layers shared by the architectures."""
+"""The zoo's own layers, registered for `model.keras` (safe mode loads only registered classes)."""
 
 from __future__ import annotations
 
@@ -21,3 +21,127 @@ class PaddingMask(keras.layers.Layer):
 
     def compute_output_spec(self, ids):
         return keras.KerasTensor(ids.shape, dtype="bool")
+
+
+# Token ids below this are no word: 0 is padding, 1 is [UNK].
+FIRST_WORD_ID = 2
+_HASH_PRIME = 1_000_003
+
+
+@keras.saving.register_keras_serializable(package="reviewflow")
+class HashedNgrams(keras.layers.Layer):
+    """Token ids (batch, L) -> feature ids (batch, F): the words, then their 2..n-grams hashed into buckets.
+
+    Words keep their ids; an n-gram's id is `vocab_size + hash(its ids) % buckets`,
+    computed in the graph from adjacent ids, so the model still takes token ids
+    and needs no vocabulary of n-grams. Feature id 0 means "nothing here": a
+    padding or [UNK] position, and every n-gram that touches one (fastText
+    drops unknown words too). F = L + (L - 1) + ... + (L - n + 1).
+    """
+
+    def __init__(self, vocab_size: int, ngrams: int = 2, buckets: int = 1 << 18, **kwargs):
+        super().__init__(**kwargs)
+        if not 1 <= ngrams <= 3:
+            raise ValueError(f"ngrams must be 1, 2 or 3, got {ngrams}")
+        self.vocab_size, self.ngrams, self.buckets = vocab_size, ngrams, buckets
+
+    @property
+    def num_features(self) -> int:
+        """Rows an embedding of these features needs."""
+        return self.vocab_size + (self.buckets if self.ngrams > 1 else 0)
+
+    def call(self, ids):
+        ids = ops.cast(ids, "int64")
+        is_word = ops.greater_equal(ids, FIRST_WORD_ID)
+        features = [ops.where(is_word, ids, 0)]
+        hashed, valid = ids, is_word
+        for n in range(2, self.ngrams + 1):
+            # The n-gram starting at i extends the (n-1)-gram at i by the id at i + n - 1.
+            hashed = (hashed[:, :-1] * _HASH_PRIME + ids[:, n - 1:] + n) % self.buckets
+            valid = ops.logical_and(valid[:, :-1], is_word[:, n - 1:])
+            features.append(ops.where(valid, hashed + self.vocab_size, 0))
+        return ops.concatenate(features, axis=1)
+
+    def compute_output_spec(self, ids):
+        length = ids.shape[1]
+        total = None if length is None else sum(length - n + 1 for n in range(1, self.ngrams + 1))
+        return keras.KerasTensor((ids.shape[0], total), dtype="int64")
+
+    def get_config(self):
+        return {**super().get_config(), "vocab_size": self.vocab_size, "ngrams": self.ngrams,
+                "buckets": self.buckets}
+
+
+@keras.saving.register_keras_serializable(package="reviewflow")
+class MaskedMean(keras.layers.Layer):
+    """(vectors (batch, F, D), feature ids (batch, F)) -> the mean of the vectors whose id is not 0."""
+
+    def call(self, vectors, features):
+        present = ops.cast(ops.not_equal(features, 0), vectors.dtype)[:, :, None]
+        count = ops.maximum(ops.sum(present, axis=1), 1.0)
+        return ops.sum(vectors * present, axis=1) / count
+
+    def compute_output_spec(self, vectors, features):
+        return keras.KerasTensor((vectors.shape[0], vectors.shape[2]), dtype=vectors.dtype)
+
+
+@keras.saving.register_keras_serializable(package="reviewflow")
+class PositionEmbedding(keras.layers.Layer):
+    """Adds a learned vector per position to a sequence (batch, L, D).
+
+    Not a `keras.layers.Embedding`, so that `embed` and `--embeddings` see only
+    the token embedding.
+    """
+
+    def __init__(self, max_len: int, **kwargs):
+        super().__init__(**kwargs)
+        self.max_len = max_len
+
+    def build(self, input_shape):
+        self.positions = self.add_weight(shape=(self.max_len, input_shape[-1]), name="positions",
+                                         initializer=keras.initializers.RandomNormal(stddev=0.02))
+
+    def call(self, x):
+        return x + ops.cast(self.positions[None, : ops.shape(x)[1], :], x.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "max_len": self.max_len}
+
+
+@keras.saving.register_keras_serializable(package="reviewflow")
+class TfIdfLogit(keras.layers.Layer):
+    """Feature ids (batch, F) -> the logit w . tfidf(x) + b, with L2-normalized sublinear TF-IDF.
+
+    A feature seen tf times in a review has the value (1 + log tf) * idf, as
+    scikit-learn's `sublinear_tf`; each occurrence carries 1/tf of it, so the
+    review needs no sparse matrix. Features never seen in training have IDF 0
+    (scikit-learn's vocabulary would not hold them). The L2 penalty is
+    scikit-learn's: |w|^2 / (2 C N), N the training reviews counted by `adapt`.
+    """
+
+    def __init__(self, num_features: int, c: float = 4.0, **kwargs):
+        super().__init__(**kwargs)
+        self.num_features, self.c = num_features, c
+
+    def build(self, input_shape):
+        self.coefficients = self.add_weight(shape=(self.num_features,), initializer="zeros", name="coefficients")
+        self.bias = self.add_weight(shape=(), initializer="zeros", name="bias")
+        self.idf = self.add_weight(shape=(self.num_features,), initializer="ones", trainable=False, name="idf")
+        self.num_documents = self.add_weight(shape=(), initializer="ones", trainable=False, name="num_documents")
+
+    def call(self, features):
+        present = ops.not_equal(features, 0)
+        same = ops.logical_and(ops.equal(features[:, :, None], features[:, None, :]), present[:, None, :])
+        tf_counts = ops.maximum(ops.sum(ops.cast(same, "float32"), axis=2), 1.0)
+        value = (1.0 + ops.log(tf_counts)) * ops.take(self.idf, features) * ops.cast(present, "float32")
+        share = value / tf_counts                                     # per occurrence; sums to `value`
+        norm = ops.sqrt(ops.maximum(ops.sum(share * value, axis=1, keepdims=True), 1e-12))
+        logit = ops.sum(ops.take(self.coefficients, features) * share / norm, axis=1, keepdims=True) + self.bias
+        self.add_loss(ops.sum(ops.square(self.coefficients)) / (2.0 * self.c * self.num_documents))
+        return logit
+
+    def compute_output_spec(self, features):
+        return keras.KerasTensor((features.shape[0], 1), dtype="float32")
+
+    def get_config(self):
+        return {**super().get_config(), "num_features": self.num_features, "c": self.c}

@@ -1,0 +1,194 @@
+"""`tune`: a KerasTuner search over a zoo model's builder arguments, learning rate, batch size and optimizer.
+
+Each architecture defines its search space next to its builder
+(`search_space(hp)`); the training settings searched for every model are
+here. Trials stream from the shards like `fit`, sharing one on-disk id cache;
+validation loss is the objective. The tuner's state lives in RUN/tuner, so a
+killed search resumes where it stopped. The best configuration is then
+trained by `fit` into RUN itself, which ends as an ordinary run, with
+RUN/trials.csv and RUN/trials.json beside it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import time
+from pathlib import Path
+
+import keras
+import keras_tuner as kt
+
+from models import pretrained, training, zoo
+from models.run_dir import CACHE_DIR, RunDir
+from pipeline import atomic, dataset, text
+from pipeline.data_dir import DataDir
+from pipeline.errors import ReviewflowError
+from pipeline.vectors import read_vectors
+
+TUNERS = ("hyperband", "random", "bayesian")
+TUNER_DIR = "tuner"
+TRIALS_CSV = "trials.csv"
+TRIALS_JSON = "trials.json"
+SECONDS_FILE = "seconds.json"    # in the tuner's project directory: each trial's wall time
+OBJECTIVE = "val_loss"
+BATCH_SIZES = (32, 64, 128, 256)
+
+
+@dataclasses.dataclass(frozen=True)
+class TuneSettings:
+    fit: training.FitSettings      # the search's fixed settings; `epochs` is the final run's
+    tuner: str = "hyperband"
+    max_trials: int = 10
+    max_epochs: int = 4            # per trial (Hyperband: the most any trial gets)
+
+    def __post_init__(self):
+        if self.tuner not in TUNERS:
+            raise ReviewflowError(f"unknown tuner {self.tuner!r}; choose from {', '.join(TUNERS)}.")
+
+
+def training_space(hp: kt.HyperParameters, base: training.FitSettings) -> dict:
+    """What every model searches besides its builder: learning rate around its default, batch size, optimizer."""
+    default = zoo.learning_rate_for(base.model)
+    return {"learning_rate": hp.Float("learning_rate", default / 10, default * 10, sampling="log"),
+            "batch_size": hp.Choice("batch_size", list(BATCH_SIZES)),
+            "optimizer": hp.Choice("optimizer", ["adam", "rmsprop"])}
+
+
+def trial_settings(hp: kt.HyperParameters, base: training.FitSettings, fixed: dict) -> training.FitSettings:
+    """The fit settings of one point of the search space; what the user set (`fixed`) is not searched."""
+    for name, value in fixed.items():
+        hp.Fixed(name, value)  # registered first: the search space's entry of that name then keeps it
+    builder_space = getattr(zoo.module(base.model), "search_space", lambda _: {})
+    hparams = {**builder_space(hp), **base.hparams}
+    return dataclasses.replace(base, hparams=hparams, **training_space(hp, base))
+
+
+def fixed_values(settings: training.FitSettings) -> dict:
+    """The builder arguments and training settings the user gave: the search leaves them as they are."""
+    given = {"learning_rate": settings.learning_rate, "batch_size": settings.batch_size,
+             "optimizer": settings.optimizer}
+    return {**settings.hparams, **{name: value for name, value in given.items() if value is not None}}
+
+
+class ZooHyperModel(kt.HyperModel):
+    """Builds a trial's model and streams the shards into it, as `fit` does."""
+
+    def __init__(self, base: training.FitSettings, fixed: dict, data: DataDir, vectors, cache_dir: Path):
+        super().__init__(name=base.model)
+        self.base, self.fixed, self.data, self.vectors, self.cache_dir = base, fixed, data, vectors, cache_dir
+        self.vectorizer = text.make_vectorizer(data.vocabulary(), base.max_len)
+
+    def build(self, hp):
+        settings = trial_settings(hp, self.base, self.fixed)
+        model = training.build_and_compile(settings, self.vectorizer.vocabulary_size(), self.vectors)
+        zoo.adapt(settings.model, model, dataset.make_dataset(self.data, "train", dataset.BLOCK_EXAMPLES,
+                                                              settings.max_len, vectorizer=self.vectorizer))
+        return model
+
+    def fit(self, hp, model, *args, **kwargs):
+        settings = trial_settings(hp, self.base, self.fixed)
+        train, validation = training.make_inputs(settings, self.data, self.vectorizer, settings.batch_size,
+                                                 self.cache_dir)
+        return model.fit(train, validation_data=validation, steps_per_epoch=settings.steps_per_epoch,
+                         validation_steps=settings.validation_steps, shuffle=False, verbose=0, **kwargs)
+
+
+def _timed(tuner_class):
+    """The tuner class, recording each trial's seconds in its project directory."""
+    class Timed(tuner_class):
+        def run_trial(self, trial, *args, **kwargs):
+            started = time.perf_counter()
+            result = super().run_trial(trial, *args, **kwargs)
+            path = Path(self.project_dir) / SECONDS_FILE
+            seconds = json.loads(path.read_text()) if path.exists() else {}
+            seconds[trial.trial_id] = round(seconds.get(trial.trial_id, 0) + time.perf_counter() - started, 2)
+            atomic.write_json(path, seconds)
+            return result
+    return Timed
+
+
+def make_tuner(settings: TuneSettings, hypermodel: ZooHyperModel, directory: Path) -> kt.Tuner:
+    """The chosen tuner over `directory`, reloading the state a killed search left there."""
+    common = dict(hypermodel=hypermodel, objective=kt.Objective(OBJECTIVE, "min"), seed=settings.fit.seed,
+                  directory=str(directory), project_name=settings.fit.model, overwrite=False)
+    if settings.tuner == "hyperband":
+        tuner = _timed(kt.Hyperband)(max_epochs=settings.max_epochs, factor=3, **common)
+        tuner.oracle.max_trials = settings.max_trials  # Hyperband plans its own trials; cap them here
+        return tuner
+    tuner_class = kt.RandomSearch if settings.tuner == "random" else kt.BayesianOptimization
+    return _timed(tuner_class)(max_trials=settings.max_trials, **common)
+
+
+def trial_rows(tuner: kt.Tuner) -> list[dict]:
+    """One row per trial, best validation loss first: its values, validation loss and accuracy, seconds."""
+    seconds_path = Path(tuner.project_dir) / SECONDS_FILE
+    seconds = json.loads(seconds_path.read_text()) if seconds_path.exists() else {}
+    rows = []
+    for trial in tuner.oracle.trials.values():
+        metrics = trial.metrics
+        val_loss = metrics.get_best_value(OBJECTIVE) if metrics.exists(OBJECTIVE) else None
+        val_accuracy = metrics.get_best_value("val_accuracy") if metrics.exists("val_accuracy") else None
+        rows.append({"trial": trial.trial_id, "status": trial.status, **trial.hyperparameters.values,
+                     "val_loss": val_loss, "val_accuracy": val_accuracy, "seconds": seconds.get(trial.trial_id)})
+    return sorted(rows, key=lambda row: (row["val_loss"] is None, row["val_loss"] or 0.0))
+
+
+def as_text(rows: list[dict]) -> str:
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    cells = [[_cell(row.get(column)) for column in columns] for row in rows]
+    widths = [max(len(column), *(len(line[i]) for line in cells)) for i, column in enumerate(columns)]
+    lines = [columns] + cells
+    return "\n".join("  ".join(cell.rjust(width) for cell, width in zip(line, widths)).rstrip() for line in lines)
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def write_trials(run: RunDir, settings: TuneSettings, rows: list[dict]) -> None:
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    csv_lines = [",".join(columns)] + [",".join(_cell(row.get(column)) for column in columns) for row in rows]
+    atomic.write_text(run / TRIALS_CSV, "\n".join(csv_lines) + "\n")
+    atomic.write_json(run / TRIALS_JSON, {"model": settings.fit.model, "tuner": settings.tuner,
+                                          "max_trials": settings.max_trials, "max_epochs": settings.max_epochs,
+                                          "objective": OBJECTIVE, "trials": rows})
+
+
+def tune(settings: TuneSettings, log=print) -> tuple[training.FitResult, list[dict]]:
+    """Search, write the trials table, then train the best configuration as an ordinary run in RUN."""
+    run = RunDir(settings.fit.out)
+    if settings.fit.overwrite and run.path.exists():
+        shutil.rmtree(run.path)
+    if run.is_complete():
+        raise ReviewflowError(f"{run.path} already holds a complete run. Pass --overwrite to tune again, "
+                              "or choose another --out.")
+    data = DataDir.open(settings.fit.data, hashes=True)
+    base = settings.fit.resolved(data.num_examples("train"))
+    vectors = None
+    if base.embeddings:
+        vectors = read_vectors(base.embeddings, data.vocabulary())
+        base = dataclasses.replace(base, hparams=pretrained.hparams_for(base.model, base.hparams, vectors))
+    if base.seed is not None:
+        keras.utils.set_random_seed(base.seed)
+    cache_dir = run / TUNER_DIR / CACHE_DIR
+    shutil.rmtree(cache_dir, ignore_errors=True)  # a killed search may have left it half-written
+    if base.steps_per_epoch:
+        base = dataclasses.replace(base, cache=False)  # capped epochs would leave the cache half-written
+    fixed = fixed_values(dataclasses.replace(settings.fit, hparams=base.hparams))
+    tuner = make_tuner(settings, ZooHyperModel(base, fixed, data, vectors, cache_dir), run / TUNER_DIR)
+    log(f"tuning {base.model} with {settings.tuner} (at most {settings.max_trials} trials of up to "
+        f"{settings.max_epochs} epochs) in {run / TUNER_DIR}")
+    tuner.search(epochs=settings.max_epochs, callbacks=[keras.callbacks.TerminateOnNaN()])
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    rows = trial_rows(tuner)
+    write_trials(run, settings, rows)
+    best = trial_settings(tuner.get_best_hyperparameters(1)[0], base, fixed)
+    log(f"best of {len(rows)} trials: {rows[0]}; training it into {run.path}")
+    final = dataclasses.replace(best, overwrite=False)
+    return training.fit(final, verbose=2, log=log), rows

@@ -1,0 +1,75 @@
+"""`tune`: a tiny KerasTuner search that streams from the shards, resumes after a kill, ends as a RUN."""
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import cli
+from models.run_dir import RunDir
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = ["--max-len", "32", "--epochs", "1", "--max-epochs", "1", "--seed", "3"]
+
+
+@pytest.mark.slow
+def test_a_tiny_search_ends_as_a_complete_run_with_its_trials(data_dir, tmp_path):
+    out = tmp_path / "tuned"
+    result = CliRunner().invoke(cli.cli, ["tune", "--model", "ngram_bag", "--data", str(data_dir), "--out", str(out),
+                                          "--tuner", "random", "--max-trials", "2", "--param", "buckets=1024",
+                                          *FAST])
+    assert result.exit_code == 0, result.output
+    run = RunDir(out)
+    assert run.is_complete() and (out / "export" / "saved_model.pb").exists() and run.history()
+    rows = list(csv.DictReader(open(out / "trials.csv")))
+    assert len(rows) == 2 and {"learning_rate", "batch_size", "optimizer", "ngrams", "val_loss", "val_accuracy",
+                               "seconds"} <= set(rows[0])
+    assert all(row["buckets"] == "1024" for row in rows)  # what the user fixed is not searched
+    trials = json.loads((out / "trials.json").read_text())
+    assert trials["tuner"] == "random" and len(trials["trials"]) == 2
+    best = trials["trials"][0]  # best validation loss first, trained as the run
+    settings = run.config().settings
+    assert settings["learning_rate"] == pytest.approx(best["learning_rate"])
+    assert settings["batch_size"] == best["batch_size"] and settings["hparams"]["ngrams"] == best["ngrams"]
+    assert "val_loss" in result.output and "best validation accuracy" in result.output
+
+
+@pytest.mark.slow
+def test_hyperband_is_the_default_and_max_trials_caps_it(data_dir, tmp_path):
+    out = tmp_path / "hb"
+    result = CliRunner().invoke(cli.cli, ["tune", "--model", "linear", "--data", str(data_dir), "--out", str(out),
+                                          "--max-trials", "2", "--param", "buckets=1024", *FAST, "--max-epochs", "3"])
+    assert result.exit_code == 0, result.output
+    trials = json.loads((out / "trials.json").read_text())
+    assert trials["tuner"] == "hyperband" and len(trials["trials"]) == 2  # its plan (max-epochs 3) holds 4
+    assert RunDir(out).is_complete()
+
+
+@pytest.mark.slow
+def test_a_killed_search_resumes_where_it_stopped(data_dir, tmp_path):
+    out = tmp_path / "killed"
+    command = [sys.executable, "cli.py", "tune", "--model", "ffn", "--data", str(data_dir), "--out", str(out),
+               "--tuner", "random", "--max-trials", "3", *FAST]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seconds = out / "tuner" / "ffn" / "seconds.json"
+    deadline = time.monotonic() + 240
+    while not seconds.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert seconds.exists(), "the first trial never finished"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not RunDir(out).is_complete()
+    first = json.loads(seconds.read_text())
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    trials = json.loads((out / "trials.json").read_text())["trials"]
+    assert len(trials) == 3 and len({trial["trial"] for trial in trials}) == 3
+    finished = json.loads(seconds.read_text())
+    assert all(finished[trial_id] == first[trial_id] for trial_id in first)  # finished trials were not run again
+    assert RunDir(out).is_complete()
