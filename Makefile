@@ -27,6 +27,7 @@ demo: install
 		--seed 1 --overwrite
 	printf 'Great product: excellent, I love it\nAwful: it broke, a waste of money\n' | \
 		$(BIN)/python cli.py predict $(DEMO)/runs/cnn
+	@echo "the whole study on one page: $(DEMO)/runs/report.html"
 
 test: install
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) tests

@@ -294,13 +294,16 @@ def echo_lines(lines: list[str]) -> None:
               help="Split to evaluate on.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=4096, show_default=True,
               help="Reviews per prediction batch.")
-def evaluate(run, data, split, batch_size) -> None:
-    """Measure a trained RUN on a split: RUN/metrics.json, roc.png, confusion.png."""
+@click.option("--errors", type=click.IntRange(min=0), default=20, show_default=True,
+              help="Keep the N most confident false positives and N false negatives in RUN/errors.jsonl.")
+def evaluate(run, data, split, batch_size, errors) -> None:
+    """Measure a trained RUN on a split: metrics.json (with accuracy by length, calibration, the F1-best
+    threshold), errors.jsonl, and roc, confusion, reliability and length plots."""
     from models import evaluation
     from models.run_dir import METRICS_FILE
     from pipeline.data_dir import DataDir
 
-    metrics = evaluation.evaluate(run, DataDir.open(data), split, batch_size)
+    metrics = evaluation.evaluate(run, DataDir.open(data), split, batch_size, errors)
     echo_lines(evaluation.summary_lines(metrics))
     click.echo(f"-> {run / METRICS_FILE}")
 
@@ -352,7 +355,9 @@ def compare(runs, out) -> None:
 @training_options
 @click.option("--tune", "tune_first", is_flag=True, help="Tune each model (see `tune`) before the comparison.")
 @tuning_options
-def study(out, model_list, tune_first, tuner, max_trials, max_epochs, **options) -> None:
+@click.option("--report/--no-report", "with_report", default=True, show_default=True,
+              help="Write OUT/report.html at the end: the whole study on one page.")
+def study(out, model_list, tune_first, tuner, max_trials, max_epochs, with_report, **options) -> None:
     """The reference studies in one command: fit (or tune), evaluate and compare several models."""
     from models import comparison
 
@@ -364,10 +369,32 @@ def study(out, model_list, tune_first, tuner, max_trials, max_epochs, **options)
     rows = comparison.study(fit_settings(names[0], out, options), names, log=click.echo, tune=tune)
     click.echo("\n" + comparison.as_text(rows))
     click.echo(f"-> {out}/comparison.md, comparison.csv, comparison.png")
+    if with_report:
+        from models.report import write_report
+        from pipeline.data_dir import DataDir
+
+        path = write_report([out / name for name in names], out, DataDir.open(options["data"]), rows=rows)
+        click.echo(f"-> {path}")
     failed = [row["model"] for row in rows if row["error"]]
     if failed:
         raise click.ClickException(f"{len(failed)} of {len(rows)} models failed ({', '.join(failed)}); "
                                    "their errors are in the table above.")
+
+
+@cli.command()
+@click.argument("runs", nargs=-1, required=True, type=RUN_DIR)
+@click.option("--data", type=EXISTING_DIRECTORY, default=None,
+              help="Data directory to describe too (splits, rejects, vocabulary, lengths: one streamed pass).")
+@click.option("--out", type=DIRECTORY, required=True, help="Directory for report.html (and the comparison files).")
+@click.option("--errors", type=click.IntRange(min=0), default=20, show_default=True,
+              help="Most confident mistakes shown per run and kind (of those `evaluate` kept).")
+def report(runs, data, out, errors) -> None:
+    """One self-contained HTML page of RUNS: data, comparison, curves, ROC, calibration, length, mistakes."""
+    from models.report import write_report
+    from pipeline.data_dir import DataDir
+
+    path = write_report(list(runs), out, DataDir.open(data) if data else None, errors)
+    click.echo(f"-> {path}")
 
 
 @cli.command()

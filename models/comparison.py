@@ -47,7 +47,7 @@ def sort_rows(rows: list[dict]) -> list[dict]:
     return sorted(rows, key=lambda r: (r["test_accuracy"] is None, -(r["test_accuracy"] or 0.0)))
 
 
-def _cell(value) -> str:
+def cell(value) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
@@ -57,7 +57,7 @@ def _cell(value) -> str:
 
 def as_text(rows: list[dict]) -> str:
     shown = [c for c in COLUMNS if c != "run"]
-    table = [shown] + [[_cell(row[c]) for c in shown] for row in rows]
+    table = [shown] + [[cell(row[c]) for c in shown] for row in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(shown))]
     return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(line, widths)).rstrip() for line in table)
 
@@ -65,7 +65,7 @@ def as_text(rows: list[dict]) -> str:
 def as_markdown(rows: list[dict]) -> str:
     shown = [c for c in COLUMNS if c != "run"]
     lines = ["| " + " | ".join(shown) + " |", "|" + " --- |" * len(shown)]
-    lines += ["| " + " | ".join(_cell(row[c]).replace("|", "/") for c in shown) + " |" for row in rows]
+    lines += ["| " + " | ".join(cell(row[c]).replace("|", "/") for c in shown) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 

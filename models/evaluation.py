@@ -10,12 +10,14 @@ import numpy as np
 import tensorflow as tf
 from sklearn import metrics as sk_metrics
 
-from models.run_dir import CONFUSION_PNG, METRICS_FILE, ROC_PNG, RunDir
+from models import diagnostics
+from models.run_dir import CONFUSION_PNG, LENGTH_PNG, RELIABILITY_PNG, ROC_PNG, RunDir
 from pipeline import dataset, plots
 from pipeline.data_dir import DataDir
 from pipeline.errors import ReviewflowError
 from pipeline.fasttext_format import LABEL_NAMES, LABEL_PREFIX
 from pipeline.sources import LineReader, TooLongLine
+from pipeline.stats import token_lengths
 
 DEFAULT_EVAL_BATCH = 4096   # large: fills a workstation GPU; a few MB of text on a CPU
 DEFAULT_PREDICT_BATCH = 1024
@@ -33,21 +35,34 @@ def check_same_vocabulary(run: RunDir, data: DataDir) -> None:
             "or train on this one.")
 
 
-def score_split(run: RunDir, data: DataDir, split: str, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, P(positive)) of every example of a split, streamed through the saved model."""
-    model = run.load_model()
-    labels, scores = [], []
+@dataclasses.dataclass(frozen=True)
+class SplitScores:
+    labels: np.ndarray      # 0/1 per review (with the scores, 12 bytes a review: the only per-review memory)
+    scores: np.ndarray      # P(positive)
+    lengths: np.ndarray     # tokens, as training's standardize() splits them (before --max-len cuts)
+
+
+def score_split(model, data: DataDir, split: str, batch_size: int,
+                mistakes: diagnostics.ConfidentMistakes | None = None) -> SplitScores:
+    """Every review of a split streamed through the end-to-end model; the most confident mistakes kept aside."""
+    labels, scores, lengths = [], [], []
     for texts, batch_labels in dataset.make_text_dataset(data, split, batch_size).prefetch(2):
-        scores.append(np.asarray(model.predict_on_batch(texts)).reshape(-1))
-        labels.append(batch_labels.numpy().reshape(-1))
+        batch_scores = np.asarray(model.predict_on_batch(texts)).reshape(-1).astype(float)
+        batch_labels = batch_labels.numpy().reshape(-1).astype(int)
+        batch_lengths = token_lengths(texts).numpy()
+        if mistakes is not None:
+            mistakes.add(texts.numpy().tolist(), batch_labels, batch_scores, batch_lengths)
+        labels.append(batch_labels)
+        scores.append(batch_scores)
+        lengths.append(batch_lengths)
     if not labels:
         raise ReviewflowError(f"{data.path}: the {split} split is empty; nothing to evaluate.")
-    return np.concatenate(labels).astype(int), np.concatenate(scores).astype(float)
+    return SplitScores(np.concatenate(labels), np.concatenate(scores), np.concatenate(lengths))
 
 
-def compute_metrics(labels: np.ndarray, scores: np.ndarray) -> dict:
+def compute_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float = THRESHOLD) -> dict:
     """Accuracy, precision, recall, F1, ROC AUC, log loss and the confusion matrix, by scikit-learn."""
-    predicted = (scores >= THRESHOLD).astype(int)
+    predicted = (scores >= threshold).astype(int)
     both_classes = len(np.unique(labels)) == 2
     return {
         "accuracy": float(sk_metrics.accuracy_score(labels, predicted)),
@@ -61,28 +76,62 @@ def compute_metrics(labels: np.ndarray, scores: np.ndarray) -> dict:
     }
 
 
-def evaluate(run_dir: Path, data: DataDir, split: str = "test", batch_size: int = DEFAULT_EVAL_BATCH) -> dict:
-    """Score a split, write RUN/metrics.json, roc.png and confusion.png; return the metrics."""
+def f1_threshold(model, data: DataDir, split: str, batch_size: int, scored: SplitScores) -> dict | None:
+    """The threshold of best F1 on the validation split, and this split's metrics at it beside 0.5's."""
+    if split == "validation" or "validation" not in data.manifest.splits:
+        return None
+    validation = score_split(model, data, "validation", batch_size)
+    threshold = diagnostics.best_f1_threshold(validation.labels, validation.scores)
+    at = compute_metrics(scored.labels, scored.scores, threshold)
+    return {"value": threshold, "chosen_on": "validation",
+            "metrics": {key: at[key] for key in ("accuracy", "precision", "recall", "f1", "confusion_matrix")}}
+
+
+def evaluate(run_dir: Path, data: DataDir, split: str = "test", batch_size: int = DEFAULT_EVAL_BATCH,
+             errors: int = diagnostics.DEFAULT_ERRORS) -> dict:
+    """Score a split; write RUN/metrics.json, errors.jsonl and the plots (ROC, confusion, reliability, length)."""
     run = RunDir(run_dir)
     check_same_vocabulary(run, data)
-    labels, scores = score_split(run, data, split, batch_size)
+    model, config = run.load_model(), run.config()
+    mistakes = diagnostics.ConfidentMistakes(errors)
+    scored = score_split(model, data, split, batch_size, mistakes)
+    labels, scores = scored.labels, scored.scores
+    max_len = config.settings["max_len"]
     result = {**compute_metrics(labels, scores), "split": split, "data_dir": str(data.path),
-              "data_manifest_sha256": data.manifest_sha256}
-    title = run.config().model
-    if result["roc_auc"] is not None:
-        plots.plot_roc(labels, scores, run / ROC_PNG, title)
-    plots.plot_confusion(np.array(result["confusion_matrix"]), run / CONFUSION_PNG, title)
+              "data_manifest_sha256": data.manifest_sha256, "max_len": max_len,
+              "by_length": diagnostics.by_length(labels, scores, scored.lengths, max_len),
+              "calibration": diagnostics.calibration(labels, scores),
+              "f1_threshold": f1_threshold(model, data, split, batch_size, scored),
+              "roc_curve": diagnostics.roc_points(labels, scores)}
+    write_plots(run, result, config.model)
+    run.write_errors(mistakes.records())
     run.write_metrics(result)
     return result
 
 
+def write_plots(run: RunDir, metrics: dict, title: str) -> None:
+    if metrics["roc_curve"] is not None:
+        plots.plot_roc_curves({title: metrics["roc_curve"]}, run / ROC_PNG, f"{title}: ROC")
+    plots.plot_confusion(np.array(metrics["confusion_matrix"]), run / CONFUSION_PNG, title)
+    plots.plot_reliability(metrics["calibration"]["reliability"], run / RELIABILITY_PNG, title)
+    plots.plot_by_length(metrics["by_length"], run / LENGTH_PNG, title)
+
+
 def summary_lines(metrics: dict) -> list[str]:
-    """What `evaluate` prints: each metric, then the confusion matrix."""
+    """What `evaluate` prints: each metric, the confusion matrix, calibration and the F1-best threshold."""
     lines = [f"{key:>10}: {metrics[key]:.4f}" if metrics[key] is not None else f"{key:>10}: n/a (one class)"
              for key in ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss")]
     (tn, fp), (fn, tp) = metrics["confusion_matrix"]
     lines.append(f"{'confusion':>10}: tn {tn:,}  fp {fp:,}  fn {fn:,}  tp {tp:,}   ({metrics['num_examples']:,} "
                  f"{metrics['split']} examples)")
+    calibration = metrics["calibration"]
+    lines.append(f"{'brier':>10}: {calibration['brier']:.4f}   ECE ({calibration['bins']} bins): "
+                 f"{calibration['ece']:.4f}")
+    if metrics["f1_threshold"] is not None:
+        chosen = metrics["f1_threshold"]
+        lines.append(f"{'threshold':>10}: {chosen['value']:.3f} (best F1 on validation): accuracy "
+                     f"{chosen['metrics']['accuracy']:.4f}, F1 {chosen['metrics']['f1']:.4f} (0.5: accuracy "
+                     f"{metrics['accuracy']:.4f}, F1 {metrics['f1']:.4f})")
     return lines
 
 

@@ -2,7 +2,8 @@
 
 RUN/config.json    every setting of the run, the vocabulary and data it was trained on (`RunConfig`)
 RUN/history.json   per-epoch metrics, time and examples/s (and history.csv, curves.png)
-RUN/metrics.json   what `evaluate` measured (and roc.png, confusion.png)
+RUN/metrics.json   what `evaluate` measured (and roc.png, confusion.png, reliability.png, length.png)
+RUN/errors.jsonl   the most confident mistakes of the last `evaluate`
 RUN/model.keras    end-to-end model: raw strings -> P(positive), shape (batch, 1); written last
 RUN/export/        SavedModel with a string `serve` signature for TF Serving
 RUN/checkpoints/   best model so far; RUN/backup/ resume state; RUN/cache/ token ids; RUN/logs/ TensorBoard
@@ -27,8 +28,11 @@ HISTORY_JSON = "history.json"
 HISTORY_CSV = "history.csv"
 METRICS_FILE = "metrics.json"
 CURVES_PNG = "curves.png"
+ERRORS_FILE = "errors.jsonl"
 ROC_PNG = "roc.png"
 CONFUSION_PNG = "confusion.png"
+RELIABILITY_PNG = "reliability.png"
+LENGTH_PNG = "length.png"
 BEST_CHECKPOINT = "checkpoints/best.keras"
 BACKUP_DIR = "backup"
 CACHE_DIR = "cache"
@@ -97,6 +101,11 @@ class RunDir:
         path = self / METRICS_FILE
         return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
+    def errors(self) -> list[dict]:
+        """The most confident mistakes `evaluate` kept; empty before it ran."""
+        path = self / ERRORS_FILE
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] if path.exists() else []
+
     # Writing: every file atomically.
     def write_config(self, config: RunConfig) -> None:
         atomic.write_json(self / CONFIG_FILE, dataclasses.asdict(config))
@@ -107,6 +116,10 @@ class RunDir:
 
     def write_metrics(self, metrics: dict) -> None:
         atomic.write_json(self / METRICS_FILE, metrics)
+
+    def write_errors(self, records: list[dict]) -> None:
+        atomic.write_text(self / ERRORS_FILE, "".join(json.dumps(record, ensure_ascii=False) + "\n"
+                                                      for record in records))
 
     def prepare(self, settings_json: dict, overwrite: bool) -> bool:
         """Create the directory; True when it holds an interrupted run with the same settings to resume."""

@@ -39,13 +39,43 @@ def plot_curves(history: list[dict], path: Path, title: str) -> None:
     save_figure(figure, path)
 
 
-def plot_roc(labels, scores, path: Path, title: str) -> None:
-    from sklearn.metrics import RocCurveDisplay
-
+def plot_roc_curves(curves: dict[str, dict], path: Path, title: str) -> None:
+    """ROC curves ({name: {"fpr": [...], "tpr": [...]}}) of one or several runs on one plot."""
     figure, axis = plt.subplots(figsize=(5, 5))
-    RocCurveDisplay.from_predictions(labels, scores, ax=axis, name=title)
+    for name, curve in curves.items():
+        axis.plot(curve["fpr"], curve["tpr"], label=name)
     axis.plot([0, 1], [0, 1], ":", color="grey")
-    axis.set_title(f"{title}: ROC")
+    axis.set_xlabel("false positive rate")
+    axis.set_ylabel("true positive rate")
+    axis.set_title(title)
+    axis.legend(loc="lower right", fontsize="small")
+    save_figure(figure, path)
+
+
+def plot_reliability(points: list[dict], path: Path, title: str) -> None:
+    """The reliability diagram: observed share of positives against mean predicted probability, per bin."""
+    figure, axis = plt.subplots(figsize=(5, 5))
+    axis.plot([0, 1], [0, 1], ":", color="grey", label="perfectly calibrated")
+    axis.plot([p["mean_predicted"] for p in points], [p["fraction_positive"] for p in points], "o-", label=title)
+    axis.set_xlabel("mean predicted P(positive)")
+    axis.set_ylabel("share of positives")
+    axis.set_title(f"{title}: reliability")
+    axis.legend(loc="upper left", fontsize="small")
+    save_figure(figure, path)
+
+
+def plot_by_length(buckets: list[dict], path: Path, title: str) -> None:
+    """Accuracy per length bucket, with the number of reviews; buckets --max-len cuts are shaded."""
+    shown = [b for b in buckets if b["count"]]
+    figure, axis = plt.subplots(figsize=(max(5, 0.6 * len(shown)), 4))
+    colors = ["tab:blue" if b["cut"] == "none" else "tab:orange" if b["cut"] == "some" else "tab:red" for b in shown]
+    bars = axis.bar([b["tokens"] for b in shown], [b["accuracy"] for b in shown], color=colors)
+    axis.bar_label(bars, labels=[f"{b['count']:,}" for b in shown], fontsize="small")
+    axis.set_ylim(0, 1.05)
+    axis.set_xlabel("review length in tokens (orange: partly cut by --max-len, red: all cut)")
+    axis.set_ylabel("accuracy")
+    axis.set_title(f"{title}: accuracy by length (bars labelled with their reviews)")
+    axis.tick_params(axis="x", rotation=45)
     save_figure(figure, path)
 
 

@@ -43,7 +43,8 @@ class SplitStats:
 
 
 @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-def _token_lengths(texts):
+def token_lengths(texts):
+    """Tokens per text, as training's standardize() and split count them."""
     return text.tokenize(texts).row_lengths()
 
 
@@ -84,19 +85,19 @@ def _batches_from_file(path: Path, counter: VocabularyCounter) -> Iterator[tuple
 def _accumulate(batches) -> SplitStats:
     stats = SplitStats()
     for texts, labels in batches:
-        stats.lengths.update(_token_lengths(texts).numpy().tolist())
+        stats.lengths.update(token_lengths(texts).numpy().tolist())
         stats.label_counts.update(labels.tolist())
         stats.num_examples += len(labels)
     return stats
 
 
-def corpus_stats(path: Path) -> CorpusStats:
-    """Stats of a data directory (every split) or of a raw fastText file (its valid lines)."""
-    path = Path(path)
-    if path.is_dir():
-        data = DataDir.open(path)
+def corpus_stats(source: Path | DataDir) -> CorpusStats:
+    """Stats of a data directory (every split; opened, or a path) or of a raw fastText file (its valid lines)."""
+    if isinstance(source, DataDir) or Path(source).is_dir():
+        data = source if isinstance(source, DataDir) else DataDir.open(source)
         splits = {split: _accumulate(_batches_from_data_dir(data, split)) for split in data.manifest.splits}
         return CorpusStats(splits, data.manifest.vocabulary.coverage, data.manifest.vocabulary.size)
+    path = Path(source)
     counter = VocabularyCounter()
     split = _accumulate(_batches_from_file(path, counter))
     counter.close()

@@ -58,6 +58,7 @@ def test_each_command_parses_the_manifest_once(data_dir, tmp_path, manifest_read
         ["evaluate", str(run), "--data", str(data_dir)],
         ["stats", str(data_dir)],
         ["verify", str(data_dir)],
+        ["report", str(run), "--data", str(data_dir), "--out", str(tmp_path / "report")],
     ]
     for command in commands:
         manifest_reads.clear()

@@ -47,6 +47,22 @@ def test_metrics_agree_with_sklearn_on_predict_output(run_dir, data_dir, corpus_
     saved = json.loads((run_dir / "metrics.json").read_text())
     assert saved["split"] == "test" and len(saved["data_manifest_sha256"]) == 64
     assert (run_dir / "roc.png").stat().st_size > 0 and (run_dir / "confusion.png").stat().st_size > 0
+    # The extra measurements agree with scikit-learn on the same (predict) scores.
+    from sklearn.calibration import calibration_curve
+
+    assert saved["calibration"]["brier"] == pytest.approx(sk_metrics.brier_score_loss(labels, scores), abs=1e-5)
+    fraction_positive, _ = calibration_curve(labels, scores, n_bins=15)
+    np.testing.assert_allclose([p["fraction_positive"] for p in saved["calibration"]["reliability"]],
+                               fraction_positive, atol=1e-6)
+    assert sum(bucket["count"] for bucket in saved["by_length"]) == len(labels)
+    assert 0 < saved["f1_threshold"]["value"] < 1 and saved["f1_threshold"]["chosen_on"] == "validation"
+    errors = [json.loads(line) for line in (run_dir / "errors.jsonl").read_text().splitlines()]
+    (_, fp), (fn, _) = metrics["confusion_matrix"]
+    assert len(errors) == min(fp, 20) + min(fn, 20) and all(e["text"] for e in errors)
+    for kind, label in (("false_positive", 0), ("false_negative", 1)):
+        confidences = [e["confidence"] for e in errors if e["kind"] == kind]
+        assert confidences == sorted(confidences, reverse=True)
+        assert all(e["label"] == label for e in errors if e["kind"] == kind)
 
 
 def test_evaluate_refuses_another_vocabulary(run_dir, data_dir, tmp_path):

@@ -19,7 +19,7 @@ from keras import layers
 from models.zoo.layers import HashedNgrams, TfIdfLogit
 
 OPTIMIZER = "adam"
-LEARNING_RATE = 1e-2        # a convex model on normalized features: large steps are safe
+LEARNING_RATE = 5e-2        # a convex model on normalized features: large steps are safe
 BATCH_SIZE = 256
 # Trained to convergence, as scikit-learn trains it: the L2 penalty is the regularizer, and on a small corpus
 # the validation loss (noisy, and rising as the model grows sure of itself) picked the first epoch.
