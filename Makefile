@@ -7,7 +7,7 @@ DEMO := demo
 # Two pytest workers on CI's two cores; `make test PYTEST_WORKERS=0` runs in one process.
 PYTEST_WORKERS ?= 2
 
-.PHONY: install demo test bench bench-shard bench-fit clean
+.PHONY: install demo test bench bench-shard bench-fit bench-zoo clean
 
 install: $(STAMP)
 
@@ -39,6 +39,9 @@ bench-shard: install
 
 bench-fit: install
 	$(BIN)/python benchmarks/fit_bench.py
+
+bench-zoo: install
+	$(BIN)/python benchmarks/zoo_bench.py
 
 clean:
 	rm -rf $(DEMO) bench-out .pytest_cache

@@ -183,10 +183,11 @@ TRAINING_OPTIONS = [
                       "32 steps or more."),
     click.option("--max-len", type=click.IntRange(min=1), default=128, show_default=True,
                  help="Tokens per review: longer ones are cut, shorter ones padded at the end."),
-    click.option("--optimizer", type=click.Choice(["rmsprop", "adam", "sgd", "adagrad"]), default=None,  # training.OPTIMIZERS
-                 help="Default: the study's (RMSprop; Adam for the hybrids)."),
+    click.option("--optimizer", type=click.Choice(["rmsprop", "adam", "sgd", "adagrad"]), default=None,
+                 help="Default: the model's (RMSprop, the studies'; Adam for hybrid, hybrid_split, ngram_bag, "
+                      "linear and transformer)."),
     click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=None,
-                 help="Default: the model's (0.001; ngram_bag 0.005, linear 0.01)."),
+                 help="Default: the model's (0.001; ngram_bag 0.01, linear 0.05)."),
     click.option("--patience", type=click.IntRange(min=0), default=3, show_default=True,
                  help="Epochs without a better validation loss before stopping early."),
     click.option("--seed", type=int, default=None, help="Seed for weights and data order (deterministic order)."),

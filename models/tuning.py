@@ -11,7 +11,9 @@ RUN/trials.csv and RUN/trials.json beside it.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import json
 import shutil
 import time
@@ -60,8 +62,7 @@ def trial_settings(hp: kt.HyperParameters, base: training.FitSettings, fixed: di
     """The fit settings of one point of the search space; what the user set (`fixed`) is not searched."""
     for name, value in fixed.items():
         hp.Fixed(name, value)  # registered first: the search space's entry of that name then keeps it
-    builder_space = getattr(zoo.module(base.model), "search_space", lambda _: {})
-    hparams = {**builder_space(hp), **base.hparams}
+    hparams = {**zoo.module(base.model).search_space(hp), **base.hparams}
     return dataclasses.replace(base, hparams=hparams, **training_space(hp, base))
 
 
@@ -152,9 +153,11 @@ def _cell(value) -> str:
 
 
 def write_trials(run: RunDir, settings: TuneSettings, rows: list[dict]) -> None:
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    csv_lines = [",".join(columns)] + [",".join(_cell(row.get(column)) for column in columns) for row in rows]
-    atomic.write_text(run / TRIALS_CSV, "\n".join(csv_lines) + "\n")
+    table = io.StringIO()
+    writer = csv.DictWriter(table, list(dict.fromkeys(key for row in rows for key in row)), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({key: _cell(value) for key, value in row.items()} for row in rows)
+    atomic.write_text(run / TRIALS_CSV, table.getvalue())
     atomic.write_json(run / TRIALS_JSON, {"model": settings.fit.model, "tuner": settings.tuner,
                                           "max_trials": settings.max_trials, "max_epochs": settings.max_epochs,
                                           "objective": OBJECTIVE, "trials": rows})

@@ -84,3 +84,25 @@ def test_the_import_graph_has_no_cycle():
 
     for module in edges:
         visit(module, [])
+
+
+def choices(command: str, option: str) -> tuple:
+    return tuple(next(p for p in cli.cli.commands[command].params if p.name == option).type.choices)
+
+
+def help_of(command: str, option: str) -> str:
+    return next(p for p in cli.cli.commands[command].params if p.name == option).help
+
+
+def test_the_clis_choices_and_stated_defaults_are_the_librarys():
+    # The CLI spells them out so that `--help` needs no TensorFlow; these keep the copies true.
+    from models import training, tuning
+
+    assert choices("fit", "optimizer") == training.OPTIMIZERS
+    assert choices("fit", "strategy") == training.STRATEGIES
+    assert choices("tune", "tuner") == tuning.TUNERS
+    for name in zoo.MODELS:
+        optimizer, rate = zoo.optimizer_for(name), zoo.learning_rate_for(name)
+        assert rate == zoo.DEFAULT_LEARNING_RATE or f"{name} {rate:g}" in help_of("fit", "learning_rate")
+        assert optimizer == zoo.DEFAULT_OPTIMIZER or name in help_of("fit", "optimizer")
+        assert zoo.batch_size_for(name) == zoo.DEFAULT_BATCH_SIZE or name in help_of("fit", "batch_size")

@@ -62,6 +62,20 @@ def test_mask_hides_padding_from_recurrent_models():
     assert model is not None
 
 
+@pytest.mark.parametrize("name", sorted(zoo.MODELS))
+def test_every_search_space_names_its_builders_arguments_and_builds(name):
+    import inspect
+
+    import keras_tuner as kt
+
+    hp = kt.HyperParameters()
+    space = zoo.module(name).search_space(hp)
+    assert space and set(space) <= set(inspect.signature(zoo.module(name).build).parameters) - {"vocab_size", "max_len"}
+    assert set(space) == {p.name for p in hp.space}  # every searched value reaches the builder
+    largest = {p.name: max(p.values) if hasattr(p, "values") else p.max_value for p in hp.space}
+    assert zoo.build(name, vocab_size=200, max_len=16, **largest).count_params() > 0
+
+
 def test_builders_take_hyperparameters_as_named_arguments():
     model = zoo.build("lstm", vocab_size=50, max_len=16, embedding_dim=4, units=3)
     assert model.count_params() < 1000

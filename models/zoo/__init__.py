@@ -4,10 +4,11 @@ Every builder maps token ids (batch, max_len) to P(positive) (batch, 1). The
 registry holds names, not modules: importing an architecture imports Keras,
 and the CLI lists the names in `--help` without it.
 
-Besides `build`, a module may define `OPTIMIZER`, `LEARNING_RATE`,
-`BATCH_SIZE` and `EARLY_STOPPING` (its defaults), `search_space(hp)` (what `tune` searches, next to the builder it
-feeds) and `adapt(model, batches)` (statistics of the training split, set
-before the first epoch, e.g. `linear`'s IDF).
+Each module also defines `search_space(hp)`: the builder arguments that `tune`
+searches, next to the builder they feed. It may define `OPTIMIZER`,
+`LEARNING_RATE`, `BATCH_SIZE` and `EARLY_STOPPING` (its defaults) and
+`adapt(model, batches)` (statistics of the training split, set before the
+first epoch, e.g. `linear`'s IDF).
 """
 
 from __future__ import annotations

@@ -24,3 +24,9 @@ def build(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 64, f
     x = layers.GlobalMaxPooling1D()(x)
     x = layers.Dense(dense_units, activation="relu")(x)
     return keras.Model(ids, layers.Dense(1, activation="sigmoid", dtype="float32")(x), name="cnn")
+
+
+def search_space(hp) -> dict:
+    """The builder's arguments that `tune` searches, given a KerasTuner `HyperParameters`."""
+    return {"embedding_dim": hp.Choice("embedding_dim", [32, 64, 128]), "filters": hp.Choice("filters", [32, 64, 128]),
+            "dense_units": hp.Choice("dense_units", [50, 100, 200])}

@@ -24,3 +24,9 @@ def build(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 64, d
     x = layers.LSTM(units, return_sequences=True)(x, mask=mask)
     x = layers.LSTM(units)(x, mask=mask)
     return keras.Model(ids, layers.Dense(1, activation="sigmoid", dtype="float32")(x), name="cnn_lstm")
+
+
+def search_space(hp) -> dict:
+    """The builder's arguments that `tune` searches, given a KerasTuner `HyperParameters`."""
+    return {"embedding_dim": hp.Choice("embedding_dim", [32, 64, 128]),
+            "dropout": hp.Float("dropout", 0.0, 0.5, step=0.1), "filters": hp.Choice("filters", [32, 64]), "units": hp.Choice("units", [16, 32, 64])}

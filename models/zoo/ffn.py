@@ -16,3 +16,9 @@ def build(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 64, d
     x = layers.GlobalAveragePooling1D()(x, mask=mask)
     x = layers.Dense(dense_units, activation="relu")(x)
     return keras.Model(ids, layers.Dense(1, activation="sigmoid", dtype="float32")(x), name="ffn")
+
+
+def search_space(hp) -> dict:
+    """The builder's arguments that `tune` searches, given a KerasTuner `HyperParameters`."""
+    return {"embedding_dim": hp.Choice("embedding_dim", [16, 32, 64, 128]),
+            "dense_units": hp.Choice("dense_units", [32, 64, 128])}

@@ -20,3 +20,8 @@ def build(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 32, u
     x = layers.LSTM(units, return_sequences=True)(x, mask=mask)
     x = layers.LSTM(units)(x, mask=mask)
     return keras.Model(ids, layers.Dense(1, activation="sigmoid", dtype="float32")(x), name="lstm")
+
+
+def search_space(hp) -> dict:
+    """The builder's arguments that `tune` searches, given a KerasTuner `HyperParameters`."""
+    return {"embedding_dim": hp.Choice("embedding_dim", [16, 32, 64, 128]), "units": hp.Choice("units", [16, 32, 64])}

@@ -19,3 +19,8 @@ def build(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 64, u
     for width in dense_units:
         x = layers.Dense(width, activation="relu")(x)
     return keras.Model(ids, layers.Dense(1, activation="sigmoid", dtype="float32")(x), name="rnn")
+
+
+def search_space(hp) -> dict:
+    """The builder's arguments that `tune` searches, given a KerasTuner `HyperParameters`."""
+    return {"embedding_dim": hp.Choice("embedding_dim", [32, 64, 128]), "units": hp.Choice("units", [32, 64, 128])}
