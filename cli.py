@@ -183,9 +183,9 @@ TRAINING_OPTIONS = [
                       "32 steps or more."),
     click.option("--max-len", type=click.IntRange(min=1), default=128, show_default=True,
                  help="Tokens per review: longer ones are cut, shorter ones padded at the end."),
-    click.option("--optimizer", type=click.Choice(["rmsprop", "adam", "sgd", "adagrad"]), default=None,
-                 help="Default: the model's (RMSprop, the studies'; Adam for hybrid, hybrid_split, ngram_bag, "
-                      "linear and transformer)."),
+    click.option("--optimizer", type=click.Choice(["rmsprop", "adam", "lazy_adam", "sgd", "adagrad"]), default=None,
+                 help="Default: the model's (RMSprop, the studies'; Adam for hybrid, hybrid_split, linear and "
+                      "transformer; lazy_adam, which updates only the embedding rows a batch uses, for ngram_bag)."),
     click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=None,
                  help="Default: the model's (0.001; ngram_bag 0.01, linear 0.05)."),
     click.option("--patience", type=click.IntRange(min=0), default=3, show_default=True,
@@ -360,21 +360,21 @@ def compare(runs, out) -> None:
               help="Write OUT/report.html at the end: the whole study on one page.")
 def study(out, model_list, tune_first, tuner, max_trials, max_epochs, with_report, **options) -> None:
     """The reference studies in one command: fit (or tune), evaluate and compare several models."""
-    from models import comparison
+    from models import comparison, training
 
     names = [name.strip() for name in model_list.split(",") if name.strip()]
     unknown = sorted(set(names) - set(MODEL_NAMES))
     if unknown or not names:
         raise click.BadParameter(f"unknown model(s) {unknown}; choose from {MODEL_NAMES}", param_hint="--models")
     tune = dict(tuner=tuner, max_trials=max_trials, max_epochs=max_epochs) if tune_first else None
-    rows = comparison.study(fit_settings(names[0], out, options), names, log=click.echo, tune=tune)
+    data = training.open_data(options["data"])  # once, for every run, evaluation and the report
+    rows = comparison.study(fit_settings(names[0], out, options), names, log=click.echo, tune=tune, data=data)
     click.echo("\n" + comparison.as_text(rows))
     click.echo(f"-> {out}/comparison.md, comparison.csv, comparison.png")
     if with_report:
         from models.report import write_report
-        from pipeline.data_dir import DataDir
 
-        path = write_report([out / name for name in names], out, DataDir.open(options["data"]), rows=rows)
+        path = write_report([out / name for name in names], out, data, rows=rows)
         click.echo(f"-> {path}")
     failed = [row["model"] for row in rows if row["error"]]
     if failed:

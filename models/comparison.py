@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import inspect
 import io
 import traceback
 from pathlib import Path
 
-from models import zoo
+from models import pretrained
 from models.evaluation import evaluate
 from models.run_dir import RunDir
-from models.training import FitSettings, fit, kept_epoch
+from models.training import FitSettings, fit, kept_epoch, open_data
 from pipeline import atomic, plots
 from pipeline.data_dir import DataDir
 
@@ -96,27 +95,31 @@ def compare(run_dirs: list[Path]) -> list[dict]:
 def settings_for(base: FitSettings, name: str, run_dir: Path, log) -> FitSettings:
     """The study's settings for one model; pretrained vectors go only to models with a word embedding."""
     settings = dataclasses.replace(base, model=name, out=run_dir)
-    if base.embeddings is not None and "embedding_dim" not in inspect.signature(zoo.module(name).build).parameters:
+    if base.embeddings is not None and not pretrained.has_word_embedding(name):
         log(f"== {name}: has no word embedding; trained without --embeddings")
         settings = dataclasses.replace(settings, embeddings=None, freeze_embeddings=False)
+    elif base.freeze_embeddings and pretrained.table_holds_ngrams(name, base.hparams):
+        log(f"== {name}: its embedding table holds n-grams too; its vectors are not frozen")
+        settings = dataclasses.replace(settings, freeze_embeddings=False)
     return settings
 
 
-def _train(settings: FitSettings, tune: dict | None, log) -> None:
+def _train(settings: FitSettings, data: DataDir, tune: dict | None, log) -> None:
     if tune is None:
-        fit(settings, verbose=2, log=log)
+        fit(settings, verbose=2, log=log, data=data)
         return
     from models import tuning  # imports KerasTuner: only when asked for
 
-    tuning.tune(tuning.TuneSettings(fit=settings, **tune), log=log)
+    tuning.tune(tuning.TuneSettings(fit=settings, **tune), log=log, data=data)
 
 
-def study(base: FitSettings, model_names: list[str], log=print, tune: dict | None = None) -> list[dict]:
+def study(base: FitSettings, model_names: list[str], log=print, tune: dict | None = None,
+          data: DataDir | None = None) -> list[dict]:
     """Fit (or, with `tune`, the TuneSettings' options, tune) and evaluate each model into `base.out/NAME`.
 
-    A failure is a row, not the end.
+    `data`: `base.data` opened by `training.open_data` (opened here if not given). A failure is a row, not the end.
     """
-    data = DataDir.open(base.data)
+    data = data or open_data(base.data)
     rows = []
     for name in model_names:
         run_dir = Path(base.out) / name
@@ -127,7 +130,7 @@ def study(base: FitSettings, model_names: list[str], log=print, tune: dict | Non
             else:
                 log(f"== {name}: {'tuning' if tune else 'training'} into {run_dir}")
                 if not run.is_complete() or base.overwrite:
-                    _train(settings_for(base, name, run_dir, log), tune, log)
+                    _train(settings_for(base, name, run_dir, log), data, tune, log)
                 metrics = evaluate(run_dir, data)
                 log(f"== {name}: test accuracy {metrics['accuracy']:.4f}")
             rows.append(describe_run(run_dir))

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import inspect
+import dataclasses
 
 import keras
 
 from models import zoo
 from pipeline.data_dir import DataDir
 from pipeline.errors import ReviewflowError
-from pipeline.vectors import PretrainedVectors
+from pipeline.vectors import PretrainedVectors, read_vectors
 
 
 def embedding_layers(model: keras.Model) -> list[keras.layers.Embedding]:
@@ -18,17 +18,40 @@ def embedding_layers(model: keras.Model) -> list[keras.layers.Embedding]:
             if isinstance(layer, keras.layers.Embedding) and layer.name.endswith("embedding")]
 
 
-def hparams_for(model_name: str, hparams: dict, vectors: PretrainedVectors) -> dict:
+def has_word_embedding(model_name: str) -> bool:
+    return "embedding_dim" in zoo.parameters(model_name)
+
+
+def table_holds_ngrams(model_name: str, hparams: dict) -> bool:
+    """Whether the model's embedding table holds hashed n-grams after its words (`ngram_bag`, ngrams > 1)."""
+    defaults = zoo.parameters(model_name)
+    return has_word_embedding(model_name) and "ngrams" in defaults and hparams.get("ngrams", defaults["ngrams"]) > 1
+
+
+def hparams_for(model_name: str, hparams: dict, vectors: PretrainedVectors, freeze: bool = False) -> dict:
     """The builder's arguments with `embedding_dim` set to the vectors' where the user left it unset."""
-    accepts = "embedding_dim" in inspect.signature(zoo.module(model_name).build).parameters
-    if not accepts:
+    if not has_word_embedding(model_name):
         raise ReviewflowError(f"--embeddings: the {model_name} model has no word embedding to start from vectors; "
                               "choose a model with one (cnn, lstm, ffn, ngram_bag, transformer, ...).")
+    if freeze and table_holds_ngrams(model_name, hparams):
+        raise ReviewflowError(f"--freeze-embeddings: {model_name} keeps its hashed n-grams in the same table as "
+                              "its words, and frozen they would stay at their random start. Leave out "
+                              "--freeze-embeddings (the vectors still start the word rows), or pass --param ngrams=1.")
     if "embedding_dim" in hparams and hparams["embedding_dim"] != vectors.dim:
         raise ReviewflowError(f"--embeddings: {vectors.path} has {vectors.dim}-dimensional vectors but "
                               f"--param embedding_dim={hparams['embedding_dim']}; drop that --param (the model then "
                               f"takes {vectors.dim}) or use vectors of that size.")
     return {**hparams, "embedding_dim": vectors.dim}
+
+
+def with_vectors(settings, data: DataDir):
+    """`settings` (FitSettings) with `embedding_dim` set by its --embeddings file, and the vectors read; or as
+    they are, and None, without one."""
+    if settings.embeddings is None:
+        return settings, None
+    vectors = read_vectors(settings.embeddings, data.vocabulary())
+    hparams = hparams_for(settings.model, settings.hparams, vectors, settings.freeze_embeddings)
+    return dataclasses.replace(settings, hparams=hparams), vectors
 
 
 def initialize(model: keras.Model, vectors: PretrainedVectors, freeze: bool) -> list[str]:

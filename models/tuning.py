@@ -27,7 +27,6 @@ from models.run_dir import CACHE_DIR, RunDir
 from pipeline import atomic, dataset, text
 from pipeline.data_dir import DataDir
 from pipeline.errors import ReviewflowError
-from pipeline.vectors import read_vectors
 
 TUNERS = ("hyperband", "random", "bayesian")
 TUNER_DIR = "tuner"
@@ -53,9 +52,10 @@ class TuneSettings:
 def training_space(hp: kt.HyperParameters, base: training.FitSettings) -> dict:
     """What every model searches besides its builder: learning rate around its default, batch size, optimizer."""
     default = zoo.learning_rate_for(base.model)
+    optimizers = list(dict.fromkeys([zoo.optimizer_for(base.model), "adam", "rmsprop"]))  # the model's own first
     return {"learning_rate": hp.Float("learning_rate", default / 10, default * 10, sampling="log"),
             "batch_size": hp.Choice("batch_size", list(BATCH_SIZES)),
-            "optimizer": hp.Choice("optimizer", ["adam", "rmsprop"])}
+            "optimizer": hp.Choice("optimizer", optimizers)}
 
 
 def trial_settings(hp: kt.HyperParameters, base: training.FitSettings, fixed: dict) -> training.FitSettings:
@@ -92,8 +92,9 @@ class ZooHyperModel(kt.HyperModel):
         settings = trial_settings(hp, self.base, self.fixed)
         train, validation = training.make_inputs(settings, self.data, self.vectorizer, settings.batch_size,
                                                  self.cache_dir)
+        kwargs["verbose"] = 0  # KerasTuner passes on search()'s verbose; its own display reports each trial
         return model.fit(train, validation_data=validation, steps_per_epoch=settings.steps_per_epoch,
-                         validation_steps=settings.validation_steps, shuffle=False, verbose=0, **kwargs)
+                         validation_steps=settings.validation_steps, shuffle=False, **kwargs)
 
 
 def _timed(tuner_class):
@@ -120,6 +121,15 @@ def make_tuner(settings: TuneSettings, hypermodel: ZooHyperModel, directory: Pat
         return tuner
     tuner_class = kt.RandomSearch if settings.tuner == "random" else kt.BayesianOptimization
     return _timed(tuner_class)(max_trials=settings.max_trials, **common)
+
+
+def failed_search(tuner: kt.Tuner) -> str:
+    """What to tell the user when no trial finished: the first trial's error."""
+    failed = [trial for trial in tuner.oracle.trials.values() if trial.status in ("FAILED", "INVALID")]
+    lines = [line for line in (failed[0].message or "").splitlines() if line.strip()] if failed else []
+    reason = lines[-1].strip() if lines else "no trial ran"
+    return (f"no trial of the search finished ({len(failed)} failed); the first failed with: {reason[:300]}. Fix "
+            "the cause (the options or --param values), then run the same command again: finished trials are kept.")
 
 
 def trial_rows(tuner: kt.Tuner) -> list[dict]:
@@ -163,20 +173,21 @@ def write_trials(run: RunDir, settings: TuneSettings, rows: list[dict]) -> None:
                                           "objective": OBJECTIVE, "trials": rows})
 
 
-def tune(settings: TuneSettings, log=print) -> tuple[training.FitResult, list[dict]]:
-    """Search, write the trials table, then train the best configuration as an ordinary run in RUN."""
+def tune(settings: TuneSettings, log=print, verbose: int = 1,
+         data: DataDir | None = None) -> tuple[training.FitResult, list[dict]]:
+    """Search, write the trials table, then train the best configuration as an ordinary run in RUN.
+
+    `verbose` 0 keeps KerasTuner's trial tables and the final fit's epochs off the output.
+    """
+    zoo.check_hyperparameters(settings.fit.model, settings.fit.hparams)
     run = RunDir(settings.fit.out)
     if settings.fit.overwrite and run.path.exists():
         shutil.rmtree(run.path)
     if run.is_complete():
         raise ReviewflowError(f"{run.path} already holds a complete run. Pass --overwrite to tune again, "
                               "or choose another --out.")
-    data = DataDir.open(settings.fit.data, hashes=True)
-    base = settings.fit.resolved(data.num_examples("train"))
-    vectors = None
-    if base.embeddings:
-        vectors = read_vectors(base.embeddings, data.vocabulary())
-        base = dataclasses.replace(base, hparams=pretrained.hparams_for(base.model, base.hparams, vectors))
+    data = data or training.open_data(settings.fit.data)
+    base, vectors = pretrained.with_vectors(settings.fit.resolved(data.num_examples("train")), data)
     if base.seed is not None:
         keras.utils.set_random_seed(base.seed)
     cache_dir = run / TUNER_DIR / CACHE_DIR
@@ -187,11 +198,16 @@ def tune(settings: TuneSettings, log=print) -> tuple[training.FitResult, list[di
     tuner = make_tuner(settings, ZooHyperModel(base, fixed, data, vectors, cache_dir), run / TUNER_DIR)
     log(f"tuning {base.model} with {settings.tuner} (at most {settings.max_trials} trials of up to "
         f"{settings.max_epochs} epochs) in {run / TUNER_DIR}")
-    tuner.search(epochs=settings.max_epochs, callbacks=[keras.callbacks.TerminateOnNaN()])
+    try:
+        tuner.search(epochs=settings.max_epochs, callbacks=[keras.callbacks.TerminateOnNaN()], verbose=verbose)
+    except RuntimeError as exc:  # KerasTuner gives up after three failed trials in a row
+        raise ReviewflowError(failed_search(tuner)) from exc
+    if not any(trial.status == "COMPLETED" for trial in tuner.oracle.trials.values()):
+        raise ReviewflowError(failed_search(tuner))
     shutil.rmtree(cache_dir, ignore_errors=True)
     rows = trial_rows(tuner)
     write_trials(run, settings, rows)
     best = trial_settings(tuner.get_best_hyperparameters(1)[0], base, fixed)
     log(f"best of {len(rows)} trials: {rows[0]}; training it into {run.path}")
     final = dataclasses.replace(best, overwrite=False)
-    return training.fit(final, verbose=2, log=log), rows
+    return training.fit(final, verbose=2 if verbose else 0, log=log, data=data), rows

@@ -29,6 +29,24 @@ def test_synth_and_shard_through_click(tmp_path):
     assert "--overwrite" in again.output and "Traceback" not in again.output
 
 
+def test_a_bad_param_is_a_clear_error_not_a_traceback(data_dir, tmp_path):
+    runner = CliRunner()
+    for param, message in [("nonsense=3", "the ffn model takes no such argument"),
+                           ("embedding_dim=abc", "the ffn model cannot be built")]:
+        result = runner.invoke(cli.cli, ["fit", "--model", "ffn", "--data", str(data_dir), "--out",
+                                         str(tmp_path / "run"), "--epochs", "1", "--param", param])
+        assert result.exit_code == 1 and message in result.output, result.output
+        assert not (tmp_path / "run" / "model.keras").exists()
+    result = runner.invoke(cli.cli, ["tune", "--model", "ffn", "--data", str(data_dir), "--out", str(tmp_path / "t"),
+                                     "--param", "nonsense=3"])
+    assert result.exit_code == 1 and "takes no such argument" in result.output
+    # A value only the builder can refuse: KerasTuner builds one model before the search, and it is refused there.
+    result = runner.invoke(cli.cli, ["tune", "--model", "ffn", "--data", str(data_dir), "--out", str(tmp_path / "u"),
+                                     "--tuner", "random", "--max-trials", "1", "--param", "embedding_dim=abc"])
+    assert result.exit_code == 1 and "the ffn model cannot be built" in result.output, result.output
+    assert not (tmp_path / "u" / "model.keras").exists()
+
+
 def test_truncated_file_is_a_clear_error_with_nonzero_exit(tmp_path):
     corpus = tmp_path / "train.ft.txt.bz2"
     subprocess.run([sys.executable, "cli.py", "synth", str(corpus), "--lines", "3000"], cwd=ROOT, check=True,

@@ -52,6 +52,7 @@ def manifest_reads(monkeypatch):
 def test_each_command_parses_the_manifest_once(data_dir, tmp_path, manifest_reads):
     runner = CliRunner()
     run = tmp_path / "run"
+    fast = ["--epochs", "1", "--steps-per-epoch", "2", "--validation-steps", "1", "--max-len", "16"]
     commands = [
         ["fit", "--model", "ffn", "--data", str(data_dir), "--out", str(run), "--epochs", "1", "--quiet",
          "--steps-per-epoch", "2", "--validation-steps", "1"],
@@ -59,6 +60,10 @@ def test_each_command_parses_the_manifest_once(data_dir, tmp_path, manifest_read
         ["stats", str(data_dir)],
         ["verify", str(data_dir)],
         ["report", str(run), "--data", str(data_dir), "--out", str(tmp_path / "report")],
+        # Several runs, each fitted and evaluated, and the report: still one parse.
+        ["study", "--data", str(data_dir), "--out", str(tmp_path / "study"), "--models", "ffn,linear", *fast],
+        ["tune", "--model", "ffn", "--data", str(data_dir), "--out", str(tmp_path / "tuned"), "--tuner", "random",
+         "--max-trials", "1", "--max-epochs", "1", *fast],
     ]
     for command in commands:
         manifest_reads.clear()

@@ -97,6 +97,21 @@ def test_hashed_ngrams_skip_padding_and_unknown_words_and_respect_order():
     assert not set(bigrams[bigrams != 0]) & set(trigrams[trigrams != 0])
 
 
+def test_min_df_leaves_out_features_of_too_few_reviews():
+    from models.zoo.layers import HashedNgrams
+
+    layer = HashedNgrams(vocab_size=100, ngrams=2, buckets=1000, min_df=2)
+    reviews = np.array([[5, 6, 7, 0], [5, 6, 8, 0], [9, 9, 9, 9]], "int32")
+    before = np.asarray(layer(reviews))
+    frequency, num_documents = layer.document_frequency([(reviews[:2], None), (reviews[2:], None)])  # streamed
+    assert num_documents == 3 and frequency[5] == 2 and frequency[9] == 1  # 9 four times, but in one review
+    assert frequency[before[0, 4]] == 2                                     # the bigram "5 6"
+    layer.keep_frequent(frequency)
+    after = np.asarray(layer(reviews))
+    assert after[0].tolist() == [5, 6, 0, 0, before[0, 4], 0, 0]  # 5, 6 and "5 6" are in two reviews; 7 in one
+    assert not after[2].any()
+
+
 def test_ngram_bag_ignores_padding_length():
     long_model = zoo.build("ngram_bag", vocab_size=50, max_len=32, buckets=64)
     short_model = zoo.build("ngram_bag", vocab_size=50, max_len=16, buckets=64)
@@ -133,9 +148,9 @@ def test_linear_is_logistic_regression_on_scikit_learns_tfidf():
     ids = np.zeros((len(documents), 8), "int32")
     for row, document in enumerate(documents):
         ids[row, :len(document)] = document
-    model = linear.build(vocab_size=12, max_len=8, ngrams=1)
+    model = linear.build(vocab_size=12, max_len=8, ngrams=1, min_df=2)
     linear.adapt(model, [(ids[:2], None), (ids[2:], None)])  # streamed in two batches
-    vectorizer = TfidfVectorizer(analyzer=lambda document: [str(i) for i in document], sublinear_tf=True)
+    vectorizer = TfidfVectorizer(analyzer=lambda document: [str(i) for i in document], sublinear_tf=True, min_df=2)
     tfidf = vectorizer.fit_transform(documents).toarray()
     weights = np.random.default_rng(1).normal(size=12).astype("float32")
     logit = model.get_layer("tfidf_logit")

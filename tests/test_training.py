@@ -12,9 +12,11 @@ import pytest
 import tensorflow as tf
 
 from models import zoo
+from models.evaluation import evaluate
 from models.run_dir import RunDir
 from models.training import FitSettings, fit
 from pipeline import synthetic
+from pipeline.data_dir import DataDir
 from pipeline.shard_corpus import shard_corpus
 from pipeline.shard_plan import ShardSettings
 
@@ -103,11 +105,12 @@ def test_every_model_learns_short_texts(name, short_data, tmp_path):
     assert (tmp_path / name / "export" / "saved_model.pb").exists()
 
 
-@pytest.mark.parametrize("name, hparams", [("lstm", {"units": 8}), ("transformer", {"num_layers": 1}),
-                                           ("ngram_bag", {"buckets": 4096})])
-def test_mixed_precision_and_xla_run_on_cpu(long_data, tmp_path, name, hparams):
+@pytest.mark.parametrize("name, hparams, jit_compile", [
+    ("lstm", {"units": 8}, True), ("transformer", {"num_layers": 1}, True), ("ngram_bag", {"buckets": 4096}, True),
+    ("ngram_bag", {"buckets": 4096}, False)])  # without XLA, ngram_bag trains with lazy Adam's sparse updates
+def test_mixed_precision_and_xla_run_on_cpu(long_data, tmp_path, name, hparams, jit_compile):
     result = fit(FitSettings(model=name, data=long_data, out=tmp_path / "run", epochs=1, steps_per_epoch=5,
-                             validation_steps=2, mixed_precision=True, jit_compile=True, hparams=hparams),
+                             validation_steps=2, mixed_precision=True, jit_compile=jit_compile, hparams=hparams),
                  verbose=0)
     assert result.epochs_run == 1
     assert keras.mixed_precision.global_policy().name == "float32"  # restored for the rest of the process
@@ -217,7 +220,6 @@ def test_multi_worker_run_killed_after_an_epoch_resumes(long_data, tmp_path):
 def test_multi_worker_refuses_too_few_shards(data_dir):
     from models.multi_worker import check_enough_shards
     from pipeline.errors import ReviewflowError
-    from pipeline.data_dir import DataDir
 
     data = DataDir.open(data_dir)  # 3 shards per split
     check_enough_shards(data, 3)
@@ -268,7 +270,6 @@ def test_embeddings_start_the_model_frozen_and_record_their_coverage(short_data,
     from click.testing import CliRunner
 
     import cli
-    from pipeline.data_dir import DataDir
     from pipeline.vectors import read_vectors
 
     data = DataDir.open(short_data)
@@ -301,6 +302,10 @@ def test_embeddings_of_another_size_or_for_a_model_without_one_are_refused(short
                         hparams={"embedding_dim": 8}), verbose=0)
     with pytest.raises(ReviewflowError, match="linear model has no word embedding"):
         fit(FitSettings(model="linear", data=short_data, out=tmp_path / "b", embeddings=vectors_file), verbose=0)
+    # ngram_bag's one table holds its n-grams after the words: frozen, they would never leave their random start.
+    with pytest.raises(ReviewflowError, match="--param ngrams=1"):
+        fit(FitSettings(model="ngram_bag", data=short_data, out=tmp_path / "d", embeddings=vectors_file,
+                        freeze_embeddings=True), verbose=0)
     with pytest.raises(ReviewflowError, match="--freeze-embeddings needs --embeddings"):
         FitSettings(model="cnn", data=short_data, out=tmp_path / "c", freeze_embeddings=True)
     assert not (tmp_path / "a" / "model.keras").exists()
@@ -312,12 +317,14 @@ def test_a_small_corpus_gets_batches_small_enough_to_learn(tmp_path):
     assert default_batch_size("cnn", 16_000) == 64 and default_batch_size("ngram_bag", 16_000) == 256
     assert default_batch_size("cnn", 480) == 15 and default_batch_size("linear", 100) == 8
     train = synthetic.write_corpus(tmp_path / "train.ft.txt", 400, 1, 12, agreement=0.9, label_noise=0)
-    test = synthetic.write_corpus(tmp_path / "test.ft.txt", 100, 2, 12, agreement=0.9, label_noise=0)
+    test = synthetic.write_corpus(tmp_path / "test.ft.txt", 1000, 2, 12, agreement=0.9, label_noise=0)
     shard_corpus(ShardSettings(train=train, test=test, out=tmp_path / "data", num_shards=1))
+    data = DataDir.open(tmp_path / "data")
     results = {name: fit(FitSettings(model=name, data=tmp_path / "data", out=tmp_path / name, seed=1), verbose=0)
                for name in ("linear", "ngram_bag")}
     assert RunDir(tmp_path / "linear").config().settings["batch_size"] == 9  # ~320 train reviews / 32 steps
     # Trained to convergence, not stopped at the first epoch by a noisy validation loss.
     assert results["linear"].epochs_run == 10
-    for name, result in results.items():
-        assert result.best_val_accuracy > 0.7, name  # the majority class is ~0.5
+    for name in results:
+        # Scored on 1,000 held-out reviews: the ~90 of the validation split are too few to judge by.
+        assert evaluate(tmp_path / name, data, errors=0)["accuracy"] > 0.7, name  # the majority class is ~0.5

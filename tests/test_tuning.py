@@ -40,6 +40,25 @@ def test_a_tiny_search_ends_as_a_complete_run_with_its_trials(data_dir, tmp_path
     assert "val_loss" in result.output and "best validation accuracy" in result.output
 
 
+def test_a_search_whose_trials_all_fail_is_a_clear_error(data_dir, tmp_path, monkeypatch):
+    # Injected fault: every trial's training raises (a real tuner, real shards). The search must not go on
+    # to train "the best" of no finished trial, nor end in KerasTuner's traceback.
+    from models import tuning
+
+    def failing_fit(self, hp, model, *args, **kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(tuning.ZooHyperModel, "fit", failing_fit)
+    out = tmp_path / "failing"
+    for trials in ("1", "4"):  # one failed trial; and KerasTuner giving up after three in a row
+        result = CliRunner().invoke(cli.cli, ["tune", "--model", "ffn", "--data", str(data_dir), "--out", str(out),
+                                              "--tuner", "random", "--max-trials", trials, *FAST])
+        assert result.exit_code == 1, result.output
+        last_line = result.stderr.strip().splitlines()[-1]  # (KerasTuner logs each failed trial's traceback first)
+        assert last_line.startswith("Error: no trial of the search finished") and "No space left" in last_line
+        assert not RunDir(out).is_complete() and not (out / "trials.csv").exists()
+
+
 @pytest.mark.slow
 def test_hyperband_is_the_default_and_max_trials_caps_it(data_dir, tmp_path):
     out = tmp_path / "hb"

@@ -7,14 +7,17 @@ and the CLI lists the names in `--help` without it.
 Each module also defines `search_space(hp)`: the builder arguments that `tune`
 searches, next to the builder they feed. It may define `OPTIMIZER`,
 `LEARNING_RATE`, `BATCH_SIZE` and `EARLY_STOPPING` (its defaults) and
-`adapt(model, batches)` (statistics of the training split, set before the
-first epoch, e.g. `linear`'s IDF).
+`adapt(model, batches) -> bool` (statistics of the training split, set
+before the first epoch, e.g. `linear`'s IDF; True if it read the batches).
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import types
+
+from pipeline.errors import ReviewflowError
 
 # The registry: a name is the module `models/zoo/NAME.py`, which defines `build`.
 MODELS = ("cnn", "rnn", "lstm", "cnn_lstm", "ffn", "hybrid", "hybrid_split", "ngram_bag", "linear", "transformer")
@@ -28,15 +31,34 @@ DEFAULT_BATCH_SIZE = 64
 def module(name: str) -> types.ModuleType:
     """The architecture's module; refuses a name outside the registry."""
     if name not in MODELS:
-        from pipeline.errors import ReviewflowError
-
         raise ReviewflowError(f"unknown model {name!r}; choose from {', '.join(MODELS)}.")
     return importlib.import_module(f"models.zoo.{name}")
 
 
+def parameters(name: str) -> dict:
+    """The builder's arguments that `--param` may set, with their defaults."""
+    signature = inspect.signature(module(name).build)
+    return {parameter.name: parameter.default for parameter in signature.parameters.values()
+            if parameter.name not in ("vocab_size", "max_len")}
+
+
+def check_hyperparameters(name: str, hyperparameters: dict) -> None:
+    """Refuse a `--param` name the builder does not take, listing those it does."""
+    unknown = sorted(set(hyperparameters) - set(parameters(name)))
+    if unknown:
+        accepted = ", ".join(f"{key}={value!r}" for key, value in parameters(name).items())
+        raise ReviewflowError(f"--param {', '.join(unknown)}: the {name} model takes no such argument. "
+                              f"Its arguments, with their defaults: {accepted}.")
+
+
 def build(name: str, vocab_size: int, max_len: int, **hyperparameters):
-    """The named architecture's token-id model."""
-    return module(name).build(vocab_size=vocab_size, max_len=max_len, **hyperparameters)
+    """The named architecture's token-id model; a `--param` value it cannot take is a ReviewflowError."""
+    check_hyperparameters(name, hyperparameters)
+    try:
+        return module(name).build(vocab_size=vocab_size, max_len=max_len, **hyperparameters)
+    except (TypeError, ValueError) as exc:  # a value of the wrong type or range, e.g. embedding_dim=abc
+        raise ReviewflowError(f"--param: the {name} model cannot be built with {hyperparameters}: "
+                              f"{str(exc).splitlines()[0][:300]}") from exc
 
 
 def optimizer_for(name: str) -> str:
@@ -63,7 +85,4 @@ def learning_rate_for(name: str) -> float:
 def adapt(name: str, model, batches) -> bool:
     """Let the architecture read the training split once before training, if it needs to; True if it did."""
     adapt_fn = getattr(module(name), "adapt", None)
-    if adapt_fn is None:
-        return False
-    adapt_fn(model, batches)
-    return True
+    return bool(adapt_fn(model, batches)) if adapt_fn is not None else False

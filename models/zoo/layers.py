@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
+import tensorflow as tf
 from keras import ops
 
 
@@ -37,20 +39,30 @@ class HashedNgrams(keras.layers.Layer):
     and needs no vocabulary of n-grams. Feature id 0 means "nothing here": a
     padding or [UNK] position, and every n-gram that touches one (fastText
     drops unknown words too). F = L + (L - 1) + ... + (L - n + 1).
+
+    With `min_df` > 1, a feature held by fewer training reviews is 0 too
+    (scikit-learn's `min_df`): `keep_frequent` sets which, from
+    `document_frequency`'s streaming pass. On a small corpus most n-grams
+    occur once, and their weights would only learn the review they came from.
     """
 
-    def __init__(self, vocab_size: int, ngrams: int = 2, buckets: int = 1 << 18, **kwargs):
+    def __init__(self, vocab_size: int, ngrams: int = 2, buckets: int = 1 << 18, min_df: int = 1, **kwargs):
         super().__init__(**kwargs)
         if not 1 <= ngrams <= 3:
             raise ValueError(f"ngrams must be 1, 2 or 3, got {ngrams}")
-        self.vocab_size, self.ngrams, self.buckets = vocab_size, ngrams, buckets
+        self.vocab_size, self.ngrams, self.buckets, self.min_df = vocab_size, ngrams, buckets, min_df
 
     @property
     def num_features(self) -> int:
         """Rows an embedding of these features needs."""
         return self.vocab_size + (self.buckets if self.ngrams > 1 else 0)
 
-    def call(self, ids):
+    def build(self, input_shape):
+        if self.min_df > 1:  # 1 for a feature frequent enough to keep; all kept until `keep_frequent`
+            self.kept = self.add_weight(shape=(self.num_features,), initializer="ones", trainable=False, name="kept")
+
+    def all_features(self, ids):
+        """The feature ids before `min_df` leaves the rare ones out."""
         ids = ops.cast(ids, "int64")
         is_word = ops.greater_equal(ids, FIRST_WORD_ID)
         features = [ops.where(is_word, ids, 0)]
@@ -62,6 +74,30 @@ class HashedNgrams(keras.layers.Layer):
             features.append(ops.where(valid, hashed + self.vocab_size, 0))
         return ops.concatenate(features, axis=1)
 
+    def call(self, ids):
+        features = self.all_features(ids)
+        if self.min_df > 1:
+            features = ops.where(ops.take(self.kept, features) > 0, features, 0)
+        return features
+
+    def document_frequency(self, batches) -> tuple[np.ndarray, int]:
+        """In how many reviews of `batches` ((token ids, labels), streamed) each feature occurs; and the reviews."""
+        counts = np.zeros(self.num_features, np.int64)
+        num_documents = 0
+        for ids, _ in batches:
+            features = tf.convert_to_tensor(self.all_features(ids))
+            rows = tf.repeat(tf.range(tf.shape(features)[0], dtype=tf.int64), tf.shape(features)[1])
+            keys = tf.unique(rows * self.num_features + tf.reshape(features, [-1]))[0]  # (review, feature) once
+            in_review = (keys % self.num_features).numpy()
+            counts += np.bincount(in_review[in_review != 0], minlength=self.num_features)
+            num_documents += int(tf.shape(features)[0])
+        return counts, num_documents
+
+    def keep_frequent(self, document_frequency: np.ndarray) -> None:
+        """Leave out, from now on, the features held by fewer than `min_df` reviews."""
+        if self.min_df > 1:
+            self.kept.assign((document_frequency >= self.min_df).astype("float32"))
+
     def compute_output_spec(self, ids):
         length = ids.shape[1]
         total = None if length is None else sum(length - n + 1 for n in range(1, self.ngrams + 1))
@@ -69,7 +105,7 @@ class HashedNgrams(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "vocab_size": self.vocab_size, "ngrams": self.ngrams,
-                "buckets": self.buckets}
+                "buckets": self.buckets, "min_df": self.min_df}
 
 
 @keras.saving.register_keras_serializable(package="reviewflow")
@@ -128,6 +164,12 @@ class TfIdfLogit(keras.layers.Layer):
         self.bias = self.add_weight(shape=(), initializer="zeros", name="bias")
         self.idf = self.add_weight(shape=(self.num_features,), initializer="ones", trainable=False, name="idf")
         self.num_documents = self.add_weight(shape=(), initializer="ones", trainable=False, name="num_documents")
+
+    def set_idf(self, document_frequency: np.ndarray, num_documents: int) -> None:
+        """scikit-learn's smooth IDF from training document frequencies; 0 for a feature no review holds."""
+        idf = np.log((1 + num_documents) / (1 + document_frequency)) + 1
+        self.idf.assign(np.where(document_frequency > 0, idf, 0.0).astype("float32"))
+        self.num_documents.assign(float(max(num_documents, 1)))
 
     def call(self, features):
         present = ops.not_equal(features, 0)

@@ -12,8 +12,6 @@ before the first epoch (`adapt`); the IDF is a weight of the model, so
 from __future__ import annotations
 
 import keras
-import numpy as np
-import tensorflow as tf
 from keras import layers
 
 from models.zoo.layers import HashedNgrams, TfIdfLogit
@@ -28,32 +26,25 @@ DEFAULT_BUCKETS = 1 << 18   # one weight per bucket: 1 MB, however many bigrams 
 
 
 def build(vocab_size: int = 8192, max_len: int = 128, ngrams: int = 2, buckets: int = DEFAULT_BUCKETS,
-          c: float = 4.0) -> keras.Model:
-    """Token ids -> word and hashed n-gram ids -> TF-IDF -> logistic regression (C as scikit-learn's)."""
+          c: float = 4.0, min_df: int = 2) -> keras.Model:
+    """Token ids -> word and hashed n-gram ids -> TF-IDF -> logistic regression (C, min_df as scikit-learn's)."""
     ids = keras.Input((max_len,), dtype="int32", name="token_ids")
-    hashing = HashedNgrams(vocab_size, ngrams, buckets, name="ngrams")
+    hashing = HashedNgrams(vocab_size, ngrams, buckets, min_df, name="ngrams")
     logit = TfIdfLogit(hashing.num_features, c, name="tfidf_logit", dtype="float32")(hashing(ids))
     return keras.Model(ids, layers.Activation("sigmoid", dtype="float32")(logit), name="linear")
 
 
-def adapt(model: keras.Model, batches) -> None:
-    """Set the IDF from document frequencies over `batches` of (token ids, labels): one streaming pass."""
-    hashing, logit = model.get_layer("ngrams"), model.get_layer("tfidf_logit")
-    document_frequency = np.zeros(logit.num_features, np.int64)
-    num_documents = 0
-    for ids, _ in batches:
-        features = tf.convert_to_tensor(hashing(ids))
-        rows = tf.repeat(tf.range(tf.shape(features)[0], dtype=tf.int64), tf.shape(features)[1])
-        keys = tf.unique(rows * logit.num_features + tf.reshape(features, [-1]))[0]  # (review, feature) once
-        in_review = keys % logit.num_features
-        document_frequency += np.bincount(in_review[in_review != 0].numpy(), minlength=logit.num_features)
-        num_documents += int(tf.shape(features)[0])
-    # scikit-learn's smooth IDF; a feature no training review holds gets 0 (it is not in the vocabulary).
-    idf = np.log((1 + num_documents) / (1 + document_frequency)) + 1
-    logit.idf.assign(np.where(document_frequency > 0, idf, 0.0).astype("float32"))
-    logit.num_documents.assign(float(max(num_documents, 1)))
+def adapt(model: keras.Model, batches) -> bool:
+    """Document frequencies over `batches` of (token ids, labels), one streaming pass: min_df, then the IDF."""
+    hashing = model.get_layer("ngrams")
+    document_frequency, num_documents = hashing.document_frequency(batches)
+    hashing.keep_frequent(document_frequency)
+    kept = document_frequency * (document_frequency >= hashing.min_df)
+    model.get_layer("tfidf_logit").set_idf(kept, num_documents)
+    return True
 
 
 def search_space(hp) -> dict:
     """The builder's arguments that `tune` searches, given a KerasTuner `HyperParameters`."""
-    return {"ngrams": hp.Int("ngrams", 1, 3), "c": hp.Float("c", 0.25, 64.0, sampling="log")}
+    return {"ngrams": hp.Int("ngrams", 1, 3), "c": hp.Float("c", 0.25, 64.0, sampling="log"),
+            "min_df": hp.Int("min_df", 1, 3)}
