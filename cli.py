@@ -88,12 +88,15 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 @click.option("--style", type=click.Choice(["simple", "hard"]), default="simple", show_default=True,
               help="simple: sentiment in single words. hard: negation ('not great'), contrast where the clause "
                    "after 'but' decides, intensifiers; half the reviews need word order.")
+@click.option("--positive-share", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Share of positive reviews before label noise (e.g. 0.72 for an imbalanced corpus).")
 def synth(out: Path, num_lines: int, seed: int, mean_words: float, bad_fraction: float,
-          sentiment_agreement: float, label_noise: float, style: str) -> None:
+          sentiment_agreement: float, label_noise: float, style: str, positive_share: float) -> None:
     """Write an Amazon-like synthetic corpus OUT (.bz2, .gz or plain) in fastText format."""
     from pipeline import synthetic
 
-    synthetic.write_corpus(out, num_lines, seed, mean_words, bad_fraction, sentiment_agreement, label_noise, style)
+    synthetic.write_corpus(out, num_lines, seed, mean_words, bad_fraction, sentiment_agreement, label_noise, style,
+                           positive_share)
     click.echo(f"wrote {num_lines:,} lines to {out} ({out.stat().st_size:,} bytes)")
 
 

@@ -206,12 +206,14 @@ def make_bad_line(rng: np.random.Generator, review: str) -> bytes:
 
 
 def generate_lines(num_lines: int, seed: int, mean_words: float = 80.0, bad_fraction: float = 0.0,
-                   agreement: float = SENTIMENT_AGREEMENT, label_noise: float = LABEL_NOISE, style: str = "simple"):
+                   agreement: float = SENTIMENT_AGREEMENT, label_noise: float = LABEL_NOISE, style: str = "simple",
+                   positive_share: float = 0.5):
     """Yield the corpus's lines as bytes (with newline), deterministic for a seed.
 
     `agreement` is the chance that a sentiment word matches the review's label,
     `label_noise` the share of labels flipped: together they set how hard it is.
     `style` is "simple" (sentiment in single words) or "hard" (negation, contrast).
+    `positive_share`: the share of positive reviews (before label noise); real small corpora are rarely balanced.
     """
     if style not in STYLES:
         raise ValueError(f"style must be one of {STYLES}, got {style!r}")
@@ -220,7 +222,9 @@ def generate_lines(num_lines: int, seed: int, mean_words: float = 80.0, bad_frac
     rng = np.random.default_rng(seed)
     for block_start in range(0, num_lines, BLOCK_LINES):
         size = min(BLOCK_LINES, num_lines - block_start)
-        true_labels = rng.integers(2, size=size)
+        # Balanced corpora keep the draw they always had: same seed, same bytes.
+        true_labels = (rng.integers(2, size=size) if positive_share == 0.5 else
+                       (rng.random(size) < positive_share).astype(np.int64))
         reviews = make(rng, language, true_labels, mean_words, agreement)
         flipped = rng.random(size) < label_noise
         bad = rng.random(size) < bad_fraction
@@ -241,14 +245,15 @@ def _open_compressed(path: Path, temporary: Path):
 
 def write_corpus(path: Path, num_lines: int, seed: int, mean_words: float = 80.0,
                  bad_fraction: float = 0.0, agreement: float = SENTIMENT_AGREEMENT,
-                 label_noise: float = LABEL_NOISE, style: str = "simple") -> Path:
+                 label_noise: float = LABEL_NOISE, style: str = "simple", positive_share: float = 0.5) -> Path:
     """Write a synthetic corpus; compressed by the name's suffix (.bz2, .gz or plain)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = atomic.incomplete_path(path)
     try:
         with _open_compressed(path, temporary) as f:
-            for line in generate_lines(num_lines, seed, mean_words, bad_fraction, agreement, label_noise, style):
+            for line in generate_lines(num_lines, seed, mean_words, bad_fraction, agreement, label_noise, style,
+                                       positive_share):
                 f.write(line)
         atomic.commit(temporary, path)
     except BaseException:

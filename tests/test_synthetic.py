@@ -60,3 +60,11 @@ def test_hard_style_decides_by_the_clause_after_but():
         index, polarity = polar[0]
         negated = any(w in {"not", "never", "hardly", "longer"} for w in after[max(0, index - 2):index])
         assert label == (1 - polarity if negated else polarity)
+
+
+def test_positive_share_sets_the_balance_and_the_default_keeps_its_bytes(tmp_path):
+    labels = [line.split(b" ", 1)[0] for line in synthetic.generate_lines(4000, 3, 10, label_noise=0,
+                                                                          positive_share=0.72)]
+    assert 0.69 < labels.count(b"__label__2") / len(labels) < 0.75
+    balanced = synthetic.write_corpus(tmp_path / "a.ft.txt", 300, seed=7).read_bytes()
+    assert balanced == synthetic.write_corpus(tmp_path / "b.ft.txt", 300, seed=7, positive_share=0.5).read_bytes()
