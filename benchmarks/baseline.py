@@ -10,7 +10,6 @@ holds its split in memory: it is a yardstick for corpora that fit, not a tool.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 
 from models.evaluation import compute_metrics  # noqa: E402
+from models.run_dir import RunDir  # noqa: E402
 from pipeline import dataset  # noqa: E402
 from pipeline.data_dir import DataDir  # noqa: E402
 
@@ -62,12 +62,10 @@ def tfidf_logreg(data_dir: Path) -> dict:
 def main(data: Path, runs: tuple[Path, ...]) -> None:
     baseline = tfidf_logreg(data)
     rows = [("tfidf+logreg", baseline, f"{baseline['seconds']:.1f}")]
-    for run in runs:
-        metrics_path = run / "metrics.json"
-        if metrics_path.exists():
-            history = json.loads((run / "history.json").read_text())
-            rows.append((run.name, json.loads(metrics_path.read_text()),
-                         f"{sum(r['train_seconds'] for r in history):.1f}"))
+    for run in map(RunDir, runs):
+        metrics = run.metrics()
+        if metrics is not None:
+            rows.append((run.name, metrics, f"{sum(r['train_seconds'] for r in run.history()):.1f}"))
     click.echo(f"{'model':>14} {'accuracy':>9} {'f1':>7} {'roc_auc':>8} {'train s':>8}")
     for name, metrics, train_seconds in sorted(rows, key=lambda r: -r[1]["accuracy"]):
         click.echo(f"{name:>14} {metrics['accuracy']:>9.4f} {metrics['f1']:>7.4f} {metrics['roc_auc']:>8.4f} "

@@ -77,5 +77,14 @@ def describe(vectors: PretrainedVectors, data: DataDir, freeze: bool) -> dict:
             "frozen": freeze}
 
 
+def coverage_line(described: dict) -> str:
+    """What `fit` prints of the vectors `describe` recorded."""
+    tokens = described["share_of_training_tokens"]
+    return (f"embeddings: {described['path']} ({described['dim']} dimensions) covers "
+            f"{described['share_of_vocab_ids']:.1%} of the vocabulary"
+            + (f" and {tokens:.1%} of training tokens" if tokens is not None else "")
+            + ("; frozen" if described["frozen"] else ""))
+
+
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 6)

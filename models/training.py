@@ -97,12 +97,17 @@ class FitResult:
     best_epoch: int
 
 
+def largest_batch_size(num_train_examples: int) -> int:
+    """The largest batch that still gives a train split of this size MIN_STEPS_PER_EPOCH steps an epoch."""
+    return max(MIN_BATCH_SIZE, num_train_examples // MIN_STEPS_PER_EPOCH)
+
+
 def default_batch_size(model: str, num_train_examples: int | None) -> int:
     """The model's batch size, lowered so that a small train split still gives MIN_STEPS_PER_EPOCH steps."""
     batch_size = zoo.batch_size_for(model)
     if num_train_examples is None:
         return batch_size
-    return max(MIN_BATCH_SIZE, min(batch_size, num_train_examples // MIN_STEPS_PER_EPOCH))
+    return min(batch_size, largest_batch_size(num_train_examples))
 
 
 def choose_strategy(name: str) -> tf.distribute.Strategy:
@@ -238,18 +243,9 @@ def _fit(settings: FitSettings, data: DataDir, vectors: PretrainedVectors | None
         model = build_and_compile(settings, vectorizer.vocabulary_size(), vectors)
         # Optimizer slots are created here, in the strategy's scope, before a resume loads them.
         model.optimizer.build(model.trainable_variables)
-    run.write_config(RunConfig(
-        settings=settings.to_json(), global_batch_size=global_batch, replicas=strategy.num_replicas_in_sync,
-        vocab_size=vectorizer.vocabulary_size(), vocab_sha256=data.vocab_sha256,
-        data_manifest_sha256=data.manifest_sha256, parameters=model.count_params(),
-        versions={"tensorflow": tf.__version__, "keras": keras.__version__},
-        embeddings=pretrained.describe(vectors, data, settings.freeze_embeddings) if vectors else None))
+    config = write_config(run, settings, data, vectorizer.vocabulary_size(), model, strategy, vectors)
     if vectors is not None and verbose:
-        described = run.config().embeddings
-        tokens = described["share_of_training_tokens"]
-        log(f"embeddings: {vectors.path} ({vectors.dim} dimensions) covers {described['share_of_vocab_ids']:.1%} of "
-            f"the vocabulary" + (f" and {tokens:.1%} of training tokens" if tokens is not None else "")
-            + ("; frozen" if settings.freeze_embeddings else ""))
+        log(pretrained.coverage_line(config.embeddings))
     cache_dir = run / CACHE_DIR
     shutil.rmtree(cache_dir, ignore_errors=True)  # a killed run leaves a half-written cache; start it anew
     train_once = dataset.make_dataset(data, "train", dataset.BLOCK_EXAMPLES, settings.max_len, vectorizer=vectorizer)
@@ -270,6 +266,19 @@ def _fit(settings: FitSettings, data: DataDir, vectors: PretrainedVectors | None
         log(f"trained {result.epochs_run} epochs in {time.perf_counter() - started:.1f} s; best validation "
             f"accuracy {result.best_val_accuracy:.4f} (epoch {result.best_epoch}); model: {run / MODEL_FILE}")
     return result
+
+
+def write_config(run: RunDir, settings: FitSettings, data: DataDir, vocab_size: int, model: keras.Model, strategy,
+                 vectors: PretrainedVectors | None) -> RunConfig:
+    """RUN/config.json: the settings, what the run was trained on, and with what."""
+    config = RunConfig(
+        settings=settings.to_json(), global_batch_size=settings.batch_size * strategy.num_replicas_in_sync,
+        replicas=strategy.num_replicas_in_sync, vocab_size=vocab_size,
+        vocab_sha256=data.vocab_sha256, data_manifest_sha256=data.manifest_sha256, parameters=model.count_params(),
+        versions={"tensorflow": tf.__version__, "keras": keras.__version__},
+        embeddings=pretrained.describe(vectors, data, settings.freeze_embeddings) if vectors else None)
+    run.write_config(config)
+    return config
 
 
 def make_callbacks(settings: FitSettings, data: DataDir, run: RunDir, global_batch: int,

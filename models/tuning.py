@@ -49,21 +49,27 @@ class TuneSettings:
             raise ReviewflowError(f"unknown tuner {self.tuner!r}; choose from {', '.join(TUNERS)}.")
 
 
-def training_space(hp: kt.HyperParameters, base: training.FitSettings) -> dict:
-    """What every model searches besides its builder: learning rate around its default, batch size, optimizer."""
+def training_space(hp: kt.HyperParameters, base: training.FitSettings, num_train_examples: int) -> dict:
+    """What every model searches besides its builder: learning rate around its default, batch size, optimizer.
+
+    No batch is so large that an epoch of the train split has fewer steps than `fit` allows (a few hundred
+    reviews in batches of 256 are two steps an epoch: every trial ended at the majority class).
+    """
     default = zoo.learning_rate_for(base.model)
     optimizers = list(dict.fromkeys([zoo.optimizer_for(base.model), "adam", "rmsprop"]))  # the model's own first
+    largest = training.largest_batch_size(num_train_examples)
     return {"learning_rate": hp.Float("learning_rate", default / 10, default * 10, sampling="log"),
-            "batch_size": hp.Choice("batch_size", list(BATCH_SIZES)),
+            "batch_size": hp.Choice("batch_size", sorted({min(size, largest) for size in BATCH_SIZES})),
             "optimizer": hp.Choice("optimizer", optimizers)}
 
 
-def trial_settings(hp: kt.HyperParameters, base: training.FitSettings, fixed: dict) -> training.FitSettings:
+def trial_settings(hp: kt.HyperParameters, base: training.FitSettings, fixed: dict,
+                   num_train_examples: int) -> training.FitSettings:
     """The fit settings of one point of the search space; what the user set (`fixed`) is not searched."""
     for name, value in fixed.items():
         hp.Fixed(name, value)  # registered first: the search space's entry of that name then keeps it
     hparams = {**zoo.module(base.model).search_space(hp), **base.hparams}
-    return dataclasses.replace(base, hparams=hparams, **training_space(hp, base))
+    return dataclasses.replace(base, hparams=hparams, **training_space(hp, base, num_train_examples))
 
 
 def fixed_values(settings: training.FitSettings) -> dict:
@@ -82,14 +88,14 @@ class ZooHyperModel(kt.HyperModel):
         self.vectorizer = text.make_vectorizer(data.vocabulary(), base.max_len)
 
     def build(self, hp):
-        settings = trial_settings(hp, self.base, self.fixed)
+        settings = trial_settings(hp, self.base, self.fixed, self.data.num_examples("train"))
         model = training.build_and_compile(settings, self.vectorizer.vocabulary_size(), self.vectors)
         zoo.adapt(settings.model, model, dataset.make_dataset(self.data, "train", dataset.BLOCK_EXAMPLES,
                                                               settings.max_len, vectorizer=self.vectorizer))
         return model
 
     def fit(self, hp, model, *args, **kwargs):
-        settings = trial_settings(hp, self.base, self.fixed)
+        settings = trial_settings(hp, self.base, self.fixed, self.data.num_examples("train"))
         train, validation = training.make_inputs(settings, self.data, self.vectorizer, settings.batch_size,
                                                  self.cache_dir)
         kwargs["verbose"] = 0  # KerasTuner passes on search()'s verbose; its own display reports each trial
@@ -207,7 +213,7 @@ def tune(settings: TuneSettings, log=print, verbose: int = 1,
     shutil.rmtree(cache_dir, ignore_errors=True)
     rows = trial_rows(tuner)
     write_trials(run, settings, rows)
-    best = trial_settings(tuner.get_best_hyperparameters(1)[0], base, fixed)
+    best = trial_settings(tuner.get_best_hyperparameters(1)[0], base, fixed, data.num_examples("train"))
     log(f"best of {len(rows)} trials: {rows[0]}; training it into {run.path}")
     final = dataclasses.replace(best, overwrite=False)
     return training.fit(final, verbose=2 if verbose else 0, log=log, data=data), rows

@@ -40,6 +40,23 @@ def test_a_tiny_search_ends_as_a_complete_run_with_its_trials(data_dir, tmp_path
     assert "val_loss" in result.output and "best validation accuracy" in result.output
 
 
+def test_no_searched_batch_leaves_an_epoch_with_too_few_steps():
+    import keras_tuner as kt
+
+    from models import training, tuning
+
+    base = training.FitSettings(model="linear", data="d", out="o")
+
+    def batch_sizes(num_train_examples):
+        hp = kt.HyperParameters()
+        tuning.training_space(hp, base, num_train_examples)
+        return hp.space[[p.name for p in hp.space].index("batch_size")].values
+
+    assert batch_sizes(16_000) == [32, 64, 128, 256]
+    assert batch_sizes(411) == [12]  # 411 reviews in 32 steps, as fit's default batch for them
+    assert batch_sizes(3_000) == [32, 64, 93]
+
+
 def test_a_search_whose_trials_all_fail_is_a_clear_error(data_dir, tmp_path, monkeypatch):
     # Injected fault: every trial's training raises (a real tuner, real shards). The search must not go on
     # to train "the best" of no finished trial, nor end in KerasTuner's traceback.
