@@ -38,9 +38,10 @@ def build(vocab_size: int = 8192, max_len: int = 128, ngrams: int = 2, buckets: 
 
 
 def adapt(model: keras.Model, batches) -> bool:
-    """With `min_df` > 1, leave out the words and n-grams of fewer training reviews: one streaming pass.
+    """With `min_df` > 1, leave out the words and n-grams of fewer training reviews (one streaming pass).
 
-    True if it read `batches`."""
+    True if it read `batches`.
+    """
     hashing = model.get_layer("ngrams")
     if hashing.min_df <= 1:
         return False
