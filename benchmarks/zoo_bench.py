@@ -30,6 +30,7 @@ quiet.import_tensorflow()
 
 from baseline import tfidf_logreg  # noqa: E402
 from models import zoo  # noqa: E402
+from models.comparison import describe_run  # noqa: E402
 from models.evaluation import evaluate  # noqa: E402
 from models.run_dir import RunDir  # noqa: E402
 from models.training import FitSettings, fit, open_data  # noqa: E402
@@ -67,10 +68,9 @@ def steady_speed(history: list[dict]) -> float:
 
 def zoo_row(run_dir: Path, data: DataDir, name: str | None = None) -> dict:
     metrics = evaluate(run_dir, data, errors=0)
-    run = RunDir(run_dir)
-    history = run.history()
-    return row(name or run.config().model, metrics, round(sum(epoch["train_seconds"] for epoch in history), 1),
-               steady_speed(history))
+    described = describe_run(run_dir)  # the comparison's row: model, training seconds
+    return row(name or described["model"], metrics, described["train_seconds"],
+               steady_speed(RunDir(run_dir).history()))
 
 
 def majority_row(data: DataDir) -> dict:

@@ -25,7 +25,7 @@ def has_word_embedding(model_name: str) -> bool:
 def table_holds_ngrams(model_name: str, hparams: dict) -> bool:
     """Whether the model's embedding table holds hashed n-grams after its words (`ngram_bag`, ngrams > 1)."""
     defaults = zoo.parameters(model_name)
-    return has_word_embedding(model_name) and "ngrams" in defaults and hparams.get("ngrams", defaults["ngrams"]) > 1
+    return "embedding_dim" in defaults and "ngrams" in defaults and hparams.get("ngrams", defaults["ngrams"]) > 1
 
 
 def hparams_for(model_name: str, hparams: dict, vectors: PretrainedVectors, freeze: bool = False) -> dict:
