@@ -251,6 +251,34 @@ def tampered_model(work: Path) -> Outcome:
     return Outcome("tampered model.keras", ok, 0, "" if ok else done.stderr[-300:])
 
 
+def foreign_model(work: Path) -> Outcome:
+    """A model.keras naming a class this reviewflow lacks (as a newer one would write): the error names the
+    class and the versions, and does not call the file damaged."""
+    import json
+    import shutil
+    import zipfile
+    run = work / "fit-foreign"
+    if not (run / "model.keras").exists():
+        done = cli("fit", "--model", "ngram_bag", "--data", str(reference(work)), "--out", str(run), "--epochs", "1",
+                   "--steps-per-epoch", "5", "--quiet", "--param", "buckets=1024")
+        assert done.returncode == 0, done.stderr
+    foreign = work / "foreign"
+    shutil.rmtree(foreign, ignore_errors=True)
+    shutil.copytree(run, foreign)
+    config = json.loads((foreign / "config.json").read_text())
+    config["versions"]["reviewflow"] = "9.0.0"
+    (foreign / "config.json").write_text(json.dumps(config))
+    with zipfile.ZipFile(run / "model.keras") as source, zipfile.ZipFile(foreign / "model.keras", "w") as target:
+        for info in source.infolist():
+            data = source.read(info)
+            target.writestr(info, data.replace(b"HashedNgrams", b"HashedNgramsV9") if info.filename == "config.json"
+                            else data)
+    done = cli("predict", str(foreign), "hello")
+    ok = (done.returncode == 1 and "'HashedNgramsV9'" in done.stderr and "reviewflow 9.0.0" in done.stderr
+          and "damaged" not in done.stderr and "Traceback" not in done.stderr)
+    return Outcome("model.keras naming an unknown class", ok, 0, "" if ok else done.stderr[-300:])
+
+
 SCENARIOS = {
     "shard-kill-start": lambda work: shard_killed(work, 0.0),
     "shard-kill-mid": lambda work: shard_killed(work, 0.3),
@@ -262,6 +290,7 @@ SCENARIOS = {
     "concurrent-shard": concurrent_shards,
     "hostile-lines": hostile_lines,
     "tampered-model": tampered_model,
+    "foreign-model": foreign_model,
 }
 
 

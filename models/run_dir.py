@@ -166,20 +166,14 @@ class RunDir:
         shutil.rmtree(old, ignore_errors=True)
 
     def load_model(self):
-        """The end-to-end model, loaded with Keras safe mode on."""
-        import keras
-
-        import models.zoo.layers  # noqa: F401 - registers the zoo's layers for deserialization
-        import pipeline.text  # noqa: F401 - registers `standardize`
+        """The end-to-end model, loaded with Keras safe mode on (`models/saving.py`)."""
+        from models import saving
 
         path = self / MODEL_FILE
         if not path.is_file():
             raise ReviewflowError(f"{self.path}: no {MODEL_FILE}; the run is missing or incomplete. Run `fit` first.")
-        try:
-            return keras.saving.load_model(path, safe_mode=True)
-        except (ValueError, TypeError, KeyError, OSError) as exc:  # includes safe mode refusing code in the file
-            raise ReviewflowError(f"{path}: refused to load ({str(exc).splitlines()[0][:300]}). The file is "
-                                  "damaged or was changed; re-run `fit`, or restore it from a trusted copy.") from exc
+        written_by = self.config().versions if self.has_config() else None
+        return saving.load_model(path, written_by)
 
 
 def _as_csv(rows: list[dict]) -> str:

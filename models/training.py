@@ -12,7 +12,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from models import callbacks as callbacks_lib, multi_worker, pretrained, zoo
+from models import callbacks as callbacks_lib, multi_worker, pretrained, saving, zoo
 from models.zoo import optimizers
 from models.run_dir import BACKUP_DIR, BEST_CHECKPOINT, CACHE_DIR, CURVES_PNG, LOGS_DIR, MODEL_FILE, RunConfig, RunDir
 from pipeline import data_service, dataset, plots, text
@@ -275,7 +275,7 @@ def write_config(run: RunDir, settings: FitSettings, data: DataDir, vocab_size: 
         settings=settings.to_json(), global_batch_size=settings.batch_size * strategy.num_replicas_in_sync,
         replicas=strategy.num_replicas_in_sync, vocab_size=vocab_size,
         vocab_sha256=data.vocab_sha256, data_manifest_sha256=data.manifest_sha256, parameters=model.count_params(),
-        versions={"tensorflow": tf.__version__, "keras": keras.__version__},
+        versions=saving.versions(),
         embeddings=pretrained.describe(vectors, data, settings.freeze_embeddings) if vectors else None)
     run.write_config(config)
     return config
@@ -326,6 +326,18 @@ def kept_epoch(model: str, rows: list[dict]) -> dict:
     return min(rows, key=lambda row: row.get("val_loss", float("inf")))
 
 
+def inference_copy(model: keras.Model) -> keras.Model:
+    """The trained model without its optimizer: what `model.keras` and `export/` hold.
+
+    A deployed classifier needs no optimizer, and `backup/` already holds the resume state. Left in, the
+    optimizer's class would have to be known wherever the file loads, and its moments would triple
+    `ngram_bag`'s file (two more tables the size of its embedding).
+    """
+    copy = type(model).from_config(model.get_config())  # not clone_model: it compiles the copy too
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def finish_run(settings: FitSettings, run: RunDir, vectorizer, model: keras.Model) -> FitResult:
     """The best epoch's weights, curves, the export and, last, `model.keras`, which marks the run complete."""
     rows = run.history()
@@ -334,7 +346,7 @@ def finish_run(settings: FitSettings, run: RunDir, vectorizer, model: keras.Mode
     if (run / BEST_CHECKPOINT).exists():  # the best epoch of the whole run, across resumes
         model.set_weights(keras.saving.load_model(run / BEST_CHECKPOINT).get_weights())
     plots.plot_curves(rows, run / CURVES_PNG, settings.model)
-    complete_model = end_to_end(vectorizer, model)
+    complete_model = end_to_end(vectorizer, inference_copy(model))
     run.export_serving(complete_model)
     run.save_model(complete_model)  # last: marks the run complete
     best = kept_epoch(settings.model, rows)

@@ -1,0 +1,148 @@
+"""Every run loads anywhere: each model, fitted by one command, read by every command in a new process.
+
+A run is written by one process and read by others, as users run them; a class
+registered only because the writing process imported it would go unnoticed in
+a test that fits and loads in one process. So `fit` runs here (through click)
+and every command that reads its run is a subprocess; the README's Python
+snippet and the SavedModel are loaded in a process of their own.
+"""
+
+import json
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import cli as main
+
+from models import zoo
+from pipeline import synthetic
+from pipeline.shard_corpus import shard_corpus
+from pipeline.shard_plan import ShardSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+TEXTS = ["Great: excellent, I love it", "Awful: terrible waste, it broke", "", "café über naïve"]
+TINY = ["--epochs", "1", "--max-len", "24", "--steps-per-epoch", "4", "--validation-steps", "2", "--seed", "1"]
+PARAMS = {"hybrid": ["filters=8", "dense_units=8", "lstm_units=8"],
+          "hybrid_split": ["filters=8", "dense_units=8", "lstm_units=8"],
+          "ngram_bag": ["buckets=4096"], "linear": ["buckets=4096"], "transformer": ["num_layers=1"]}
+# Each optimizer `fit` accepts, on two models each; None: the model's own (lazy_adam for ngram_bag).
+OPTIMIZER = {"cnn": "rmsprop", "rnn": "sgd", "lstm": "adagrad", "cnn_lstm": "lazy_adam", "ffn": "adam",
+             "hybrid": "sgd", "hybrid_split": "adagrad", "ngram_bag": None, "linear": "rmsprop",
+             "transformer": "lazy_adam"}
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, "cli.py", *map(str, args)], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done
+
+
+def python(script: str) -> subprocess.CompletedProcess:
+    """A fresh interpreter that imports only what `script` imports."""
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done
+
+
+def readme_snippet() -> str:
+    """The README's Python example of loading a run, exactly as a user copies it."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    return re.search(r"<!-- load-snippet -->\n```python\n(.*?)```", readme, re.S).group(1)
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("saving")
+    train = synthetic.write_corpus(root / "train.ft.txt", 300, 1, 12, agreement=0.9, label_noise=0)
+    test = synthetic.write_corpus(root / "test.ft.txt", 60, 2, 12, agreement=0.9, label_noise=0)
+    shard_corpus(ShardSettings(train=train, test=test, out=root / "data", num_shards=2, vocab_size=500))
+    return root / "data"
+
+
+def test_every_optimizer_fit_accepts_is_covered():
+    from models.training import OPTIMIZERS
+    assert {optimizer or zoo.optimizer_for(name) for name, optimizer in OPTIMIZER.items()} == set(OPTIMIZERS)
+    assert set(OPTIMIZER) == set(zoo.MODELS)
+
+
+@pytest.mark.parametrize("name", sorted(zoo.MODELS))
+def test_a_run_loads_in_every_command_of_a_new_process(name, tiny_data, tmp_path):
+    run = tmp_path / name
+    options = [arg for param in PARAMS.get(name, []) for arg in ("--param", param)]
+    if OPTIMIZER[name]:
+        options += ["--optimizer", OPTIMIZER[name]]
+    fitted = CliRunner().invoke(main.cli, ["fit", "--model", name, "--data", str(tiny_data), "--out", str(run),
+                                           "--quiet", *TINY, *options])  # here: what reads it runs elsewhere
+    assert fitted.exit_code == 0, fitted.output
+    with zipfile.ZipFile(run / "model.keras") as archive:  # a deployed classifier carries no optimizer
+        assert not any("optimizer" in entry for entry in archive.namelist())
+    assert set(json.loads((run / "config.json").read_text())["versions"]) == {
+        "reviewflow", "keras", "tensorflow", "tensorflow_text"}
+
+    cli("evaluate", run, "--data", tiny_data)
+    assert json.loads((run / "metrics.json").read_text())["num_examples"] == 60
+    predicted = [json.loads(line)["p_positive"]
+                 for line in cli("predict", run, *TEXTS, "--format", "jsonl").stdout.splitlines()]
+    assert len(predicted) == len(TEXTS)
+    if "embedding_dim" in zoo.parameters(name):
+        assert "dimensions" in cli("embed", run, "great movie").stdout
+
+    # One fresh interpreter: first the SavedModel, with nothing but TensorFlow and tensorflow-text imported, as
+    # a serving process has; then the README's snippet, whose own imports are the first of reviewflow's.
+    script = ("import json, sys\nimport tensorflow as tf\nimport tensorflow_text\n"
+              f"export = tf.saved_model.load({str(run / 'export')!r})\n"  # kept: its variables live with it
+              f"served = export.serve(tf.constant({TEXTS!r})).numpy()\n"
+              "assert not [m for m in sys.modules if m.split('.')[0] in ('models', 'pipeline', 'cli')]\n"
+              + readme_snippet().replace("runs/ng", str(run)) +
+              f"loaded = model.predict(tf.constant({TEXTS!r}), verbose=0)\n"
+              "print(json.dumps([served.reshape(-1).tolist(), loaded.reshape(-1).tolist()]))")
+    served, loaded = json.loads(python(script).stdout.splitlines()[-1])
+    np.testing.assert_allclose(served, predicted, atol=1e-5)
+    np.testing.assert_allclose(loaded, predicted, atol=1e-5)
+
+
+def test_tune_compare_and_report_read_runs_in_new_processes(tiny_data, tmp_path):
+    tuned = tmp_path / "tuned"
+    cli("tune", "--model", "ngram_bag", "--data", tiny_data, "--out", tuned, "--tuner", "random",
+        "--max-trials", "1", "--max-epochs", "1", "--param", "buckets=4096", *TINY)
+    cli("evaluate", tuned, "--data", tiny_data)
+    assert len(cli("predict", tuned, *TEXTS).stdout.splitlines()) == len(TEXTS)
+    table = cli("compare", tuned).stdout
+    assert "ngram_bag" in table
+    cli("report", tuned, "--data", tiny_data, "--out", tmp_path / "report")
+    assert "ngram_bag" in (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
+
+
+def rewrite_config(model_file: Path, old: bytes, new: bytes) -> None:
+    """Rename a class inside a `.keras` file's config, as a newer reviewflow's file would name it."""
+    with zipfile.ZipFile(model_file) as archive:
+        entries = {info.filename: archive.read(info) for info in archive.infolist()}
+    entries["config.json"] = entries["config.json"].replace(old, new)
+    with zipfile.ZipFile(model_file, "w") as archive:
+        for filename, data in entries.items():
+            archive.writestr(filename, data)
+
+
+def test_an_unknown_class_names_itself_and_the_versions_not_a_damaged_file(tiny_data, tmp_path):
+    run = tmp_path / "ng"
+    cli("fit", "--model", "ngram_bag", "--data", tiny_data, "--out", run, "--quiet", *TINY, "--param", "buckets=64")
+    config = json.loads((run / "config.json").read_text())
+    config["versions"]["reviewflow"] = "9.0.0"  # as if a newer reviewflow wrote it
+    (run / "config.json").write_text(json.dumps(config))
+    rewrite_config(run / "model.keras", b"HashedNgrams", b"HashedNgramsV9")
+    done = subprocess.run([sys.executable, "cli.py", "predict", str(run), "great"], cwd=ROOT, capture_output=True,
+                          text=True)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "'HashedNgramsV9'" in done.stderr and "reviewflow 9.0.0" in done.stderr
+    assert "damaged" not in done.stderr and "upgrade reviewflow" in done.stderr
+
+    (run / "model.keras").write_bytes((run / "model.keras").read_bytes()[:1000])  # truncated: that one is damaged
+    done = subprocess.run([sys.executable, "cli.py", "predict", str(run), "great"], cwd=ROOT, capture_output=True,
+                          text=True)
+    assert done.returncode == 1 and "truncated or damaged" in done.stderr and "Traceback" not in done.stderr
