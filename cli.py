@@ -182,15 +182,23 @@ TRAINING_OPTIONS = [
     click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="Maximum epochs."),
     click.option("--batch-size", type=click.IntRange(min=1), default=None,
                  help="Examples per batch and replica (the global batch is this times the replicas). Default: the "
-                      "model's (64; ngram_bag and linear 256), lowered for a small corpus so that an epoch has "
+                      "model's (64; ngram_bag and linear 256; pretrained 32), lowered for a small corpus so that an epoch has "
                       "32 steps or more."),
-    click.option("--max-len", type=click.IntRange(min=1), default=128, show_default=True,
-                 help="Tokens per review: longer ones are cut, shorter ones padded at the end."),
-    click.option("--optimizer", type=click.Choice(["rmsprop", "adam", "lazy_adam", "sgd", "adagrad"]), default=None,
+    click.option("--max-len", type=click.IntRange(min=1), default=None,
+                 help="Tokens per review: longer ones are cut, shorter ones padded at the end. Default: chosen "
+                      "from the train split's lengths (shard records them): bag models (linear, ngram_bag, ffn) "
+                      "take 99% of reviews whole, up to 2048 tokens; sequence models 90%, up to 512. The "
+                      "reference studies' value is --max-len 128."),
+    click.option("--truncate", type=click.Choice(["head", "tail", "head_tail"]), default=None,
+                 help="Which tokens of a longer review are kept: the first, the last, or the first quarter "
+                      "and the last three quarters (Sun et al. 2019). Default: head_tail."),
+    click.option("--optimizer", type=click.Choice(["rmsprop", "adam", "lazy_adam", "sgd", "adagrad", "adamw"]),
+                 default=None,
                  help="Default: the model's (RMSprop, the studies'; Adam for hybrid, hybrid_split, linear and "
-                      "transformer; lazy_adam, which updates only the embedding rows a batch uses, for ngram_bag)."),
+                      "transformer; lazy_adam, which updates only the embedding rows a batch uses, for ngram_bag; "
+                      "AdamW with warm-up, decay and clipping for pretrained)."),
     click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=None,
-                 help="Default: the model's (0.001; ngram_bag 0.01, linear 0.05)."),
+                 help="Default: the model's (0.001; ngram_bag 0.01, linear 0.05, pretrained 3e-05)."),
     click.option("--patience", type=click.IntRange(min=0), default=3, show_default=True,
                  help="Epochs without a better validation loss before stopping early."),
     click.option("--seed", type=int, default=None, help="Seed for weights and data order (deterministic order)."),
@@ -216,6 +224,13 @@ TRAINING_OPTIONS = [
                       "plain, .gz or .bz2; streamed once, only the vocabulary's words kept. Sets the model's "
                       "embedding_dim to the vectors' unless --param embedding_dim is given."),
     click.option("--freeze-embeddings", is_flag=True, help="Keep the pretrained vectors fixed (with --embeddings)."),
+    click.option("--preset", type=click.Path(path_type=Path), default=None,
+                 help="--model pretrained: a local checkpoint directory, never downloaded: a KerasHub preset, or a "
+                      "Hugging Face BERT-family checkpoint (config.json, model.safetensors, vocab.txt or "
+                      "tokenizer.json). Other models ignore it (so study can mix them)."),
+    click.option("--warmup-share", type=click.FloatRange(0, 1, max_open=True), default=None,
+                 help="Share of all training steps over which the learning rate warms up linearly, then decays "
+                      "linearly to 0. Default: the model's (pretrained 0.1; others keep a constant rate)."),
     click.option("--param", "hparams", multiple=True, callback=parse_hparams,
                  help="Builder argument KEY=VALUE, e.g. --param units=64 (repeatable)."),
     click.option("--overwrite", is_flag=True, help="Delete a complete or interrupted run and train anew."),

@@ -20,9 +20,31 @@ def parts(model: keras.Model) -> tuple[keras.layers.TextVectorization, list[kera
     return vectorizer, embeddings
 
 
+def pretrained_parts(model: keras.Model):
+    """A fine-tuned pretrained encoder's tokenizer and token embedding, or None for a zoo model of our own."""
+    vectorizer = model.get_layer("vectorizer")
+    if not hasattr(vectorizer, "preprocessor"):
+        return None
+    backbone = next(layer for layer in _nested_layers(model) if hasattr(layer, "token_embedding"))
+    return vectorizer.tokenizer, backbone.token_embedding
+
+
+def _nested_layers(model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _nested_layers(layer)
+
+
 def embed_sentence(run_dir: Path, sentence: str) -> tuple[list[str], list[int], dict[str, np.ndarray]]:
     """(tokens, ids, {embedding layer name: (tokens, dim) vectors}) for a sentence."""
-    vectorizer, embeddings = parts(RunDir(run_dir).load_model())
+    model = RunDir(run_dir).load_model()
+    if (found := pretrained_parts(model)) is not None:  # the checkpoint's word pieces and token embedding
+        tokenizer, token_embedding = found
+        ids = [int(i) for i in np.asarray(tokenizer(tf.constant([sentence]))[0]).tolist()]
+        tokens = [tokenizer.id_to_token(i) for i in ids]
+        return tokens, ids, {token_embedding.name: token_embedding.embeddings.numpy()[ids]}
+    vectorizer, embeddings = parts(model)
     tokens = [t.decode("utf-8") for t in text.tokenize(tf.constant([sentence]))[0].numpy().tolist()]
     ids = vectorizer(tf.constant([sentence])).numpy()[0][: len(tokens)].tolist()
     return tokens, ids, {layer.name: layer.embeddings.numpy()[ids] for layer in embeddings}

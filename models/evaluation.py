@@ -17,7 +17,7 @@ from pipeline.data_dir import DataDir
 from pipeline.errors import ReviewflowError
 from pipeline.fasttext_format import LABEL_NAMES, LABEL_PREFIX
 from pipeline.sources import LineReader, TooLongLine
-from pipeline.stats import token_lengths
+from pipeline.text import token_lengths
 
 DEFAULT_EVAL_BATCH = 4096   # large: fills a workstation GPU; a few MB of text on a CPU
 DEFAULT_PREDICT_BATCH = 1024

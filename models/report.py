@@ -24,7 +24,7 @@ ROC_ALL_PNG = "roc_all.png"
 COMPARISON_PNG = "comparison.png"
 RUN_FIGURES = ((CURVES_PNG, "training curves"), (CONFUSION_PNG, "confusion matrix"),
                (RELIABILITY_PNG, "reliability diagram"), (LENGTH_PNG, "accuracy by length"))
-SETTINGS_SHOWN = ("epochs", "batch_size", "max_len", "optimizer", "learning_rate", "hparams", "embeddings", "seed")
+SETTINGS_SHOWN = ("epochs", "batch_size", "max_len", "truncate", "optimizer", "learning_rate", "hparams", "embeddings", "seed")
 
 
 def _environment() -> jinja2.Environment:

@@ -52,6 +52,8 @@ class RunConfig:
     parameters: int
     versions: dict
     embeddings: dict | None = None      # pretrained vectors: file, dimensions, coverage (fit --embeddings)
+    max_len: dict | None = None         # how --max-len was chosen: max_len, source, reason, covered (max_len.py)
+    preset: dict | None = None          # the pretrained checkpoint: path, format, architecture, weights' sha256
 
     @property
     def model(self) -> str:

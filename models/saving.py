@@ -3,7 +3,8 @@
 `model.keras` is loaded with Keras safe mode on, so only registered classes can
 be rebuilt. Whether a class is registered must not depend on which modules a
 command happened to import: importing this module imports every module that
-registers one (the zoo's layers and optimizers, `standardize`). A process that
+registers one (the zoo's layers and optimizers, `standardize`), and KerasHub
+when the file holds a fine-tuned pretrained encoder. A process that
 loads a run, reviewflow's commands or a user's script, needs only
 
     from models import saving
@@ -20,6 +21,7 @@ import keras
 
 import models.zoo.layers  # noqa: F401 - registers the zoo's layers
 import models.zoo.optimizers  # noqa: F401 - registers LazyAdam (in checkpoints/best.keras; not in model.keras)
+import models.zoo.pretrained  # noqa: F401 - registers PresetPreprocessor (KerasHub itself only when needed)
 import pipeline.text  # noqa: F401 - registers `standardize`
 from pipeline.errors import ReviewflowError
 
@@ -51,10 +53,21 @@ def load_model(path: Path, written_by: dict | None = None):
     `written_by`: the versions recorded in the run's config.json, named in the error if loading fails.
     """
     path = Path(path)
+    if _mentions_keras_hub(path):  # a fine-tuned pretrained encoder: KerasHub registers its classes on import
+        import keras_hub  # noqa: F401
     try:
         return keras.saving.load_model(path, safe_mode=True)
     except (ValueError, TypeError, KeyError, OSError, zipfile.BadZipFile) as exc:
         raise ReviewflowError(f"{path}: {explain(exc, written_by)}") from exc
+
+
+def _mentions_keras_hub(path: Path) -> bool:
+    """Whether the file's model config names a KerasHub class (imported only then: it takes seconds)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return b'"keras_hub' in archive.read("config.json")
+    except (zipfile.BadZipFile, KeyError, OSError):
+        return False  # keras.saving.load_model says what is wrong with the file
 
 
 def explain(exc: BaseException, written_by: dict | None) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from models import callbacks as callbacks_lib, multi_worker, pretrained, saving, zoo
+from models import callbacks as callbacks_lib, max_len as max_len_lib, multi_worker, pretrained, saving, zoo
 from models.zoo import optimizers
 from models.run_dir import BACKUP_DIR, BEST_CHECKPOINT, CACHE_DIR, CURVES_PNG, LOGS_DIR, MODEL_FILE, RunConfig, RunDir
 from pipeline import data_service, dataset, plots, text
@@ -26,10 +26,14 @@ STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker")
 MIN_STEPS_PER_EPOCH = 32
 MIN_BATCH_SIZE = 8
 # lazy_adam: Adam that updates only the embedding rows a batch uses (models/zoo/optimizers.py); sgd is sparse too.
-OPTIMIZERS = ("rmsprop", "adam", "lazy_adam", "sgd", "adagrad")
+# adamw: decoupled weight decay, with a linear warm-up and decay (fine-tuning a pretrained encoder).
+OPTIMIZERS = ("rmsprop", "adam", "lazy_adam", "sgd", "adagrad", "adamw")
+ADAMW_WEIGHT_DECAY = 0.01
 # Keras warns when a dataset of unknown size (a tf.data service's) ends its first epoch; that end is
 # how the epoch's size is learnt, not a fault, and capped epochs repeat their dataset.
 warnings.filterwarnings("ignore", message="Your input ran out of data")
+# BERT's pooler gets no gradient: the pretrained model averages the token vectors instead (models/zoo/pretrained.py).
+warnings.filterwarnings("ignore", message=r"Gradients do not exist for variables \['pooled_dense")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,7 +43,8 @@ class FitSettings:
     out: Path
     epochs: int = 10
     batch_size: int | None = None         # per replica; None: the model's (lowered for a small corpus)
-    max_len: int = text.DEFAULT_MAX_LEN
+    max_len: int | None = None            # None: chosen from the train split's lengths (models/max_len.py)
+    truncate: str | None = None           # which tokens of a longer review are kept; None: text.DEFAULT_TRUNCATE
     optimizer: str | None = None          # None: the study's choice for the model
     learning_rate: float | None = None    # None: the optimizer's study default
     patience: int = 3
@@ -55,6 +60,8 @@ class FitSettings:
     hparams: dict = dataclasses.field(default_factory=dict)  # builder arguments, e.g. {"units": 64}
     embeddings: Path | None = None        # pretrained word vectors (.vec / .txt, plain, .gz or .bz2)
     freeze_embeddings: bool = False       # keep the pretrained vectors as they are
+    preset: Path | None = None            # the pretrained model's checkpoint directory (KerasHub or Hugging Face)
+    warmup_share: float | None = None     # of all steps, a linear learning-rate warm-up; None: the model's (0 or 0.1)
     overwrite: bool = False
 
     def __post_init__(self):
@@ -62,8 +69,22 @@ class FitSettings:
             raise ReviewflowError(f"unknown model {self.model!r}; choose from {', '.join(zoo.MODELS)}.")
         if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
             raise ReviewflowError(f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}.")
+        if zoo.needs_preset(self.model):
+            if self.preset is None:
+                raise ReviewflowError(f"the {self.model} model needs --preset DIR: a KerasHub preset or a Hugging "
+                                      "Face checkpoint directory of a BERT-family encoder.")
+            if self.embeddings is not None:
+                raise ReviewflowError(f"--embeddings: the {self.model} model's token embeddings are its "
+                                      "checkpoint's own, trained with its tokenizer; leave out --embeddings.")
+            if self.truncate not in (None, "head"):
+                raise ReviewflowError(f"--truncate {self.truncate}: the {self.model} model's packer keeps the head "
+                                      "of a longer review (and its [CLS]/[SEP]); leave out --truncate.")
+        if self.warmup_share is not None and not 0 <= self.warmup_share < 1:
+            raise ReviewflowError(f"--warmup-share must be in [0, 1), got {self.warmup_share}.")
         if self.freeze_embeddings and self.embeddings is None:
             raise ReviewflowError("--freeze-embeddings needs --embeddings FILE.")
+        if self.truncate is not None and self.truncate not in text.TRUNCATIONS:
+            raise ReviewflowError(f"unknown truncation {self.truncate!r}; choose from {', '.join(text.TRUNCATIONS)}.")
         if self.strategy not in STRATEGIES:
             raise ReviewflowError(f"unknown strategy {self.strategy!r}; choose from {', '.join(STRATEGIES)}.")
         if self.data_service is not None:
@@ -72,8 +93,15 @@ class FitSettings:
                 raise ReviewflowError("--data-service with --strategy multi-worker is not supported yet: each "
                                       "worker would read the whole split. Use one of them.")
 
-    def resolved(self, num_train_examples: int | None = None) -> "FitSettings":
-        """The settings with the model's defaults filled in (the batch size also by the train split's size)."""
+    def max_len_choice(self, data: DataDir | None = None) -> max_len_lib.MaxLenChoice:
+        """--max-len as given, or chosen for this model from the train split's length histogram, and why."""
+        coverage, cap = zoo.max_len_policy(self.model)
+        lengths = data.split("train").lengths() if data is not None else None
+        return max_len_lib.choose(self.max_len, coverage, cap, lengths)
+
+    def resolved(self, data: DataDir | None = None) -> "FitSettings":
+        """The settings with the model's defaults filled in (batch size and --max-len from the train split)."""
+        num_train_examples = data.num_examples("train") if data is not None else None
         optimizer = self.optimizer or zoo.optimizer_for(self.model)
         if optimizer == "lazy_adam" and self.jit_compile and self.optimizer is None:
             # XLA compiles lazy Adam's de-duplication of rows (a dynamic shape) slowly: ngram_bag trained at
@@ -81,7 +109,13 @@ class FitSettings:
             optimizer = "adam"
         learning_rate = self.learning_rate or zoo.learning_rate_for(self.model)
         batch_size = self.batch_size or default_batch_size(self.model, num_train_examples)
-        return dataclasses.replace(self, optimizer=optimizer, learning_rate=learning_rate, batch_size=batch_size)
+        return dataclasses.replace(self, optimizer=optimizer, learning_rate=learning_rate, batch_size=batch_size,
+                                   max_len=self.max_len_choice(data).max_len,
+                                   truncate=self.truncate or ("head" if zoo.needs_preset(self.model)
+                                                              else text.DEFAULT_TRUNCATE),
+                                   warmup_share=(self.warmup_share if self.warmup_share is not None
+                                                 else zoo.warmup_share_for(self.model)),
+                                   preset=self.preset if zoo.needs_preset(self.model) else None)
 
     def to_json(self) -> dict:
         return {key: str(value) if isinstance(value, Path) else value
@@ -125,17 +159,45 @@ def choose_strategy(name: str) -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()  # the default strategy: plain single-device execution
 
 
-def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+def make_optimizer(name: str, learning_rate: float, warmup_share: float = 0.0, total_steps: int | None = None,
+                   clipnorm: float | None = None) -> keras.optimizers.Optimizer:
+    """The named optimizer; with `warmup_share` and `total_steps`, a linear warm-up then linear decay to 0."""
+    rate = float(learning_rate)
+    if warmup_share and total_steps:
+        rate = optimizers.WarmupLinearDecay(rate, max(1, round(warmup_share * total_steps)), total_steps)
+    extra = {"clipnorm": clipnorm} if clipnorm else {}
+    if name == "adamw":
+        return keras.optimizers.AdamW(learning_rate=rate, weight_decay=ADAMW_WEIGHT_DECAY, **extra)
     return {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam, "lazy_adam": optimizers.LazyAdam,
-            "sgd": keras.optimizers.SGD, "adagrad": keras.optimizers.Adagrad}[name](learning_rate=float(learning_rate))
+            "sgd": keras.optimizers.SGD, "adagrad": keras.optimizers.Adagrad}[name](learning_rate=rate, **extra)
 
 
-def build_and_compile(settings: FitSettings, vocab_size: int, vectors: PretrainedVectors | None = None) -> keras.Model:
+def total_steps(settings: FitSettings, num_train_examples: int | None, replicas: int = 1) -> int | None:
+    """Optimizer steps of the whole run (what a decaying learning rate runs down over)."""
+    if settings.steps_per_epoch:
+        return settings.steps_per_epoch * settings.epochs
+    if num_train_examples is None:
+        return None
+    return -(-num_train_examples // (settings.batch_size * replicas)) * settings.epochs
+
+
+def make_vectorizer(settings: FitSettings, data: DataDir):
+    """Raw strings -> the model's inputs: the shards' vocabulary, or a pretrained preset's own tokenizer."""
+    if zoo.needs_preset(settings.model):
+        return zoo.module(settings.model).make_vectorizer(settings.preset, settings.max_len)
+    return text.make_vectorizer(data.vocabulary(), settings.max_len, settings.truncate)
+
+
+def build_and_compile(settings: FitSettings, vocab_size: int, vectors: PretrainedVectors | None = None,
+                      num_train_examples: int | None = None, replicas: int = 1) -> keras.Model:
     """The token-id model (its embeddings started from `vectors`, if given), compiled as the studies compile it."""
-    model = zoo.build(settings.model, vocab_size, settings.max_len, **settings.hparams)
+    preset = {"preset": str(settings.preset)} if zoo.needs_preset(settings.model) else {}
+    model = zoo.build(settings.model, vocab_size, settings.max_len, **settings.hparams, **preset)
     if vectors is not None:
         pretrained.initialize(model, vectors, settings.freeze_embeddings)
-    model.compile(optimizer=make_optimizer(settings.optimizer, settings.learning_rate),
+    optimizer = make_optimizer(settings.optimizer, settings.learning_rate, settings.warmup_share or 0.0,
+                               total_steps(settings, num_train_examples, replicas), zoo.clipnorm_for(settings.model))
+    model.compile(optimizer=optimizer,
                   loss="binary_crossentropy", metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
                   jit_compile=settings.jit_compile)
     return model
@@ -196,7 +258,8 @@ def fit(settings: FitSettings, verbose: int | str = "auto", log=print, data: Dat
 
 
 def _fit_run(settings: FitSettings, data: DataDir, verbose, log) -> FitResult:
-    settings, vectors = pretrained.with_vectors(settings.resolved(data.num_examples("train")), data)
+    max_len_choice = settings.max_len_choice(data)
+    settings, vectors = pretrained.with_vectors(settings.resolved(data), data)
     if settings.strategy == "multi-worker":
         multi_worker.check_enough_shards(data, multi_worker.cluster_task()[2])
     run = RunDir(settings.out)
@@ -208,7 +271,7 @@ def _fit_run(settings: FitSettings, data: DataDir, verbose, log) -> FitResult:
         keras.mixed_precision.set_global_policy(
             "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16")
     try:
-        return _fit(settings, data, vectors, run, resuming, verbose, log)
+        return _fit(settings, data, vectors, run, resuming, verbose, log, max_len_choice)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)  # the policy is process-wide
 
@@ -235,15 +298,20 @@ def make_inputs(settings: FitSettings, data: DataDir, vectorizer, global_batch: 
 
 
 def _fit(settings: FitSettings, data: DataDir, vectors: PretrainedVectors | None, run: RunDir, resuming: bool,
-         verbose, log) -> FitResult:
-    vectorizer = text.make_vectorizer(data.vocabulary(), settings.max_len)
+         verbose, log, max_len_choice: max_len_lib.MaxLenChoice) -> FitResult:
+    vectorizer = make_vectorizer(settings, data)
     strategy = choose_strategy(settings.strategy)
     global_batch = settings.batch_size * strategy.num_replicas_in_sync
     with strategy.scope():
-        model = build_and_compile(settings, vectorizer.vocabulary_size(), vectors)
+        model = build_and_compile(settings, vectorizer.vocabulary_size(), vectors, data.num_examples("train"),
+                                  strategy.num_replicas_in_sync)
         # Optimizer slots are created here, in the strategy's scope, before a resume loads them.
         model.optimizer.build(model.trainable_variables)
-    config = write_config(run, settings, data, vectorizer.vocabulary_size(), model, strategy, vectors)
+    config = write_config(run, settings, data, vectorizer.vocabulary_size(), model, strategy, vectors,
+                          max_len_choice)
+    if verbose:
+        log(f"--max-len {settings.max_len} ({max_len_choice.source}: {max_len_choice.reason}); longer reviews "
+            f"keep their {settings.truncate.replace('_', ' and ')}")
     if vectors is not None and verbose:
         log(pretrained.coverage_line(config.embeddings))
     cache_dir = run / CACHE_DIR
@@ -269,14 +337,17 @@ def _fit(settings: FitSettings, data: DataDir, vectors: PretrainedVectors | None
 
 
 def write_config(run: RunDir, settings: FitSettings, data: DataDir, vocab_size: int, model: keras.Model, strategy,
-                 vectors: PretrainedVectors | None) -> RunConfig:
+                 vectors: PretrainedVectors | None, max_len_choice: max_len_lib.MaxLenChoice) -> RunConfig:
     """RUN/config.json: the settings, what the run was trained on, and with what."""
     config = RunConfig(
         settings=settings.to_json(), global_batch_size=settings.batch_size * strategy.num_replicas_in_sync,
         replicas=strategy.num_replicas_in_sync, vocab_size=vocab_size,
         vocab_sha256=data.vocab_sha256, data_manifest_sha256=data.manifest_sha256, parameters=model.count_params(),
         versions=saving.versions(),
-        embeddings=pretrained.describe(vectors, data, settings.freeze_embeddings) if vectors else None)
+        embeddings=pretrained.describe(vectors, data, settings.freeze_embeddings) if vectors else None,
+        max_len=dataclasses.asdict(max_len_choice),
+        preset=(dataclasses.asdict(zoo.module(settings.model).describe(settings.preset))
+                if zoo.needs_preset(settings.model) else None))
     run.write_config(config)
     return config
 

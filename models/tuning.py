@@ -58,9 +58,12 @@ def training_space(hp: kt.HyperParameters, base: training.FitSettings, num_train
     default = zoo.learning_rate_for(base.model)
     optimizers = list(dict.fromkeys([zoo.optimizer_for(base.model), "adam", "rmsprop"]))  # the model's own first
     largest = training.largest_batch_size(num_train_examples)
-    return {"learning_rate": hp.Float("learning_rate", default / 10, default * 10, sampling="log"),
-            "batch_size": hp.Choice("batch_size", sorted({min(size, largest) for size in BATCH_SIZES})),
-            "optimizer": hp.Choice("optimizer", optimizers)}
+    space = {"learning_rate": hp.Float("learning_rate", default / 10, default * 10, sampling="log"),
+             "batch_size": hp.Choice("batch_size", sorted({min(size, largest) for size in BATCH_SIZES})),
+             "optimizer": hp.Choice("optimizer", optimizers)}
+    if zoo.warmup_share_for(base.model):  # a fine-tuned encoder: how long the learning rate warms up
+        space["warmup_share"] = hp.Choice("warmup_share", [0.0, 0.06, 0.1, 0.2])
+    return space
 
 
 def trial_settings(hp: kt.HyperParameters, base: training.FitSettings, fixed: dict,
@@ -85,11 +88,12 @@ class ZooHyperModel(kt.HyperModel):
     def __init__(self, base: training.FitSettings, fixed: dict, data: DataDir, vectors, cache_dir: Path):
         super().__init__(name=base.model)
         self.base, self.fixed, self.data, self.vectors, self.cache_dir = base, fixed, data, vectors, cache_dir
-        self.vectorizer = text.make_vectorizer(data.vocabulary(), base.max_len)
+        self.vectorizer = training.make_vectorizer(base, data)
 
     def build(self, hp):
         settings = trial_settings(hp, self.base, self.fixed, self.data.num_examples("train"))
-        model = training.build_and_compile(settings, self.vectorizer.vocabulary_size(), self.vectors)
+        model = training.build_and_compile(settings, self.vectorizer.vocabulary_size(), self.vectors,
+                                           self.data.num_examples("train"))
         zoo.adapt(settings.model, model, dataset.make_dataset(self.data, "train", dataset.BLOCK_EXAMPLES,
                                                               settings.max_len, vectorizer=self.vectorizer))
         return model
@@ -193,7 +197,7 @@ def tune(settings: TuneSettings, log=print, verbose: int = 1,
         raise ReviewflowError(f"{run.path} already holds a complete run. Pass --overwrite to tune again, "
                               "or choose another --out.")
     data = data or training.open_data(settings.fit.data)
-    base, vectors = pretrained.with_vectors(settings.fit.resolved(data.num_examples("train")), data)
+    base, vectors = pretrained.with_vectors(settings.fit.resolved(data), data)
     if base.seed is not None:
         keras.utils.set_random_seed(base.seed)
     cache_dir = run / TUNER_DIR / CACHE_DIR

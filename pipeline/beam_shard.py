@@ -94,6 +94,7 @@ def build_pipeline(pipeline, settings: ShardSettings, out: Path, num_shards: dic
               *_count_items(examples, rejects)]
     for split, split_examples in zip(shards.SPLITS, by_split):
         report.append(_write_split(split, split_examples, out, num_shards[split], settings.compression))
+        report.append(_length_items(split, split_examples))
     report.append(_vocabulary_item(by_split[shards.SPLITS.index("train")],
                                    settings.vocab_size - text.NUM_SPECIAL_TOKENS))
     _ = (report
@@ -177,6 +178,23 @@ def count_tokens(texts: list[bytes]) -> Iterable[tuple[bytes, int]]:
     return zip(unique.numpy().tolist(), counts.numpy().tolist())
 
 
+def token_lengths(texts: list[bytes]) -> Iterable[int]:
+    """Tokens per text of a batch, counted as the local runner counts them."""
+    return text.token_lengths(tf.constant(texts)).numpy().tolist()
+
+
+def _length_items(split: str, examples):
+    """Report items: reviews of the split per length in tokens (the manifest's length histogram)."""
+    return (examples
+            | f"Texts{split}" >> beam.Map(lambda example: example[3])
+            | f"TextBatches{split}" >> beam.BatchElements(min_batch_size=1, max_batch_size=TOKEN_COUNT_BATCH)
+            | f"Lengths{split}" >> beam.FlatMap(token_lengths)
+            | f"KeyLengths{split}" >> beam.Map(lambda length: (length, 1))
+            | f"CountLengths{split}" >> beam.CombinePerKey(sum)
+            | f"LengthItems{split}" >> beam.Map(
+                lambda pair: {"kind": "length", "split": split, "length": pair[0], "count": pair[1]}))
+
+
 def _vocabulary_item(train_examples, num_tokens: int):
     """The report's vocabulary: the top tokens of the train split in adapt's order, and the totals."""
     counts = (train_examples
@@ -202,7 +220,7 @@ def _assemble_manifest(settings: ShardSettings, out: Path, report: list[dict],
                        started: float) -> manifest_lib.Manifest:
     """The manifest from the pipeline's report, after the checks every run must pass."""
     items = {kind: [item for item in report if item["kind"] == kind]
-             for kind in ("source", "written", "rejected", "labels", "shard", "vocabulary")}
+             for kind in ("source", "written", "rejected", "labels", "shard", "vocabulary", "length")}
     source_infos = [_source_info(name, out, items) for name in settings.sources()]
     splits = {split: _split_info(split, items) for split in shards.SPLITS}
     shard_plan.check_train_split(splits["train"].num_examples, settings)
@@ -223,7 +241,8 @@ def _split_info(split: str, items: dict) -> manifest_lib.SplitInfo:
     if in_shards != num_examples:
         raise ReviewflowError(f"the Beam pipeline routed {num_examples:,} examples to {split} but its shards hold "
                               f"{in_shards:,}; nothing was marked complete. Run again.")
-    return manifest_lib.SplitInfo(num_examples, label_counts, shard_infos)
+    lengths = {item["length"]: item["count"] for item in items["length"] if item["split"] == split}
+    return manifest_lib.SplitInfo(num_examples, label_counts, shard_infos, manifest_lib.length_counts(lengths))
 
 
 def _source_info(name: str, out: Path, items: dict) -> manifest_lib.SourceInfo:

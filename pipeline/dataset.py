@@ -105,5 +105,7 @@ def make_dataset(data: DataDir, split: str, batch_size: int, max_len: int = text
 def cache_ids(dataset: tf.data.Dataset, cache_path: Path) -> tf.data.Dataset:
     """Blocks of (ids, labels) -> examples, cached in a file after the first full pass."""
     Path(cache_path).parent.mkdir(parents=True, exist_ok=True)
-    dataset = dataset.map(lambda ids, labels: (tf.cast(ids, tf.int32), labels))
+    # A pretrained preset's inputs are a dict (token ids, padding mask, ...): every part cast the same way.
+    dataset = dataset.map(lambda ids, labels: (tf.nest.map_structure(lambda part: tf.cast(part, tf.int32), ids),
+                                               labels))
     return dataset.unbatch().cache(str(cache_path))

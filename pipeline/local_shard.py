@@ -17,7 +17,7 @@ from pipeline import manifest as manifest_lib, shard_plan, shards, sources, text
 from pipeline.fasttext_format import parse_line
 from pipeline.rejects import RejectLog
 from pipeline.shard_plan import ShardSettings
-from pipeline.vocab import VocabularyCounter, write_vocabulary_file
+from pipeline.vocab import TokenCounter, write_vocabulary_file
 
 VOCAB_BATCH_LINES = 4096   # texts per counting batch: big enough to amortize a TF call
 PROGRESS_EVERY_LINES = 20_000
@@ -29,7 +29,7 @@ def shard_locally(settings: ShardSettings, out: Path, progress: bool) -> manifes
     writers = {split: shards.SplitWriter(out, split, count, settings.compression)
                for split, count in shard_plan.plan_split_shards(settings).items()}
     rejects = RejectLog(out)
-    counter = VocabularyCounter()
+    counter = TokenCounter()
     hasher = concurrent.futures.ThreadPoolExecutor(max_workers=1)
     hashes = {name: hasher.submit(shards.file_sha256, path) for name, path in settings.sources().items()}
     try:
@@ -38,7 +38,7 @@ def shard_locally(settings: ShardSettings, out: Path, progress: bool) -> manifes
                         for name, path in settings.sources().items()]
         counter.close()
         shard_plan.check_train_split(writers["train"].num_examples, settings)
-        split_infos = {split: _finish(writer) for split, writer in writers.items()}
+        split_infos = {split: _finish(writer, counter.lengths.get(split, {})) for split, writer in writers.items()}
         rejects.finish()
         ranked = counter.most_common(settings.vocab_size - text.NUM_SPECIAL_TOKENS)
         vocabulary = write_vocabulary_file(out, ranked, len(counter.counts), counter.num_tokens)
@@ -57,11 +57,11 @@ def shard_locally(settings: ShardSettings, out: Path, progress: bool) -> manifes
 
 
 def _write_source(settings: ShardSettings, name: str, path: Path, writers: dict[str, shards.SplitWriter],
-                  rejects: RejectLog, counter: VocabularyCounter, progress: bool) -> manifest_lib.SourceInfo:
+                  rejects: RejectLog, counter: TokenCounter, progress: bool) -> manifest_lib.SourceInfo:
     """Parse one source file and write each line to its split, or to the rejects."""
     reader = sources.LineReader(path, settings.max_line_bytes, settings.parallelism)
     encoder = shards.ExampleEncoder()
-    vocab_batch: list[bytes] = []
+    batches: dict[str, list[bytes]] = {split: [] for split in shard_plan.SOURCE_SPLITS[name]}
     written = 0
     bar = tqdm(desc=path.name, unit="B", unit_scale=True, disable=not progress, mininterval=0.5)
     for line in reader:
@@ -73,14 +73,15 @@ def _write_source(settings: ShardSettings, name: str, path: Path, writers: dict[
         split = shard_plan.split_of(name, label, text_bytes, settings)
         writers[split].write(encoder.encode(text_bytes, label), label)
         written += 1
-        if split == "train":  # the vocabulary is the training split's
-            vocab_batch.append(text_bytes)
-            if len(vocab_batch) >= VOCAB_BATCH_LINES:
-                counter.add(vocab_batch)
-                vocab_batch = []
+        batch = batches[split]  # counted for the split's length histogram (and, for train, the vocabulary)
+        batch.append(text_bytes)
+        if len(batch) >= VOCAB_BATCH_LINES:
+            counter.add(batch, split)
+            batches[split] = []
         if progress and written % PROGRESS_EVERY_LINES == 0:
             _update_bar(bar, reader)
-    counter.add(vocab_batch)
+    for split, batch in batches.items():
+        counter.add(batch, split)
     _update_bar(bar, reader)
     bar.close()
     info = manifest_lib.SourceInfo(
@@ -96,10 +97,11 @@ def _write_source(settings: ShardSettings, name: str, path: Path, writers: dict[
     return info
 
 
-def _finish(writer: shards.SplitWriter) -> manifest_lib.SplitInfo:
-    """Rename the split's shards into place and describe the split."""
+def _finish(writer: shards.SplitWriter, lengths: dict[int, int]) -> manifest_lib.SplitInfo:
+    """Rename the split's shards into place and describe the split (with its length histogram)."""
     label_counts = {"0": writer.label_counts[0], "1": writer.label_counts[1]}
-    return manifest_lib.SplitInfo(writer.num_examples, label_counts, writer.finish())
+    return manifest_lib.SplitInfo(writer.num_examples, label_counts, writer.finish(),
+                                  manifest_lib.length_counts(lengths))
 
 
 def _update_bar(bar: tqdm, reader: sources.LineReader) -> None:

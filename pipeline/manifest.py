@@ -23,6 +23,12 @@ class SplitInfo:
     num_examples: int
     label_counts: dict[str, int]  # "0" (negative) and "1" (positive)
     shards: list[ShardInfo]
+    # Reviews per length in tokens ("12": 345), as `text.token_lengths` counts them; None in older directories.
+    length_counts: dict[str, int] | None = None
+
+    def lengths(self) -> dict[int, int] | None:
+        """The length histogram with int keys, or None if this directory was sharded before it was kept."""
+        return None if self.length_counts is None else {int(k): v for k, v in self.length_counts.items()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +71,7 @@ class Manifest:
     @classmethod
     def from_json(cls, obj: dict) -> "Manifest":
         splits = {name: SplitInfo(split["num_examples"], split["label_counts"],
-                                  [ShardInfo(**shard) for shard in split["shards"]])
+                                  [ShardInfo(**shard) for shard in split["shards"]], split.get("length_counts"))
                   for name, split in obj["splits"].items()}
         return cls(
             format_version=obj["format_version"],
@@ -77,6 +83,11 @@ class Manifest:
             num_rejected=obj["num_rejected"],
             seconds=obj["seconds"],
         )
+
+
+def length_counts(histogram: dict[int, int]) -> dict[str, int]:
+    """A length histogram as the manifest holds it: JSON keys, shortest first."""
+    return {str(length): count for length, count in sorted(histogram.items())}
 
 
 def write_manifest(data_dir: Path, manifest: Manifest) -> None:

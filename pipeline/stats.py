@@ -18,7 +18,7 @@ from pipeline import dataset, plots, text
 from pipeline.data_dir import DataDir
 from pipeline.fasttext_format import parse_line
 from pipeline.sources import LineReader
-from pipeline.vocab import VocabularyCounter
+from pipeline.vocab import TokenCounter
 
 BATCH = 4096
 SHARE_LENGTHS = tuple(range(100, 1000, 50))   # the reference study's padding table: 100, 150, ..., 950
@@ -42,12 +42,6 @@ class SplitStats:
         return sum(c for v, c in self.lengths.items() if v <= length) / max(1, self.num_examples)
 
 
-@tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-def token_lengths(texts):
-    """Tokens per text, as training's standardize() and split count them."""
-    return text.tokenize(texts).row_lengths()
-
-
 @dataclasses.dataclass
 class CorpusStats:
     splits: dict[str, SplitStats]
@@ -65,7 +59,7 @@ def _batches_from_data_dir(data: DataDir, split: str) -> Iterator[tuple[tf.Tenso
         yield texts, labels.numpy().reshape(-1).astype(int)
 
 
-def _batches_from_file(path: Path, counter: VocabularyCounter) -> Iterator[tuple[tf.Tensor, np.ndarray]]:
+def _batches_from_file(path: Path, counter: TokenCounter) -> Iterator[tuple[tf.Tensor, np.ndarray]]:
     """Valid lines of a raw file in batches; their tokens are counted on the way, for coverage."""
     texts, labels = [], []
     for line in LineReader(path):
@@ -85,20 +79,34 @@ def _batches_from_file(path: Path, counter: VocabularyCounter) -> Iterator[tuple
 def _accumulate(batches) -> SplitStats:
     stats = SplitStats()
     for texts, labels in batches:
-        stats.lengths.update(token_lengths(texts).numpy().tolist())
+        text.add_lengths(stats.lengths, text.token_lengths(texts).numpy())
         stats.label_counts.update(labels.tolist())
         stats.num_examples += len(labels)
     return stats
 
 
-def corpus_stats(source: Path | DataDir) -> CorpusStats:
-    """Stats of a data directory (every split; opened, or a path) or of a raw fastText file (its valid lines)."""
+def from_manifest(split) -> SplitStats | None:
+    """A split's stats as `shard` recorded them (no pass over the data); None for an older directory."""
+    lengths = split.lengths()
+    if lengths is None:
+        return None
+    labels = collections.Counter({int(label): count for label, count in split.label_counts.items()})
+    return SplitStats(split.num_examples, labels, collections.Counter(lengths))
+
+
+def corpus_stats(source: Path | DataDir, read_shards: bool = False) -> CorpusStats:
+    """Stats of a data directory (every split; opened, or a path) or of a raw fastText file (its valid lines).
+
+    A data directory's lengths come from its manifest; one sharded before the manifest kept them (or
+    `read_shards`) is read through once.
+    """
     if isinstance(source, DataDir) or Path(source).is_dir():
         data = source if isinstance(source, DataDir) else DataDir.open(source)
-        splits = {split: _accumulate(_batches_from_data_dir(data, split)) for split in data.manifest.splits}
+        splits = {split: (None if read_shards else from_manifest(info)) or
+                  _accumulate(_batches_from_data_dir(data, split)) for split, info in data.manifest.splits.items()}
         return CorpusStats(splits, data.manifest.vocabulary.coverage, data.manifest.vocabulary.size)
     path = Path(source)
-    counter = VocabularyCounter()
+    counter = TokenCounter()
     split = _accumulate(_batches_from_file(path, counter))
     counter.close()
     kept = counter.most_common(text.DEFAULT_VOCAB_SIZE - text.NUM_SPECIAL_TOKENS)

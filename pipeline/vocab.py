@@ -23,13 +23,14 @@ def count_tokens(texts: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     return unique, counts
 
 
-class VocabularyCounter:
-    """Counts tokens of text batches in a background thread, into a TensorFlow hash table.
+class TokenCounter:
+    """Counts the training split's tokens, and every split's review lengths, in a background thread.
 
     Tokenizing, counting within a batch and adding to the running totals are
     all TensorFlow ops, which release the GIL: counting overlaps with parsing
     and writing on the main thread. Memory holds one count per distinct token
-    (which grows far slower than the corpus) plus a bounded queue of batches.
+    (which grows far slower than the corpus), one per distinct review length,
+    and a bounded queue of batches. Each text is tokenized once for both.
     """
 
     def __init__(self):
@@ -38,18 +39,26 @@ class VocabularyCounter:
         self._pending: collections.deque[concurrent.futures.Future] = collections.deque()
         self._add = tf.function(self._add_batch, input_signature=[tf.TensorSpec([None], tf.string)])
         self._counts: collections.Counter[bytes] | None = None
+        self.lengths: dict[str, dict[int, int]] = {}  # split -> {length in tokens: reviews}
 
     def _add_batch(self, texts):
-        unique, counts = count_tokens(texts)
+        tokens = text.tokenize(texts)
+        unique, _, counts = tf.unique_with_counts(tokens.flat_values, out_idx=tf.int64)
         self._table.insert(unique, self._table.lookup(unique) + counts)
+        return tokens.row_lengths()
 
-    def add(self, texts: list[bytes]) -> None:
-        """Queue a batch of raw texts for counting; blocks while too many wait."""
+    def _count(self, texts: tf.Tensor, split: str) -> None:
+        """In the counting thread: tokens (of the training split only) and lengths."""
+        lengths = self._add(texts) if split == "train" else text.token_lengths(texts)
+        text.add_lengths(self.lengths.setdefault(split, {}), lengths.numpy())
+
+    def add(self, texts: list[bytes], split: str = "train") -> None:
+        """Queue a batch of raw texts of `split` for counting; blocks while too many wait."""
         if not texts:
             return
         while len(self._pending) >= MAX_BATCHES_IN_FLIGHT:
             self._pending.popleft().result()
-        self._pending.append(self._executor.submit(self._add, tf.constant(texts)))
+        self._pending.append(self._executor.submit(self._count, tf.constant(texts), split))
         self._counts = None
 
     def close(self) -> None:

@@ -97,9 +97,12 @@ def help_of(command: str, option: str) -> str:
 def test_the_clis_choices_and_stated_defaults_are_the_librarys():
     # The CLI spells them out so that `--help` needs no TensorFlow; these keep the copies true.
     from models import training, tuning
+    from pipeline import text
 
     assert choices("fit", "optimizer") == training.OPTIMIZERS
     assert choices("fit", "strategy") == training.STRATEGIES
+    assert choices("fit", "truncate") == text.TRUNCATIONS and f"Default: {text.DEFAULT_TRUNCATE}" in help_of(
+        "fit", "truncate")
     assert choices("tune", "tuner") == tuning.TUNERS
     for name in zoo.MODELS:
         optimizer, rate = zoo.optimizer_for(name), zoo.learning_rate_for(name)

@@ -35,6 +35,7 @@ def test_same_counts_vocabulary_and_rejects_as_the_local_command(beam_dir, data_
     for name, split in local.splits.items():
         assert beam.splits[name].num_examples == split.num_examples
         assert beam.splits[name].label_counts == split.label_counts
+        assert beam.splits[name].length_counts == split.length_counts and split.length_counts
         assert [shard.path for shard in beam.splits[name].shards] == [shard.path for shard in split.shards]
         assert sum(shard.num_examples for shard in beam.splits[name].shards) == split.num_examples
 

@@ -5,6 +5,8 @@ import tensorflow as tf
 from models import zoo
 from models.training import FitSettings, build_and_compile
 
+# Models of token ids over the shards' vocabulary; `pretrained` takes its checkpoint's (tests/test_pretrained.py).
+TOKEN_ID_MODELS = sorted(name for name in zoo.MODELS if not zoo.needs_preset(name))
 SMALL = {"hybrid": dict(filters=8, dense_units=8, lstm_units=8),
          "hybrid_split": dict(filters=8, dense_units=8, lstm_units=8)}
 
@@ -16,11 +18,11 @@ def build(name, **overrides):
 
 def test_registry_holds_every_study_model():
     assert set(zoo.MODELS) == {"cnn", "rnn", "lstm", "cnn_lstm", "ffn", "hybrid", "hybrid_split", "ngram_bag",
-                               "linear", "transformer"}
+                               "linear", "transformer", "pretrained"}
     assert zoo.optimizer_for("hybrid") == "adam" and zoo.optimizer_for("cnn") == "rmsprop"
 
 
-@pytest.mark.parametrize("name", sorted(zoo.MODELS))
+@pytest.mark.parametrize("name", TOKEN_ID_MODELS)
 def test_maps_ids_to_probabilities_and_a_step_changes_weights(name):
     model = build(name)
     rng = np.random.default_rng(0)
@@ -73,7 +75,8 @@ def test_every_search_space_names_its_builders_arguments_and_builds(name):
     assert space and set(space) <= set(inspect.signature(zoo.module(name).build).parameters) - {"vocab_size", "max_len"}
     assert set(space) == {p.name for p in hp.space}  # every searched value reaches the builder
     largest = {p.name: max(p.values) if hasattr(p, "values") else p.max_value for p in hp.space}
-    assert zoo.build(name, vocab_size=200, max_len=16, **largest).count_params() > 0
+    if not zoo.needs_preset(name):  # the pretrained one builds from a checkpoint: tests/test_pretrained.py
+        assert zoo.build(name, vocab_size=200, max_len=16, **largest).count_params() > 0
 
 
 def test_builders_take_hyperparameters_as_named_arguments():
@@ -160,3 +163,15 @@ def test_linear_is_logistic_regression_on_scikit_learns_tfidf():
     np.testing.assert_allclose(np.asarray(model(ids)).ravel(), expected, rtol=1e-5)
     penalty = float(np.sum(weights ** 2) / (2 * logit.c * len(documents)))
     assert float(model.losses[0]) == pytest.approx(penalty, rel=1e-5)
+
+
+def test_linear_counts_terms_as_the_pairwise_comparison_did():
+    # The quadratic formula linear used before: every position compared with every other.
+    from models.zoo.layers import term_counts
+    rng = np.random.default_rng(0)
+    for vocabulary, length in ((5, 7), (40, 300), (3000, 1000)):
+        features = rng.integers(0, vocabulary, size=(16, length)).astype("int64")
+        features[:, length // 2:] *= rng.integers(0, 2, size=(16, length - length // 2))  # padding in the tail
+        pairwise = ((features[:, :, None] == features[:, None, :]) & (features[:, None, :] != 0)).sum(axis=2)
+        counted = term_counts(tf.constant(features)).numpy()
+        np.testing.assert_array_equal(np.where(features != 0, counted, 0), pairwise)

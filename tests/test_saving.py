@@ -32,9 +32,11 @@ PARAMS = {"hybrid": ["filters=8", "dense_units=8", "lstm_units=8"],
           "hybrid_split": ["filters=8", "dense_units=8", "lstm_units=8"],
           "ngram_bag": ["buckets=4096"], "linear": ["buckets=4096"], "transformer": ["num_layers=1"]}
 # Each optimizer `fit` accepts, on two models each; None: the model's own (lazy_adam for ngram_bag).
-OPTIMIZER = {"cnn": "rmsprop", "rnn": "sgd", "lstm": "adagrad", "cnn_lstm": "lazy_adam", "ffn": "adam",
-             "hybrid": "sgd", "hybrid_split": "adagrad", "ngram_bag": None, "linear": "rmsprop",
+OPTIMIZER = {"cnn": "rmsprop", "rnn": "sgd", "lstm": "adagrad", "cnn_lstm": "lazy_adam", "ffn": "adamw",
+             "hybrid": "sgd", "hybrid_split": "adagrad", "ngram_bag": None, "linear": None,
              "transformer": "lazy_adam"}
+# The pretrained encoder needs a checkpoint: tests/test_pretrained.py reads its runs in new processes the same way.
+MATRIX = [name for name in zoo.MODELS if not zoo.needs_preset(name)]
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
@@ -68,10 +70,10 @@ def tiny_data(tmp_path_factory):
 def test_every_optimizer_fit_accepts_is_covered():
     from models.training import OPTIMIZERS
     assert {optimizer or zoo.optimizer_for(name) for name, optimizer in OPTIMIZER.items()} == set(OPTIMIZERS)
-    assert set(OPTIMIZER) == set(zoo.MODELS)
+    assert set(OPTIMIZER) == set(MATRIX) and len(MATRIX) == len(zoo.MODELS) - 1
 
 
-@pytest.mark.parametrize("name", sorted(zoo.MODELS))
+@pytest.mark.parametrize("name", sorted(MATRIX))
 def test_a_run_loads_in_every_command_of_a_new_process(name, tiny_data, tmp_path):
     run = tmp_path / name
     options = [arg for param in PARAMS.get(name, []) for arg in ("--param", param)]

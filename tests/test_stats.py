@@ -32,3 +32,15 @@ def test_stats_of_a_data_directory(data_dir, tmp_path):
     assert f"train: {manifest.splits['train'].num_examples:,} reviews" in result.output
     assert "at most 950 tokens" in result.output and "recommended --max-len" in result.output
     assert (tmp_path / "h.png").stat().st_size > 0
+
+
+def test_the_manifests_length_table_equals_a_pass_over_the_shards(data_dir):
+    recorded = stats.corpus_stats(data_dir)               # from manifest.json: no pass over the data
+    counted = stats.corpus_stats(data_dir, read_shards=True)
+    manifest = read_manifest(data_dir)
+    for split in ("train", "validation", "test"):
+        assert manifest.splits[split].length_counts  # shard recorded every split's histogram
+        assert recorded.splits[split].lengths == counted.splits[split].lengths
+        assert recorded.splits[split].label_counts == counted.splits[split].label_counts
+        assert recorded.splits[split].num_examples == counted.splits[split].num_examples
+    assert stats.summary_lines(recorded) == stats.summary_lines(counted)

@@ -1,3 +1,4 @@
+import numpy as np
 import tensorflow as tf
 
 from pipeline import text
@@ -24,3 +25,27 @@ def test_vectorizer_pads_at_the_end_and_maps_unknown_to_one():
     vectorizer = text.make_vectorizer(["good", "bad"], max_len=5)
     ids = vectorizer(tf.constant(["Good, BAD unseen", ""])).numpy()
     assert ids.tolist() == [[2, 3, 1, 0, 0], [0, 0, 0, 0, 0]]
+
+
+def test_truncations_keep_the_head_the_tail_or_both_of_a_long_review():
+    words = [f"w{i}" for i in range(20)]
+    review = tf.constant([" ".join(words), "w1 w2", ""])
+    kept = {truncate: text.make_vectorizer(words, max_len=8, truncate=truncate)(review).numpy().tolist()
+            for truncate in text.TRUNCATIONS}
+    ids = list(range(2, 22))  # w0 is id 2
+    assert kept["head"][0] == ids[:8] and kept["tail"][0] == ids[-8:]
+    assert kept["head_tail"][0] == ids[:2] + ids[-6:]  # a quarter from the head, the rest from the tail
+    for rows in kept.values():  # short reviews are whole, padded at the end, in every mode
+        assert rows[1] == [3, 4, 0, 0, 0, 0, 0, 0] and rows[2] == [0] * 8
+
+
+def test_head_truncation_equals_keep_head_and_tail_with_the_whole_head():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(0, 40, size=64)
+    ragged = tf.RaggedTensor.from_row_lengths(rng.integers(1, 100, size=int(lengths.sum())), lengths)
+    head = ragged.to_tensor(shape=[None, 16]).numpy()
+    np.testing.assert_array_equal(text.keep_head_and_tail(ragged, 16, 16).numpy(), head)
+    tail = text.keep_head_and_tail(ragged, 16, 0).numpy()
+    for row, length in zip(range(64), lengths):
+        expected = ragged[row].numpy()[-16:] if length > 16 else ragged[row].numpy()
+        np.testing.assert_array_equal(tail[row][: min(length, 16)], expected)

@@ -4,14 +4,14 @@ import keras
 import tensorflow as tf
 
 from pipeline import text
-from pipeline.vocab import VocabularyCounter, read_vocabulary, write_vocabulary
+from pipeline.vocab import TokenCounter, read_vocabulary, write_vocabulary
 
 
 def test_vocabulary_equals_textvectorization_adapt(corpus_files):
     from pipeline import synthetic
     lines = [line.rstrip(b"\n") for line in synthetic.generate_lines(800, seed=5)]
     texts = [line.split(b" ", 1)[1] for line in lines]
-    counter = VocabularyCounter()
+    counter = TokenCounter()
     for start in range(0, len(texts), 100):
         counter.add(texts[start:start + 100])
     counter.close()
@@ -25,7 +25,7 @@ def test_vocabulary_equals_textvectorization_adapt(corpus_files):
 def test_counts_equal_tokenizing_each_text_on_tricky_unicode():
     texts = ["Great!!! well-made, CAFÉ café\u00a0naïve", "ＡＢＣ ﬁne\u2028end", "x\x0by\x0cz\tw", "«quoted» — dash",
              "Straße STRASSE ǅ", "e\u0301 \u0301e", "...", "emoji🙂smile"]
-    counter = VocabularyCounter()
+    counter = TokenCounter()
     counter.add([t.encode() for t in texts])
     counter.close()
     direct = collections.Counter(t for row in text.tokenize(tf.constant(texts)).numpy().tolist() for t in row)

@@ -6,7 +6,8 @@ and the CLI lists the names in `--help` without it.
 
 Each module also defines `search_space(hp)`: the builder arguments that `tune`
 searches, next to the builder they feed. It may define `OPTIMIZER`,
-`LEARNING_RATE`, `BATCH_SIZE` and `EARLY_STOPPING` (its defaults) and
+`LEARNING_RATE`, `BATCH_SIZE`, `EARLY_STOPPING`, `MAX_LEN_COVERAGE` and
+`MAX_LEN_CAP` (its defaults) and
 `adapt(model, batches) -> bool` (statistics of the training split, set
 before the first epoch, e.g. `linear`'s IDF; True if it read the batches).
 """
@@ -20,12 +21,17 @@ import types
 from pipeline.errors import ReviewflowError
 
 # The registry: a name is the module `models/zoo/NAME.py`, which defines `build`.
-MODELS = ("cnn", "rnn", "lstm", "cnn_lstm", "ffn", "hybrid", "hybrid_split", "ngram_bag", "linear", "transformer")
+MODELS = ("cnn", "rnn", "lstm", "cnn_lstm", "ffn", "hybrid", "hybrid_split", "ngram_bag", "linear", "transformer",
+          "pretrained")
 
 # The studies' optimizer: RMSprop at Keras's default rate, unless the module names its own.
 DEFAULT_OPTIMIZER = "rmsprop"
 DEFAULT_LEARNING_RATE = 1e-3
 DEFAULT_BATCH_SIZE = 64
+# fit without --max-len takes this share of training reviews whole, up to this many tokens (models/max_len.py):
+# a sequence model's time and memory per step grow with the length (attention's with its square).
+DEFAULT_MAX_LEN_COVERAGE = 0.9
+DEFAULT_MAX_LEN_CAP = 512
 
 
 def module(name: str) -> types.ModuleType:
@@ -39,7 +45,7 @@ def parameters(name: str) -> dict:
     """The builder's arguments that `--param` may set, with their defaults."""
     signature = inspect.signature(module(name).build)
     return {parameter.name: parameter.default for parameter in signature.parameters.values()
-            if parameter.name not in ("vocab_size", "max_len")}
+            if parameter.name not in ("vocab_size", "max_len", "preset")}
 
 
 def check_hyperparameters(name: str, hyperparameters: dict) -> None:
@@ -53,7 +59,7 @@ def check_hyperparameters(name: str, hyperparameters: dict) -> None:
 
 def build(name: str, vocab_size: int, max_len: int, **hyperparameters):
     """The named architecture's token-id model; a `--param` value it cannot take is a ReviewflowError."""
-    check_hyperparameters(name, hyperparameters)
+    check_hyperparameters(name, {key: value for key, value in hyperparameters.items() if key != "preset"})
     try:
         return module(name).build(vocab_size=vocab_size, max_len=max_len, **hyperparameters)
     except (TypeError, ValueError) as exc:  # a value of the wrong type or range, e.g. embedding_dim=abc
@@ -76,6 +82,27 @@ def stops_early(name: str) -> bool:
     regularized model: `linear`), where a small validation split's noisy loss would pick an early epoch.
     """
     return getattr(module(name), "EARLY_STOPPING", True)
+
+
+def max_len_policy(name: str) -> tuple[float, int]:
+    """(share of training reviews to take whole, the most tokens) for fit's choice of --max-len."""
+    module_ = module(name)
+    return (getattr(module_, "MAX_LEN_COVERAGE", DEFAULT_MAX_LEN_COVERAGE),
+            getattr(module_, "MAX_LEN_CAP", DEFAULT_MAX_LEN_CAP))
+
+
+def needs_preset(name: str) -> bool:
+    """Whether the model fine-tunes a pretrained checkpoint (`fit --preset DIR`) instead of the shards' vocabulary."""
+    return getattr(module(name), "NEEDS_PRESET", False)
+
+
+def warmup_share_for(name: str) -> float:
+    """The share of training steps over which the learning rate warms up linearly (then decays); 0: constant."""
+    return getattr(module(name), "WARMUP_SHARE", 0.0)
+
+
+def clipnorm_for(name: str) -> float | None:
+    return getattr(module(name), "CLIPNORM", None)
 
 
 def learning_rate_for(name: str) -> float:

@@ -122,6 +122,18 @@ class MaskedMean(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="reviewflow")
+class MeanOverMask(keras.layers.Layer):
+    """(vectors (batch, L, D), mask (batch, L), 1 on real tokens) -> the mean of the real tokens' vectors."""
+
+    def call(self, vectors, mask):
+        present = ops.cast(mask, vectors.dtype)[:, :, None]
+        return ops.sum(vectors * present, axis=1) / ops.maximum(ops.sum(present, axis=1), 1.0)
+
+    def compute_output_spec(self, vectors, mask):
+        return keras.KerasTensor((vectors.shape[0], vectors.shape[2]), dtype=vectors.dtype)
+
+
+@keras.saving.register_keras_serializable(package="reviewflow")
 class PositionEmbedding(keras.layers.Layer):
     """Adds a learned vector per position to a sequence (batch, L, D).
 
@@ -142,6 +154,17 @@ class PositionEmbedding(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "max_len": self.max_len}
+
+
+def term_counts(features):
+    """(batch, F) feature ids -> how often each position's feature occurs in its row, in O(F log F).
+
+    A row sorted once answers every "how many equal to mine" by two binary searches; comparing every
+    position with every other cost a (batch, F, F) tensor, quadratic in --max-len.
+    """
+    ordered = tf.sort(features, axis=1)
+    return (tf.searchsorted(ordered, features, side="right", out_type=tf.int32)
+            - tf.searchsorted(ordered, features, side="left", out_type=tf.int32))
 
 
 @keras.saving.register_keras_serializable(package="reviewflow")
@@ -173,8 +196,7 @@ class TfIdfLogit(keras.layers.Layer):
 
     def call(self, features):
         present = ops.not_equal(features, 0)
-        same = ops.logical_and(ops.equal(features[:, :, None], features[:, None, :]), present[:, None, :])
-        tf_counts = ops.maximum(ops.sum(ops.cast(same, "float32"), axis=2), 1.0)
+        tf_counts = ops.where(present, ops.cast(term_counts(features), "float32"), 1.0)
         value = (1.0 + ops.log(tf_counts)) * ops.take(self.idf, features) * ops.cast(present, "float32")
         share = value / tf_counts                                     # per occurrence; sums to `value`
         norm = ops.sqrt(ops.maximum(ops.sum(share * value, axis=1, keepdims=True), 1e-12))

@@ -36,3 +36,20 @@ class LazyAdam(keras.optimizers.Adam):
         self.assign(velocity, tf.IndexedSlices(velocity_rows, rows))
         step_rows = alpha * momentum_rows / (ops.sqrt(velocity_rows) + self.epsilon)
         self.assign_sub(variable, tf.IndexedSlices(step_rows, rows))
+
+
+@keras.saving.register_keras_serializable(package="reviewflow")
+class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """0 -> `peak` linearly over `warmup_steps`, then linearly down to 0 at `total_steps` (BERT's schedule)."""
+
+    def __init__(self, peak: float, warmup_steps: int, total_steps: int):
+        self.peak, self.warmup_steps, self.total_steps = float(peak), int(warmup_steps), int(total_steps)
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        warmup = step / max(self.warmup_steps, 1)
+        decay = (self.total_steps - step) / max(self.total_steps - self.warmup_steps, 1)
+        return self.peak * ops.maximum(ops.minimum(warmup, decay), 0.0)
+
+    def get_config(self):
+        return {"peak": self.peak, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps}

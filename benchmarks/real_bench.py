@@ -1,0 +1,190 @@
+"""The zoo on real reviews nobody here wrote: IMDB 50k (the second study's corpus), side by side with its peers.
+
+One run, one split (duplicates dropped, seeded 50/50: `real_corpora.py`), what a user runs: `shard`, then
+`fit` with each model's defaults (no --max-len: chosen from the data), `evaluate` on the test half.
+Beside them: TF-IDF (1-2 grams) + logistic regression (scikit-learn, in memory), fastText
+(`-wordNgrams 2`, 10 epochs; the bench extra), GloVe 6B 50d through `fit --embeddings`, the second
+study's own settings for `hybrid` and `hybrid_split` (6,000 words, --max-len 500, Adam 1e-3, early
+stopping) against its published 0.8656 / 0.8602, and head / tail / head+tail truncation at --max-len 128.
+Every finished run is kept under --out: a second invocation skips it and only adds what is missing.
+
+    .venv/bin/python benchmarks/real_bench.py [--sections baselines,zoo,glove,study,truncation] [--models ...]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from pipeline import quiet  # noqa: E402
+
+quiet.import_tensorflow()
+
+import numpy as np  # noqa: E402
+
+import real_corpora  # noqa: E402
+from baseline import load_split, tfidf_logreg  # noqa: E402
+from models import embedding, zoo  # noqa: E402
+from models.evaluation import compute_metrics  # noqa: E402
+from models.run_dir import RunDir  # noqa: E402
+from models.training import FitSettings, fit, open_data  # noqa: E402
+from pipeline.shard_corpus import shard_corpus  # noqa: E402
+from pipeline.shard_plan import ShardSettings  # noqa: E402
+from zoo_bench import zoo_row  # noqa: E402
+
+SECTIONS = ("baselines", "zoo", "glove", "study", "truncation", "pretrained")
+STUDY = {"hybrid": 0.8656, "hybrid_split": 0.8602}   # the second study's published test accuracies
+STUDY_VOCABULARY = 6000
+STUDY_SENTENCE = "this movie was the best movie i have ever seen, a masterpiece"
+GLOVE_MODELS = ("ffn", "cnn")
+TRUNCATION_MODELS = ("ffn", "cnn")
+
+
+def shard_once(train: Path, test: Path, out: Path, vocab_size: int) -> Path:
+    if not (out / "manifest.json").exists():
+        shard_corpus(ShardSettings(train=train, test=test, out=out, num_shards=4, vocab_size=vocab_size))
+    return out
+
+
+def fit_and_score(out: Path, data, name: str, label: str, **settings) -> dict:
+    """Fit (unless a complete run is there) and evaluate on the test split; the run's row."""
+    run = RunDir(out)
+    if not run.is_complete():
+        fit(FitSettings(model=name, data=data.path, out=out, seed=1, **settings), verbose=0,  # resumes a killed run
+            data=data)
+    result = zoo_row(out, data, label)
+    config = run.config()
+    return {**result, "max_len": config.settings["max_len"], "truncate": config.settings.get("truncate"),
+            "epochs": len(run.history())}
+
+
+def fasttext_row(data_dir: Path) -> dict:
+    """fastText's supervised model (-wordNgrams 2, 10 epochs) on the same train split, scored on the test split."""
+    import fasttext
+
+    train_texts, train_labels = load_split(data_dir, "train")
+    test_texts, test_labels = load_split(data_dir, "test")
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", encoding="utf-8", delete=False) as f:
+        f.writelines(f"__label__{label} {text}\n" for text, label in zip(train_texts, train_labels))
+    started = time.perf_counter()
+    model = fasttext.train_supervised(f.name, wordNgrams=2, epoch=10, verbose=0, seed=1, thread=2)
+    seconds = time.perf_counter() - started
+    Path(f.name).unlink()
+    labels, probabilities = model.predict(test_texts, k=2)
+    scores = np.array([dict(zip(row_labels, row_p)).get("__label__1", 0.0)
+                       for row_labels, row_p in zip(labels, probabilities)])
+    metrics = compute_metrics(np.array(test_labels), scores)
+    return {"model": "fastText (-wordNgrams 2, 10 epochs)", "accuracy": metrics["accuracy"], "f1": metrics["f1"],
+            "roc_auc": metrics["roc_auc"], "train_s": round(seconds, 1),
+            "examples_per_s": round(10 * len(train_texts) / seconds)}
+
+
+def baseline_rows(data_dir: Path) -> list[dict]:
+    tfidf = tfidf_logreg(data_dir)
+    return [{"model": "TF-IDF (1-2 grams) + LR", "accuracy": tfidf["accuracy"], "f1": tfidf["f1"],
+             "roc_auc": tfidf["roc_auc"], "train_s": tfidf["seconds"], "examples_per_s": None},
+            fasttext_row(data_dir)]
+
+
+def study_rows(out: Path, train: Path, test: Path, epochs: int, log) -> list[dict]:
+    """The second study's hybrid models with its settings, and `embed` on one sentence for both."""
+    data = open_data(shard_once(train, test, out / "data-6000", STUDY_VOCABULARY + 2))
+    rows = []
+    for name, published in STUDY.items():
+        row = fit_and_score(out / "study" / name, data, name, f"{name} (study settings)", max_len=500,
+                            optimizer="adam", learning_rate=1e-3, epochs=epochs, truncate="head")
+        tokens, ids, vectors = embedding.embed_sentence(out / "study" / name, STUDY_SENTENCE)
+        for layer, matrix in vectors.items():
+            log(f"embed {name} [{layer}] {matrix.shape[1]} dimensions; {tokens[1]!r} (id {ids[1]}): "
+                + " ".join(f"{v:.3f}" for v in matrix[1][:6]) + " ...")
+        rows.append({**row, "published": published})
+    return rows
+
+
+def write_results(path: Path, rows: list[dict]) -> None:
+    path.write_text(json.dumps(rows, indent=1))
+
+
+def as_markdown(rows: list[dict]) -> str:
+    columns = ["model", "accuracy", "f1", "roc_auc", "train_s", "examples_per_s", "max_len", "truncate", "epochs",
+               "steps", "published"]
+    shown = [c for c in columns if any(row.get(c) is not None for row in rows)]
+
+    def cell(value):
+        return "" if value is None else f"{value:.4f}" if isinstance(value, float) and value < 1 else str(value)
+
+    lines = ["| " + " | ".join(shown) + " |", "|" + " --- |" * len(shown)]
+    lines += ["| " + " | ".join(cell(row.get(c)) for c in shown) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+@click.command()
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=ROOT / "bench-out" / "real",
+              show_default=True, help="Corpus files, data directories, runs and results.json.")
+@click.option("--sections", default=",".join(SECTIONS), show_default=True, help="Comma-separated parts to run.")
+@click.option("--models", default="linear,ngram_bag,ffn,cnn,transformer,lstm,cnn_lstm,rnn,hybrid,hybrid_split",
+              show_default=True, help="Zoo models of the zoo section (fastest first).")
+@click.option("--epochs", type=int, default=10, show_default=True, help="Most epochs of a bag model's fit.")
+@click.option("--sequence-epochs", type=int, default=3, show_default=True,
+              help="Most epochs of a sequence model's fit, the study's hybrids too (on 2 CPU cores they take "
+                   "minutes an epoch; early stopping may end them sooner).")
+@click.option("--pretrained-steps", type=int, default=100, show_default=True,
+              help="Batches of 32 per epoch of the pretrained model (3 epochs; the whole split is hours on CPU).")
+def main(out: Path, sections: str, models: str, epochs: int, sequence_epochs: int, pretrained_steps: int) -> None:
+    chosen = sections.split(",")
+    train, test = real_corpora.imdb_files(out / "imdb")
+    data = open_data(shard_once(train, test, out / "data", 8192))
+    results = out / "results.json"
+
+    def add(new_rows):  # read again first: another invocation may be adding other sections to the same file
+        names = {row["model"] for row in new_rows}
+        rows = json.loads(results.read_text()) if results.exists() else []
+        write_results(results, [row for row in rows if row["model"] not in names] + new_rows)
+        for row in new_rows:
+            click.echo(json.dumps(row), err=True)
+
+    def epochs_of(name):
+        bag = zoo.max_len_policy(name)[0] > zoo.DEFAULT_MAX_LEN_COVERAGE
+        return epochs if bag else sequence_epochs
+
+    if "baselines" in chosen:
+        add(baseline_rows(data.path))
+    if "zoo" in chosen:
+        for name in models.split(","):
+            add([fit_and_score(out / "runs" / name, data, name, name, epochs=epochs_of(name))])
+    if "glove" in chosen:
+        vectors = real_corpora.glove_file(out / "glove")
+        for name in GLOVE_MODELS:
+            add([fit_and_score(out / "runs" / f"{name}-glove", data, name, f"{name} + GloVe 6B 50d",
+                               embeddings=vectors, epochs=epochs_of(name))])
+    if "study" in chosen:
+        add(study_rows(out, train, test, sequence_epochs, lambda line: click.echo(line, err=True)))
+    if "pretrained" in chosen:  # a capped number of steps on CPU: validation accuracy every `--pretrained-steps`
+        preset = real_corpora.minilm_dir(out / "models")
+        row = fit_and_score(out / "runs" / "pretrained-minilm", data, "pretrained", "pretrained (all-MiniLM-L6-v2)",
+                            preset=preset, max_len=128, epochs=3, steps_per_epoch=pretrained_steps,
+                            validation_steps=20)
+        curve = [(row_["epoch"] * pretrained_steps, round(row_["val_accuracy"], 4))
+                 for row_ in RunDir(out / "runs" / "pretrained-minilm").history()]
+        add([{**row, "steps": 3 * pretrained_steps, "val_accuracy_by_step": curve}])
+    if "truncation" in chosen:
+        for name in TRUNCATION_MODELS:
+            add([fit_and_score(out / "runs" / f"{name}-128-{truncate}-e{epochs}", data, name,
+                               f"{name} --max-len 128 {truncate}", max_len=128, truncate=truncate, epochs=epochs)
+                 for truncate in ("head", "tail", "head_tail")])
+    click.echo(as_markdown(json.loads(results.read_text()) if results.exists() else []))
+    click.echo(f"\n{data.num_examples('train'):,} training, {data.num_examples('validation'):,} validation and "
+               f"{data.num_examples('test'):,} test reviews (IMDB 50k, duplicates dropped, seeded 50/50) -> {results}")
+
+
+if __name__ == "__main__":
+    main()

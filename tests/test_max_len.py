@@ -1,0 +1,97 @@
+"""fit without --max-len: the length chosen from the train split's histogram, per kind of model."""
+
+import json
+import shutil
+
+import pytest
+
+from models import max_len, zoo
+from models.run_dir import RunDir
+from models.training import FitSettings, fit
+from pipeline import synthetic
+from pipeline.data_dir import DataDir
+from pipeline.shard_corpus import shard_corpus
+from pipeline.shard_plan import ShardSettings
+
+
+def test_choice_covers_the_share_rounds_up_and_keeps_within_its_bounds():
+    lengths = {length: 1 for length in range(1, 101)}  # one review of each length 1..100
+    assert max_len.covering_length(lengths, 0.9) == 90
+    assert max_len.choose(None, 0.9, 512, lengths).max_len == 96          # 90, up to a multiple of 8
+    assert max_len.choose(None, 0.99, 64, lengths).max_len == 64          # the cap
+    assert max_len.choose(None, 0.9, 512, {3: 10, 5: 2}).max_len == max_len.MIN_MAX_LEN
+    given = max_len.choose(50, 0.9, 512, lengths)
+    assert (given.max_len, given.source, given.covered) == (50, "option", 0.5)
+    fallback = max_len.choose(None, 0.9, 512, None)
+    assert (fallback.max_len, fallback.source) == (max_len.FALLBACK_MAX_LEN, "fallback")
+
+
+def test_bag_models_take_more_of_a_review_than_sequence_models():
+    assert zoo.max_len_policy("linear") == zoo.max_len_policy("ngram_bag") == zoo.max_len_policy("ffn")
+    assert zoo.max_len_policy("linear")[0] > zoo.max_len_policy("lstm")[0]
+    assert zoo.max_len_policy("lstm") == (zoo.DEFAULT_MAX_LEN_COVERAGE, zoo.DEFAULT_MAX_LEN_CAP)
+
+
+def make_data(root, mean_words):
+    train = synthetic.write_corpus(root / "train.ft.txt", 300, 1, mean_words, agreement=0.9, label_noise=0)
+    test = synthetic.write_corpus(root / "test.ft.txt", 40, 2, mean_words, agreement=0.9, label_noise=0)
+    shard_corpus(ShardSettings(train=train, test=test, out=root / "data", num_shards=1, vocab_size=500))
+    return root / "data"
+
+
+@pytest.fixture(scope="module")
+def short_and_long(tmp_path_factory):
+    return make_data(tmp_path_factory.mktemp("short"), 8), make_data(tmp_path_factory.mktemp("long"), 400)
+
+
+QUICK = dict(epochs=1, steps_per_epoch=2, validation_steps=1)
+
+
+def fitted_max_len(data, out, name, **settings) -> dict:
+    fit(FitSettings(model=name, data=data, out=out, **QUICK, **settings), verbose=0)
+    return RunDir(out).config().max_len
+
+
+def test_fit_chooses_from_the_data_short_reviews_short_long_ones_long(short_and_long, tmp_path):
+    short, long = short_and_long
+    train_lengths = DataDir.open(long).split("train").lengths()
+    for data, name in ((short, "cnn"), (short, "linear"), (long, "cnn"), (long, "linear")):
+        chosen = fitted_max_len(data, tmp_path / data.parent.name / name, name)
+        lengths = DataDir.open(data).split("train").lengths()
+        coverage, cap = zoo.max_len_policy(name)
+        assert chosen["source"] == "data" and chosen["max_len"] % max_len.MULTIPLE == 0
+        assert chosen["max_len"] <= cap and (chosen["covered"] >= coverage or chosen["max_len"] == cap)
+        assert chosen["covered"] == pytest.approx(max_len.share_within(lengths, chosen["max_len"]), abs=1e-4)
+        assert RunDir(tmp_path / data.parent.name / name).config().settings["max_len"] == chosen["max_len"]
+    configs = {(data, name): RunDir(tmp_path / data.parent.name / name).config().settings["max_len"]
+               for data in (short, long) for name in ("cnn", "linear")}
+    assert configs[(short, "cnn")] <= 32 and configs[(short, "linear")] <= 32  # a few words: no padding to 128
+    assert configs[(long, "linear")] > configs[(long, "cnn")] > 128  # whole long reviews for the bag model
+    assert max(train_lengths) > configs[(long, "cnn")]
+
+
+def test_max_len_given_is_kept_and_an_old_data_directory_falls_back(short_and_long, tmp_path):
+    short, _ = short_and_long
+    assert fitted_max_len(short, tmp_path / "given", "ffn", max_len=128)["source"] == "option"
+    old = tmp_path / "old-data"
+    shutil.copytree(short, old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    for split in manifest["splits"].values():
+        del split["length_counts"]  # as shard wrote it before the lengths were kept
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    chosen = fitted_max_len(old, tmp_path / "old", "ffn")
+    assert (chosen["max_len"], chosen["source"]) == (max_len.FALLBACK_MAX_LEN, "fallback")
+    assert "older reviewflow" in chosen["reason"]
+
+
+def test_fit_says_which_length_it_chose_and_why(short_and_long, tmp_path):
+    from click.testing import CliRunner
+
+    import cli
+
+    _, long = short_and_long
+    result = CliRunner().invoke(cli.cli, ["fit", "--model", "ffn", "--data", str(long), "--out", str(tmp_path / "r"),
+                                          "--epochs", "1", "--steps-per-epoch", "2", "--validation-steps", "1"])
+    assert result.exit_code == 0, result.output
+    chosen = RunDir(tmp_path / "r").config().max_len
+    assert f"--max-len {chosen['max_len']} (data: covers" in result.output and "head and tail" in result.output
