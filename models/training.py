@@ -346,7 +346,7 @@ def write_config(run: RunDir, settings: FitSettings, data: DataDir, vocab_size: 
         versions=saving.versions(),
         embeddings=pretrained.describe(vectors, data, settings.freeze_embeddings) if vectors else None,
         max_len=dataclasses.asdict(max_len_choice),
-        preset=(dataclasses.asdict(zoo.module(settings.model).describe(settings.preset))
+        preset=(dataclasses.asdict(zoo.module(settings.model).describe(settings.preset, model))
                 if zoo.needs_preset(settings.model) else None))
     run.write_config(config)
     return config

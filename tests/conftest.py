@@ -33,3 +33,14 @@ def data_dir(tmp_path_factory, corpus_files):
     train, test = corpus_files
     shard_corpus(ShardSettings(train=train, test=test, out=out, num_shards=3, vocab_size=2000))
     return out
+
+
+def easy_data(root, lines: int, mean_words: float, test_lines: int = 200, agreement: float = 0.9,
+              num_shards: int = 2, vocab_size: int = 2000):
+    """An easy corpus (clear sentiment words, no label noise) sharded into `root/data`."""
+    train = synthetic.write_corpus(root / "train.ft.txt", lines, 1, mean_words, agreement=agreement, label_noise=0)
+    test = synthetic.write_corpus(root / "test.ft.txt", test_lines, 2, mean_words, agreement=agreement,
+                                  label_noise=0)
+    shard_corpus(ShardSettings(train=train, test=test, out=root / "data", num_shards=num_shards,
+                               vocab_size=vocab_size))
+    return root / "data"

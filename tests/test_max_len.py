@@ -8,10 +8,8 @@ import pytest
 from models import max_len, zoo
 from models.run_dir import RunDir
 from models.training import FitSettings, fit
-from pipeline import synthetic
 from pipeline.data_dir import DataDir
-from pipeline.shard_corpus import shard_corpus
-from pipeline.shard_plan import ShardSettings
+from conftest import easy_data
 
 
 def test_choice_covers_the_share_rounds_up_and_keeps_within_its_bounds():
@@ -33,10 +31,7 @@ def test_bag_models_take_more_of_a_review_than_sequence_models():
 
 
 def make_data(root, mean_words):
-    train = synthetic.write_corpus(root / "train.ft.txt", 300, 1, mean_words, agreement=0.9, label_noise=0)
-    test = synthetic.write_corpus(root / "test.ft.txt", 40, 2, mean_words, agreement=0.9, label_noise=0)
-    shard_corpus(ShardSettings(train=train, test=test, out=root / "data", num_shards=1, vocab_size=500))
-    return root / "data"
+    return easy_data(root, 300, mean_words, test_lines=40, num_shards=1, vocab_size=500)
 
 
 @pytest.fixture(scope="module")

@@ -20,10 +20,8 @@ import cli
 from models.run_dir import RunDir
 from models.training import FitSettings, fit
 from models.zoo import pretrained
-from pipeline import synthetic
 from pipeline.errors import ReviewflowError
-from pipeline.shard_corpus import shard_corpus
-from pipeline.shard_plan import ShardSettings
+from conftest import easy_data
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -33,11 +31,7 @@ QUICK = ["--max-len", "32", "--seed", "1"]
 
 @pytest.fixture(scope="module")
 def short_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pretrained")
-    train = synthetic.write_corpus(root / "train.ft.txt", 500, 1, 10, agreement=0.95, label_noise=0)
-    test = synthetic.write_corpus(root / "test.ft.txt", 100, 2, 10, agreement=0.95, label_noise=0)
-    shard_corpus(ShardSettings(train=train, test=test, out=root / "data", num_shards=2, vocab_size=400))
-    return root / "data"
+    return easy_data(tmp_path_factory.mktemp("pretrained"), 500, 10, test_lines=100, agreement=0.95, vocab_size=400)
 
 
 def vocabulary(data_dir: Path) -> list[str]:

@@ -21,9 +21,7 @@ from click.testing import CliRunner
 import cli as main
 
 from models import zoo
-from pipeline import synthetic
-from pipeline.shard_corpus import shard_corpus
-from pipeline.shard_plan import ShardSettings
+from conftest import easy_data
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXTS = ["Great: excellent, I love it", "Awful: terrible waste, it broke", "", "café über naïve"]
@@ -60,11 +58,7 @@ def readme_snippet() -> str:
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("saving")
-    train = synthetic.write_corpus(root / "train.ft.txt", 300, 1, 12, agreement=0.9, label_noise=0)
-    test = synthetic.write_corpus(root / "test.ft.txt", 60, 2, 12, agreement=0.9, label_noise=0)
-    shard_corpus(ShardSettings(train=train, test=test, out=root / "data", num_shards=2, vocab_size=500))
-    return root / "data"
+    return easy_data(tmp_path_factory.mktemp("saving"), 300, 12, test_lines=60, vocab_size=500)
 
 
 def test_every_optimizer_fit_accepts_is_covered():

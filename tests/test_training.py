@@ -19,28 +19,21 @@ from pipeline import synthetic
 from pipeline.data_dir import DataDir
 from pipeline.shard_corpus import shard_corpus
 from pipeline.shard_plan import ShardSettings
+from conftest import easy_data
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"hybrid": dict(filters=16, dense_units=16, lstm_units=16),
          "hybrid_split": dict(filters=16, dense_units=16, lstm_units=16), "rnn": dict(units=32)}
 
 
-def make_data(root: Path, lines: int, mean_words: float) -> Path:
-    """An easy corpus (clear sentiment words, no label noise) sharded into `root/data`."""
-    train = synthetic.write_corpus(root / "train.ft.txt", lines, 1, mean_words, agreement=0.9, label_noise=0)
-    test = synthetic.write_corpus(root / "test.ft.txt", 200, 2, mean_words, agreement=0.9, label_noise=0)
-    shard_corpus(ShardSettings(train=train, test=test, out=root / "data", num_shards=2, vocab_size=2000))
-    return root / "data"
-
-
 @pytest.fixture(scope="module")
 def long_data(tmp_path_factory):
-    return make_data(tmp_path_factory.mktemp("long"), 3000, 80)
+    return easy_data(tmp_path_factory.mktemp("long"), 3000, 80)
 
 
 @pytest.fixture(scope="module")
 def short_data(tmp_path_factory):
-    return make_data(tmp_path_factory.mktemp("short"), 3000, 12)
+    return easy_data(tmp_path_factory.mktemp("short"), 3000, 12)
 
 
 @pytest.fixture(scope="module")
@@ -316,9 +309,7 @@ def test_a_small_corpus_gets_batches_small_enough_to_learn(tmp_path):
 
     assert default_batch_size("cnn", 16_000) == 64 and default_batch_size("ngram_bag", 16_000) == 256
     assert default_batch_size("cnn", 480) == 15 and default_batch_size("linear", 100) == 8
-    train = synthetic.write_corpus(tmp_path / "train.ft.txt", 400, 1, 12, agreement=0.9, label_noise=0)
-    test = synthetic.write_corpus(tmp_path / "test.ft.txt", 1000, 2, 12, agreement=0.9, label_noise=0)
-    shard_corpus(ShardSettings(train=train, test=test, out=tmp_path / "data", num_shards=1))
+    easy_data(tmp_path, 400, 12, test_lines=1000, num_shards=1, vocab_size=8192)
     data = DataDir.open(tmp_path / "data")
     results = {name: fit(FitSettings(model=name, data=tmp_path / "data", out=tmp_path / name, seed=1), verbose=0)
                for name in ("linear", "ngram_bag")}

@@ -162,14 +162,17 @@ def build(vocab_size: int = 0, max_len: int = 128, preset: str = "", dropout: fl
     return keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid", dtype="float32")(x), name="pretrained")
 
 
-def describe(preset: Path, backbone=None) -> PresetInfo:
-    """The checkpoint as `config.json` records it: path, format, architecture, weights' sha256, size."""
+def describe(preset: Path, model: keras.Model) -> PresetInfo:
+    """The checkpoint as `config.json` records it: path, format, architecture, weights' sha256, size.
+
+    `model`: the one `build` made, whose encoder is described (not loaded from the preset a second time).
+    """
     preset = Path(preset)
     kind = check_preset(preset)
     weights = next(preset / name for name in WEIGHT_FILES if (preset / name).is_file())
     with open(weights, "rb") as f:
         digest = hashlib.file_digest(f, "sha256").hexdigest()
-    backbone = backbone or load_backbone(preset)
+    backbone = next(layer for layer in model.layers if hasattr(layer, "token_embedding"))
     return PresetInfo(str(preset.resolve()), kind, type(backbone).__name__, weights.name, digest,
                       backbone.count_params(), getattr(backbone, "max_sequence_length", None))
 
