@@ -30,7 +30,7 @@ demo: install
 	@echo "the whole study on one page: $(DEMO)/runs/report.html"
 
 test: install
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) tests
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup tests
 
 bench: bench-shard bench-fit
 

@@ -35,6 +35,8 @@ OPTIMIZER = {"cnn": "rmsprop", "rnn": "sgd", "lstm": "adagrad", "cnn_lstm": "laz
              "transformer": "lazy_adam"}
 # The pretrained encoder needs a checkpoint: tests/test_pretrained.py reads its runs in new processes the same way.
 MATRIX = [name for name in zoo.MODELS if not zoo.needs_preset(name)]
+# One worker fits the matrix once (module fixtures): `make test` runs pytest-xdist with --dist loadgroup.
+pytestmark = pytest.mark.xdist_group("saving")
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
@@ -67,40 +69,77 @@ def test_every_optimizer_fit_accepts_is_covered():
     assert set(OPTIMIZER) == set(MATRIX) and len(MATRIX) == len(zoo.MODELS) - 1
 
 
+@pytest.fixture(scope="module")
+def fitted_runs(tiny_data, tmp_path_factory):
+    """Every model of the matrix fitted here, through click, with its optimizer: model name -> run directory."""
+    runs = {}
+    for name in MATRIX:
+        run = tmp_path_factory.mktemp("runs") / name
+        options = [arg for param in PARAMS.get(name, []) for arg in ("--param", param)]
+        if OPTIMIZER[name]:
+            options += ["--optimizer", OPTIMIZER[name]]
+        fitted = CliRunner().invoke(main.cli, ["fit", "--model", name, "--data", str(tiny_data), "--out", str(run),
+                                               "--quiet", *TINY, *options])  # here: what reads it runs elsewhere
+        assert fitted.exit_code == 0, fitted.output
+        runs[name] = run
+    return runs
+
+
+@pytest.fixture(scope="module")
+def read_back(fitted_runs, tiny_data):
+    """What `predict`, `embed` and `evaluate` say of every run, in one new process that never fitted a model.
+
+    One process for all runs: loading imports every class-registering module itself (models/saving.py), so
+    the first load in a fresh interpreter is the test; a process per command would cost ~5 s of imports each.
+    """
+    script = ("import json, sys\nfrom click.testing import CliRunner\nimport cli\nout = {}\n"
+              f"for name, run in {({name: str(run) for name, run in fitted_runs.items()})!r}.items():\n"
+              "    said = {}\n"
+              "    for command, args in [('predict', [*" + repr(TEXTS) + ", '--format', 'jsonl']), "
+              "('embed', ['great movie']), ('evaluate', ['--data', " + repr(str(tiny_data)) + "])]:\n"
+              "        done = CliRunner().invoke(cli.cli, [command, run, *args])\n"
+              "        said[command] = [done.exit_code, done.stdout + (done.stderr if done.exit_code else '')]\n"
+              "    out[name] = said\n"
+              "print(json.dumps(out))")
+    return json.loads(python(script).stdout.splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def served(fitted_runs):
+    """Every run's SavedModel in a fresh interpreter with only TensorFlow and tensorflow-text imported, as a
+    serving process has; then the README's snippet, whose own imports are the first of reviewflow's."""
+    runs = {name: str(run) for name, run in fitted_runs.items()}
+    script = ("import json, sys\nimport tensorflow as tf\nimport tensorflow_text\n"
+              f"runs = {runs!r}\nserved = {{}}\nexports = {{}}\n"
+              "for name, run in runs.items():\n"
+              "    exports[name] = tf.saved_model.load(run + '/export')  # kept: its variables live with it\n"
+              f"    served[name] = exports[name].serve(tf.constant({TEXTS!r})).numpy().reshape(-1).tolist()\n"
+              "assert not [m for m in sys.modules if m.split('.')[0] in ('models', 'pipeline', 'cli')]\n"
+              "loaded = {}\n"
+              "for name, run in runs.items():\n"
+              + "".join(f"    {line}\n" for line in readme_snippet().replace('"runs/ng', 'run + "').splitlines()) +
+              f"    loaded[name] = model.predict(tf.constant({TEXTS!r}), verbose=0).reshape(-1).tolist()\n"
+              "print(json.dumps([served, loaded]))")
+    return json.loads(python(script).stdout.splitlines()[-1])
+
+
 @pytest.mark.parametrize("name", sorted(MATRIX))
-def test_a_run_loads_in_every_command_of_a_new_process(name, tiny_data, tmp_path):
-    run = tmp_path / name
-    options = [arg for param in PARAMS.get(name, []) for arg in ("--param", param)]
-    if OPTIMIZER[name]:
-        options += ["--optimizer", OPTIMIZER[name]]
-    fitted = CliRunner().invoke(main.cli, ["fit", "--model", name, "--data", str(tiny_data), "--out", str(run),
-                                           "--quiet", *TINY, *options])  # here: what reads it runs elsewhere
-    assert fitted.exit_code == 0, fitted.output
+def test_a_run_loads_in_every_command_of_a_new_process(name, fitted_runs, read_back, served):
+    run = fitted_runs[name]
     with zipfile.ZipFile(run / "model.keras") as archive:  # a deployed classifier carries no optimizer
         assert not any("optimizer" in entry for entry in archive.namelist())
     assert set(json.loads((run / "config.json").read_text())["versions"]) == {
         "reviewflow", "keras", "tensorflow", "tensorflow_text"}
-
-    cli("evaluate", run, "--data", tiny_data)
+    said = read_back[name]
+    assert said["evaluate"][0] == 0, said["evaluate"][1]
     assert json.loads((run / "metrics.json").read_text())["num_examples"] == 60
-    predicted = [json.loads(line)["p_positive"]
-                 for line in cli("predict", run, *TEXTS, "--format", "jsonl").stdout.splitlines()]
+    assert said["predict"][0] == 0, said["predict"][1]
+    predicted = [json.loads(line)["p_positive"] for line in said["predict"][1].splitlines()]
     assert len(predicted) == len(TEXTS)
     if "embedding_dim" in zoo.parameters(name):
-        assert "dimensions" in cli("embed", run, "great movie").stdout
-
-    # One fresh interpreter: first the SavedModel, with nothing but TensorFlow and tensorflow-text imported, as
-    # a serving process has; then the README's snippet, whose own imports are the first of reviewflow's.
-    script = ("import json, sys\nimport tensorflow as tf\nimport tensorflow_text\n"
-              f"export = tf.saved_model.load({str(run / 'export')!r})\n"  # kept: its variables live with it
-              f"served = export.serve(tf.constant({TEXTS!r})).numpy()\n"
-              "assert not [m for m in sys.modules if m.split('.')[0] in ('models', 'pipeline', 'cli')]\n"
-              + readme_snippet().replace("runs/ng", str(run)) +
-              f"loaded = model.predict(tf.constant({TEXTS!r}), verbose=0)\n"
-              "print(json.dumps([served.reshape(-1).tolist(), loaded.reshape(-1).tolist()]))")
-    served, loaded = json.loads(python(script).stdout.splitlines()[-1])
-    np.testing.assert_allclose(served, predicted, atol=1e-5)
-    np.testing.assert_allclose(loaded, predicted, atol=1e-5)
+        assert said["embed"][0] == 0 and "dimensions" in said["embed"][1], said["embed"][1]
+    np.testing.assert_allclose(served[0][name], predicted, atol=1e-5)
+    np.testing.assert_allclose(served[1][name], predicted, atol=1e-5)
 
 
 def test_tune_compare_and_report_read_runs_in_new_processes(tiny_data, tmp_path):
