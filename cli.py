@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from models import zoo
+from pipeline.corpus_formats import FORMATS as CORPUS_FORMATS  # no TensorFlow: `--help` stays fast
 from pipeline.errors import ReviewflowError
 
 EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -81,8 +82,9 @@ def cli(ctx: click.Context, verbose: bool) -> None:
               help="Average review length in words (long-tailed around it).")
 @click.option("--bad-fraction", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Share of lines replaced by malformed ones, to exercise the rejects.")
-@click.option("--sentiment-agreement", type=click.FloatRange(0.5, 1), default=0.75, show_default=True,
-              help="Chance that a sentiment word matches the review's label (higher is easier).")
+@click.option("--sentiment-agreement", type=click.FloatRange(0.5, 1), default=None,
+              help="Chance that a sentiment word matches the review's label (higher is easier). Default: 0.75; "
+                   "for --classes, 0.9 (the lowest star's words are that negative, the highest's that positive).")
 @click.option("--label-noise", type=click.FloatRange(0, 0.5), default=0.03, show_default=True,
               help="Share of labels flipped outright.")
 @click.option("--style", type=click.Choice(["simple", "hard"]), default="simple", show_default=True,
@@ -90,13 +92,22 @@ def cli(ctx: click.Context, verbose: bool) -> None:
                    "after 'but' decides, intensifiers; half the reviews need word order.")
 @click.option("--positive-share", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Share of positive reviews before label noise (e.g. 0.72 for an imbalanced corpus).")
+@click.option("--classes", "num_classes", type=click.IntRange(min=2, max=10), default=2, show_default=True,
+              help="2: polarity (__label__1/2). 3 or more: star ratings __label__1..N, where neighbouring stars "
+                   "are harder to tell apart than distant ones and label noise moves a rating by one star.")
 def synth(out: Path, num_lines: int, seed: int, mean_words: float, bad_fraction: float,
-          sentiment_agreement: float, label_noise: float, style: str, positive_share: float) -> None:
+          sentiment_agreement: float | None, label_noise: float, style: str, positive_share: float,
+          num_classes: int) -> None:
     """Write an Amazon-like synthetic corpus OUT (.bz2, .gz or plain) in fastText format."""
     from pipeline import synthetic
 
-    synthetic.write_corpus(out, num_lines, seed, mean_words, bad_fraction, sentiment_agreement, label_noise, style,
-                           positive_share)
+    if num_classes != 2 and (style != "simple" or positive_share != 0.5):
+        raise click.UsageError("--classes takes the simple style and balanced classes; leave out --style and "
+                               "--positive-share.")
+    agreement = sentiment_agreement or (synthetic.SENTIMENT_AGREEMENT if num_classes == 2 else
+                                        synthetic.STAR_SENTIMENT_AGREEMENT)
+    synthetic.write_corpus(out, num_lines, seed, mean_words, bad_fraction, agreement, label_noise, style,
+                           positive_share, num_classes)
     click.echo(f"wrote {num_lines:,} lines to {out} ({out.stat().st_size:,} bytes)")
 
 
@@ -114,8 +125,9 @@ def parse_beam_options(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
 
 
 @cli.command()
-@click.option("--train", type=EXISTING_FILE, required=True, help="Training corpus (.bz2, .gz or plain fastText).")
-@click.option("--test", type=EXISTING_FILE, required=True, help="Test corpus (.bz2, .gz or plain fastText).")
+@click.option("--train", type=EXISTING_FILE, required=True,
+              help="Training corpus: fastText, CSV, TSV, JSON lines or Parquet (.bz2/.gz compressed or plain).")
+@click.option("--test", type=EXISTING_FILE, required=True, help="Test corpus, in any format --train takes.")
 @click.option("--out", type=DIRECTORY, required=True, help="Data directory to create.")
 @click.option("--num-shards", type=click.IntRange(min=1), default=None,
               help="Shards per split. Default: one per ~128 MiB of text.")
@@ -138,9 +150,22 @@ def parse_beam_options(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
                    "(pip install -e '.[beam]'); DirectRunner unless --beam-option runner=... says otherwise.")
 @click.option("--beam-option", "beam_options", multiple=True, metavar="KEY=VALUE", callback=parse_beam_options,
               help="Beam pipeline option, e.g. --beam-option runner=FlinkRunner (repeatable; --runner beam only).")
+@click.option("--format", "source_format", type=click.Choice(CORPUS_FORMATS), default=None,
+              help="Format of both files. Default: from each name (.csv, .tsv, .jsonl, .parquet; else fastText).")
+@click.option("--text-field", default=None,
+              help="CSV/TSV/JSONL/Parquet: the text field. Default: the first of text, review, content, ...")
+@click.option("--label-field", default=None,
+              help="CSV/TSV/JSONL/Parquet: the label field. Default: the first of label, sentiment, rating, ...")
+@click.option("--classes", "class_names", default=None, metavar="A,B,...",
+              help="The classes to keep; other labels are rejected. Default: every label of the training file.")
+@click.option("--positive-class", default=None,
+              help="Two classes: the one whose probability models output. Default: the later in order (2, pos).")
+@click.option("--min-class-examples", type=click.IntRange(min=1), default=10, show_default=True,
+              help="A label seen fewer times in the training file is no class: its lines are rejected (bad_label).")
 def shard(train, test, out, num_shards, val_fraction, vocab_size, compression, seed, max_line_bytes,
-          overwrite, progress, workers, runner, beam_options) -> None:
-    """Parse fastText files lazily into sharded TFRecords with vocabulary and manifest."""
+          overwrite, progress, workers, runner, beam_options, source_format, text_field, label_field, class_names,
+          positive_class, min_class_examples) -> None:
+    """Parse review files lazily into sharded TFRecords with vocabulary and manifest."""
     from pipeline import quiet
     from pipeline.manifest import summary_lines
     from pipeline.shard_corpus import shard_corpus
@@ -151,7 +176,10 @@ def shard(train, test, out, num_shards, val_fraction, vocab_size, compression, s
     settings = ShardSettings(train=train, test=test, out=out, num_shards=num_shards,
                              val_fraction=val_fraction, vocab_size=vocab_size, compression=compression,
                              seed=seed, overwrite=overwrite, max_line_bytes=max_line_bytes,
-                             runner=runner, beam_options=beam_options)
+                             runner=runner, beam_options=beam_options, format=source_format,
+                             text_field=text_field, label_field=label_field,
+                             classes=tuple(name.strip() for name in class_names.split(",")) if class_names else None,
+                             positive_class=positive_class, min_class_examples=min_class_examples)
     manifest = shard_corpus(settings, progress=sys.stderr.isatty() if progress is None else progress)
     echo_lines(summary_lines(manifest, out))
     for name, split in manifest.splits.items():
@@ -331,23 +359,36 @@ def evaluate(run, data, split, batch_size, errors) -> None:
 @click.argument("run", type=RUN_DIR)
 @click.argument("texts", nargs=-1)
 @click.option("--file", "file_path", type=EXISTING_FILE, default=None,
-              help="Reviews, one per line (plain, .gz or .bz2; fastText labels are ignored).")
+              help="Reviews: one per line (plain, .gz or .bz2; fastText labels are ignored), or a CSV, TSV, JSON "
+                   "lines or Parquet file's text field.")
+@click.option("--input-format", type=click.Choice(CORPUS_FORMATS), default=None,
+              help="Format of --file. Default: from its name (.csv, .tsv, .jsonl, .parquet; else lines).")
+@click.option("--text-field", default=None,
+              help="CSV/TSV/JSONL/Parquet --file: the text field. Default: the first of text, review, content, ...")
 @click.option("--format", "output_format", type=click.Choice(["tsv", "jsonl"]), default="tsv", show_default=True,
-              help="tsv: label<TAB>p_positive; jsonl: one JSON object per line.")
+              help="tsv: label<TAB>p_positive (N classes: the top label's probability); jsonl: one JSON object "
+                   "per line, with every class's probability for N classes.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1024, show_default=True,
               help="Reviews per prediction batch.")
-def predict(run, texts, file_path, output_format, batch_size) -> None:
-    """Score reviews given as TEXTS, in --file, or on standard input: one line out per line in."""
+def predict(run, texts, file_path, input_format, text_field, output_format, batch_size) -> None:
+    """Score reviews given as TEXTS, in --file, or on standard input: one line out per review in."""
     import json
 
-    from models.evaluation import lines_of_file, predict as predict_texts
+    from models.evaluation import predict as predict_texts, texts_of_file
 
     if texts and file_path:
         raise click.UsageError("give reviews as arguments or with --file, not both")
-    inputs = texts or (lines_of_file(file_path) if file_path else
+    inputs = texts or (texts_of_file(file_path, input_format, text_field) if file_path else
                        (line.rstrip("\r\n") for line in sys.stdin))
     for prediction in predict_texts(run, inputs, batch_size):
-        if output_format == "jsonl":
+        if prediction.probabilities is not None:  # N classes
+            if output_format == "jsonl":
+                click.echo(json.dumps({"label": prediction.label, "probability": round(prediction.probability, 6),
+                                       "probabilities": {label: round(p, 6)
+                                                         for label, p in prediction.probabilities.items()}}))
+            else:
+                click.echo(f"{prediction.label}\t{prediction.probability:.6f}")
+        elif output_format == "jsonl":
             click.echo(json.dumps({"label": prediction.label, "p_positive": round(prediction.p_positive, 6)}))
         else:
             click.echo(f"{prediction.label}\t{prediction.p_positive:.6f}")

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import click
@@ -32,7 +30,7 @@ quiet.import_tensorflow()
 import numpy as np  # noqa: E402
 
 import real_corpora  # noqa: E402
-from baseline import load_split, tfidf_logreg  # noqa: E402
+from baseline import fit_fasttext, tfidf_logreg  # noqa: E402
 from models import embedding, zoo  # noqa: E402
 from models.evaluation import compute_metrics  # noqa: E402
 from models.run_dir import RunDir  # noqa: E402
@@ -69,23 +67,14 @@ def fit_and_score(out: Path, data, name: str, label: str, **settings) -> dict:
 
 def fasttext_row(data_dir: Path) -> dict:
     """fastText's supervised model (-wordNgrams 2, 10 epochs) on the same train split, scored on the test split."""
-    import fasttext
-
-    train_texts, train_labels = load_split(data_dir, "train")
-    test_texts, test_labels = load_split(data_dir, "test")
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", encoding="utf-8", delete=False) as f:
-        f.writelines(f"__label__{label} {text}\n" for text, label in zip(train_texts, train_labels))
-    started = time.perf_counter()
-    model = fasttext.train_supervised(f.name, wordNgrams=2, epoch=10, verbose=0, seed=1, thread=2)
-    seconds = time.perf_counter() - started
-    Path(f.name).unlink()
+    model, test_texts, test_labels, seconds, num_train = fit_fasttext(data_dir)
     labels, probabilities = model.predict(test_texts, k=2)
     scores = np.array([dict(zip(row_labels, row_p)).get("__label__1", 0.0)
                        for row_labels, row_p in zip(labels, probabilities)])
-    metrics = compute_metrics(np.array(test_labels), scores)
+    metrics = compute_metrics(test_labels, scores)
     return {"model": "fastText (-wordNgrams 2, 10 epochs)", "accuracy": metrics["accuracy"], "f1": metrics["f1"],
             "roc_auc": metrics["roc_auc"], "train_s": round(seconds, 1),
-            "examples_per_s": round(10 * len(train_texts) / seconds)}
+            "examples_per_s": round(10 * num_train / seconds)}
 
 
 def baseline_rows(data_dir: Path) -> list[dict]:

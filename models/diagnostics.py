@@ -20,8 +20,11 @@ LENGTH_EDGES = SHARE_LENGTHS  # the `stats` table's lengths: up to 100, 150, ...
 
 def by_length(labels: np.ndarray, scores: np.ndarray, lengths: np.ndarray, max_len: int,
               threshold: float = 0.5) -> list[dict]:
-    """Accuracy, F1 and count per length bucket (in tokens); `cut` says whether --max-len truncates it."""
-    predicted = (scores >= threshold).astype(int)
+    """Accuracy, F1 (N classes: macro F1) and count per length bucket (in tokens); `cut` says whether --max-len
+    truncates it. `scores`: P(positive) (n,), or class probabilities (n, N)."""
+    multiclass = scores.ndim == 2
+    predicted = scores.argmax(axis=1) if multiclass else (scores >= threshold).astype(int)
+    average = {"average": "macro", "labels": list(range(scores.shape[1]))} if multiclass else {}
     buckets = []
     lower = 0
     for upper in [*LENGTH_EDGES, None]:
@@ -32,27 +35,42 @@ def by_length(labels: np.ndarray, scores: np.ndarray, lengths: np.ndarray, max_l
             "tokens": f"{lower + 1}-{upper}" if upper is not None else f"over {lower}",
             "count": count, "cut": cut,
             "accuracy": float((predicted[inside] == labels[inside]).mean()) if count else None,
-            "f1": float(sk_metrics.f1_score(labels[inside], predicted[inside], zero_division=0)) if count else None,
+            "f1": (float(sk_metrics.f1_score(labels[inside], predicted[inside], zero_division=0, **average))
+                   if count else None),
         })
         lower = upper
     return buckets
 
 
-def calibration(labels: np.ndarray, scores: np.ndarray, num_bins: int = CALIBRATION_BINS) -> dict:
-    """Brier score, expected calibration error and the reliability diagram's points (equal-width bins)."""
-    bins = np.minimum((scores * num_bins).astype(int), num_bins - 1)
-    points = []
-    ece = 0.0
+def reliability(predicted: np.ndarray, observed: np.ndarray, num_bins: int, observed_key: str) -> tuple[list, float]:
+    """The reliability diagram's points (equal-width bins of `predicted`) and the expected calibration error."""
+    bins = np.minimum((predicted * num_bins).astype(int), num_bins - 1)
+    points, ece = [], 0.0
     for index in range(num_bins):
         inside = bins == index
         if not inside.any():
             continue
-        predicted, observed = float(scores[inside].mean()), float(labels[inside].mean())
-        points.append({"bin": index, "count": int(inside.sum()), "mean_predicted": predicted,
-                       "fraction_positive": observed})
-        ece += inside.mean() * abs(predicted - observed)
-    return {"brier": float(np.mean((scores - labels) ** 2)), "ece": float(ece), "bins": num_bins,
-            "reliability": points}
+        mean_predicted, mean_observed = float(predicted[inside].mean()), float(observed[inside].mean())
+        points.append({"bin": index, "count": int(inside.sum()), "mean_predicted": mean_predicted,
+                       observed_key: mean_observed})
+        ece += inside.mean() * abs(mean_predicted - mean_observed)
+    return points, float(ece)
+
+
+def calibration(labels: np.ndarray, scores: np.ndarray, num_bins: int = CALIBRATION_BINS) -> dict:
+    """Brier score, expected calibration error and the reliability diagram's points (equal-width bins)."""
+    points, ece = reliability(scores, labels, num_bins, "fraction_positive")
+    return {"brier": float(np.mean((scores - labels) ** 2)), "ece": ece, "bins": num_bins, "reliability": points}
+
+
+def top_label_calibration(labels: np.ndarray, probabilities: np.ndarray, num_bins: int = CALIBRATION_BINS) -> dict:
+    """N classes: the top label's probability against how often it is right (ECE, reliability points), and the
+    multi-class Brier score (mean squared distance to the one-hot label)."""
+    correct = (probabilities.argmax(axis=1) == labels).astype(float)
+    points, ece = reliability(probabilities.max(axis=1), correct, num_bins, "fraction_correct")
+    one_hot = np.eye(probabilities.shape[1])[labels]
+    return {"brier": float(np.mean(np.sum((probabilities - one_hot) ** 2, axis=1))), "ece": ece,
+            "bins": num_bins, "reliability": points, "top_label": True}
 
 
 def best_f1_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -100,5 +118,37 @@ class ConfidentMistakes:
 
     def records(self) -> list[dict]:
         """False positives then false negatives, most confident first."""
-        return [record for kind in ("false_positive", "false_negative")
+        return self._sorted(("false_positive", "false_negative"))
+
+    def _sorted(self, kinds) -> list[dict]:
+        return [record for kind in kinds
                 for _, _, record in sorted(self._heaps[kind], key=lambda item: (-item[0], item[1]))]
+
+
+class ConfidentClassMistakes(ConfidentMistakes):
+    """N classes: the `limit` wrong top labels of highest probability, in one bounded heap."""
+
+    def __init__(self, limit: int, class_names: list[str]):
+        super().__init__(limit)
+        self.class_names = class_names
+        self._heaps = {"mistake": []}
+
+    def add(self, texts: list[bytes], labels: np.ndarray, scores: np.ndarray, lengths: np.ndarray) -> None:
+        if not self.limit:
+            return
+        predicted = scores.argmax(axis=1)
+        for index in np.flatnonzero(predicted != labels):
+            confidence = float(scores[index, predicted[index]])
+            heap = self._heaps["mistake"]
+            if len(heap) == self.limit and confidence <= heap[0][0]:
+                continue
+            record = {"kind": "mistake", "label": self.class_names[int(labels[index])],
+                      "predicted": self.class_names[int(predicted[index])], "confidence": round(confidence, 6),
+                      "p_label": round(float(scores[index, labels[index]]), 6), "length": int(lengths[index]),
+                      "text": texts[index].decode("utf-8", errors="replace")}
+            item = (confidence, next(self._order), record)
+            heapq.heappush(heap, item) if len(heap) < self.limit else heapq.heapreplace(heap, item)
+
+    def records(self) -> list[dict]:
+        """The most confident mistakes first."""
+        return self._sorted(("mistake",))

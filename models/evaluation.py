@@ -15,7 +15,9 @@ from models.run_dir import CONFUSION_PNG, LENGTH_PNG, RELIABILITY_PNG, ROC_PNG, 
 from pipeline import dataset, plots
 from pipeline.data_dir import DataDir
 from pipeline.errors import ReviewflowError
-from pipeline.fasttext_format import LABEL_NAMES, LABEL_PREFIX
+from pipeline.corpus_formats import FormatSettings, RecordReader, format_of
+from pipeline.fasttext_format import LABEL_PREFIX
+from pipeline.rejects import Reject
 from pipeline.sources import LineReader, TooLongLine
 from pipeline.text import token_lengths
 
@@ -37,18 +39,25 @@ def check_same_vocabulary(run: RunDir, data: DataDir) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class SplitScores:
-    labels: np.ndarray      # 0/1 per review (with the scores, 12 bytes a review: the only per-review memory)
-    scores: np.ndarray      # P(positive)
+    labels: np.ndarray      # class id per review (with the scores, 12 + 8N bytes a review: the only per-review memory)
+    scores: np.ndarray      # two classes: P(positive) (n,); N classes: probabilities (n, N)
     lengths: np.ndarray     # tokens, as training's standardize() splits them (before --max-len cuts)
 
 
-def score_split(model, data: DataDir, split: str, batch_size: int,
-                mistakes: diagnostics.ConfidentMistakes | None = None) -> SplitScores:
+def model_scores(model, texts) -> np.ndarray:
+    """P(positive) (batch,) of a two-class model, or the class probabilities (batch, N) of an N-class one."""
+    scores = np.asarray(model.predict_on_batch(texts)).astype(float)
+    if scores.shape[-1] == 1:
+        return scores.reshape(-1)
+    return scores / scores.sum(axis=1, keepdims=True)  # float32's softmax sums to 1 only within ~1e-7
+
+
+def score_split(model, data: DataDir, split: str, batch_size: int, mistakes=None) -> SplitScores:
     """Every review of a split streamed through the end-to-end model; the most confident mistakes kept aside."""
     labels, scores, lengths = [], [], []
     for texts, batch_labels in dataset.make_text_dataset(data, split, batch_size).prefetch(2):
-        batch_scores = np.asarray(model.predict_on_batch(texts)).reshape(-1).astype(float)
-        batch_labels = batch_labels.numpy().reshape(-1).astype(int)
+        batch_scores = model_scores(model, texts)
+        batch_labels = dataset.class_ids(batch_labels)
         batch_lengths = token_lengths(texts).numpy()
         if mistakes is not None:
             mistakes.add(texts.numpy().tolist(), batch_labels, batch_scores, batch_lengths)
@@ -61,7 +70,7 @@ def score_split(model, data: DataDir, split: str, batch_size: int,
 
 
 def compute_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float = THRESHOLD) -> dict:
-    """Accuracy, precision, recall, F1, ROC AUC, log loss and the confusion matrix, by scikit-learn."""
+    """Accuracy, precision, recall, F1 (and macro F1), ROC AUC, log loss and the confusion matrix, by scikit-learn."""
     predicted = (scores >= threshold).astype(int)
     both_classes = len(np.unique(labels)) == 2
     return {
@@ -69,9 +78,38 @@ def compute_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float = T
         "precision": float(sk_metrics.precision_score(labels, predicted, zero_division=0)),
         "recall": float(sk_metrics.recall_score(labels, predicted, zero_division=0)),
         "f1": float(sk_metrics.f1_score(labels, predicted, zero_division=0)),
+        "macro_f1": float(sk_metrics.f1_score(labels, predicted, labels=[0, 1], average="macro", zero_division=0)),
         "roc_auc": float(sk_metrics.roc_auc_score(labels, scores)) if both_classes else None,
         "log_loss": float(sk_metrics.log_loss(labels, np.clip(scores, 1e-7, 1 - 1e-7), labels=[0, 1])),
         "confusion_matrix": sk_metrics.confusion_matrix(labels, predicted, labels=[0, 1]).tolist(),
+        "num_examples": int(len(labels)),
+    }
+
+
+def compute_class_metrics(labels: np.ndarray, probabilities: np.ndarray, names: list[str]) -> dict:
+    """N classes: accuracy, macro and weighted F1, per-class precision/recall/F1, the N x N confusion matrix,
+    one-vs-rest ROC AUC (macro; None unless every class occurs) and log loss, by scikit-learn.
+
+    `precision`, `recall` and `f1` are the macro averages, so tables that show them compare N-class runs too.
+    """
+    ids = list(range(len(names)))
+    predicted = probabilities.argmax(axis=1)
+    precision, recall, f1, support = sk_metrics.precision_recall_fscore_support(labels, predicted, labels=ids,
+                                                                                zero_division=0)
+    every_class = len(np.unique(labels)) == len(names)
+    macro = lambda values: float(np.mean(values))  # noqa: E731 - sklearn's macro average over `ids`
+    return {
+        "accuracy": float(sk_metrics.accuracy_score(labels, predicted)),
+        "precision": macro(precision), "recall": macro(recall), "f1": macro(f1), "macro_f1": macro(f1),
+        "weighted_f1": float(sk_metrics.f1_score(labels, predicted, labels=ids, average="weighted",
+                                                 zero_division=0)),
+        "roc_auc": (float(sk_metrics.roc_auc_score(labels, probabilities, multi_class="ovr", average="macro",
+                                                   labels=ids)) if every_class else None),
+        "log_loss": float(sk_metrics.log_loss(labels, np.clip(probabilities, 1e-7, 1), labels=ids)),
+        "confusion_matrix": sk_metrics.confusion_matrix(labels, predicted, labels=ids).tolist(),
+        "per_class": [{"class": name, "precision": float(p), "recall": float(r), "f1": float(f), "support": int(n)}
+                      for name, p, r, f, n in zip(names, precision, recall, f1, support)],
+        "classes": names,
         "num_examples": int(len(labels)),
     }
 
@@ -93,6 +131,9 @@ def evaluate(run_dir: Path, data: DataDir, split: str = "test", batch_size: int 
     run = RunDir(run_dir)
     check_same_vocabulary(run, data)
     model, config = run.load_model(), run.config()
+    names = config.class_names()
+    if len(names) > 2:
+        return evaluate_classes(run, model, config, data, split, batch_size, errors)
     mistakes = diagnostics.ConfidentMistakes(errors)
     scored = score_split(model, data, split, batch_size, mistakes)
     labels, scores = scored.labels, scored.scores
@@ -109,16 +150,56 @@ def evaluate(run_dir: Path, data: DataDir, split: str = "test", batch_size: int 
     return result
 
 
+def evaluate_classes(run: RunDir, model, config, data: DataDir, split: str, batch_size: int, errors: int) -> dict:
+    """`evaluate` for N classes: the metrics of `compute_class_metrics`, by length, top-label calibration."""
+    names = config.class_names()
+    mistakes = diagnostics.ConfidentClassMistakes(errors, names)
+    scored = score_split(model, data, split, batch_size, mistakes)
+    labels, probabilities = scored.labels, scored.scores
+    max_len = config.settings["max_len"]
+    result = {**compute_class_metrics(labels, probabilities, names), "split": split, "data_dir": str(data.path),
+              "data_manifest_sha256": data.manifest_sha256, "max_len": max_len,
+              "by_length": diagnostics.by_length(labels, probabilities, scored.lengths, max_len),
+              "calibration": diagnostics.top_label_calibration(labels, probabilities),
+              "f1_threshold": None, "roc_curve": None}
+    write_plots(run, result, config.model)
+    run.write_errors(mistakes.records())
+    run.write_metrics(result)
+    return result
+
+
 def write_plots(run: RunDir, metrics: dict, title: str) -> None:
     if metrics["roc_curve"] is not None:
         plots.plot_roc_curves({title: metrics["roc_curve"]}, run / ROC_PNG, f"{title}: ROC")
-    plots.plot_confusion(np.array(metrics["confusion_matrix"]), run / CONFUSION_PNG, title)
+    plots.plot_confusion(np.array(metrics["confusion_matrix"]), run / CONFUSION_PNG, title, metrics.get("classes"))
     plots.plot_reliability(metrics["calibration"]["reliability"], run / RELIABILITY_PNG, title)
     plots.plot_by_length(metrics["by_length"], run / LENGTH_PNG, title)
 
 
+def class_summary_lines(metrics: dict) -> list[str]:
+    """What `evaluate` prints for N classes: headline metrics, each class's, the confusion matrix, calibration."""
+    lines = [f"{key:>12}: {metrics[key]:.4f}" if metrics[key] is not None else f"{key:>12}: n/a (a class is absent)"
+             for key in ("accuracy", "macro_f1", "weighted_f1", "roc_auc", "log_loss")]
+    width = max(len(name) for name in metrics["classes"])
+    lines.append(f"{'class':>{width}}  precision  recall      f1  support")
+    lines += [f"{row['class']:>{width}}  {row['precision']:9.4f}  {row['recall']:6.4f}  {row['f1']:6.4f}  "
+              f"{row['support']:7,}" for row in metrics["per_class"]]
+    lines.append(f"confusion (true down, predicted across; {metrics['num_examples']:,} {metrics['split']} examples):")
+    cells = max(len(f"{count:,}") for row in metrics["confusion_matrix"] for count in row)
+    column = max(cells, width)
+    lines.append(" " * width + "  " + " ".join(f"{name:>{column}}" for name in metrics["classes"]))
+    lines += [f"{name:>{width}}  " + " ".join(f"{count:>{column},}" for count in row)
+              for name, row in zip(metrics["classes"], metrics["confusion_matrix"])]
+    calibration = metrics["calibration"]
+    lines.append(f"{'brier':>12}: {calibration['brier']:.4f}   top-label ECE ({calibration['bins']} bins): "
+                 f"{calibration['ece']:.4f}")
+    return lines
+
+
 def summary_lines(metrics: dict) -> list[str]:
     """What `evaluate` prints: each metric, the confusion matrix, calibration and the F1-best threshold."""
+    if "per_class" in metrics:
+        return class_summary_lines(metrics)
     lines = [f"{key:>10}: {metrics[key]:.4f}" if metrics[key] is not None else f"{key:>10}: n/a (one class)"
              for key in ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss")]
     (tn, fp), (fn, tp) = metrics["confusion_matrix"]
@@ -143,6 +224,25 @@ def strip_label(line: bytes) -> bytes:
     return line
 
 
+def texts_of_file(path: Path, input_format: str | None = None, text_field: str | None = None) -> Iterator[str]:
+    """The reviews of a file to score, lazily: its lines (fastText or plain), or a CSV/TSV/JSONL/Parquet file's
+    text field. A record that cannot be read stops with its place and reason: none is skipped."""
+    settings = FormatSettings(format=input_format, text_field=text_field)
+    if format_of(path, settings) == "fasttext":
+        yield from lines_of_file(path)
+        return
+    reader = RecordReader(path, settings, need_label=False)
+    for record in reader:
+        if isinstance(record.parsed, tuple):
+            yield record.parsed[1].decode("utf-8")
+        elif record.parsed in (Reject.EMPTY_TEXT, Reject.MISSING_FIELD):
+            yield ""  # an empty (or null) review is scored, as an empty line is
+        else:
+            raise ReviewflowError(f"{path}: record at line {record.number} cannot be read "
+                                  f"({record.parsed.value}); fix it or remove it, so that every output line "
+                                  "matches its review.")
+
+
 def lines_of_file(path: Path) -> Iterator[str]:
     """Each line of a plain, .gz or .bz2 file as text (labels stripped), lazily; none skipped."""
     for line in LineReader(path):
@@ -152,24 +252,34 @@ def lines_of_file(path: Path) -> Iterator[str]:
 
 @dataclasses.dataclass(frozen=True)
 class Prediction:
-    label: str          # "__label__1" or "__label__2", the corpus's own form
-    p_positive: float
+    label: str          # the corpus's own form: "__label__2" for fastText corpora, "positive" for a CSV's
+    probability: float  # of that label
+    p_positive: float | None = None           # two classes: P(positive)
+    probabilities: dict[str, float] | None = None  # N classes: every class's, in the model's order
 
 
 def predict(run_dir: Path, texts: Iterable[str], batch_size: int = DEFAULT_PREDICT_BATCH) -> Iterator[Prediction]:
     """One prediction per text, in input order, in batches: flat memory for any number of texts."""
-    model = RunDir(run_dir).load_model()
+    run = RunDir(run_dir)
+    model, config = run.load_model(), run.config()
+    labels = [config.label_prefix() + name for name in config.class_names()]
     batch: list[str] = []
     for text in texts:
         batch.append(text)
         if len(batch) >= batch_size:
-            yield from _predict_batch(model, batch)
+            yield from _predict_batch(model, batch, labels)
             batch = []
     if batch:
-        yield from _predict_batch(model, batch)
+        yield from _predict_batch(model, batch, labels)
 
 
-def _predict_batch(model, texts: list[str]) -> Iterator[Prediction]:
-    scores = np.asarray(model.predict_on_batch(tf.constant(texts))).reshape(-1)
-    for score in scores.tolist():
-        yield Prediction(LABEL_NAMES[int(score >= THRESHOLD)], score)
+def _predict_batch(model, texts: list[str], labels: list[str]) -> Iterator[Prediction]:
+    scores = model_scores(model, tf.constant(texts))
+    if scores.ndim == 1:
+        for score in scores.tolist():
+            positive = score >= THRESHOLD
+            yield Prediction(labels[int(positive)], score if positive else 1 - score, p_positive=score)
+        return
+    for row in scores.tolist():
+        top = int(np.argmax(row))
+        yield Prediction(labels[top], row[top], probabilities=dict(zip(labels, row)))

@@ -103,10 +103,17 @@ def train(model: keras.Model, strategy, train_data, validation_data, *, epochs: 
 
 def make_steps(model: keras.Model, strategy, global_batch: int):
     """(train step, validation step): each runs one global batch and returns summed (loss, correct, count)."""
-    loss_fn = keras.losses.BinaryCrossentropy(reduction=None)
+    two_classes = model.output_shape[-1] == 1  # P(positive); else a softmax over N classes, labels class ids
+    if two_classes:
+        loss_fn = keras.losses.BinaryCrossentropy(reduction=None)
+    else:
+        loss_fn = keras.losses.SparseCategoricalCrossentropy(reduction=None)
 
     def sums(probabilities, labels, per_example_loss):
-        correct = tf.cast(tf.equal(tf.cast(probabilities > 0.5, tf.float32), labels), tf.float32)
+        if two_classes:
+            correct = tf.cast(tf.equal(tf.cast(probabilities > 0.5, tf.float32), labels), tf.float32)
+        else:
+            correct = tf.cast(tf.equal(tf.argmax(probabilities, axis=-1, output_type=tf.int32), labels), tf.float32)
         return tf.reduce_sum(per_example_loss), tf.reduce_sum(correct), tf.cast(tf.size(labels), tf.float32)
 
     def train_replica(ids, labels):

@@ -44,10 +44,12 @@ def describe_data(data: DataDir) -> dict:
     """The data section: splits, sources and their rejects, vocabulary, and the length table (one streamed pass)."""
     manifest = data.manifest
     stats = corpus_stats(data)
+    names = data.classes.names
     return {
         "path": str(data.path),
-        "splits": [{"name": name, "num_examples": split.num_examples, "negative": split.label_counts["0"],
-                    "positive": split.label_counts["1"], "shards": len(split.shards)}
+        "classes": ["negative", "positive"] if names == ["1", "2"] else names,
+        "splits": [{"name": name, "num_examples": split.num_examples, "shards": len(split.shards),
+                    "counts": [split.label_counts.get(str(index), 0) for index in range(len(names))]}
                    for name, split in manifest.splits.items()],
         "sources": [{"path": source.path, "lines_read": source.lines_read, "written": source.written,
                      "rejected": source.rejected} for source in manifest.sources],
@@ -67,7 +69,8 @@ def describe_run(run: RunDir, errors_shown: int) -> dict:
     settings = {key: config.settings.get(key) for key in SETTINGS_SHOWN} if config else {}
     mistakes = run.errors()
     shown = ([e for e in mistakes if e["kind"] == "false_positive"][:errors_shown]
-             + [e for e in mistakes if e["kind"] == "false_negative"][:errors_shown])
+             + [e for e in mistakes if e["kind"] == "false_negative"][:errors_shown]
+             + [e for e in mistakes if e["kind"] == "mistake"][:errors_shown])  # N classes
     return {"model": config.model if config else run.name, "path": str(run.path), "settings": settings,
             "metrics": metrics, "by_length": (metrics or {}).get("by_length"), "errors": shown,
             "figures": [figure for name, alt in RUN_FIGURES if (figure := _figure(run / name, f"{run.name}: {alt}"))]}

@@ -54,6 +54,18 @@ class RunConfig:
     embeddings: dict | None = None      # pretrained vectors: file, dimensions, coverage (fit --embeddings)
     max_len: dict | None = None         # how --max-len was chosen: max_len, source, reason, covered (max_len.py)
     preset: dict | None = None          # the pretrained checkpoint: path, format, architecture, weights' sha256
+    classes: dict | None = None         # names (output order), positive (two classes), label_prefix; None: older runs
+
+    def class_names(self) -> list[str]:
+        """The classes in the model's output order (Amazon polarity's 1 and 2 for runs written before classes)."""
+        return self.classes["names"] if self.classes else ["1", "2"]
+
+    def label_prefix(self) -> str:
+        return self.classes["label_prefix"] if self.classes else "__label__"
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names())
 
     @property
     def model(self) -> str:

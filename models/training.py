@@ -189,22 +189,28 @@ def make_vectorizer(settings: FitSettings, data: DataDir):
 
 
 def build_and_compile(settings: FitSettings, vocab_size: int, vectors: PretrainedVectors | None = None,
-                      num_train_examples: int | None = None, replicas: int = 1) -> keras.Model:
-    """The token-id model (its embeddings started from `vectors`, if given), compiled as the studies compile it."""
+                      num_train_examples: int | None = None, replicas: int = 1, num_classes: int = 2) -> keras.Model:
+    """The token-id model (its embeddings started from `vectors`, if given), compiled as the studies compile it.
+
+    Two classes: binary cross-entropy on P(positive), as the studies; N: sparse categorical cross-entropy.
+    """
     preset = {"preset": str(settings.preset)} if zoo.needs_preset(settings.model) else {}
-    model = zoo.build(settings.model, vocab_size, settings.max_len, **settings.hparams, **preset)
+    classes = {"num_classes": num_classes} if num_classes != 2 else {}
+    model = zoo.build(settings.model, vocab_size, settings.max_len, **settings.hparams, **preset, **classes)
     if vectors is not None:
         pretrained.initialize(model, vectors, settings.freeze_embeddings)
     optimizer = make_optimizer(settings.optimizer, settings.learning_rate, settings.warmup_share or 0.0,
                                total_steps(settings, num_train_examples, replicas), zoo.clipnorm_for(settings.model))
-    model.compile(optimizer=optimizer,
-                  loss="binary_crossentropy", metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
-                  jit_compile=settings.jit_compile)
+    if num_classes == 2:
+        loss, accuracy = "binary_crossentropy", keras.metrics.BinaryAccuracy(name="accuracy")
+    else:
+        loss, accuracy = "sparse_categorical_crossentropy", keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+    model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy], jit_compile=settings.jit_compile)
     return model
 
 
 def end_to_end(vectorizer: keras.layers.TextVectorization, model: keras.Model) -> keras.Model:
-    """Raw strings (batch,) -> P(positive) (batch, 1): the vectorizer and the trained model in one."""
+    """Raw strings (batch,) -> P(positive) (batch, 1), or (batch, N) class probabilities: vectorizer and model."""
     texts = keras.Input(shape=(), dtype="string", name="text")
     return keras.Model(texts, model(vectorizer(texts)), name=f"{model.name}_end_to_end")
 
@@ -304,7 +310,7 @@ def _fit(settings: FitSettings, data: DataDir, vectors: PretrainedVectors | None
     global_batch = settings.batch_size * strategy.num_replicas_in_sync
     with strategy.scope():
         model = build_and_compile(settings, vectorizer.vocabulary_size(), vectors, data.num_examples("train"),
-                                  strategy.num_replicas_in_sync)
+                                  strategy.num_replicas_in_sync, data.classes.num_classes)
         # Optimizer slots are created here, in the strategy's scope, before a resume loads them.
         model.optimizer.build(model.trainable_variables)
     config = write_config(run, settings, data, vectorizer.vocabulary_size(), model, strategy, vectors,
@@ -345,11 +351,18 @@ def write_config(run: RunDir, settings: FitSettings, data: DataDir, vocab_size: 
         vocab_sha256=data.vocab_sha256, data_manifest_sha256=data.manifest_sha256, parameters=model.count_params(),
         versions=saving.versions(),
         embeddings=pretrained.describe(vectors, data, settings.freeze_embeddings) if vectors else None,
-        max_len=dataclasses.asdict(max_len_choice),
+        max_len=dataclasses.asdict(max_len_choice), classes=class_record(data),
         preset=(dataclasses.asdict(zoo.module(settings.model).describe(settings.preset, model))
                 if zoo.needs_preset(settings.model) else None))
     run.write_config(config)
     return config
+
+
+def class_record(data: DataDir) -> dict:
+    """config.json's classes: what each output means, and how `predict` names a label (the corpus's form)."""
+    classes = data.classes
+    fasttext = all(source.format == "fasttext" for source in data.manifest.sources)
+    return {"names": classes.names, "positive": classes.positive, "label_prefix": "__label__" if fasttext else ""}
 
 
 def make_callbacks(settings: FitSettings, data: DataDir, run: RunDir, global_batch: int,

@@ -93,7 +93,7 @@ class ZooHyperModel(kt.HyperModel):
     def build(self, hp):
         settings = trial_settings(hp, self.base, self.fixed, self.data.num_examples("train"))
         model = training.build_and_compile(settings, self.vectorizer.vocabulary_size(), self.vectors,
-                                           self.data.num_examples("train"))
+                                           self.data.num_examples("train"), num_classes=self.data.classes.num_classes)
         zoo.adapt(settings.model, model, dataset.make_dataset(self.data, "train", dataset.BLOCK_EXAMPLES,
                                                               settings.max_len, vectorizer=self.vectorizer))
         return model

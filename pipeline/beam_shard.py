@@ -27,7 +27,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pipeline import manifest as manifest_lib, output_dir, shard_plan, shards, sources, text
 from pipeline.errors import ReviewflowError
 from pipeline.fasttext_format import parse_line
-from pipeline.rejects import REJECTS_FILE, reject_line
+from pipeline.labels import LEGACY_RECORD_IDS
+from pipeline.rejects import REJECTS_FILE, Reject, reject_line
 from pipeline.shard_plan import ShardSettings
 from pipeline.vocab import count_tokens as count_batch_tokens, write_vocabulary_file
 
@@ -123,7 +124,12 @@ def route_line(numbered_line: tuple, settings: ShardSettings) -> Iterator:
                                                    "line": reject_line(path, line_number, parsed, line)})
         return
     label, text_bytes = parsed
-    yield name, shard_plan.split_of(name, label, text_bytes, settings), label, text_bytes
+    record_id = LEGACY_RECORD_IDS.get(label)  # Beam reads Amazon polarity's two classes (shard_plan.BEAM_FORMATS)
+    if record_id is None:
+        yield beam.pvalue.TaggedOutput("rejects", {"source": name, "reason": Reject.BAD_LABEL.value,
+                                                   "line": reject_line(path, line_number, Reject.BAD_LABEL, line)})
+        return
+    yield name, shard_plan.split_of(name, label, text_bytes, settings), record_id, text_bytes
 
 
 def _count_items(examples, rejects) -> list:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pipeline import manifest as manifest_lib, shards
 from pipeline.errors import DatasetError
+from pipeline.labels import ClassesInfo
 from pipeline.vocab import read_vocabulary
 
 
@@ -49,6 +50,11 @@ class DataDir:
     def compression(self) -> str:
         """The shards' compression as TensorFlow's readers name it."""
         return shards.tf_compression(self.manifest.settings["compression"])
+
+    @property
+    def classes(self) -> ClassesInfo:
+        """The class names in class-id order, the positive one (two classes), the record-id map."""
+        return self.manifest.class_info()
 
     @property
     def vocab_sha256(self) -> str:

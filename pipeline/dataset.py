@@ -8,10 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from pipeline import text
 from pipeline.data_dir import DataDir
+from pipeline.labels import ClassesInfo
 
 AUTOTUNE = tf.data.AUTOTUNE
 SHUFFLE_BUFFER_EXAMPLES = 10_000   # bounded: ~5 MB of reviews, whatever the corpus size
@@ -41,10 +43,24 @@ def shuffle_examples(dataset: tf.data.Dataset, buffer_size: int, seed: int | Non
     return dataset.shuffle(buffer_size, seed=seed, reshuffle_each_iteration=True)
 
 
-def parse_batch(records: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """A batch of serialized examples -> (texts, labels as float32 (batch, 1)); one op per batch."""
-    parsed = tf.io.parse_example(records, FEATURES)
-    return parsed["text"], tf.cast(parsed["label"], tf.float32)[:, None]
+def parse_batch_for(classes: ClassesInfo):
+    """Serialized examples -> (texts, labels): two classes as float32 (batch, 1), the sigmoid's target; N
+    classes as int32 class ids (batch,), sparse categorical cross-entropy's. Record ids become class ids."""
+    identity = classes.record_to_class == list(range(len(classes.record_to_class)))
+    record_to_class = tf.constant(classes.record_to_class, tf.int64)
+
+    def parse_batch(records: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        parsed = tf.io.parse_example(records, FEATURES)
+        labels = parsed["label"] if identity else tf.gather(record_to_class, parsed["label"])
+        if classes.num_classes == 2:
+            return parsed["text"], tf.cast(labels, tf.float32)[:, None]
+        return parsed["text"], tf.cast(labels, tf.int32)
+    return parse_batch
+
+
+def class_ids(labels) -> np.ndarray:
+    """A batch's labels as int class ids (batch,), whichever of the two forms above they have."""
+    return np.asarray(labels).reshape(-1).astype(int)
 
 
 def vectorize_with(vectorizer: keras.layers.TextVectorization):
@@ -69,7 +85,7 @@ def make_text_dataset(data: DataDir, split: str, batch_size: int, shuffle: bool 
     dataset = dataset.batch(batch_size)
     if known_size:
         dataset = with_known_batches(dataset, data.num_examples(split), batch_size)
-    return dataset.map(parse_batch, num_parallel_calls=AUTOTUNE, deterministic=True)
+    return dataset.map(parse_batch_for(data.classes), num_parallel_calls=AUTOTUNE, deterministic=True)
 
 
 def make_dataset(data: DataDir, split: str, batch_size: int, max_len: int = text.DEFAULT_MAX_LEN,

@@ -1,7 +1,8 @@
-"""`shard --runner local`: fastText files -> shards, `vocab.txt`, `rejects.jsonl`, the manifest, in one pass.
+"""`shard --runner local`: corpus files -> shards, `vocab.txt`, `rejects.jsonl`, the manifest, in one pass.
 
-Runs in this process in flat memory: lines are parsed and written as they are
-read, tokens counted on a background thread, sources hashed on another.
+Runs in this process in flat memory: records are parsed and written as they are
+read, tokens counted on a background thread, sources hashed on another. Any
+format of `corpus_formats` and any labels: the class table gives record ids.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pipeline import manifest as manifest_lib, shard_plan, shards, sources, text
-from pipeline.fasttext_format import parse_line
-from pipeline.rejects import RejectLog
+from pipeline import manifest as manifest_lib, shard_plan, shards, text
+from pipeline.corpus_formats import Record, RecordReader
+from pipeline.labels import ClassesInfo, ClassTable
+from pipeline.rejects import Reject, RejectLog
 from pipeline.shard_plan import ShardSettings
 from pipeline.vocab import TokenCounter, write_vocabulary_file
 
@@ -30,20 +32,24 @@ def shard_locally(settings: ShardSettings, out: Path, progress: bool) -> manifes
                for split, count in shard_plan.plan_split_shards(settings).items()}
     rejects = RejectLog(out)
     counter = TokenCounter()
+    table = ClassTable(settings.min_class_examples, settings.classes)
     hasher = concurrent.futures.ThreadPoolExecutor(max_workers=1)
     hashes = {name: hasher.submit(shards.file_sha256, path) for name, path in settings.sources().items()}
     try:
-        source_infos = [dataclasses.replace(_write_source(settings, name, path, writers, rejects, counter, progress),
-                                            sha256=hashes[name].result())
-                        for name, path in settings.sources().items()]
+        source_infos = []
+        for name, path in settings.sources().items():
+            writer = SourceWriter(settings, name, path, writers, rejects, counter, table)
+            source_infos.append(dataclasses.replace(writer.run(progress), sha256=hashes[name].result()))
         counter.close()
         shard_plan.check_train_split(writers["train"].num_examples, settings)
-        split_infos = {split: _finish(writer, counter.lengths.get(split, {})) for split, writer in writers.items()}
+        classes = table.classes(settings.positive_class)
+        split_infos = {split: _finish(writer, counter.lengths.get(split, {}), classes)
+                       for split, writer in writers.items()}
         rejects.finish()
         ranked = counter.most_common(settings.vocab_size - text.NUM_SPECIAL_TOKENS)
         vocabulary = write_vocabulary_file(out, ranked, len(counter.counts), counter.num_tokens)
         manifest = shard_plan.assemble_manifest(settings, split_infos, source_infos, vocabulary, rejects.total,
-                                                started)
+                                                started, classes)
     except BaseException:
         counter.close()
         for writer in writers.values():
@@ -56,55 +62,91 @@ def shard_locally(settings: ShardSettings, out: Path, progress: bool) -> manifes
     return manifest
 
 
-def _write_source(settings: ShardSettings, name: str, path: Path, writers: dict[str, shards.SplitWriter],
-                  rejects: RejectLog, counter: TokenCounter, progress: bool) -> manifest_lib.SourceInfo:
-    """Parse one source file and write each line to its split, or to the rejects."""
-    reader = sources.LineReader(path, settings.max_line_bytes, settings.parallelism)
-    encoder = shards.ExampleEncoder()
-    batches: dict[str, list[bytes]] = {split: [] for split in shard_plan.SOURCE_SPLITS[name]}
-    written = 0
-    bar = tqdm(desc=path.name, unit="B", unit_scale=True, disable=not progress, mininterval=0.5)
-    for line in reader:
-        parsed = parse_line(line)
-        if not isinstance(parsed, tuple):
-            rejects.add(name, str(path), reader.lines_read, parsed, line)
-            continue
-        label, text_bytes = parsed
-        split = shard_plan.split_of(name, label, text_bytes, settings)
-        writers[split].write(encoder.encode(text_bytes, label), label)
-        written += 1
-        batch = batches[split]  # counted for the split's length histogram (and, for train, the vocabulary)
+class SourceWriter:
+    """Parses one source and writes each record to its split, or to the rejects."""
+
+    def __init__(self, settings: ShardSettings, name: str, path: Path, writers: dict[str, shards.SplitWriter],
+                 rejects: RejectLog, counter: TokenCounter, table: ClassTable):
+        self.settings, self.name, self.path = settings, name, path
+        self.writers, self.rejects, self.counter, self.table = writers, rejects, counter, table
+        self.reader = RecordReader(path, settings.format_settings())
+        self.encoder = shards.ExampleEncoder()
+        self.batches: dict[str, list[bytes]] = {split: [] for split in shard_plan.SOURCE_SPLITS[name]}
+        self.written = 0
+
+    def run(self, progress: bool) -> manifest_lib.SourceInfo:
+        bar = tqdm(desc=self.path.name, unit="B", unit_scale=True, disable=not progress, mininterval=0.5)
+        for record in self.reader:
+            self.add(record)
+            if progress and self.reader.records_read % PROGRESS_EVERY_LINES == 0:
+                _update_bar(bar, self.reader)
+        if self.name == "train":  # the class set is now known: labels that stayed rare are no classes
+            to_write, rare = self.table.freeze()
+            for held in to_write:
+                self.write(held)
+            for held in rare:
+                self.reject(held, Reject.BAD_LABEL)
+        for split, batch in self.batches.items():
+            self.counter.add(batch, split)
+        _update_bar(bar, self.reader)
+        bar.close()
+        info = manifest_lib.SourceInfo(
+            path=str(self.path),
+            splits=shard_plan.SOURCE_SPLITS[self.name],
+            bytes=self.path.stat().st_size,
+            sha256="",  # filled in once the background hash is done
+            lines_read=self.reader.records_read,
+            written=self.written,
+            rejected=dict(sorted(self.rejects.counts[self.name].items())),
+            format=self.reader.format,
+            fields=list(self.reader.fields) if self.reader.fields else None,
+        )
+        shard_plan.check_source_has_examples(info, self.rejects.first.get(self.name))
+        return info
+
+    def add(self, record: Record) -> None:
+        if not isinstance(record.parsed, tuple):
+            self.reject(record, record.parsed)
+            return
+        label, text_bytes = record.parsed
+        if self.name != "train":
+            if self.table.record_id(label) is None:
+                self.reject(record, Reject.UNKNOWN_LABEL)
+            else:
+                self.write(record)
+            return
+        admitted = self.table.admit(label, record, len(text_bytes))
+        if admitted is None:
+            self.reject(record, Reject.BAD_LABEL)
+        for held in admitted or ():
+            self.write(held)
+
+    def reject(self, record: Record, reason: Reject) -> None:
+        self.rejects.add(self.name, str(self.path), record.number, reason, record.raw)
+
+    def write(self, record: Record) -> None:
+        label, text_bytes = record.parsed
+        record_id = self.table.record_id(label)
+        split = shard_plan.split_of(self.name, label, text_bytes, self.settings)
+        self.writers[split].write(self.encoder.encode(text_bytes, record_id), record_id)
+        self.written += 1
+        batch = self.batches[split]  # counted for the split's length histogram (and, for train, the vocabulary)
         batch.append(text_bytes)
         if len(batch) >= VOCAB_BATCH_LINES:
-            counter.add(batch, split)
-            batches[split] = []
-        if progress and written % PROGRESS_EVERY_LINES == 0:
-            _update_bar(bar, reader)
-    for split, batch in batches.items():
-        counter.add(batch, split)
-    _update_bar(bar, reader)
-    bar.close()
-    info = manifest_lib.SourceInfo(
-        path=str(path),
-        splits=shard_plan.SOURCE_SPLITS[name],
-        bytes=path.stat().st_size,
-        sha256="",  # filled in once the background hash is done
-        lines_read=reader.lines_read,
-        written=written,
-        rejected=dict(sorted(rejects.counts[name].items())),
-    )
-    shard_plan.check_source_has_examples(info, rejects.first.get(name))
-    return info
+            self.counter.add(batch, split)
+            self.batches[split] = []
 
 
-def _finish(writer: shards.SplitWriter, lengths: dict[int, int]) -> manifest_lib.SplitInfo:
-    """Rename the split's shards into place and describe the split (with its length histogram)."""
-    label_counts = {"0": writer.label_counts[0], "1": writer.label_counts[1]}
+def _finish(writer: shards.SplitWriter, lengths: dict[int, int], classes: ClassesInfo) -> manifest_lib.SplitInfo:
+    """Rename the split's shards into place and describe it: examples per class id, the length histogram."""
+    label_counts = {str(index): 0 for index in range(classes.num_classes)}
+    for record_id, count in writer.label_counts.items():
+        label_counts[str(classes.record_to_class[record_id])] += count
     return manifest_lib.SplitInfo(writer.num_examples, label_counts, writer.finish(),
                                   manifest_lib.length_counts(lengths))
 
 
-def _update_bar(bar: tqdm, reader: sources.LineReader) -> None:
+def _update_bar(bar: tqdm, reader: RecordReader) -> None:
     bar.update(reader.bytes_read - bar.n)
     elapsed = max(bar.format_dict["elapsed"], 1e-9)
-    bar.set_postfix_str(f"{reader.lines_read / elapsed:,.0f} lines/s", refresh=False)
+    bar.set_postfix_str(f"{reader.records_read / elapsed:,.0f} records/s", refresh=False)

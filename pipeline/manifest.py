@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pipeline import atomic
 from pipeline.errors import DatasetError
+from pipeline.labels import LEGACY_CLASSES, ClassesInfo
 from pipeline.shards import ShardInfo, file_sha256
 
 MANIFEST_FILE = "manifest.json"
@@ -21,7 +22,7 @@ FORMAT_VERSION = 1
 @dataclasses.dataclass(frozen=True)
 class SplitInfo:
     num_examples: int
-    label_counts: dict[str, int]  # "0" (negative) and "1" (positive)
+    label_counts: dict[str, int]  # by class id ("0", "1", ...: the manifest's `classes` order)
     shards: list[ShardInfo]
     # Reviews per length in tokens ("12": 345), as `text.token_lengths` counts them; None in older directories.
     length_counts: dict[str, int] | None = None
@@ -40,6 +41,8 @@ class SourceInfo:
     lines_read: int
     written: int
     rejected: dict[str, int]    # reason -> count; lines_read == written + sum(rejected)
+    format: str = "fasttext"    # fasttext, csv, tsv, jsonl or parquet; lines_read counts its records
+    fields: list[str] | None = None  # the text and label fields read (csv, tsv, jsonl, parquet)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +67,11 @@ class Manifest:
     rejects_path: str
     num_rejected: int
     seconds: float
+    classes: ClassesInfo | None = None  # None: sharded before classes were kept (Amazon polarity's 1 and 2)
+
+    def class_info(self) -> ClassesInfo:
+        """The classes, their order and the record-id map (the two of Amazon polarity for older directories)."""
+        return self.classes if self.classes is not None else LEGACY_CLASSES
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -82,12 +90,20 @@ class Manifest:
             rejects_path=obj["rejects_path"],
             num_rejected=obj["num_rejected"],
             seconds=obj["seconds"],
+            classes=ClassesInfo(**obj["classes"]) if obj.get("classes") else None,
         )
 
 
 def length_counts(histogram: dict[int, int]) -> dict[str, int]:
     """A length histogram as the manifest holds it: JSON keys, shortest first."""
     return {str(length): count for length, count in sorted(histogram.items())}
+
+
+def class_counts_text(classes: ClassesInfo, label_counts: dict[str, int]) -> str:
+    """`negative 12, positive 30` for polarity's two classes, else `1: 5, 2: 7, ...` by class name."""
+    if classes.names == ["1", "2"]:
+        return f"negative {label_counts.get('0', 0):,}, positive {label_counts.get('1', 0):,}"
+    return ", ".join(f"{name} {label_counts.get(str(index), 0):,}" for index, name in enumerate(classes.names))
 
 
 def write_manifest(data_dir: Path, manifest: Manifest) -> None:
@@ -130,12 +146,18 @@ def manifest_sha256(raw: bytes) -> str:
 def summary_lines(manifest: Manifest, data_dir: Path) -> list[str]:
     """What `shard` prints: examples per split and label, lines per source, the vocabulary."""
     lines = [f"{name:>10}: {split.num_examples:>10,} examples in {len(split.shards)} shards "
-             f"(negative {split.label_counts['0']:,}, positive {split.label_counts['1']:,})"
+             f"({class_counts_text(manifest.class_info(), split.label_counts)})"
              for name, split in manifest.splits.items()]
     for source in manifest.sources:
         reasons = ", ".join(f"{reason} {count:,}" for reason, count in source.rejected.items()) or "none"
-        lines.append(f"{Path(source.path).name}: {source.lines_read:,} lines read, "
+        unit = "lines" if source.format == "fasttext" else f"{source.format} records"
+        lines.append(f"{Path(source.path).name}: {source.lines_read:,} {unit} read, "
                      f"{source.written:,} written, rejected: {reasons}")
+    classes = manifest.class_info()
+    if classes.positive is not None:
+        lines.append(f"classes: {', '.join(classes.names)} (positive: {classes.positive})")
+    else:
+        lines.append(f"classes: {classes.num_classes}: {', '.join(classes.names)}")
     lines.append(f"vocabulary: {manifest.vocabulary.size:,} ids "
                  f"(covers {manifest.vocabulary.coverage:.1%} of training tokens)")
     lines.append(f"done in {manifest.seconds:.1f} s -> {data_dir}")

@@ -53,12 +53,15 @@ def plot_roc_curves(curves: dict[str, dict], path: Path, title: str) -> None:
 
 
 def plot_reliability(points: list[dict], path: Path, title: str) -> None:
-    """The reliability diagram: observed share of positives against mean predicted probability, per bin."""
+    """The reliability diagram: observed share of positives (N classes: of correct top labels) against the mean
+    predicted probability (of the top label), per bin."""
+    top_label = bool(points) and "fraction_correct" in points[0]
+    observed = "fraction_correct" if top_label else "fraction_positive"
     figure, axis = plt.subplots(figsize=(5, 5))
     axis.plot([0, 1], [0, 1], ":", color="grey", label="perfectly calibrated")
-    axis.plot([p["mean_predicted"] for p in points], [p["fraction_positive"] for p in points], "o-", label=title)
-    axis.set_xlabel("mean predicted P(positive)")
-    axis.set_ylabel("share of positives")
+    axis.plot([p["mean_predicted"] for p in points], [p[observed] for p in points], "o-", label=title)
+    axis.set_xlabel("mean probability of the top label" if top_label else "mean predicted P(positive)")
+    axis.set_ylabel("share correct" if top_label else "share of positives")
     axis.set_title(f"{title}: reliability")
     axis.legend(loc="upper left", fontsize="small")
     save_figure(figure, path)
@@ -79,12 +82,15 @@ def plot_by_length(buckets: list[dict], path: Path, title: str) -> None:
     save_figure(figure, path)
 
 
-def plot_confusion(matrix, path: Path, title: str) -> None:
+def plot_confusion(matrix, path: Path, title: str, class_names: list[str] | None = None) -> None:
+    """The confusion matrix, true classes down, predicted across (two classes: negative, positive)."""
     from sklearn.metrics import ConfusionMatrixDisplay
 
-    figure, axis = plt.subplots(figsize=(5, 4.5))
-    ConfusionMatrixDisplay(matrix, display_labels=["negative", "positive"]).plot(ax=axis, colorbar=False,
-                                                                                  values_format="d")
+    names = class_names if class_names and len(class_names) > 2 else ["negative", "positive"]
+    size = max(4.5, 0.6 * len(names) + 2)
+    figure, axis = plt.subplots(figsize=(size + 0.5, size))
+    ConfusionMatrixDisplay(matrix, display_labels=names).plot(ax=axis, colorbar=False, values_format="d",
+                                                              xticks_rotation=45 if len(names) > 5 else "horizontal")
     axis.set_title(f"{title}: confusion matrix")
     save_figure(figure, path)
 

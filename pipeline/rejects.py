@@ -3,14 +3,43 @@
 from __future__ import annotations
 
 import collections
+import enum
 import json
 from pathlib import Path
 
 from pipeline import atomic
-from pipeline.fasttext_format import Reject
 from pipeline.sources import TooLongLine
 
 REJECTS_FILE = "rejects.jsonl"
+
+
+class Reject(str, enum.Enum):
+    """Why a record was not written; the value is what the manifest and rejects.jsonl say."""
+
+    NO_LABEL = "no_label"          # fastText: does not start with __label__
+    BAD_LABEL = "bad_label"        # an empty label, or one seen under --min-class-examples times in training
+    UNKNOWN_LABEL = "unknown_label"  # a test record whose label is none of the training file's classes
+    EMPTY_TEXT = "empty_text"      # a label and nothing else
+    INVALID_UTF8 = "invalid_utf8"  # bytes that do not decode as UTF-8
+    NUL_BYTE = "nul_byte"          # a NUL byte: binary data, not a review
+    LINE_TOO_LONG = "line_too_long"  # fastText: over --max-line-bytes
+    RECORD_TOO_LONG = "record_too_long"  # CSV/TSV/JSONL/Parquet: a record or text over --max-line-bytes
+    MISSING_FIELD = "missing_field"  # no text or label field (or null), or an empty row
+    BAD_ROW = "bad_row"            # unparseable: not JSON, not an object, a field count unlike the header's
+    BAD_QUOTE = "bad_quote"        # CSV/TSV: a quote where none may be, or one never closed
+
+
+def text_problem(text: bytes) -> Reject | None:
+    """Why a (stripped) review text cannot be written, or None: empty, a NUL byte, or not UTF-8."""
+    if not text:
+        return Reject.EMPTY_TEXT
+    if b"\x00" in text:
+        return Reject.NUL_BYTE
+    try:
+        text.decode("utf-8")
+    except UnicodeDecodeError:
+        return Reject.INVALID_UTF8
+    return None
 
 
 def reject_line(source: str, line_number: int, reason: Reject, line: bytes | TooLongLine) -> str:

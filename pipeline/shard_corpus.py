@@ -13,6 +13,7 @@ from pipeline.shard_plan import ShardSettings
 def shard_corpus(settings: ShardSettings, progress: bool = False) -> manifest_lib.Manifest:
     """Run the whole shard job; on any error nothing is left that looks complete."""
     shard_plan.check_sources(settings)
+    settings.check_runner_reads()
     out = Path(settings.out)
     with output_dir.locked(out):
         output_dir.prepare_output_dir(out, settings.overwrite)

@@ -13,15 +13,25 @@ import os
 import time
 from pathlib import Path
 
-from pipeline import manifest as manifest_lib, shards, sources, text
+from pipeline import corpus_formats, labels, manifest as manifest_lib, shards, sources, text
+from pipeline.corpus_formats import FormatSettings
 from pipeline.errors import ReviewflowError, SourceError
 from pipeline.rejects import REJECTS_FILE
 
 RUNNERS = ("local", "beam")
 # The two sources of a shard run: the training file feeds train and validation, the test file test.
 SOURCE_SPLITS = {"train": ["train", "validation"], "test": ["test"]}
-FORMAT_HELP = ("Each line must be `__label__1 <text>` (negative) or `__label__2 <text>` (positive): "
-               "fastText's format, as in the Amazon Reviews polarity files.")
+FORMAT_HELP = {
+    "fasttext": ("Each line must be `__label__NAME <text>`, fastText's format, as in the Amazon Reviews files: "
+                 "`__label__1 <text>` (negative) or `__label__2 <text>` (positive). For CSV, TSV, JSON lines or "
+                 "Parquet, name the file so (.csv, .tsv, .jsonl, .parquet) or give --format."),
+    "csv": "A CSV file needs a header row naming a text and a label field (--text-field, --label-field).",
+    "tsv": "A TSV file needs a header row naming a text and a label field (--text-field, --label-field).",
+    "jsonl": "Each line must be one JSON object with a text and a label field (--text-field, --label-field).",
+    "parquet": "The Parquet file needs a text and a label column (--text-field, --label-field).",
+}
+# Beam's runner reads Amazon polarity's two fastText classes; the local runner reads every format and label.
+BEAM_FORMATS = ("fasttext",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +49,12 @@ class ShardSettings:
     parallelism: int | None = None      # bzip2 decoder threads; None: all cores
     runner: str = "local"               # "local" (this process) or "beam" (an Apache Beam pipeline)
     beam_options: tuple[str, ...] = ()  # Beam pipeline options, e.g. ("--runner=DataflowRunner",)
+    format: str | None = None           # fasttext, csv, tsv, jsonl, parquet; None: from each file's name
+    text_field: str | None = None       # None: the first of corpus_formats.TEXT_FIELDS the file has
+    label_field: str | None = None      # None: the first of corpus_formats.LABEL_FIELDS the file has
+    classes: tuple[str, ...] | None = None  # the class names to keep; None: every label of the training file
+    positive_class: str | None = None   # two classes: whose probability the model outputs; None: the later one
+    min_class_examples: int = labels.MIN_CLASS_EXAMPLES
 
     def __post_init__(self):
         if not 0.0 <= self.val_fraction < 1.0:
@@ -51,6 +67,18 @@ class ShardSettings:
             raise ReviewflowError(f"--runner must be one of {RUNNERS}.")
         if self.beam_options and self.runner != "beam":
             raise ReviewflowError("--beam-option is for --runner beam.")
+        if self.format is not None and self.format not in corpus_formats.FORMATS:
+            raise ReviewflowError(f"--format must be one of {corpus_formats.FORMATS}.")
+        if self.min_class_examples < 1:
+            raise ReviewflowError("--min-class-examples must be 1 or more.")
+        if self.classes is not None and len(set(self.classes)) < 2:
+            raise ReviewflowError(f"--classes names {len(set(self.classes))} distinct class(es); give two or more.")
+
+    def format_settings(self) -> FormatSettings:
+        return FormatSettings(self.format, self.text_field, self.label_field, self.max_line_bytes, self.parallelism)
+
+    def format_of(self, path: Path) -> str:
+        return corpus_formats.format_of(path, self.format_settings())
 
     def sources(self) -> dict[str, Path]:
         """Source name -> path, in the order they are read."""
@@ -62,6 +90,16 @@ class ShardSettings:
                 for field in dataclasses.fields(self)
                 for value in [getattr(self, field.name)]
                 if field.name not in ("overwrite", "parallelism", "beam_options")}
+
+    def check_runner_reads(self) -> None:
+        """Refuse what the Beam runner cannot read, before anything is written."""
+        if self.runner != "beam":
+            return
+        formats = {self.format_of(path) for path in self.sources().values()}
+        if formats - set(BEAM_FORMATS) or self.classes or self.positive_class:
+            raise ReviewflowError("--runner beam reads fastText files with Amazon polarity's two labels "
+                                  "(__label__1, __label__2) only; for CSV, TSV, JSON lines, Parquet or other "
+                                  "classes use --runner local (one pass, flat memory).")
 
 
 def plan_split_shards(settings: ShardSettings) -> dict[str, int]:
@@ -77,11 +115,12 @@ def plan_split_shards(settings: ShardSettings) -> dict[str, int]:
     }
 
 
-def split_of(source_name: str, label: int, text_bytes: bytes, settings: ShardSettings) -> str:
-    """The split a valid line of a source goes to."""
+def split_of(source_name: str, label: str, text_bytes: bytes, settings: ShardSettings) -> str:
+    """The split a valid record of a source goes to."""
     if source_name == "test":
         return "test"
-    return "validation" if shards.is_validation(label, text_bytes, settings.val_fraction, settings.seed) else "train"
+    held_out = shards.is_validation(labels.split_key(label), text_bytes, settings.val_fraction, settings.seed)
+    return "validation" if held_out else "train"
 
 
 def check_sources(settings: ShardSettings) -> None:
@@ -99,16 +138,17 @@ def check_sources(settings: ShardSettings) -> None:
 
 
 def check_source_has_examples(source: manifest_lib.SourceInfo, first_reject: str | None) -> None:
-    """A source of which no line is a valid review is the wrong file or the wrong format: stop."""
+    """A source of which no record is a valid review is the wrong file or the wrong format: stop."""
     if source.written:
         return
+    unit = "lines" if source.format == "fasttext" else "records"
     if source.lines_read == 0:
-        raise SourceError(f"{source.path}: the file holds no lines. {FORMAT_HELP}")
+        raise SourceError(f"{source.path}: the file holds no {unit}. {FORMAT_HELP[source.format]}")
     shown = json.loads(first_reject) if first_reject else {}
     raise SourceError(
-        f"{source.path}: none of its {source.lines_read:,} lines is a valid review; the first, line "
+        f"{source.path}: none of its {source.lines_read:,} {unit} is a valid review; the first, line "
         f"{shown.get('line', '?')}, was rejected as {shown.get('reason', '?')}: {shown.get('raw', '')[:120]!r}. "
-        f"{FORMAT_HELP} Nothing was written.")
+        f"{FORMAT_HELP[source.format]} Nothing was written.")
 
 
 def check_train_split(num_train_examples: int, settings: ShardSettings) -> None:
@@ -120,7 +160,8 @@ def check_train_split(num_train_examples: int, settings: ShardSettings) -> None:
 
 def assemble_manifest(settings: ShardSettings, splits: dict[str, manifest_lib.SplitInfo],
                       source_infos: list[manifest_lib.SourceInfo], vocabulary: manifest_lib.VocabularyInfo,
-                      num_rejected: int, started: float) -> manifest_lib.Manifest:
+                      num_rejected: int, started: float,
+                      classes: labels.ClassesInfo = labels.LEGACY_CLASSES) -> manifest_lib.Manifest:
     """The manifest of a finished run, after the checks every run must pass."""
     for source in source_infos:
         if source.lines_read != source.written + sum(source.rejected.values()):
@@ -136,4 +177,5 @@ def assemble_manifest(settings: ShardSettings, splits: dict[str, manifest_lib.Sp
         rejects_path=REJECTS_FILE,
         num_rejected=num_rejected,
         seconds=round(time.perf_counter() - started, 3),
+        classes=classes,
     )

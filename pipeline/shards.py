@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 import math
@@ -41,13 +42,15 @@ def estimate_text_bytes(source_bytes: int, compression: str) -> float:
     return source_bytes * EXPANSION_ESTIMATE[compression]
 
 
-def is_validation(label: int, text: bytes, val_fraction: float, seed: int) -> bool:
-    """Whether an example is held out for validation: a keyed hash of its content.
+def is_validation(label_key: bytes | int, text: bytes, val_fraction: float, seed: int) -> bool:
+    """Whether an example is held out for validation: a keyed hash of its label and content.
 
     Independent of order and shard count, and identical lines always land in
     the same split, so exact duplicates never leak from train into validation.
+    `label_key` is `labels.split_key(label)` (a record id of 0 or 1 keys as b"0" or b"1").
     """
-    digest = hashlib.blake2b(text, digest_size=8, key=b"%d:%d" % (seed, label)).digest()
+    key = label_key if isinstance(label_key, bytes) else str(label_key).encode()
+    digest = hashlib.blake2b(text, digest_size=8, key=b"%d:%s" % (seed, key)).digest()
     return int.from_bytes(digest, "little") / _HASH_SCALE < val_fraction
 
 
@@ -114,7 +117,7 @@ class SplitWriter:
         self._writers = [tf.io.TFRecordWriter(str(atomic.incomplete_path(self.data_dir / name)), options)
                          for name in self.names]
         self.counts = [0] * num_shards
-        self.label_counts = [0, 0]
+        self.label_counts: collections.Counter[int] = collections.Counter()  # by record id
         self.num_examples = 0
 
     def write(self, record: bytes, label: int) -> None:

@@ -16,8 +16,8 @@ import tensorflow as tf
 
 from pipeline import dataset, plots, text
 from pipeline.data_dir import DataDir
-from pipeline.fasttext_format import parse_line
-from pipeline.sources import LineReader
+from pipeline.corpus_formats import RecordReader
+from pipeline.labels import natural_order
 from pipeline.vocab import TokenCounter
 
 BATCH = 4096
@@ -55,15 +55,16 @@ class CorpusStats:
 
 
 def _batches_from_data_dir(data: DataDir, split: str) -> Iterator[tuple[tf.Tensor, np.ndarray]]:
+    names = np.array(data.classes.names, dtype=object)
     for texts, labels in dataset.make_text_dataset(data, split, BATCH):
-        yield texts, labels.numpy().reshape(-1).astype(int)
+        yield texts, names[dataset.class_ids(labels)]
 
 
 def _batches_from_file(path: Path, counter: TokenCounter) -> Iterator[tuple[tf.Tensor, np.ndarray]]:
-    """Valid lines of a raw file in batches; their tokens are counted on the way, for coverage."""
+    """Valid records of a raw file (fastText, CSV, TSV, JSONL, Parquet) in batches; tokens counted for coverage."""
     texts, labels = [], []
-    for line in LineReader(path):
-        parsed = parse_line(line)
+    for record in RecordReader(path):
+        parsed = record.parsed
         if isinstance(parsed, tuple):
             labels.append(parsed[0])
             texts.append(parsed[1])
@@ -85,12 +86,12 @@ def _accumulate(batches) -> SplitStats:
     return stats
 
 
-def from_manifest(split) -> SplitStats | None:
+def from_manifest(split, classes) -> SplitStats | None:
     """A split's stats as `shard` recorded them (no pass over the data); None for an older directory."""
     lengths = split.lengths()
     if lengths is None:
         return None
-    labels = collections.Counter({int(label): count for label, count in split.label_counts.items()})
+    labels = collections.Counter({classes.names[int(label)]: count for label, count in split.label_counts.items()})
     return SplitStats(split.num_examples, labels, collections.Counter(lengths))
 
 
@@ -102,7 +103,7 @@ def corpus_stats(source: Path | DataDir, read_shards: bool = False) -> CorpusSta
     """
     if isinstance(source, DataDir) or Path(source).is_dir():
         data = source if isinstance(source, DataDir) else DataDir.open(source)
-        splits = {split: (None if read_shards else from_manifest(info)) or
+        splits = {split: (None if read_shards else from_manifest(info, data.classes)) or
                   _accumulate(_batches_from_data_dir(data, split)) for split, info in data.manifest.splits.items()}
         return CorpusStats(splits, data.manifest.vocabulary.coverage, data.manifest.vocabulary.size)
     path = Path(source)
@@ -118,9 +119,7 @@ def summary_lines(stats: CorpusStats) -> list[str]:
     """What `stats` prints: per split the balance, length percentiles and shares; coverage; advice."""
     lines = []
     for name, split in stats.splits.items():
-        negative, positive = split.label_counts[0], split.label_counts[1]
-        lines.append(f"{name}: {split.num_examples:,} reviews, negative {negative:,} / positive {positive:,} "
-                     f"({positive / max(1, split.num_examples):.1%} positive)")
+        lines.append(f"{name}: {split.num_examples:,} reviews, {balance_text(split)}")
         lines.append("  length in tokens: " + ", ".join(f"p{q} {split.percentile(q)}" for q in PERCENTILES)
                      + f", max {max(split.lengths)}")
         lines += [f"  share of reviews with at most {length} tokens: {split.share_at_most(length):.2%}"
@@ -128,6 +127,15 @@ def summary_lines(stats: CorpusStats) -> list[str]:
     lines.append(f"vocabulary of {stats.vocab_size:,} ids covers {stats.coverage:.2%} of (training) tokens")
     lines.append(f"recommended --max-len (covers 90% of reviews whole): {stats.recommended_max_len()}")
     return lines
+
+
+def balance_text(split: SplitStats) -> str:
+    """`negative 40 / positive 60 (60.0% positive)` for Amazon polarity's labels, else each class's share."""
+    counts, total = split.label_counts, max(1, split.num_examples)
+    if set(counts) <= {"1", "2"}:
+        negative, positive = counts["1"], counts["2"]
+        return f"negative {negative:,} / positive {positive:,} ({positive / total:.1%} positive)"
+    return ", ".join(f"{name} {counts[name]:,} ({counts[name] / total:.1%})" for name in natural_order(counts))
 
 
 def plot_lengths(stats: CorpusStats, path: Path) -> None:

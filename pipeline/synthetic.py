@@ -14,6 +14,7 @@ from __future__ import annotations
 import bz2
 import dataclasses
 import gzip
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,8 @@ LENGTH_SIGMA = 0.75                   # lognormal spread of review length: a lon
 MAX_WORDS = 1_500
 SENTIMENT_RATE = 0.05                 # share of body words that carry sentiment
 SENTIMENT_AGREEMENT = 0.75            # chance a sentiment word matches the label
+STAR_SENTIMENT_RATE = 0.15            # star ratings: a star is read from the balance of many sentiment words
+STAR_SENTIMENT_AGREEMENT = 0.9        # star ratings: the lowest star's words are this negative, the highest's positive
 TITLE_SENTIMENT_RATE = 0.6            # chance the title carries a sentiment word
 LABEL_NOISE = 0.03                    # labels flipped outright, as in real ratings
 BLOCK_LINES = 2_000
@@ -98,8 +101,14 @@ def _sample(rng: np.random.Generator, cdf: np.ndarray, size: int) -> np.ndarray:
 
 
 def _sentiment_words(rng, language, labels: np.ndarray, agreement: float) -> np.ndarray:
-    """One sentiment word per label: its own polarity with probability `agreement`, else the other."""
-    polarity = np.where(rng.random(len(labels)) < agreement, labels, 1 - labels)
+    """One sentiment word per label: its own polarity with probability `agreement`, else the other.
+
+    Float labels (star ratings) are each word's chance of being positive instead.
+    """
+    if labels.dtype.kind == "f":
+        polarity = (rng.random(len(labels)) < labels).astype(int)
+    else:
+        polarity = np.where(rng.random(len(labels)) < agreement, labels, 1 - labels)
     index = _sample(rng, np.cumsum(language.sentiment_probs), len(labels))
     return np.where(polarity == 1, language.sentiment[1][index], language.sentiment[0][index])
 
@@ -124,13 +133,14 @@ def _texts(rng, language, labels: np.ndarray, lengths: np.ndarray, sentiment_rat
 
 
 def make_reviews(rng: np.random.Generator, language: Language, labels: np.ndarray,
-                 mean_words: float, agreement: float = SENTIMENT_AGREEMENT) -> list[str]:
+                 mean_words: float, agreement: float = SENTIMENT_AGREEMENT,
+                 sentiment_rate: float = SENTIMENT_RATE) -> list[str]:
     """`Title: body` for reviews of the given (true) labels."""
     median = mean_words / np.exp(LENGTH_SIGMA ** 2 / 2)
     lengths = np.clip(rng.lognormal(np.log(median), LENGTH_SIGMA, len(labels)), 2, MAX_WORDS).astype(int)
     cdf = np.cumsum(language.word_probs)
     # Every body has a sentiment word, so that even the shortest review has signal.
-    bodies = _texts(rng, language, labels, lengths, SENTIMENT_RATE, cdf, np.ones(len(labels), bool),
+    bodies = _texts(rng, language, labels, lengths, sentiment_rate, cdf, np.ones(len(labels), bool),
                     agreement)
     title_lengths = rng.integers(1, 5, size=len(labels))
     titles = _texts(rng, language, labels, title_lengths, 0.0, cdf[:2000] / cdf[1999],
@@ -197,7 +207,8 @@ def make_bad_line(rng: np.random.Generator, review: str) -> bytes:
     body = review.encode("utf-8")
     return {
         "no_label": body,
-        "bad_label": b"__label__3 " + body,
+        # a label of its own per line (no rng draw: the corpus stays as it was), rare, so never a class
+        "bad_label": b"__label__%d " % (3 + zlib.crc32(body) % 1_000_000) + body,
         "glued_label": b"__label__2" + body,
         "empty_text": b"__label__1 ",
         "invalid_utf8": b"__label__2 " + body[:20] + b"\xff\xfe" + body[20:],
@@ -235,6 +246,38 @@ def generate_lines(num_lines: int, seed: int, mean_words: float = 80.0, bad_frac
                 yield f"__label__{(1 - label if is_flipped else label) + 1} {review}\n".encode("utf-8")
 
 
+def star_positivity(stars: np.ndarray, num_classes: int, agreement: float) -> np.ndarray:
+    """A star's chance that a sentiment word is positive: 1 - agreement for the lowest, agreement for the highest,
+    evenly between, so neighbouring stars are harder to tell apart than distant ones."""
+    return (1 - agreement) + (2 * agreement - 1) * stars / (num_classes - 1)
+
+
+def generate_star_lines(num_lines: int, seed: int, num_classes: int = 5, mean_words: float = 80.0,
+                        bad_fraction: float = 0.0, agreement: float = STAR_SENTIMENT_AGREEMENT,
+                        label_noise: float = LABEL_NOISE):
+    """A star-rating corpus, `__label__1` .. `__label__N` (as Amazon and Yelp Full), deterministic for a seed.
+
+    Label noise moves a rating to a neighbouring star, as real raters disagree by one star, not by four.
+    """
+    if num_classes < 3:
+        raise ValueError(f"star ratings need 3 or more classes, got {num_classes}")
+    language = make_language()
+    rng = np.random.default_rng(seed)
+    for block_start in range(0, num_lines, BLOCK_LINES):
+        size = min(BLOCK_LINES, num_lines - block_start)
+        stars = rng.integers(num_classes, size=size)
+        reviews = make_reviews(rng, language, star_positivity(stars, num_classes, agreement), mean_words,
+                               sentiment_rate=STAR_SENTIMENT_RATE)
+        moved = np.where(rng.random(size) < label_noise, rng.choice([-1, 1], size=size), 0)
+        shown = np.clip(stars + moved, 0, num_classes - 1)
+        bad = rng.random(size) < bad_fraction
+        for review, star, is_bad in zip(reviews, shown.tolist(), bad.tolist()):
+            if is_bad:
+                yield make_bad_line(rng, review) + b"\n"
+            else:
+                yield f"__label__{star + 1} {review}\n".encode("utf-8")
+
+
 def _open_compressed(path: Path, temporary: Path):
     if path.suffix == ".bz2":
         return bz2.open(temporary, "wb", compresslevel=9)
@@ -245,15 +288,20 @@ def _open_compressed(path: Path, temporary: Path):
 
 def write_corpus(path: Path, num_lines: int, seed: int, mean_words: float = 80.0,
                  bad_fraction: float = 0.0, agreement: float = SENTIMENT_AGREEMENT,
-                 label_noise: float = LABEL_NOISE, style: str = "simple", positive_share: float = 0.5) -> Path:
-    """Write a synthetic corpus; compressed by the name's suffix (.bz2, .gz or plain)."""
+                 label_noise: float = LABEL_NOISE, style: str = "simple", positive_share: float = 0.5,
+                 num_classes: int = 2) -> Path:
+    """Write a synthetic corpus (two classes, or `num_classes` star ratings); compressed by the name's suffix."""
+    if num_classes != 2:
+        lines = generate_star_lines(num_lines, seed, num_classes, mean_words, bad_fraction, agreement, label_noise)
+    else:
+        lines = generate_lines(num_lines, seed, mean_words, bad_fraction, agreement, label_noise, style,
+                               positive_share)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = atomic.incomplete_path(path)
     try:
         with _open_compressed(path, temporary) as f:
-            for line in generate_lines(num_lines, seed, mean_words, bad_fraction, agreement, label_noise, style,
-                                       positive_share):
+            for line in lines:
                 f.write(line)
         atomic.commit(temporary, path)
     except BaseException:

@@ -92,7 +92,7 @@ def test_beam_refuses_a_source_with_no_valid_line(corpus_files, tmp_path):
     csv = tmp_path / "reviews.csv"
     csv.write_text("label,text\n1,awful product\n2,great product\n")
     out = tmp_path / "out"
-    result = shard_with_beam(csv, corpus_files[1], out, "--num-shards", "1")
+    result = shard_with_beam(csv, corpus_files[1], out, "--num-shards", "1", "--format", "fasttext")
     assert result.exit_code == 1, result.output
     assert "reviews.csv: none of its 3 lines" in result.output and "line 1" in result.output
     assert "no_label" in result.output and "Traceback" not in result.output

@@ -243,3 +243,13 @@ def test_mixed_precision_and_xla_fine_tune_on_cpu(short_data, keras_hub_preset, 
     assert keras.mixed_precision.global_policy().name == "float32"  # restored for the rest of the process
     probabilities = RunDir(tmp_path / "run").load_model().predict(tf.constant(["great", ""]), verbose=0)
     assert probabilities.dtype == np.float32 and np.all(np.isfinite(probabilities))
+
+
+def test_n_classes_end_in_a_softmax_over_the_encoder(keras_hub_preset):
+    from models import zoo
+
+    model = zoo.build("pretrained", 0, 16, preset=str(keras_hub_preset), num_classes=3)
+    inputs = pretrained.make_vectorizer(keras_hub_preset, 16)(tf.constant(["great", "awful", ""]))
+    probabilities = model.predict(inputs, verbose=0)
+    assert probabilities.shape == (3, 3)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)

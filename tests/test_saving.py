@@ -35,8 +35,6 @@ OPTIMIZER = {"cnn": "rmsprop", "rnn": "sgd", "lstm": "adagrad", "cnn_lstm": "laz
              "transformer": "lazy_adam"}
 # The pretrained encoder needs a checkpoint: tests/test_pretrained.py reads its runs in new processes the same way.
 MATRIX = [name for name in zoo.MODELS if not zoo.needs_preset(name)]
-# One worker fits the matrix once (module fixtures): `make test` runs pytest-xdist with --dist loadgroup.
-pytestmark = pytest.mark.xdist_group("saving")
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
@@ -123,14 +121,11 @@ def served(fitted_runs):
     return json.loads(python(script).stdout.splitlines()[-1])
 
 
-@pytest.mark.parametrize("name", sorted(MATRIX))
-def test_a_run_loads_in_every_command_of_a_new_process(name, fitted_runs, read_back, served):
-    run = fitted_runs[name]
+def check_run(name: str, run: Path, said: dict, served: dict) -> None:
     with zipfile.ZipFile(run / "model.keras") as archive:  # a deployed classifier carries no optimizer
         assert not any("optimizer" in entry for entry in archive.namelist())
     assert set(json.loads((run / "config.json").read_text())["versions"]) == {
         "reviewflow", "keras", "tensorflow", "tensorflow_text"}
-    said = read_back[name]
     assert said["evaluate"][0] == 0, said["evaluate"][1]
     assert json.loads((run / "metrics.json").read_text())["num_examples"] == 60
     assert said["predict"][0] == 0, said["predict"][1]
@@ -140,6 +135,18 @@ def test_a_run_loads_in_every_command_of_a_new_process(name, fitted_runs, read_b
         assert said["embed"][0] == 0 and "dimensions" in said["embed"][1], said["embed"][1]
     np.testing.assert_allclose(served[0][name], predicted, atol=1e-5)
     np.testing.assert_allclose(served[1][name], predicted, atol=1e-5)
+
+
+def test_every_run_loads_in_every_command_of_a_new_process(fitted_runs, read_back, served):
+    """One test for the whole matrix (pytest-xdist would otherwise fit it once per worker); each model's
+    failure is named."""
+    failures = {}
+    for name in sorted(MATRIX):
+        try:
+            check_run(name, fitted_runs[name], read_back[name], served)
+        except AssertionError as exc:
+            failures[name] = str(exc)[:1500]
+    assert not failures, "\n".join(f"{name}: {message}" for name, message in failures.items())
 
 
 def test_tune_compare_and_report_read_runs_in_new_processes(tiny_data, tmp_path):

@@ -1,6 +1,7 @@
-"""The model zoo: one module per architecture, each `build(vocab_size, max_len, **hyperparameters)`.
+"""The model zoo: one module per architecture, each `build(vocab_size, max_len, **hyperparameters, num_classes)`.
 
-Every builder maps token ids (batch, max_len) to P(positive) (batch, 1). The
+Every builder maps token ids (batch, max_len) to P(positive) (batch, 1) for two
+classes, or to a softmax over `num_classes` (batch, N) (`layers.class_probabilities`). The
 registry holds names, not modules: importing an architecture imports Keras,
 and the CLI lists the names in `--help` without it.
 
@@ -45,7 +46,7 @@ def parameters(name: str) -> dict:
     """The builder's arguments that `--param` may set, with their defaults."""
     signature = inspect.signature(module(name).build)
     return {parameter.name: parameter.default for parameter in signature.parameters.values()
-            if parameter.name not in ("vocab_size", "max_len", "preset")}
+            if parameter.name not in ("vocab_size", "max_len", "preset", "num_classes")}
 
 
 def check_hyperparameters(name: str, hyperparameters: dict) -> None:
@@ -59,7 +60,8 @@ def check_hyperparameters(name: str, hyperparameters: dict) -> None:
 
 def build(name: str, vocab_size: int, max_len: int, **hyperparameters):
     """The named architecture's token-id model; a `--param` value it cannot take is a ReviewflowError."""
-    check_hyperparameters(name, {key: value for key, value in hyperparameters.items() if key != "preset"})
+    check_hyperparameters(name, {key: value for key, value in hyperparameters.items()
+                                 if key not in ("preset", "num_classes")})
     try:
         return module(name).build(vocab_size=vocab_size, max_len=max_len, **hyperparameters)
     except (TypeError, ValueError) as exc:  # a value of the wrong type or range, e.g. embedding_dim=abc

@@ -5,10 +5,12 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from models.zoo.layers import class_probabilities
+
 
 def build(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 64, filters: int = 64,
           kernel_sizes: tuple[int, int, int] = (3, 5, 5), pool_sizes: tuple[int, int] = (3, 5),
-          dense_units: int = 100) -> keras.Model:
+          dense_units: int = 100, num_classes: int = 2) -> keras.Model:
     """Embedding -> [Conv1D -> BatchNorm -> MaxPool] x2 -> Conv1D -> GlobalMaxPool -> Dense -> sigmoid.
 
     Convolutions use `same` padding so that short `max_len` values still fit
@@ -23,7 +25,7 @@ def build(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 64, f
     x = layers.Conv1D(filters, kernel_sizes[2], activation="relu", padding="same")(x)
     x = layers.GlobalMaxPooling1D()(x)
     x = layers.Dense(dense_units, activation="relu")(x)
-    return keras.Model(ids, layers.Dense(1, activation="sigmoid", dtype="float32")(x), name="cnn")
+    return keras.Model(ids, class_probabilities(x, num_classes), name="cnn")
 
 
 def search_space(hp) -> dict:

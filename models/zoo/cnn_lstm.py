@@ -5,11 +5,11 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from models.zoo.layers import PaddingMask
+from models.zoo.layers import PaddingMask, class_probabilities
 
 
 def build(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 64, dropout: float = 0.25,
-          filters: int = 32, kernel_size: int = 3, units: int = 32) -> keras.Model:
+          filters: int = 32, kernel_size: int = 3, units: int = 32, num_classes: int = 2) -> keras.Model:
     """Embedding -> Dropout -> Conv1D -> LSTM(seq) -> LSTM -> sigmoid.
 
     Conv1D drops Keras masks, and the study's model without one never left the
@@ -23,7 +23,7 @@ def build(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 64, d
     x = layers.Conv1D(filters, kernel_size, activation="relu", padding="same")(x)
     x = layers.LSTM(units, return_sequences=True)(x, mask=mask)
     x = layers.LSTM(units)(x, mask=mask)
-    return keras.Model(ids, layers.Dense(1, activation="sigmoid", dtype="float32")(x), name="cnn_lstm")
+    return keras.Model(ids, class_probabilities(x, num_classes), name="cnn_lstm")
 
 
 def search_space(hp) -> dict:

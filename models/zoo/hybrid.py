@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from models.zoo.layers import PaddingMask
+from models.zoo.layers import PaddingMask, class_probabilities
 
 OPTIMIZER = "adam"  # the study trains the hybrids with Adam at 1e-3
 
@@ -25,13 +25,14 @@ def branches(cnn_input, lstm_input, mask, filters, kernel_size, dense_units, lst
 
 
 def build(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 64, dropout: float = 0.2,
-          filters: int = 300, kernel_size: int = 3, dense_units: int = 300, lstm_units: int = 300) -> keras.Model:
+          filters: int = 300, kernel_size: int = 3, dense_units: int = 300, lstm_units: int = 300,
+          num_classes: int = 2) -> keras.Model:
     """One Embedding + Dropout feeding a CNN branch and a BiLSTM branch in parallel -> sigmoid."""
     ids = keras.Input((max_len,), dtype="int32", name="token_ids")
     mask = PaddingMask()(ids)
     embedded = layers.Dropout(dropout)(layers.Embedding(vocab_size, embedding_dim, name="embedding")(ids))
     x = branches(embedded, embedded, mask, filters, kernel_size, dense_units, lstm_units)
-    return keras.Model(ids, layers.Dense(1, activation="sigmoid", dtype="float32")(x), name="hybrid")
+    return keras.Model(ids, class_probabilities(x, num_classes), name="hybrid")
 
 
 def search_space(hp) -> dict:

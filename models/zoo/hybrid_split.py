@@ -6,15 +6,16 @@ import keras
 from keras import layers
 
 from models.zoo.hybrid import OPTIMIZER, branches, search_space  # noqa: F401 - as the shared hybrid
-from models.zoo.layers import PaddingMask
+from models.zoo.layers import PaddingMask, class_probabilities
 
 
 def build(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 64, dropout: float = 0.2,
-          filters: int = 300, kernel_size: int = 3, dense_units: int = 300, lstm_units: int = 300) -> keras.Model:
+          filters: int = 300, kernel_size: int = 3, dense_units: int = 300, lstm_units: int = 300,
+          num_classes: int = 2) -> keras.Model:
     """As `hybrid.build`, but each branch has its own Embedding (and Dropout)."""
     ids = keras.Input((max_len,), dtype="int32", name="token_ids")
     mask = PaddingMask()(ids)
     cnn_in = layers.Dropout(dropout)(layers.Embedding(vocab_size, embedding_dim, name="cnn_embedding")(ids))
     lstm_in = layers.Dropout(dropout)(layers.Embedding(vocab_size, embedding_dim, name="lstm_embedding")(ids))
     x = branches(cnn_in, lstm_in, mask, filters, kernel_size, dense_units, lstm_units)
-    return keras.Model(ids, layers.Dense(1, activation="sigmoid", dtype="float32")(x), name="hybrid_split")
+    return keras.Model(ids, class_probabilities(x, num_classes), name="hybrid_split")

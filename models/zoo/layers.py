@@ -167,6 +167,16 @@ def term_counts(features):
             - tf.searchsorted(ordered, features, side="left", out_type=tf.int32))
 
 
+def class_probabilities(features, num_classes: int = 2):
+    """The zoo's output: two classes, one sigmoid unit, P(positive) (batch, 1); N, a softmax (batch, N).
+
+    float32 even under mixed precision: probabilities near 0 or 1 need its range.
+    """
+    if num_classes == 2:
+        return keras.layers.Dense(1, activation="sigmoid", dtype="float32")(features)
+    return keras.layers.Dense(num_classes, activation="softmax", dtype="float32")(features)
+
+
 @keras.saving.register_keras_serializable(package="reviewflow")
 class TfIdfLogit(keras.layers.Layer):
     """Feature ids (batch, F) -> the logit w . tfidf(x) + b, with L2-normalized sublinear TF-IDF.
@@ -178,13 +188,16 @@ class TfIdfLogit(keras.layers.Layer):
     scikit-learn's: |w|^2 / (2 C N), N the training reviews counted by `adapt`.
     """
 
-    def __init__(self, num_features: int, c: float = 4.0, **kwargs):
+    def __init__(self, num_features: int, c: float = 4.0, units: int = 1, **kwargs):
         super().__init__(**kwargs)
-        self.num_features, self.c = num_features, c
+        self.num_features, self.c, self.units = num_features, c, units
 
     def build(self, input_shape):
-        self.coefficients = self.add_weight(shape=(self.num_features,), initializer="zeros", name="coefficients")
-        self.bias = self.add_weight(shape=(), initializer="zeros", name="bias")
+        # One logit (two classes: the weights' shapes as they always were), or one per class (multinomial).
+        per_class = () if self.units == 1 else (self.units,)
+        self.coefficients = self.add_weight(shape=(self.num_features, *per_class), initializer="zeros",
+                                            name="coefficients")
+        self.bias = self.add_weight(shape=per_class, initializer="zeros", name="bias")
         self.idf = self.add_weight(shape=(self.num_features,), initializer="ones", trainable=False, name="idf")
         self.num_documents = self.add_weight(shape=(), initializer="ones", trainable=False, name="num_documents")
 
@@ -200,12 +213,14 @@ class TfIdfLogit(keras.layers.Layer):
         value = (1.0 + ops.log(tf_counts)) * ops.take(self.idf, features) * ops.cast(present, "float32")
         share = value / tf_counts                                     # per occurrence; sums to `value`
         norm = ops.sqrt(ops.maximum(ops.sum(share * value, axis=1, keepdims=True), 1e-12))
-        logit = ops.sum(ops.take(self.coefficients, features) * share / norm, axis=1, keepdims=True) + self.bias
         self.add_loss(ops.sum(ops.square(self.coefficients)) / (2.0 * self.c * self.num_documents))
-        return logit
+        if self.units == 1:
+            return ops.sum(ops.take(self.coefficients, features) * share / norm, axis=1, keepdims=True) + self.bias
+        weights = ops.take(self.coefficients, features, axis=0)      # (batch, F, classes)
+        return ops.sum(weights * ops.expand_dims(share / norm, -1), axis=1) + self.bias
 
     def compute_output_spec(self, features):
-        return keras.KerasTensor((features.shape[0], 1), dtype="float32")
+        return keras.KerasTensor((features.shape[0], self.units), dtype="float32")
 
     def get_config(self):
-        return {**super().get_config(), "num_features": self.num_features, "c": self.c}
+        return {**super().get_config(), "num_features": self.num_features, "c": self.c, "units": self.units}

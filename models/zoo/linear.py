@@ -31,12 +31,17 @@ MAX_LEN_CAP = 2048
 
 
 def build(vocab_size: int = 8192, max_len: int = 128, ngrams: int = 2, buckets: int = DEFAULT_BUCKETS,
-          c: float = 4.0, min_df: int = 2) -> keras.Model:
-    """Token ids -> word and hashed n-gram ids -> TF-IDF -> logistic regression (C, min_df as scikit-learn's)."""
+          c: float = 4.0, min_df: int = 2, num_classes: int = 2) -> keras.Model:
+    """Token ids -> word and hashed n-gram ids -> TF-IDF -> logistic regression (C, min_df as scikit-learn's).
+
+    Two classes: one logit and a sigmoid; N: multinomial logistic regression, a logit per class and a softmax.
+    """
     ids = keras.Input((max_len,), dtype="int32", name="token_ids")
     hashing = HashedNgrams(vocab_size, ngrams, buckets, min_df, name="ngrams")
-    logit = TfIdfLogit(hashing.num_features, c, name="tfidf_logit", dtype="float32")(hashing(ids))
-    return keras.Model(ids, layers.Activation("sigmoid", dtype="float32")(logit), name="linear")
+    units = 1 if num_classes == 2 else num_classes
+    logit = TfIdfLogit(hashing.num_features, c, units, name="tfidf_logit", dtype="float32")(hashing(ids))
+    activation = "sigmoid" if num_classes == 2 else "softmax"
+    return keras.Model(ids, layers.Activation(activation, dtype="float32")(logit), name="linear")
 
 
 def adapt(model: keras.Model, batches) -> bool:

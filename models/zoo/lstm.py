@@ -5,10 +5,11 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from models.zoo.layers import PaddingMask
+from models.zoo.layers import PaddingMask, class_probabilities
 
 
-def build(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 32, units: int = 32) -> keras.Model:
+def build(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 32, units: int = 32,
+          num_classes: int = 2) -> keras.Model:
     """Embedding -> LSTM(seq) -> LSTM -> sigmoid, padding masked.
 
     Default activations and no recurrent dropout keep the layers eligible for
@@ -19,7 +20,7 @@ def build(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 32, u
     x = layers.Embedding(vocab_size, embedding_dim, name="embedding")(ids)
     x = layers.LSTM(units, return_sequences=True)(x, mask=mask)
     x = layers.LSTM(units)(x, mask=mask)
-    return keras.Model(ids, layers.Dense(1, activation="sigmoid", dtype="float32")(x), name="lstm")
+    return keras.Model(ids, class_probabilities(x, num_classes), name="lstm")
 
 
 def search_space(hp) -> dict:

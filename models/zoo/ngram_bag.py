@@ -7,7 +7,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from models.zoo.layers import HashedNgrams, MaskedMean
+from models.zoo.layers import HashedNgrams, MaskedMean, class_probabilities
 
 # Adam that updates only the rows a batch uses (models/zoo/optimizers.py): Keras's Adam would update the
 # whole table and both its moment tables every step (1.7x slower here, and no more accurate).
@@ -28,7 +28,7 @@ MAX_LEN_CAP = 2048
 
 
 def build(vocab_size: int = 8192, max_len: int = 128, ngrams: int = 2, buckets: int = DEFAULT_BUCKETS,
-          embedding_dim: int = 16, dropout: float = 0.0, min_df: int = 1) -> keras.Model:
+          embedding_dim: int = 16, dropout: float = 0.0, min_df: int = 1, num_classes: int = 2) -> keras.Model:
     """Token ids -> word and hashed 2..n-gram ids -> Embedding -> masked mean -> Dense(1) sigmoid.
 
     Padding and [UNK] (and every n-gram touching them) are left out of the mean, and so is a feature
@@ -39,7 +39,7 @@ def build(vocab_size: int = 8192, max_len: int = 128, ngrams: int = 2, buckets: 
     features = hashing(ids)
     vectors = layers.Embedding(hashing.num_features, embedding_dim, name="embedding")(features)
     x = layers.Dropout(dropout)(MaskedMean()(vectors, features))
-    return keras.Model(ids, layers.Dense(1, activation="sigmoid", dtype="float32")(x), name="ngram_bag")
+    return keras.Model(ids, class_probabilities(x, num_classes), name="ngram_bag")
 
 
 def adapt(model: keras.Model, batches) -> bool:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import keras
 
-from models.zoo.layers import MeanOverMask
+from models.zoo.layers import MeanOverMask, class_probabilities
 from pipeline.errors import ReviewflowError
 
 OPTIMIZER = "adamw"
@@ -144,7 +144,8 @@ def make_vectorizer(preset: Path, max_len: int) -> "PresetPreprocessor":
     return PresetPreprocessor(preprocessor, max_len, name="vectorizer")
 
 
-def build(vocab_size: int = 0, max_len: int = 128, preset: str = "", dropout: float = 0.1) -> keras.Model:
+def build(vocab_size: int = 0, max_len: int = 128, preset: str = "", dropout: float = 0.1,
+          num_classes: int = 2) -> keras.Model:
     """The encoder's inputs -> encoder -> mean over real tokens -> Dropout -> Dense(1) sigmoid.
 
     `vocab_size` is the preset's own (the shards' vocabulary is not used).
@@ -159,7 +160,7 @@ def build(vocab_size: int = 0, max_len: int = 128, preset: str = "", dropout: fl
     sequence = outputs["sequence_output"] if isinstance(outputs, dict) else outputs
     pooled = MeanOverMask(name="mean_over_tokens")(sequence, inputs["padding_mask"])
     x = keras.layers.Dropout(dropout)(pooled)
-    return keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid", dtype="float32")(x), name="pretrained")
+    return keras.Model(inputs, class_probabilities(x, num_classes), name="pretrained")
 
 
 def describe(preset: Path, model: keras.Model) -> PresetInfo:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from models.zoo.layers import PaddingMask
+from models.zoo.layers import PaddingMask, class_probabilities
 
 
 def build(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 64, units: int = 128,
-          dense_units: tuple[int, int] = (32, 100)) -> keras.Model:
+          dense_units: tuple[int, int] = (32, 100), num_classes: int = 2) -> keras.Model:
     """Embedding -> SimpleRNN(seq) -> SimpleRNN -> Dense(32) -> Dense(100) -> sigmoid, padding masked."""
     ids = keras.Input((max_len,), dtype="int32", name="token_ids")
     mask = PaddingMask()(ids)
@@ -18,7 +18,7 @@ def build(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 64, u
     x = layers.SimpleRNN(units)(x, mask=mask)
     for width in dense_units:
         x = layers.Dense(width, activation="relu")(x)
-    return keras.Model(ids, layers.Dense(1, activation="sigmoid", dtype="float32")(x), name="rnn")
+    return keras.Model(ids, class_probabilities(x, num_classes), name="rnn")
 
 
 def search_space(hp) -> dict:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from models.zoo.layers import PaddingMask, PositionEmbedding
+from models.zoo.layers import PaddingMask, PositionEmbedding, class_probabilities
 
 OPTIMIZER = "adam"
 
@@ -29,7 +29,7 @@ def encoder_block(x, mask, embedding_dim: int, num_heads: int, ff_dim: int, drop
 
 
 def build(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 64, num_heads: int = 4,
-          num_layers: int = 2, ff_dim: int = 128, dropout: float = 0.1) -> keras.Model:
+          num_layers: int = 2, ff_dim: int = 128, dropout: float = 0.1, num_classes: int = 2) -> keras.Model:
     """Embedding + positions -> N encoder blocks -> LayerNorm -> masked mean -> Dropout -> sigmoid."""
     if embedding_dim % num_heads:
         raise ValueError(f"embedding_dim ({embedding_dim}) must be a multiple of num_heads ({num_heads})")
@@ -41,7 +41,7 @@ def build(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 64, n
         x = encoder_block(x, mask, embedding_dim, num_heads, ff_dim, dropout)
     x = layers.LayerNormalization(epsilon=1e-6)(x)
     x = layers.Dropout(dropout)(layers.GlobalAveragePooling1D()(x, mask=mask))
-    return keras.Model(ids, layers.Dense(1, activation="sigmoid", dtype="float32")(x), name="transformer")
+    return keras.Model(ids, class_probabilities(x, num_classes), name="transformer")
 
 
 def search_space(hp) -> dict:
