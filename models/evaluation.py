@@ -105,7 +105,7 @@ def compute_class_metrics(labels: np.ndarray, probabilities: np.ndarray, names: 
                                                  zero_division=0)),
         "roc_auc": (float(sk_metrics.roc_auc_score(labels, probabilities, multi_class="ovr", average="macro",
                                                    labels=ids)) if every_class else None),
-        "log_loss": float(sk_metrics.log_loss(labels, np.clip(probabilities, 1e-7, 1), labels=ids)),
+        "log_loss": float(sk_metrics.log_loss(labels, probabilities, labels=ids)),  # rows sum to 1 (model_scores)
         "confusion_matrix": sk_metrics.confusion_matrix(labels, predicted, labels=ids).tolist(),
         "per_class": [{"class": name, "precision": float(p), "recall": float(r), "f1": float(f), "support": int(n)}
                       for name, p, r, f, n in zip(names, precision, recall, f1, support)],

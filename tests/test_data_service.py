@@ -46,8 +46,9 @@ def service():
     dispatcher, address = start_server()
     workers = [start_server("--dispatcher", address.removeprefix("grpc://"))[0] for _ in range(2)]
     yield address, [dispatcher, *workers]
-    for process in [*workers, dispatcher]:
+    for process in [*workers, dispatcher]:  # all at once: each server's stop takes seconds, and they overlap
         process.send_signal(signal.SIGTERM)
+    for process in [*workers, dispatcher]:
         rest = process.communicate(timeout=60)[0]
         assert process.returncode == 0 and "stopped" in rest, rest
 
