@@ -181,9 +181,10 @@ def class_summary_lines(metrics: dict) -> list[str]:
     lines = [f"{key:>12}: {metrics[key]:.4f}" if metrics[key] is not None else f"{key:>12}: n/a (a class is absent)"
              for key in ("accuracy", "macro_f1", "weighted_f1", "roc_auc", "log_loss")]
     width = max(len(name) for name in metrics["classes"])
-    lines.append(f"{'class':>{width}}  precision  recall      f1  support")
-    lines += [f"{row['class']:>{width}}  {row['precision']:9.4f}  {row['recall']:6.4f}  {row['f1']:6.4f}  "
-              f"{row['support']:7,}" for row in metrics["per_class"]]
+    name_width = max(width, len("class"))
+    lines.append(f"{'class':>{name_width}}  {'precision':>9}  {'recall':>9}  {'f1':>9}  {'support':>9}")
+    lines += [f"{row['class']:>{name_width}}  {row['precision']:9.4f}  {row['recall']:9.4f}  {row['f1']:9.4f}  "
+              f"{row['support']:9,}" for row in metrics["per_class"]]
     lines.append(f"confusion (true down, predicted across; {metrics['num_examples']:,} {metrics['split']} examples):")
     cells = max(len(f"{count:,}") for row in metrics["confusion_matrix"] for count in row)
     column = max(cells, width)
