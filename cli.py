@@ -36,6 +36,11 @@ class ReviewflowGroup(click.Group):
             return super().invoke(ctx)
         except ReviewflowError as exc:
             raise click.ClickException(str(exc)) from exc
+        except BrokenPipeError:  # the reader went away (`reviewflow stats DIR | head`): stop writing, quietly
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush must not fail too
+            ctx.exit(141)  # as a process killed by SIGPIPE exits in a shell: 128 + 13
         except OSError as exc:  # disk full, permissions, a vanished file: say which file and why
             where = f"{exc.filename}: " if exc.filename else ""
             raise click.ClickException(f"{where}{exc.strerror or exc}. Nothing was marked complete; "

@@ -93,3 +93,14 @@ def test_installed_entry_point_flushes_output_and_keeps_exit_codes(tmp_path):
     assert again.returncode == 1 and "--overwrite" in again.stderr
     usage = subprocess.run([sys.executable, "cli.py", "shard"], cwd=ROOT, capture_output=True, text=True)
     assert usage.returncode == 2 and "Missing option" in usage.stderr
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(data_dir):
+    # `reviewflow stats DIR | head -1`: the pipe closes before the output is written. A shell's own
+    # commands die of SIGPIPE (exit 141) and say nothing; an "Error: Broken pipe" would be noise.
+    process = subprocess.Popen([sys.executable, "cli.py", "stats", str(data_dir)], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process.stdout.close()  # the reader is gone before the first line
+    stderr = process.communicate(timeout=120)[1]
+    assert process.returncode == 141, stderr
+    assert "Error" not in stderr and "Traceback" not in stderr, stderr
