@@ -83,8 +83,7 @@ def fitted_runs(tiny_data, tmp_path_factory):
     return runs
 
 
-@pytest.fixture(scope="module")
-def read_back(fitted_runs, tiny_data):
+def read_back_script(fitted_runs, tiny_data) -> str:
     """What `predict`, `embed` and `evaluate` say of every run, in one new process that never fitted a model.
 
     One process for all runs: loading imports every class-registering module itself (models/saving.py), so
@@ -99,11 +98,10 @@ def read_back(fitted_runs, tiny_data):
               "        said[command] = [done.exit_code, done.stdout + (done.stderr if done.exit_code else '')]\n"
               "    out[name] = said\n"
               "print(json.dumps(out))")
-    return json.loads(python(script).stdout.splitlines()[-1])
+    return script
 
 
-@pytest.fixture(scope="module")
-def served(fitted_runs):
+def served_script(fitted_runs) -> str:
     """Every run's SavedModel in a fresh interpreter with only TensorFlow and tensorflow-text imported, as a
     serving process has; then the README's snippet, whose own imports are the first of reviewflow's."""
     runs = {name: str(run) for name, run in fitted_runs.items()}
@@ -118,7 +116,21 @@ def served(fitted_runs):
               + "".join(f"    {line}\n" for line in readme_snippet().replace('"runs/ng', 'run + "').splitlines()) +
               f"    loaded[name] = model.predict(tf.constant({TEXTS!r}), verbose=0).reshape(-1).tolist()\n"
               "print(json.dumps([served, loaded]))")
-    return json.loads(python(script).stdout.splitlines()[-1])
+    return script
+
+
+@pytest.fixture(scope="module")
+def read_back_and_served(fitted_runs, tiny_data):
+    """Both fresh interpreters at once (each spends most of its ~30 s importing and loading)."""
+    processes = [subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+                 for script in (read_back_script(fitted_runs, tiny_data), served_script(fitted_runs))]
+    outputs = []
+    for process in processes:
+        stdout, stderr = process.communicate(timeout=600)
+        assert process.returncode == 0, stderr[-2000:]
+        outputs.append(json.loads(stdout.splitlines()[-1]))
+    return outputs
 
 
 def check_run(name: str, run: Path, said: dict, served: dict) -> None:
@@ -137,9 +149,10 @@ def check_run(name: str, run: Path, said: dict, served: dict) -> None:
     np.testing.assert_allclose(served[1][name], predicted, atol=1e-5)
 
 
-def test_every_run_loads_in_every_command_of_a_new_process(fitted_runs, read_back, served):
+def test_every_run_loads_in_every_command_of_a_new_process(fitted_runs, read_back_and_served):
     """One test for the whole matrix (pytest-xdist would otherwise fit it once per worker); each model's
     failure is named."""
+    read_back, served = read_back_and_served
     failures = {}
     for name in sorted(MATRIX):
         try:
