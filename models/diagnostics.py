@@ -107,14 +107,21 @@ class ConfidentMistakes:
         for index in np.flatnonzero(predicted != labels.astype(bool)):
             kind = "false_positive" if predicted[index] else "false_negative"
             confidence = float(scores[index] if predicted[index] else 1 - scores[index])
-            heap = self._heaps[kind]
-            if len(heap) == self.limit and confidence <= heap[0][0]:
-                continue
-            record = {"kind": kind, "label": int(labels[index]), "p_positive": round(float(scores[index]), 6),
-                      "confidence": round(confidence, 6), "length": int(lengths[index]),
-                      "text": texts[index].decode("utf-8", errors="replace")}
-            item = (confidence, next(self._order), record)
-            heapq.heappush(heap, item) if len(heap) < self.limit else heapq.heapreplace(heap, item)
+            if self._keeps(kind, confidence):
+                self._push(kind, confidence, {
+                    "kind": kind, "label": int(labels[index]), "p_positive": round(float(scores[index]), 6),
+                    "confidence": round(confidence, 6), "length": int(lengths[index]),
+                    "text": texts[index].decode("utf-8", errors="replace")})
+
+    def _keeps(self, kind: str, confidence: float) -> bool:
+        """Whether a mistake this confident enters its bounded heap (checked before its record is built)."""
+        heap = self._heaps[kind]
+        return len(heap) < self.limit or confidence > heap[0][0]
+
+    def _push(self, kind: str, confidence: float, record: dict) -> None:
+        heap = self._heaps[kind]
+        item = (confidence, next(self._order), record)
+        heapq.heappush(heap, item) if len(heap) < self.limit else heapq.heapreplace(heap, item)
 
     def records(self) -> list[dict]:
         """False positives then false negatives, most confident first."""
@@ -139,15 +146,12 @@ class ConfidentClassMistakes(ConfidentMistakes):
         predicted = scores.argmax(axis=1)
         for index in np.flatnonzero(predicted != labels):
             confidence = float(scores[index, predicted[index]])
-            heap = self._heaps["mistake"]
-            if len(heap) == self.limit and confidence <= heap[0][0]:
-                continue
-            record = {"kind": "mistake", "label": self.class_names[int(labels[index])],
-                      "predicted": self.class_names[int(predicted[index])], "confidence": round(confidence, 6),
-                      "p_label": round(float(scores[index, labels[index]]), 6), "length": int(lengths[index]),
-                      "text": texts[index].decode("utf-8", errors="replace")}
-            item = (confidence, next(self._order), record)
-            heapq.heappush(heap, item) if len(heap) < self.limit else heapq.heapreplace(heap, item)
+            if self._keeps("mistake", confidence):
+                self._push("mistake", confidence, {
+                    "kind": "mistake", "label": self.class_names[int(labels[index])],
+                    "predicted": self.class_names[int(predicted[index])], "confidence": round(confidence, 6),
+                    "p_label": round(float(scores[index, labels[index]]), 6), "length": int(lengths[index]),
+                    "text": texts[index].decode("utf-8", errors="replace")})
 
     def records(self) -> list[dict]:
         """The most confident mistakes first."""

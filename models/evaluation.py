@@ -127,41 +127,31 @@ def f1_threshold(model, data: DataDir, split: str, batch_size: int, scored: Spli
 
 def evaluate(run_dir: Path, data: DataDir, split: str = "test", batch_size: int = DEFAULT_EVAL_BATCH,
              errors: int = diagnostics.DEFAULT_ERRORS) -> dict:
-    """Score a split; write RUN/metrics.json, errors.jsonl and the plots (ROC, confusion, reliability, length)."""
+    """Score a split; write RUN/metrics.json, errors.jsonl and the plots (ROC, confusion, reliability, length).
+
+    Two classes: the metrics at 0.5 and at the F1-best threshold, ROC; N classes: `compute_class_metrics`
+    and top-label calibration.
+    """
     run = RunDir(run_dir)
     check_same_vocabulary(run, data)
     model, config = run.load_model(), run.config()
     names = config.class_names()
-    if len(names) > 2:
-        return evaluate_classes(run, model, config, data, split, batch_size, errors)
-    mistakes = diagnostics.ConfidentMistakes(errors)
+    two_classes = len(names) == 2
+    mistakes = (diagnostics.ConfidentMistakes(errors) if two_classes else
+                diagnostics.ConfidentClassMistakes(errors, names))
     scored = score_split(model, data, split, batch_size, mistakes)
     labels, scores = scored.labels, scored.scores
     max_len = config.settings["max_len"]
-    result = {**compute_metrics(labels, scores), "split": split, "data_dir": str(data.path),
-              "data_manifest_sha256": data.manifest_sha256, "max_len": max_len,
-              "by_length": diagnostics.by_length(labels, scores, scored.lengths, max_len),
-              "calibration": diagnostics.calibration(labels, scores),
-              "f1_threshold": f1_threshold(model, data, split, batch_size, scored),
-              "roc_curve": diagnostics.roc_points(labels, scores)}
-    write_plots(run, result, config.model)
-    run.write_errors(mistakes.records())
-    run.write_metrics(result)
-    return result
-
-
-def evaluate_classes(run: RunDir, model, config, data: DataDir, split: str, batch_size: int, errors: int) -> dict:
-    """`evaluate` for N classes: the metrics of `compute_class_metrics`, by length, top-label calibration."""
-    names = config.class_names()
-    mistakes = diagnostics.ConfidentClassMistakes(errors, names)
-    scored = score_split(model, data, split, batch_size, mistakes)
-    labels, probabilities = scored.labels, scored.scores
-    max_len = config.settings["max_len"]
-    result = {**compute_class_metrics(labels, probabilities, names), "split": split, "data_dir": str(data.path),
-              "data_manifest_sha256": data.manifest_sha256, "max_len": max_len,
-              "by_length": diagnostics.by_length(labels, probabilities, scored.lengths, max_len),
-              "calibration": diagnostics.top_label_calibration(labels, probabilities),
-              "f1_threshold": None, "roc_curve": None}
+    if two_classes:
+        measured = {**compute_metrics(labels, scores), "calibration": diagnostics.calibration(labels, scores),
+                    "f1_threshold": f1_threshold(model, data, split, batch_size, scored),
+                    "roc_curve": diagnostics.roc_points(labels, scores)}
+    else:
+        measured = {**compute_class_metrics(labels, scores, names),
+                    "calibration": diagnostics.top_label_calibration(labels, scores),
+                    "f1_threshold": None, "roc_curve": None}
+    result = {**measured, "split": split, "data_dir": str(data.path), "data_manifest_sha256": data.manifest_sha256,
+              "max_len": max_len, "by_length": diagnostics.by_length(labels, scores, scored.lengths, max_len)}
     write_plots(run, result, config.model)
     run.write_errors(mistakes.records())
     run.write_metrics(result)

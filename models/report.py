@@ -44,10 +44,10 @@ def describe_data(data: DataDir) -> dict:
     """The data section: splits, sources and their rejects, vocabulary, and the length table (one streamed pass)."""
     manifest = data.manifest
     stats = corpus_stats(data)
-    names = data.classes.names
+    names = data.classes.display_names()
     return {
         "path": str(data.path),
-        "classes": ["negative", "positive"] if names == ["1", "2"] else names,
+        "classes": names,
         "splits": [{"name": name, "num_examples": split.num_examples, "shards": len(split.shards),
                     "counts": [split.label_counts.get(str(index), 0) for index in range(len(names))]}
                    for name, split in manifest.splits.items()],

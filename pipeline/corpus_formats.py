@@ -191,11 +191,10 @@ class RecordReader:
 
     def _fields(self, columns: list[str]) -> tuple[str, str | None]:
         text_field = choose_field(self.path, columns, self.settings.text_field, TEXT_FIELDS, "text", "--text-field")
-        if not self.need_label and self.settings.label_field is None:
-            self.fields = (text_field, None)
-            return self.fields
-        label_field = choose_field(self.path, columns, self.settings.label_field, LABEL_FIELDS, "label",
-                                   "--label-field")
+        label_field = None
+        if self.need_label or self.settings.label_field is not None:
+            label_field = choose_field(self.path, columns, self.settings.label_field, LABEL_FIELDS, "label",
+                                       "--label-field")
         self.fields = (text_field, label_field)
         return self.fields
 

@@ -44,6 +44,10 @@ class ClassesInfo:
     def num_classes(self) -> int:
         return len(self.names)
 
+    def display_names(self) -> list[str]:
+        """How tables name the classes: Amazon polarity's 1 and 2 as negative and positive, others as they are."""
+        return ["negative", "positive"] if self.names == ["1", "2"] else self.names
+
 
 # Directories sharded before classes were recorded: Amazon polarity's two, record ids as class ids.
 LEGACY_CLASSES = ClassesInfo(["1", "2"], "2", [0, 1])
@@ -99,7 +103,6 @@ class ClassTable:
         self.counts: collections.Counter[str] = collections.Counter()
         self.pending: dict[str, Pending] = {}
         self.pending_bytes = 0
-        self.frozen = False
 
     def admit(self, label: str, item, num_bytes: int) -> list | None:
         if self.fixed is not None and label not in self.fixed:
@@ -141,7 +144,6 @@ class ClassTable:
         Amazon polarity's `1` and `2` are classes however few their lines, when they are the only ones: a tiny
         two-class file stays a two-class corpus.
         """
-        self.frozen = True
         legacy = set(LEGACY_RECORD_IDS)
         to_write = []
         if self.confirmed <= legacy:

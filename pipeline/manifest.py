@@ -100,10 +100,9 @@ def length_counts(histogram: dict[int, int]) -> dict[str, int]:
 
 
 def class_counts_text(classes: ClassesInfo, label_counts: dict[str, int]) -> str:
-    """`negative 12, positive 30` for polarity's two classes, else `1: 5, 2: 7, ...` by class name."""
-    if classes.names == ["1", "2"]:
-        return f"negative {label_counts.get('0', 0):,}, positive {label_counts.get('1', 0):,}"
-    return ", ".join(f"{name} {label_counts.get(str(index), 0):,}" for index, name in enumerate(classes.names))
+    """`negative 12, positive 30` for polarity's two classes, else `1 5, 2 7, ...` by class name."""
+    return ", ".join(f"{name} {label_counts.get(str(index), 0):,}"
+                     for index, name in enumerate(classes.display_names()))
 
 
 def write_manifest(data_dir: Path, manifest: Manifest) -> None:
