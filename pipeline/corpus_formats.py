@@ -145,6 +145,8 @@ class RecordReader:
                 header = next(reader)
             except StopIteration:
                 return
+            except sources.READ_ERRORS as exc:
+                raise sources.damaged_source(self.path, "its header", exc) from exc
             except csv.Error as exc:
                 raise SourceError(f"{self.path}: line 1, the header, does not parse as {self.format.upper()} "
                                   f"({exc}). Check --format.") from exc
@@ -155,6 +157,8 @@ class RecordReader:
                     row = next(reader)
                 except StopIteration:
                     return
+                except sources.READ_ERRORS as exc:
+                    raise sources.damaged_source(self.path, f"line {reader.line_num:,}", exc) from exc
                 except csv.Error as exc:
                     reason = Reject.RECORD_TOO_LONG if "field larger" in str(exc) else Reject.BAD_QUOTE
                     yield Record(reader.line_num, reason, f"{exc}".encode())
@@ -179,7 +183,14 @@ class RecordReader:
             raise SourceError(f"{self.path}: not a readable Parquet file ({exc}). Check --format.") from exc
         fields = self._fields(parquet.schema_arrow.names)
         number = 0
-        for batch in parquet.iter_batches(PARQUET_BATCH_ROWS, columns=[field for field in fields if field]):
+        batches = parquet.iter_batches(PARQUET_BATCH_ROWS, columns=[field for field in fields if field])
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except sources.READ_ERRORS as exc:  # a damaged page: pyarrow's errors are OSError or ValueError
+                raise sources.damaged_source(self.path, f"row {number:,}", exc) from exc
             columns = batch.to_pydict()
             texts = columns[fields[0]]
             labels = columns[fields[1]] if fields[1] else [None] * len(texts)

@@ -31,6 +31,18 @@ class TooLongLine:
     num_bytes: int
 
 
+# What a decompressor or reader raises on a truncated or corrupt file: bz2's EOFError, gzip's OSError,
+# indexed_bzip2's RuntimeError, zlib's and pyarrow's ValueError subclasses.
+READ_ERRORS = (EOFError, OSError, RuntimeError, ValueError)
+
+
+def damaged_source(path: Path, where: str, exc: BaseException) -> SourceError:
+    """The error for a source that stops reading part-way: which file, how far it got, and the fix."""
+    return SourceError(f"{path}: compressed data is truncated or corrupt after {where}: {exc}. Nothing was "
+                       "marked complete; re-download the file (check it with `bzip2 -t` or `gzip -t`) and "
+                       "run again.")
+
+
 def compression_of(path: Path) -> str:
     """'bz2', 'gzip' or 'none', from the file's magic bytes rather than its name."""
     with open(path, "rb") as f:
@@ -92,13 +104,9 @@ class LineReader:
     def _read(self, stream: BinaryIO) -> bytes:
         try:
             chunk = stream.read(self.chunk_bytes)
-        except (EOFError, OSError, RuntimeError, ValueError) as exc:
-            raise SourceError(
-                f"{self.path}: compressed data is truncated or corrupt after line "
-                f"{self.lines_read:,} ({self.bytes_read:,} bytes decompressed): {exc}. "
-                "Nothing was marked complete; re-download the file (check it with "
-                "`bzip2 -t` or `gzip -t`) and run again."
-            ) from exc
+        except READ_ERRORS as exc:
+            raise damaged_source(self.path, f"line {self.lines_read:,} ({self.bytes_read:,} bytes decompressed)",
+                                 exc) from exc
         self.bytes_read += len(chunk)
         return chunk
 

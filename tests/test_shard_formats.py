@@ -146,3 +146,16 @@ def test_classes_option_keeps_only_those(tmp_path, classes, expected):
     accounted(manifest)
     assert manifest.classes.names == expected
     assert manifest.sources[0].rejected == {"bad_label": 20} and manifest.sources[1].rejected == {"unknown_label": 4}
+
+
+def test_a_truncated_compressed_csv_is_a_clear_error_not_a_traceback(tmp_path):
+    rows = "".join(f'"review {i} {"great" if i % 2 else "bad"} ' + "word " * 30 + f'",{i % 2}\n' for i in range(3000))
+    whole = bz2.compress(("text,label\n" + rows).encode())
+    train = tmp_path / "train.csv.bz2"
+    train.write_bytes(whole[:len(whole) // 2])  # a download cut off half-way
+    test = tmp_path / "test.csv"
+    test.write_text("text,label\nfine,1\nbad,0\n")
+    result = shard("--train", train, "--test", test, "--out", tmp_path / "out")
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert "train.csv.bz2: compressed data is truncated or corrupt after" in result.output  # its header or a line
+    assert not (tmp_path / "out" / "manifest.json").exists()
