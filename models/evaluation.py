@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 from sklearn import metrics as sk_metrics
 
-from models import diagnostics
+from models import diagnostics, zoo
 from models.run_dir import CONFUSION_PNG, LENGTH_PNG, RELIABILITY_PNG, ROC_PNG, RunDir
 from pipeline import dataset, plots
 from pipeline.data_dir import DataDir
@@ -125,7 +125,15 @@ def f1_threshold(model, data: DataDir, split: str, batch_size: int, scored: Spli
             "metrics": {key: at[key] for key in ("accuracy", "precision", "recall", "f1", "confusion_matrix")}}
 
 
-def evaluate(run_dir: Path, data: DataDir, split: str = "test", batch_size: int = DEFAULT_EVAL_BATCH,
+def inference_batch_size(model: str | None, given: int | None, default: int) -> int:
+    """`given`, or `default` within the model's own cap (`zoo.inference_batch_size_for`): a pretrained
+    encoder's activations at 4096 reviews a batch took 15 GB of memory."""
+    if given is not None:
+        return given
+    return min(default, zoo.inference_batch_size_for(model)) if model in zoo.MODELS else default
+
+
+def evaluate(run_dir: Path, data: DataDir, split: str = "test", batch_size: int | None = None,
              errors: int = diagnostics.DEFAULT_ERRORS) -> dict:
     """Score a split; write RUN/metrics.json, errors.jsonl and the plots (ROC, confusion, reliability, length).
 
@@ -135,6 +143,7 @@ def evaluate(run_dir: Path, data: DataDir, split: str = "test", batch_size: int 
     run = RunDir(run_dir)
     check_same_vocabulary(run, data)
     model, config = run.load_model(), run.config()
+    batch_size = inference_batch_size(config.settings.get("model"), batch_size, DEFAULT_EVAL_BATCH)
     names = config.class_names()
     two_classes = len(names) == 2
     mistakes = (diagnostics.ConfidentMistakes(errors) if two_classes else
@@ -249,10 +258,11 @@ class Prediction:
     probabilities: dict[str, float] | None = None  # N classes: every class's, in the model's order
 
 
-def predict(run_dir: Path, texts: Iterable[str], batch_size: int = DEFAULT_PREDICT_BATCH) -> Iterator[Prediction]:
+def predict(run_dir: Path, texts: Iterable[str], batch_size: int | None = None) -> Iterator[Prediction]:
     """One prediction per text, in input order, in batches: flat memory for any number of texts."""
     run = RunDir(run_dir)
     model, config = run.load_model(), run.config()
+    batch_size = inference_batch_size(config.settings.get("model"), batch_size, DEFAULT_PREDICT_BATCH)
     labels = [config.label_prefix() + name for name in config.class_names()]
     batch: list[str] = []
     for text in texts:

@@ -49,7 +49,7 @@ def with_vectors(settings, data: DataDir):
     they are, and None, without one."""
     if settings.embeddings is None:
         return settings, None
-    vectors = read_vectors(settings.embeddings, data.vocabulary())
+    vectors = read_vectors(settings.embeddings, data.vocabulary(settings.vocab_size))
     hparams = hparams_for(settings.model, settings.hparams, vectors, settings.freeze_embeddings)
     return dataclasses.replace(settings, hparams=hparams), vectors
 

@@ -13,6 +13,7 @@ import keras
 import tensorflow as tf
 
 from models import callbacks as callbacks_lib, max_len as max_len_lib, multi_worker, pretrained, saving, zoo
+from models import vocab_size as vocab_size_lib
 from models.zoo import optimizers
 from models.run_dir import BACKUP_DIR, BEST_CHECKPOINT, CACHE_DIR, CURVES_PNG, LOGS_DIR, MODEL_FILE, RunConfig, RunDir
 from pipeline import data_service, dataset, plots, text
@@ -45,6 +46,7 @@ class FitSettings:
     batch_size: int | None = None         # per replica; None: the model's (lowered for a small corpus)
     max_len: int | None = None            # None: chosen from the train split's lengths (models/max_len.py)
     truncate: str | None = None           # which tokens of a longer review are kept; None: text.DEFAULT_TRUNCATE
+    vocab_size: int | None = None         # ids taken of the shard's vocabulary; None: the model's (zoo.vocab_size_for)
     optimizer: str | None = None          # None: the study's choice for the model
     learning_rate: float | None = None    # None: the optimizer's study default
     patience: int = 3
@@ -76,9 +78,6 @@ class FitSettings:
             if self.embeddings is not None:
                 raise ReviewflowError(f"--embeddings: the {self.model} model's token embeddings are its "
                                       "checkpoint's own, trained with its tokenizer; leave out --embeddings.")
-            if self.truncate not in (None, "head"):
-                raise ReviewflowError(f"--truncate {self.truncate}: the {self.model} model's packer keeps the head "
-                                      "of a longer review (and its [CLS]/[SEP]); leave out --truncate.")
         if self.warmup_share is not None and not 0 <= self.warmup_share < 1:
             raise ReviewflowError(f"--warmup-share must be in [0, 1), got {self.warmup_share}.")
         if self.freeze_embeddings and self.embeddings is None:
@@ -99,6 +98,13 @@ class FitSettings:
         lengths = data.split("train").lengths() if data is not None else None
         return max_len_lib.choose(self.max_len, coverage, cap, lengths)
 
+    def vocab_choice(self, data: DataDir | None = None) -> vocab_size_lib.VocabChoice:
+        """--vocab-size as given, or the model's, within the shard's vocabulary (unknown without `data`)."""
+        available = data.manifest.vocabulary.size if data is not None else None
+        if zoo.needs_preset(self.model):
+            return vocab_size_lib.VocabChoice(None, "preset", "the checkpoint's own tokenizer and vocabulary")
+        return vocab_size_lib.choose(self.vocab_size, zoo.vocab_size_for(self.model), available)
+
     def resolved(self, data: DataDir | None = None) -> "FitSettings":
         """The settings with the model's defaults filled in (batch size and --max-len from the train split)."""
         num_train_examples = data.num_examples("train") if data is not None else None
@@ -111,6 +117,7 @@ class FitSettings:
         batch_size = self.batch_size or default_batch_size(self.model, num_train_examples)
         return dataclasses.replace(self, optimizer=optimizer, learning_rate=learning_rate, batch_size=batch_size,
                                    max_len=self.max_len_choice(data).max_len,
+                                   vocab_size=self.vocab_choice(data).vocab_size,
                                    truncate=self.truncate or ("head" if zoo.needs_preset(self.model)
                                                               else text.DEFAULT_TRUNCATE),
                                    warmup_share=(self.warmup_share if self.warmup_share is not None
@@ -184,8 +191,8 @@ def total_steps(settings: FitSettings, num_train_examples: int | None, replicas:
 def make_vectorizer(settings: FitSettings, data: DataDir):
     """Raw strings -> the model's inputs: the shards' vocabulary, or a pretrained preset's own tokenizer."""
     if zoo.needs_preset(settings.model):
-        return zoo.module(settings.model).make_vectorizer(settings.preset, settings.max_len)
-    return text.make_vectorizer(data.vocabulary(), settings.max_len, settings.truncate)
+        return zoo.module(settings.model).make_vectorizer(settings.preset, settings.max_len, settings.truncate)
+    return text.make_vectorizer(data.vocabulary(settings.vocab_size), settings.max_len, settings.truncate)
 
 
 def build_and_compile(settings: FitSettings, vocab_size: int, vectors: PretrainedVectors | None = None,
@@ -264,7 +271,7 @@ def fit(settings: FitSettings, verbose: int | str = "auto", log=print, data: Dat
 
 
 def _fit_run(settings: FitSettings, data: DataDir, verbose, log) -> FitResult:
-    max_len_choice = settings.max_len_choice(data)
+    max_len_choice, vocab_choice = settings.max_len_choice(data), settings.vocab_choice(data)
     settings, vectors = pretrained.with_vectors(settings.resolved(data), data)
     if settings.strategy == "multi-worker":
         multi_worker.check_enough_shards(data, multi_worker.cluster_task()[2])
@@ -277,7 +284,7 @@ def _fit_run(settings: FitSettings, data: DataDir, verbose, log) -> FitResult:
         keras.mixed_precision.set_global_policy(
             "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16")
     try:
-        return _fit(settings, data, vectors, run, resuming, verbose, log, max_len_choice)
+        return _fit(settings, data, vectors, run, resuming, verbose, log, max_len_choice, vocab_choice)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)  # the policy is process-wide
 
@@ -304,7 +311,8 @@ def make_inputs(settings: FitSettings, data: DataDir, vectorizer, global_batch: 
 
 
 def _fit(settings: FitSettings, data: DataDir, vectors: PretrainedVectors | None, run: RunDir, resuming: bool,
-         verbose, log, max_len_choice: max_len_lib.MaxLenChoice) -> FitResult:
+         verbose, log, max_len_choice: max_len_lib.MaxLenChoice,
+         vocab_choice: vocab_size_lib.VocabChoice) -> FitResult:
     vectorizer = make_vectorizer(settings, data)
     strategy = choose_strategy(settings.strategy)
     global_batch = settings.batch_size * strategy.num_replicas_in_sync
@@ -318,6 +326,7 @@ def _fit(settings: FitSettings, data: DataDir, vectors: PretrainedVectors | None
     if verbose:
         log(f"--max-len {settings.max_len} ({max_len_choice.source}: {max_len_choice.reason}); longer reviews "
             f"keep their {settings.truncate.replace('_', ' and ')}")
+        log(f"vocabulary: {vectorizer.vocabulary_size()} ids ({vocab_choice.source}: {vocab_choice.reason})")
     if vectors is not None and verbose:
         log(pretrained.coverage_line(config.embeddings))
     cache_dir = run / CACHE_DIR

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from pipeline import manifest as manifest_lib, shards
+from pipeline import manifest as manifest_lib, shards, text
 from pipeline.errors import DatasetError
 from pipeline.labels import ClassesInfo
 from pipeline.vocab import read_vocabulary
@@ -67,6 +67,8 @@ class DataDir:
             return None
         return [int(line) for line in (self.path / counts_path).read_text().split()]
 
-    def vocabulary(self) -> list[str]:
-        """The tokens of `vocab.txt`, most frequent first, as written by `shard`."""
-        return read_vocabulary(self.path / self.manifest.vocabulary.path)
+    def vocabulary(self, vocab_size: int | None = None) -> list[str]:
+        """The tokens of `vocab.txt`, most frequent first, as written by `shard`; with `vocab_size`, those of
+        its first `vocab_size` ids (padding and [UNK] count as two)."""
+        tokens = read_vocabulary(self.path / self.manifest.vocabulary.path)
+        return tokens if vocab_size is None else tokens[: vocab_size - text.NUM_SPECIAL_TOKENS]

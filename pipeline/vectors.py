@@ -45,8 +45,9 @@ class PretrainedVectors:
         """Share of the training split's tokens whose word has a vector (None without the counts)."""
         if token_counts is None or not tokens_seen:
             return None
-        counts = np.asarray(token_counts, dtype=np.int64)
-        return float(counts[self.covered[text.NUM_SPECIAL_TOKENS:][: len(counts)]].sum() / tokens_seen)
+        words_covered = self.covered[text.NUM_SPECIAL_TOKENS:]
+        counts = np.asarray(token_counts, dtype=np.int64)[: len(words_covered)]  # a run may use fewer words
+        return float(counts[words_covered[: len(counts)]].sum() / tokens_seen)
 
 
 def _is_header(fields: list[bytes]) -> bool:

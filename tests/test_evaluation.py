@@ -160,3 +160,12 @@ def test_embed_works_with_the_new_models(data_dir, tmp_path, name):
     rows = (tmp_path / "projector" / "vectors.tsv").read_text().splitlines()
     assert len(rows) == len((tmp_path / "projector" / "metadata.tsv").read_text().splitlines())
     assert len(written) == 2
+
+
+def test_a_pretrained_encoder_is_scored_in_small_batches_unless_told():
+    from models import evaluation
+
+    assert evaluation.inference_batch_size("pretrained", None, evaluation.DEFAULT_EVAL_BATCH) == 128
+    assert evaluation.inference_batch_size("cnn", None, evaluation.DEFAULT_EVAL_BATCH) == 4096
+    assert evaluation.inference_batch_size("linear", None, evaluation.DEFAULT_PREDICT_BATCH) == 1024
+    assert evaluation.inference_batch_size("pretrained", 999, evaluation.DEFAULT_EVAL_BATCH) == 999

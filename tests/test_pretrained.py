@@ -187,7 +187,6 @@ def test_bad_presets_and_options_are_one_clear_error(short_data, keras_hub_prese
     assert "above the checkpoint's limit of 64" in error("--preset", keras_hub_preset, "--max-len", "128")
     assert "leave out --embeddings" in error("--preset", keras_hub_preset, "--embeddings",
                                              huggingface_checkpoint / "config.json")
-    assert "leave out --truncate" in error("--preset", keras_hub_preset, "--truncate", "tail")
     with pytest.raises(ReviewflowError, match="not WordPiece"):
         bad = tmp_path / "tokenizer.json"
         bad.write_text(json.dumps({"model": {"type": "BPE", "vocab": {}}}))
@@ -243,6 +242,31 @@ def test_mixed_precision_and_xla_fine_tune_on_cpu(short_data, keras_hub_preset, 
     assert keras.mixed_precision.global_policy().name == "float32"  # restored for the rest of the process
     probabilities = RunDir(tmp_path / "run").load_model().predict(tf.constant(["great", ""]), verbose=0)
     assert probabilities.dtype == np.float32 and np.all(np.isfinite(probabilities))
+
+
+def test_a_long_review_keeps_its_head_and_tail_word_pieces_and_the_run_keeps_the_cut(
+        short_data, keras_hub_preset, tmp_path):
+    words = vocabulary(short_data)[len(SPECIAL):]
+    texts = tf.constant([" ".join(words[:40]), " ".join(words[:5])])  # a long review and a short one
+    head, cut = (pretrained.make_vectorizer(keras_hub_preset, 16, truncate) for truncate in ("head", "head_tail"))
+    tokenizer = head.tokenizer
+    pieces = list(tokenizer(texts[:1])[0])
+    budget = 16 - 2  # [CLS] and [SEP]
+    expected = ([tokenizer.token_to_id("[CLS]")] + pieces[:budget // 4] + pieces[-(budget - budget // 4):]
+                + [tokenizer.token_to_id("[SEP]")])
+    kept, packed = cut(texts), head(texts)
+    assert kept["token_ids"].numpy()[0].tolist() == expected and len(pieces) > budget
+    for name in packed:  # a review that fits is packed as the preset's own preprocessor packs it
+        np.testing.assert_array_equal(kept[name].numpy()[1], packed[name].numpy()[1])
+    assert kept["padding_mask"].numpy()[0].all()
+
+    run = tmp_path / "run"
+    fit(FitSettings(model="pretrained", preset=keras_hub_preset, data=short_data, out=run, epochs=1,
+                    steps_per_epoch=2, validation_steps=1, max_len=16, truncate="head_tail"), verbose=0)
+    assert RunDir(run).config().settings["truncate"] == "head_tail"
+    loaded = RunDir(run).load_model().get_layer("vectorizer")
+    assert loaded.truncate == "head_tail"
+    np.testing.assert_array_equal(loaded(texts)["token_ids"].numpy(), kept["token_ids"].numpy())
 
 
 def test_n_classes_end_in_a_softmax_over_the_encoder(keras_hub_preset):

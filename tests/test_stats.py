@@ -22,7 +22,7 @@ def test_length_shares_agree_with_a_direct_count(tmp_path):
     assert result.percentile(50) == int(np.percentile(lengths, 50, method="inverted_cdf"))
     assert result.percentile(90) == int(np.percentile(lengths, 90, method="inverted_cdf"))
     whole = stats.corpus_stats(path)
-    assert 0.5 < whole.coverage <= 1.0 and whole.vocab_size <= 8192
+    assert 0.5 < whole.coverage <= 1.0 and whole.vocab_size <= stats.text.DEFAULT_VOCAB_SIZE
 
 
 def test_stats_of_a_data_directory(data_dir, tmp_path):

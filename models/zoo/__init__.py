@@ -8,7 +8,7 @@ and the CLI lists the names in `--help` without it.
 Each module also defines `search_space(hp)`: the builder arguments that `tune`
 searches, next to the builder they feed. It may define `OPTIMIZER`,
 `LEARNING_RATE`, `BATCH_SIZE`, `EARLY_STOPPING`, `MAX_LEN_COVERAGE` and
-`MAX_LEN_CAP` (its defaults) and
+`MAX_LEN_CAP`, `VOCAB_SIZE`, `INFERENCE_BATCH_SIZE` (its defaults) and
 `adapt(model, batches) -> bool` (statistics of the training split, set
 before the first epoch, e.g. `linear`'s IDF; True if it read the batches).
 """
@@ -33,6 +33,10 @@ DEFAULT_BATCH_SIZE = 64
 # a sequence model's time and memory per step grow with the length (attention's with its square).
 DEFAULT_MAX_LEN_COVERAGE = 0.9
 DEFAULT_MAX_LEN_CAP = 512
+# fit without --vocab-size: the ids a model takes of the shard's vocabulary (the most frequent words). A word
+# embedding learns little for a rare word, and its table, with its optimizer moments, grows with the count;
+# 8192 is what the sequence models were measured with. A module's VOCAB_SIZE = None takes the whole vocabulary.
+DEFAULT_VOCAB_SIZE = 8192
 
 
 def module(name: str) -> types.ModuleType:
@@ -91,6 +95,16 @@ def max_len_policy(name: str) -> tuple[float, int]:
     module_ = module(name)
     return (getattr(module_, "MAX_LEN_COVERAGE", DEFAULT_MAX_LEN_COVERAGE),
             getattr(module_, "MAX_LEN_CAP", DEFAULT_MAX_LEN_CAP))
+
+
+def inference_batch_size_for(name: str) -> int:
+    """The most reviews `evaluate` and `predict` score at once by default (memory grows with the batch)."""
+    return getattr(module(name), "INFERENCE_BATCH_SIZE", 1 << 20)
+
+
+def vocab_size_for(name: str) -> int | None:
+    """The vocabulary ids the model takes by default; None: all of the shard's."""
+    return getattr(module(name), "VOCAB_SIZE", DEFAULT_VOCAB_SIZE)
 
 
 def needs_preset(name: str) -> bool:

@@ -25,6 +25,9 @@ DEFAULT_BUCKETS = 1 << 18
 # 2048 tokens (models/max_len.py). IMDB cut at 128 tokens cost linear and ngram_bag 4.4 points.
 MAX_LEN_COVERAGE = 0.99
 MAX_LEN_CAP = 2048
+# Every word of the shard's vocabulary (32768 ids by default): a bag's weight per word is cheap, and rare words
+# carry sentiment ("unwatchable"). On IMDB, 8192 -> 32768 ids: linear 0.9047 -> 0.9067, ngram_bag 0.9038 -> 0.9053.
+VOCAB_SIZE = None
 
 
 def build(vocab_size: int = 8192, max_len: int = 128, ngrams: int = 2, buckets: int = DEFAULT_BUCKETS,

@@ -33,6 +33,9 @@ LEARNING_RATE = 3e-5        # BERT's fine-tuning range is 2e-5 to 5e-5 (Devlin e
 BATCH_SIZE = 32
 WARMUP_SHARE = 0.1          # of all training steps: linear warm-up, then linear decay to 0
 CLIPNORM = 1.0
+# evaluate/predict score this many reviews at once (not 4096): MiniLM's activations at 4096 x 128 word pieces
+# took 15 GB; at 128 a batch is a few hundred MB and the encoder's matrix products are still large.
+INFERENCE_BATCH_SIZE = 128
 # Tokens are the preset's word pieces, ~1.3 per word of ours: 90% of reviews, at most 256 pieces. Time per
 # example grows with the length and attention's memory with its square; on a GPU, --max-len 512 is common.
 MAX_LEN_COVERAGE = 0.9
@@ -132,8 +135,9 @@ def wordpiece_from_tokenizer_json(path: Path):
     return _keras_hub().models.BertTokenizer(vocabulary=vocabulary, lowercase=lowercase)
 
 
-def make_vectorizer(preset: Path, max_len: int) -> "PresetPreprocessor":
-    """Raw strings -> the encoder's inputs (token ids, padding mask, ...) of `max_len` word pieces."""
+def make_vectorizer(preset: Path, max_len: int, truncate: str = "head") -> "PresetPreprocessor":
+    """Raw strings -> the encoder's inputs (token ids, padding mask, ...) of `max_len` word pieces; a longer
+    review keeps its `truncate` part (text.TRUNCATIONS)."""
     tokenizer = load_tokenizer(preset)
     keras_hub = _keras_hub()
     try:
@@ -141,7 +145,7 @@ def make_vectorizer(preset: Path, max_len: int) -> "PresetPreprocessor":
             str(preset), tokenizer=tokenizer, sequence_length=max_len)
     except (ValueError, KeyError, OSError):  # a Hugging Face BERT directory: KerasHub's BERT packer
         preprocessor = keras_hub.models.BertTextClassifierPreprocessor(tokenizer, sequence_length=max_len)
-    return PresetPreprocessor(preprocessor, max_len, name="vectorizer")
+    return PresetPreprocessor(preprocessor, max_len, truncate=truncate, name="vectorizer")
 
 
 def build(vocab_size: int = 0, max_len: int = 128, preset: str = "", dropout: float = 0.1,
@@ -191,11 +195,16 @@ class PresetPreprocessor(keras.layers.Layer):
     what loading a functional model does; this layer states its output instead (`compute_output_spec`).
     """
 
-    def __init__(self, preprocessor, max_len: int, outputs: list[str] | None = None, **kwargs):
+    def __init__(self, preprocessor, max_len: int, outputs: list[str] | None = None, truncate: str = "head",
+                 **kwargs):
         super().__init__(**kwargs)
         if isinstance(preprocessor, dict):
             preprocessor = keras.saving.deserialize_keras_object(preprocessor)
-        self.preprocessor, self.max_len = preprocessor, max_len
+        if truncate != "head" and not hasattr(preprocessor, "packer"):
+            raise ReviewflowError(f"--truncate {truncate}: this checkpoint's preprocessor "
+                                  f"({type(preprocessor).__name__}) has no packer to pack a cut review; "
+                                  "use --truncate head.")
+        self.preprocessor, self.max_len, self.truncate = preprocessor, max_len, truncate
         self.outputs = outputs  # the output names, found once by running the preprocessor
 
     def build(self, input_shape):
@@ -209,17 +218,41 @@ class PresetPreprocessor(keras.layers.Layer):
         return self.tokenizer.vocabulary_size()
 
     def call(self, texts):
+        inputs = self.preprocessor(texts) if self.truncate == "head" else self._cut_and_pack(texts)
         # int32 throughout (the padding mask comes as bool): the on-disk id cache and the encoder's inputs agree.
-        return {name: keras.ops.cast(value, "int32") for name, value in self.preprocessor(texts).items()}
+        return {name: keras.ops.cast(value, "int32") for name, value in inputs.items()}
 
-    def compute_output_spec(self, texts):
+    def _cut_and_pack(self, texts):
+        """What the preprocessor does (tokenize, pack one segment), with the word pieces cut first: the
+        packer's own cut keeps the head, and the ending of a long review holds its verdict."""
+        import tensorflow as tf
+
+        from pipeline import text
+
+        pieces = self.tokenizer(texts)
+        if not isinstance(pieces, tf.RaggedTensor):  # KerasHub hands eager callers Python lists
+            pieces = tf.ragged.constant(pieces, dtype="int32", ragged_rank=1, inner_shape=()) if pieces else \
+                tf.ragged.constant([[]], dtype="int32")[:0]
+        budget = self.max_len - 2  # the packer adds a start and an end token ([CLS] ... [SEP], <s> ... </s>)
+        pieces = text.head_and_tail(pieces, budget, int(budget * text.HEAD_SHARE[self.truncate]))
+        if self.preprocessor.packer is None:  # KerasHub makes its packer when the preprocessor is built
+            self.preprocessor.build(None)
+        token_ids, segment_ids = self.preprocessor.packer(pieces)
+        inputs = {"token_ids": token_ids, "padding_mask": token_ids != self.tokenizer.pad_token_id,
+                  "segment_ids": segment_ids}
+        return {name: inputs[name] for name in self._output_names()}
+
+    def _output_names(self) -> list[str]:
         if self.outputs is None:
             import tensorflow as tf
 
             self.outputs = sorted(self.preprocessor(tf.constant(["a"])))
+        return self.outputs
+
+    def compute_output_spec(self, texts):
         return {name: keras.KerasTensor((texts.shape[0], self.max_len), dtype="int32", name=name)
-                for name in self.outputs}
+                for name in self._output_names()}
 
     def get_config(self):
         return {**super().get_config(), "preprocessor": keras.saving.serialize_keras_object(self.preprocessor),
-                "max_len": self.max_len, "outputs": self.outputs}
+                "max_len": self.max_len, "outputs": self.outputs, "truncate": self.truncate}
