@@ -350,7 +350,7 @@ def echo_lines(lines: list[str]) -> None:
 @click.option("--split", type=click.Choice(["test", "validation", "train"]), default="test", show_default=True,
               help="Split to evaluate on.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
-              help="Reviews per prediction batch. Default: 4096 (pretrained: 128, whose activations are large).")
+              help="Reviews per prediction batch. Default: 4096 (pretrained 128, transformer 256: attention's memory).")
 @click.option("--errors", type=click.IntRange(min=0), default=20, show_default=True,
               help="Keep the N most confident false positives and N false negatives in RUN/errors.jsonl.")
 def evaluate(run, data, split, batch_size, errors) -> None:
@@ -379,7 +379,7 @@ def evaluate(run, data, split, batch_size, errors) -> None:
               help="tsv: label<TAB>p_positive (N classes: the top label's probability); jsonl: one JSON object "
                    "per line, with every class's probability for N classes.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
-              help="Reviews per prediction batch. Default: 1024 (pretrained: 128, whose activations are large).")
+              help="Reviews per prediction batch. Default: 1024 (pretrained 128, transformer 256: attention's memory).")
 def predict(run, texts, file_path, input_format, text_field, output_format, batch_size) -> None:
     """Score reviews given as TEXTS, in --file, or on standard input: one line out per review in."""
     import json

@@ -118,8 +118,7 @@ class FitSettings:
         return dataclasses.replace(self, optimizer=optimizer, learning_rate=learning_rate, batch_size=batch_size,
                                    max_len=self.max_len_choice(data).max_len,
                                    vocab_size=self.vocab_choice(data).vocab_size,
-                                   truncate=self.truncate or ("head" if zoo.needs_preset(self.model)
-                                                              else text.DEFAULT_TRUNCATE),
+                                   truncate=self.truncate or text.DEFAULT_TRUNCATE,
                                    warmup_share=(self.warmup_share if self.warmup_share is not None
                                                  else zoo.warmup_share_for(self.model)),
                                    preset=self.preset if zoo.needs_preset(self.model) else None)

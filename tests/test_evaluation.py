@@ -168,4 +168,5 @@ def test_a_pretrained_encoder_is_scored_in_small_batches_unless_told():
     assert evaluation.inference_batch_size("pretrained", None, evaluation.DEFAULT_EVAL_BATCH) == 128
     assert evaluation.inference_batch_size("cnn", None, evaluation.DEFAULT_EVAL_BATCH) == 4096
     assert evaluation.inference_batch_size("linear", None, evaluation.DEFAULT_PREDICT_BATCH) == 1024
+    assert evaluation.inference_batch_size("transformer", None, evaluation.DEFAULT_EVAL_BATCH) == 256
     assert evaluation.inference_batch_size("pretrained", 999, evaluation.DEFAULT_EVAL_BATCH) == 999

@@ -121,7 +121,7 @@ def test_a_keras_hub_preset_fine_tunes_learns_and_its_run_works_in_new_processes
     assert result.exit_code == 0, result.output
     config = RunDir(run).config()
     assert config.settings["optimizer"] == "adamw" and config.settings["warmup_share"] == 0.1
-    assert config.settings["batch_size"] <= 32 and config.settings["truncate"] == "head"
+    assert config.settings["batch_size"] <= 32 and config.settings["truncate"] == "head_tail"
     assert config.preset["format"] == "keras_hub" and config.preset["architecture"] == "BertBackbone"
     assert len(config.preset["weights_sha256"]) == 64 and config.preset["max_sequence_length"] == 64
     assert max(row["val_accuracy"] for row in RunDir(run).history()) > 0.75  # it learns short texts
