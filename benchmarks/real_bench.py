@@ -36,7 +36,7 @@ from models import embedding, zoo  # noqa: E402
 from models.evaluation import compute_metrics  # noqa: E402
 from models.run_dir import RunDir  # noqa: E402
 from models.training import FitSettings, fit, open_data  # noqa: E402
-from pipeline import text  # noqa: E402
+from pipeline import atomic, text  # noqa: E402
 from pipeline.shard_corpus import shard_corpus  # noqa: E402
 from pipeline.shard_plan import ShardSettings  # noqa: E402
 from zoo_bench import zoo_row  # noqa: E402
@@ -109,10 +109,8 @@ def write_splits(data, out: Path) -> Path:
     for split in ("train", "validation", "test"):
         if not (out / f"{split}.jsonl").exists():
             texts, labels = load_split(data.path, split)
-            temporary = out / f"{split}.jsonl.tmp"
-            with temporary.open("w", encoding="utf-8") as f:
+            with atomic.open_for_write(out / f"{split}.jsonl", encoding="utf-8") as f:
                 f.writelines(json.dumps({"text": t, "label": label}) + "\n" for t, label in zip(texts, labels))
-            temporary.rename(out / f"{split}.jsonl")
     return out
 
 

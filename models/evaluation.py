@@ -130,7 +130,8 @@ def inference_batch_size(model: str | None, given: int | None, default: int) -> 
     encoder's activations at 4096 reviews a batch took 15 GB of memory."""
     if given is not None:
         return given
-    return min(default, zoo.inference_batch_size_for(model)) if model in zoo.MODELS else default
+    cap = zoo.inference_batch_size_for(model) if model in zoo.MODELS else None
+    return default if cap is None else min(default, cap)
 
 
 def evaluate(run_dir: Path, data: DataDir, split: str = "test", batch_size: int | None = None,

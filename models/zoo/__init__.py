@@ -7,8 +7,8 @@ and the CLI lists the names in `--help` without it.
 
 Each module also defines `search_space(hp)`: the builder arguments that `tune`
 searches, next to the builder they feed. It may define `OPTIMIZER`,
-`LEARNING_RATE`, `BATCH_SIZE`, `EARLY_STOPPING`, `MAX_LEN_COVERAGE` and
-`MAX_LEN_CAP`, `VOCAB_SIZE`, `INFERENCE_BATCH_SIZE` (its defaults) and
+`LEARNING_RATE`, `BATCH_SIZE`, `EARLY_STOPPING`, `MAX_LEN_COVERAGE`,
+`MAX_LEN_CAP`, `VOCAB_SIZE` and `INFERENCE_BATCH_SIZE` (its defaults), and
 `adapt(model, batches) -> bool` (statistics of the training split, set
 before the first epoch, e.g. `linear`'s IDF; True if it read the batches).
 """
@@ -97,9 +97,10 @@ def max_len_policy(name: str) -> tuple[float, int]:
             getattr(module_, "MAX_LEN_CAP", DEFAULT_MAX_LEN_CAP))
 
 
-def inference_batch_size_for(name: str) -> int:
-    """The most reviews `evaluate` and `predict` score at once by default (memory grows with the batch)."""
-    return getattr(module(name), "INFERENCE_BATCH_SIZE", 1 << 20)
+def inference_batch_size_for(name: str) -> int | None:
+    """The most reviews `evaluate` and `predict` score at once by default (memory grows with the batch);
+    None: no cap of the model's own."""
+    return getattr(module(name), "INFERENCE_BATCH_SIZE", None)
 
 
 def vocab_size_for(name: str) -> int | None:

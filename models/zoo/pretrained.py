@@ -231,8 +231,7 @@ class PresetPreprocessor(keras.layers.Layer):
 
         pieces = self.tokenizer(texts)
         if not isinstance(pieces, tf.RaggedTensor):  # KerasHub hands eager callers Python lists
-            pieces = tf.ragged.constant(pieces, dtype="int32", ragged_rank=1, inner_shape=()) if pieces else \
-                tf.ragged.constant([[]], dtype="int32")[:0]
+            pieces = tf.ragged.constant(pieces, dtype="int32", ragged_rank=1)
         budget = self.max_len - 2  # the packer adds a start and an end token ([CLS] ... [SEP], <s> ... </s>)
         pieces = text.head_and_tail(pieces, budget, int(budget * text.HEAD_SHARE[self.truncate]))
         if self.preprocessor.packer is None:  # KerasHub makes its packer when the preprocessor is built
