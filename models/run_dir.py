@@ -7,6 +7,10 @@ RUN/errors.jsonl   the most confident mistakes of the last `evaluate`
 RUN/model.keras    end-to-end model: raw strings -> P(positive), shape (batch, 1); written last
 RUN/export/        SavedModel with a string `serve` signature for TF Serving
 RUN/checkpoints/   best model so far; RUN/backup/ resume state; RUN/cache/ token ids; RUN/logs/ TensorBoard
+RUN/tuner/         `tune`'s search state, with RUN/trials.csv and RUN/trials.json
+RUN/.reviewflow    the marker: reviewflow wrote this directory (`pipeline/ownership.py`)
+
+`--overwrite` deletes exactly these entries (`RUN_LAYOUT`), and only in a directory that holds nothing else.
 """
 
 from __future__ import annotations
@@ -15,10 +19,11 @@ import csv
 import dataclasses
 import io
 import json
+import re
 import shutil
 from pathlib import Path
 
-from pipeline import atomic
+from pipeline import atomic, ownership
 from pipeline.errors import ReviewflowError
 
 MODEL_FILE = "model.keras"
@@ -37,6 +42,17 @@ BEST_CHECKPOINT = "checkpoints/best.keras"
 BACKUP_DIR = "backup"
 CACHE_DIR = "cache"
 LOGS_DIR = "logs"
+TUNER_DIR = "tuner"
+TRIALS_CSV = "trials.csv"
+TRIALS_JSON = "trials.json"
+# Every entry reviewflow writes in a run directory (temporary `.incomplete` names are added by the layout).
+RUN_LAYOUT = ownership.Layout(
+    kind="run directory",
+    names=tuple(re.escape(name) for name in (
+        MODEL_FILE, "model.incomplete.keras", EXPORT_DIR, EXPORT_DIR + ".old", CONFIG_FILE, HISTORY_JSON,
+        HISTORY_CSV, METRICS_FILE, CURVES_PNG, ERRORS_FILE, ROC_PNG, CONFUSION_PNG, RELIABILITY_PNG, LENGTH_PNG,
+        BEST_CHECKPOINT.split("/")[0], BACKUP_DIR, CACHE_DIR, LOGS_DIR, TUNER_DIR, TRIALS_CSV, TRIALS_JSON)),
+    legacy_file=CONFIG_FILE, legacy_keys=("settings", "versions"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,14 +151,23 @@ class RunDir:
         atomic.write_text(self / ERRORS_FILE, "".join(json.dumps(record, ensure_ascii=False) + "\n"
                                                       for record in records))
 
+    def claim(self, overwrite: bool) -> None:
+        """Make the directory reviewflow's run directory; with `overwrite`, delete what reviewflow wrote in it.
+
+        Refuses (deleting nothing) a directory that holds anything reviewflow does not write in a run.
+        """
+        ownership.check_ours(self.path, RUN_LAYOUT)
+        if overwrite:
+            ownership.remove_ours(self.path, RUN_LAYOUT)
+        ownership.claim(self.path, RUN_LAYOUT)
+
     def prepare(self, settings_json: dict, overwrite: bool) -> bool:
         """Create the directory; True when it holds an interrupted run with the same settings to resume."""
-        if overwrite and self.path.exists():
-            shutil.rmtree(self.path)
-        if self.is_complete():
+        ownership.check_ours(self.path, RUN_LAYOUT)
+        if self.is_complete() and not overwrite:
             raise ReviewflowError(f"{self.path} already holds a complete run ({MODEL_FILE}). "
                                   "Pass --overwrite to train again, or choose another --out.")
-        self.path.mkdir(parents=True, exist_ok=True)
+        self.claim(overwrite)
         if not self.has_config():
             return False
         previous = self.config().settings

@@ -23,15 +23,12 @@ import keras
 import keras_tuner as kt
 
 from models import pretrained, training, zoo
-from models.run_dir import CACHE_DIR, RunDir
+from models.run_dir import CACHE_DIR, TRIALS_CSV, TRIALS_JSON, TUNER_DIR, RunDir
 from pipeline import atomic, dataset, text
 from pipeline.data_dir import DataDir
 from pipeline.errors import ReviewflowError
 
 TUNERS = ("hyperband", "random", "bayesian")
-TUNER_DIR = "tuner"
-TRIALS_CSV = "trials.csv"
-TRIALS_JSON = "trials.json"
 SECONDS_FILE = "seconds.json"    # in the tuner's project directory: each trial's wall time
 OBJECTIVE = "val_loss"
 BATCH_SIZES = (32, 64, 128, 256)
@@ -190,14 +187,13 @@ def tune(settings: TuneSettings, log=print, verbose: int = 1,
     `verbose` 0 keeps KerasTuner's trial tables and the final fit's epochs off the output.
     """
     zoo.check_hyperparameters(settings.fit.model, settings.fit.hparams)
-    run = RunDir(settings.fit.out)
-    if settings.fit.overwrite and run.path.exists():
-        shutil.rmtree(run.path)
-    if run.is_complete():
-        raise ReviewflowError(f"{run.path} already holds a complete run. Pass --overwrite to tune again, "
-                              "or choose another --out.")
     data = data or training.open_data(settings.fit.data)
     base, vectors = pretrained.with_vectors(settings.fit.resolved(data), data)
+    run = RunDir(settings.fit.out)
+    if run.is_complete() and not settings.fit.overwrite:  # every input is checked: only now may RUN change
+        raise ReviewflowError(f"{run.path} already holds a complete run. Pass --overwrite to tune again, "
+                              "or choose another --out.")
+    run.claim(settings.fit.overwrite)
     if base.seed is not None:
         keras.utils.set_random_seed(base.seed)
     cache_dir = run / TUNER_DIR / CACHE_DIR

@@ -1,20 +1,26 @@
-"""The output directory of `shard`: one writer at a time, never mixed with an old dataset."""
+"""The output directory of `shard`: one writer at a time, never mixed with an old dataset or a user's files."""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import shutil
+import re
 from pathlib import Path
 from typing import Iterator
 
+from pipeline import ownership
 from pipeline.errors import DatasetError
 from pipeline.manifest import MANIFEST_FILE
 
 LOCK_FILE = ".lock"
-# Everything a shard run writes; an interrupted run leaves only these (no manifest).
-DATASET_PATTERNS = ("*-of-*.tfrecord*", "vocab.txt*", "vocab_counts.txt*", "rejects.jsonl*", "*.incomplete",
-                    MANIFEST_FILE, "beam-temp-*", "beam-report.jsonl*")  # the last two: what `--runner beam` stages
+# Everything a shard run writes (temporary `.incomplete` names are added by the layout); an interrupted
+# run leaves only these, without a manifest. The last two: what `--runner beam` stages and reports.
+DATA_LAYOUT = ownership.Layout(
+    kind="data directory",
+    names=(r"(?:train|validation|test)-\d{5}-of-\d{5}\.tfrecord(?:\.gz)?", r"vocab\.txt", r"vocab_counts\.txt",
+           r"rejects\.jsonl", re.escape(MANIFEST_FILE), re.escape(LOCK_FILE), r"beam-temp-.+-[0-9a-f]{32}",
+           r"beam-report\.jsonl"),
+    legacy_file=LOCK_FILE)
 
 
 @contextlib.contextmanager
@@ -30,33 +36,26 @@ def locked(data_dir: Path) -> Iterator[None]:
         yield  # the lock is released when the file closes, also if the process dies
 
 
-def dataset_files(data_dir: Path) -> list[Path]:
-    return sorted({p for pattern in DATASET_PATTERNS for p in data_dir.glob(pattern)})
+def check_output_dir(data_dir: Path, overwrite: bool) -> None:
+    """Refuse `data_dir` if it holds a user's files, or a complete dataset without `overwrite`; changes nothing."""
+    ownership.check_ours(data_dir, DATA_LAYOUT)
+    if (data_dir / MANIFEST_FILE).exists() and not overwrite:
+        raise DatasetError(f"{data_dir} already holds a complete dataset. Pass --overwrite to replace it, or "
+                           "choose an empty --out directory.")
 
 
 def prepare_output_dir(data_dir: Path, overwrite: bool) -> None:
-    """Empty `data_dir` of dataset files, refusing to replace a complete dataset unless `overwrite`.
+    """Empty `data_dir` (locked) of dataset files, refusing as `check_output_dir` does; then mark it ours.
 
-    A directory without a manifest holds at most an interrupted run: its files
-    are removed without asking. Files that a shard run does not write are never
-    touched, and their presence makes us refuse unless `overwrite`.
+    A directory without a manifest holds at most an interrupted run: its files are removed without asking.
     """
-    ours = set(dataset_files(data_dir))
-    foreign = [p for p in data_dir.iterdir() if p not in ours and p.name != LOCK_FILE]
-    complete = (data_dir / MANIFEST_FILE).exists()
-    if (complete or foreign) and not overwrite:
-        what = "a complete dataset" if complete else f"other files ({foreign[0].name}, ...)"
-        raise DatasetError(f"{data_dir} already holds {what}. Pass --overwrite to replace "
-                           "the dataset, or choose an empty --out directory.")
+    check_output_dir(data_dir, overwrite)
     remove_dataset_files(data_dir)
+    ownership.claim(data_dir, DATA_LAYOUT)
 
 
 def remove_dataset_files(data_dir: Path) -> None:
-    """Delete everything a shard run writes (after a failure, or before a new run)."""
+    """Delete everything a shard run writes (after a failure, or before a new run); the lock stays."""
     # The manifest goes first: from then on the directory is marked incomplete.
     (data_dir / MANIFEST_FILE).unlink(missing_ok=True)
-    for path in dataset_files(data_dir):
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
+    ownership.remove_ours(data_dir, DATA_LAYOUT, keep=(LOCK_FILE,))

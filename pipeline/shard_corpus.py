@@ -15,6 +15,7 @@ def shard_corpus(settings: ShardSettings, progress: bool = False) -> manifest_li
     shard_plan.check_sources(settings)
     settings.check_runner_reads()
     out = Path(settings.out)
+    output_dir.check_output_dir(out, settings.overwrite)  # before the lock file is made: a user's folder stays as it was
     with output_dir.locked(out):
         output_dir.prepare_output_dir(out, settings.overwrite)
         if settings.runner == "beam":

@@ -119,14 +119,17 @@ def test_refuses_directory_with_other_files(tmp_path, corpus_files):
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    with pytest.raises(DatasetError, match="other files"):
-        shard_corpus(ShardSettings(train=corpus_files[0], test=corpus_files[1], out=out))
+    for overwrite in (False, True):  # --overwrite deletes only what reviewflow wrote: it refuses too
+        with pytest.raises(ReviewflowError, match=r"1 file\(s\) reviewflow did not write \(notes.txt\)"):
+            shard_corpus(ShardSettings(train=corpus_files[0], test=corpus_files[1], out=out, overwrite=overwrite))
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]  # not even a lock file was left
     assert (out / "notes.txt").read_text() == "mine"
 
 
 def test_interrupted_run_is_cleaned_without_overwrite(tmp_path, corpus_files):
     out = tmp_path / "out"
     out.mkdir()
+    (out / ".lock").touch()  # every shard run, also an older reviewflow's, makes its lock file first
     (out / "train-00000-of-00002.tfrecord.incomplete").write_bytes(b"partial")
     (out / "vocab.txt").write_text("stale\n")
     manifest = shard_corpus(ShardSettings(train=corpus_files[0], test=corpus_files[1], out=out, num_shards=1))
@@ -150,8 +153,9 @@ def test_over_long_lines_are_rejected_not_held(tmp_path, corpus_files):
 
 def test_leftovers_of_a_killed_beam_run_are_removed_without_asking(corpus_files, tmp_path):
     out = tmp_path / "out"
-    staging = out / "beam-temp-train-0123abcd"
+    staging = out / "beam-temp-train-0123abcd0123abcd0123abcd0123abcd"  # Beam's name: a uuid1 hex
     staging.mkdir(parents=True)
+    (out / ".lock").touch()
     (staging / "0123.tfrecord").write_bytes(b"partial")
     (out / "beam-report.jsonl").write_text("{}\n")
     (out / "train-00000-of-00002.tfrecord").write_bytes(b"partial")  # no manifest: an interrupted run
