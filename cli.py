@@ -13,6 +13,7 @@ import click
 from models import zoo
 from pipeline.corpus_formats import FORMATS as CORPUS_FORMATS  # no TensorFlow: `--help` stays fast
 from pipeline.errors import ReviewflowError
+from pipeline.rejects import MAX_REJECTS_KEPT, RAW_BYTES_KEPT
 
 EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 DIRECTORY = click.Path(file_okay=False, path_type=Path)
@@ -25,7 +26,10 @@ def describe_tf_error(exc) -> str:
     lines = [line.strip() for line in exc.message.splitlines()
              if line.strip() and not line.strip().startswith(("File ", "[[", "Detected at node"))]
     reason = lines[-1] if lines else type(exc).__name__
-    return reason.split("Original message: ")[-1][:400]
+    reason = reason.split("Original message: ")[-1]
+    if "assertion failed: [" in reason:  # one of reviewflow's own checks in a pipeline (tf.debugging.Assert)
+        reason = reason.split("assertion failed: [", 1)[1].rsplit("]", 1)[0].replace("\\'", "'")
+    return reason[:400]
 
 
 class ReviewflowGroup(click.Group):
@@ -145,8 +149,11 @@ def parse_beam_options(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
               help="Compression of the TFRecord shards.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the train/validation split.")
 @click.option("--max-line-bytes", type=click.IntRange(min=16), default=1 << 20, show_default=True,
-              help="Longer lines are rejected as line_too_long (keeps memory bounded).")
-@click.option("--overwrite", is_flag=True, help="Replace a dataset already in --out.")
+              help="Longer lines (fastText), and records, rows or fields (CSV, TSV, JSON lines, Parquet), are "
+                   "rejected as line_too_long or record_too_long, before they are parsed: memory stays bounded.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace a dataset already in --out: only the files shard wrote there are deleted, and a "
+                   "directory holding anything else is refused, untouched.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when on a terminal).")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Training workers that will read this directory (fit --strategy multi-worker): each reads "
@@ -168,14 +175,17 @@ def parse_beam_options(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
               help="Two classes: the one whose probability models output. Default: the later in order (2, pos).")
 @click.option("--min-class-examples", type=click.IntRange(min=1), default=10, show_default=True,
               help="A label seen fewer times in the training file is no class: its lines are rejected (bad_label).")
+@click.option("--rejects-kept", type=click.IntRange(min=0), default=MAX_REJECTS_KEPT, show_default=True,
+              help=f"rejects.jsonl keeps the first N rejects (each cut to {RAW_BYTES_KEPT >> 10} KiB); later ones are only counted "
+                   "(the manifest counts every one, by source and reason).")
 def shard(train, test, out, num_shards, val_fraction, vocab_size, compression, seed, max_line_bytes,
           overwrite, progress, workers, runner, beam_options, source_format, text_field, label_field, class_names,
-          positive_class, min_class_examples) -> None:
+          positive_class, min_class_examples, rejects_kept) -> None:
     """Parse review files lazily into sharded TFRecords with vocabulary and manifest."""
     from pipeline import quiet
     from pipeline.manifest import summary_lines
     from pipeline.shard_corpus import shard_corpus
-    from pipeline.shard_plan import ShardSettings
+    from pipeline.shard_plan import ShardSettings, class_warnings
 
     if runner == "beam" and not click.get_current_context().obj["verbose"]:
         quiet.quiet_beam()
@@ -185,9 +195,12 @@ def shard(train, test, out, num_shards, val_fraction, vocab_size, compression, s
                              runner=runner, beam_options=beam_options, format=source_format,
                              text_field=text_field, label_field=label_field,
                              classes=tuple(name.strip() for name in class_names.split(",")) if class_names else None,
-                             positive_class=positive_class, min_class_examples=min_class_examples)
+                             positive_class=positive_class, min_class_examples=min_class_examples,
+                             max_rejects_kept=rejects_kept)
     manifest = shard_corpus(settings, progress=sys.stderr.isatty() if progress is None else progress)
     echo_lines(summary_lines(manifest, out))
+    for warning in class_warnings(manifest):
+        click.echo(warning, err=True)
     for name, split in manifest.splits.items():
         if len(split.shards) < workers:
             click.echo(f"warning: {name} has {len(split.shards)} shard(s) for {workers} workers; "
@@ -271,7 +284,9 @@ TRAINING_OPTIONS = [
                       "linearly to 0. Default: the model's (pretrained 0.1; others keep a constant rate)."),
     click.option("--param", "hparams", multiple=True, callback=parse_hparams,
                  help="Builder argument KEY=VALUE, e.g. --param units=64 (repeatable)."),
-    click.option("--overwrite", is_flag=True, help="Delete a complete or interrupted run and train anew."),
+    click.option("--overwrite", is_flag=True,
+                 help="Delete a complete or interrupted run in --out and train anew: only what reviewflow wrote "
+                      "there, after every input is checked; a directory holding anything else is refused."),
 ]
 
 
@@ -360,7 +375,8 @@ def evaluate(run, data, split, batch_size, errors) -> None:
     from models.run_dir import METRICS_FILE
     from pipeline.data_dir import DataDir
 
-    metrics = evaluation.evaluate(run, DataDir.open(data), split, batch_size, errors)
+    # The shards it reads are hashed first (about 1 s per GB): a changed record must not become a metric.
+    metrics = evaluation.evaluate(run, DataDir.open(data, hashes=(split,)), split, batch_size, errors)
     echo_lines(evaluation.summary_lines(metrics))
     click.echo(f"-> {run / METRICS_FILE}")
 
@@ -370,7 +386,8 @@ def evaluate(run, data, split, batch_size, errors) -> None:
 @click.argument("texts", nargs=-1)
 @click.option("--file", "file_path", type=EXISTING_FILE, default=None,
               help="Reviews: one per line (plain, .gz or .bz2; fastText labels are ignored), or a CSV, TSV, JSON "
-                   "lines or Parquet file's text field.")
+                   "lines or Parquet file's text field. A record that cannot be read (nested too deep, over 1 MiB, "
+                   "not UTF-8) gets the line `rejected:REASON<TAB>nan` (jsonl: {\"rejected\": REASON}) in its place.")
 @click.option("--input-format", type=click.Choice(CORPUS_FORMATS), default=None,
               help="Format of --file. Default: from its name (.csv, .tsv, .jsonl, .parquet; else lines).")
 @click.option("--text-field", default=None,
@@ -382,6 +399,7 @@ def evaluate(run, data, split, batch_size, errors) -> None:
               help="Reviews per prediction batch. Default: 1024 (pretrained 128, transformer 256: attention's memory).")
 def predict(run, texts, file_path, input_format, text_field, output_format, batch_size) -> None:
     """Score reviews given as TEXTS, in --file, or on standard input: one line out per review in."""
+    import collections
     import json
 
     from models.evaluation import predict as predict_texts, texts_of_file
@@ -390,8 +408,13 @@ def predict(run, texts, file_path, input_format, text_field, output_format, batc
         raise click.UsageError("give reviews as arguments or with --file, not both")
     inputs = texts or (texts_of_file(file_path, input_format, text_field) if file_path else
                        (line.rstrip("\r\n") for line in sys.stdin))
+    rejected = collections.Counter()
     for prediction in predict_texts(run, inputs, batch_size):
-        if prediction.probabilities is not None:  # N classes
+        if prediction.rejected is not None:  # a record of --file that could not be read: its line says why
+            rejected[prediction.rejected] += 1
+            click.echo(json.dumps({"rejected": prediction.rejected}) if output_format == "jsonl"
+                       else f"rejected:{prediction.rejected}\tnan")
+        elif prediction.probabilities is not None:  # N classes
             if output_format == "jsonl":
                 click.echo(json.dumps({"label": prediction.label, "probability": round(prediction.probability, 6),
                                        "probabilities": {label: round(p, 6)
@@ -402,6 +425,10 @@ def predict(run, texts, file_path, input_format, text_field, output_format, batc
             click.echo(json.dumps({"label": prediction.label, "p_positive": round(prediction.p_positive, 6)}))
         else:
             click.echo(f"{prediction.label}\t{prediction.p_positive:.6f}")
+    if rejected:
+        reasons = ", ".join(f"{reason} {count:,}" for reason, count in sorted(rejected.items()))
+        click.echo(f"warning: {sum(rejected.values()):,} record(s) of {file_path} could not be read ({reasons}); "
+                   "their output lines say `rejected` and why, in their places.", err=True)
 
 
 @cli.command()

@@ -29,6 +29,9 @@ sys.path.insert(0, str(ROOT))
 from pipeline import synthetic  # noqa: E402
 
 TRAIN_LINES = 20000
+# How large the hostile inputs are: 1 in the test suite (tests/test_faults.py); the README's figures come from
+# `faults.py --scale 5` (a 2 GB Parquet bomb, 3.2M distinct tokens, 500k labels, 1.5M rejects).
+SCALE = 1
 
 
 @dataclasses.dataclass
@@ -279,6 +282,219 @@ def foreign_model(work: Path) -> Outcome:
     return Outcome("model.keras naming an unknown class", ok, 0, "" if ok else done.stderr[-300:])
 
 
+def shard_peak(train: Path, test: Path, out: Path, *extra: str) -> tuple[int, str, float]:
+    """`shard` in a subprocess: exit code, stderr and peak RSS in MiB."""
+    process = subprocess.Popen([sys.executable, "cli.py", "shard", "--train", str(train), "--test", str(test),
+                                "--out", str(out), "--overwrite", "--no-progress", *extra], cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    return os.waitstatus_to_exitcode(status), process.stderr.read().decode(), usage.ru_maxrss / 1024
+
+
+def accounted(out: Path) -> tuple[dict, int]:
+    """The train source's reject counts and its lines lost (read but neither written nor rejected)."""
+    source = json.loads((out / "manifest.json").read_text())["sources"][0]
+    return source["rejected"], source["lines_read"] - source["written"] - sum(source["rejected"].values())
+
+
+def clean_records(count: int = 400) -> list[tuple[str, str]]:
+    return [(str(1 + i % 2), f"review number {i} {'great' if i % 2 else 'awful'} product") for i in range(count)]
+
+
+def write_format(path: Path, records: list[tuple[str, str]], raw_lines: list[str] = ()) -> Path:
+    """`records` as (label, text) in the file's format by its name, then `raw_lines` as they are."""
+    import csv
+    import io
+    if path.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        labels, texts = zip(*records)
+        # Dictionary-encoded as Arrow holds it: a text repeated 20,000 times is one entry, in memory and on disk.
+        distinct = list(dict.fromkeys(texts))
+        index = {text: i for i, text in enumerate(distinct)}
+        column = pa.DictionaryArray.from_arrays(pa.array([index[text] for text in texts], pa.int32()),
+                                                pa.array(distinct))
+        pq.write_table(pa.table({"text": column, "label": list(labels)}), path, compression="zstd")
+        return path
+    buffer = io.StringIO()
+    if path.suffix == ".csv":
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["label", "text"])
+        writer.writerows(records)
+    else:
+        buffer.writelines(json.dumps({"label": label, "text": text}) + "\n" for label, text in records)
+    buffer.writelines(line + "\n" for line in raw_lines)
+    path.write_text(buffer.getvalue())
+    return path
+
+
+def hostile_records(work: Path, kind: str) -> Outcome:
+    """One format's hostile records in a clean file: each one reject with its reason, the run goes on, peak RSS
+    beside the same file without them."""
+    records = clean_records()
+    if kind == "json-deep":
+        suffix, hostile, extra = ".jsonl", ['{"label": "1", "text": ' + "[" * 100_000 + "]" * 100_000 + "}"], {}
+        expected = {"too_deep": 1}
+    elif kind == "csv-wide":
+        suffix, hostile = ".csv", [",".join(["x" * 1000] * 4000)]  # 4 MB: fields of 1 kB, the row over 1 MiB
+        expected = {"record_too_long": 1}
+    elif kind == "parquet-bomb":  # 200 x SCALE distinct texts of 2 MB each, 400 MB decompressed, kB on disk
+        suffix, hostile = ".parquet", []
+        records = records + [("1", "a" * (2 << 20) + str(i)) for i in range(200 * SCALE)]
+        expected = {"record_too_long": 200 * SCALE}
+    else:  # parquet-dictionary: one 1 MiB text in 4,000 x SCALE rows, 4 GB if each row were read as a copy
+        suffix, hostile = ".parquet", []
+        records = records + [("2", "b" * (1 << 20) + "!")] * (4000 * SCALE)
+        expected = {"record_too_long": 4000 * SCALE}
+    test = write_format(work / f"{kind}-test{suffix}", clean_records(50))
+    peaks = {}
+    for name, lines in (("with", hostile), ("without", [])):
+        source = write_format(work / f"{kind}-{name}{suffix}", records if name == "with" else clean_records(),
+                              lines)
+        code, stderr, peaks[name] = shard_peak(source, test, work / f"{kind}-{name}")
+        if code != 0:
+            return Outcome(f"hostile {kind}", False, len(records), stderr[-300:])
+    rejected, lost = accounted(work / f"{kind}-with")
+    extra_mib = peaks["with"] - peaks["without"]
+    size = (work / f"{kind}-with{suffix}").stat().st_size
+    ok = rejected == expected and lost == 0 and extra_mib < 96
+    return Outcome(f"hostile {kind}", ok, lost, f"{size:,} bytes; rejected {rejected}; {extra_mib:+.0f} MiB of "
+                   "peak RSS")
+
+
+def unbounded_counts(work: Path, kind: str) -> Outcome:
+    """What grew memory with the input: unique tokens, many distinct labels, very long labels, many rejects."""
+    train = work / f"{kind}.ft.txt"
+    base = b"".join(synthetic.generate_lines(2000, seed=5))
+    if kind == "unique-tokens":  # 640k x SCALE distinct tokens: the counting table prunes at 1M (SCALE 2+)
+        extra = b"".join(b"__label__%d " % (1 + line % 2) + b" ".join(b"t%dq%d" % (line, i) for i in range(80))
+                         + b"\n" for line in range(8000 * SCALE))
+        expected_lines = 2000 + 8000 * SCALE
+    elif kind == "many-labels":  # 100k x SCALE labels, each seen once
+        extra = b"".join(b"__label__L%d a review of a stray label\n" % i for i in range(100_000 * SCALE))
+        expected_lines = 2000 + 100_000 * SCALE
+    elif kind == "long-labels":  # 300 x SCALE labels of 64 kB each
+        extra = b"".join(b"__label__" + b"%05d" % i + b"x" * 65_536 + b" text\n" for i in range(300 * SCALE))
+        expected_lines = 2000 + 300 * SCALE
+    else:  # many-rejects: 300k x SCALE lines with no label; rejects.jsonl keeps the first 10,000
+        extra = b"".join(b"no label on line %d\n" % i for i in range(300_000 * SCALE))
+        expected_lines = 2000 + 300_000 * SCALE
+    train.write_bytes(base + extra)
+    test = work / "counts-test.ft.txt"
+    test.write_bytes(b"".join(synthetic.generate_lines(100, seed=6)))
+    code, stderr, peak = shard_peak(train, test, work / f"{kind}-data")
+    if code != 0:
+        return Outcome(kind, False, expected_lines, stderr[-300:])
+    normal = plain_peak(work, base, test)
+    manifest = json.loads((work / f"{kind}-data" / "manifest.json").read_text())
+    source = manifest["sources"][0]
+    lost = source["lines_read"] - source["written"] - sum(source["rejected"].values())
+    rejects_bytes = (work / f"{kind}-data" / "rejects.jsonl").stat().st_size
+    detail = (f"{train.stat().st_size / 2**20:,.0f} MiB in, {peak - normal:+.0f} MiB of peak RSS, "
+              f"rejects.jsonl {rejects_bytes / 2**20:.1f} MiB ({manifest['rejects_kept']:,} of "
+              f"{manifest['num_rejected']:,} kept)")
+    if kind == "unique-tokens":
+        detail += f", count error <= {manifest['vocabulary']['count_error']}"
+    ok = (source["lines_read"] == expected_lines and lost == 0 and peak - normal < 400
+          and manifest["rejects_kept"] <= 10_000 and manifest["classes"]["names"] == ["1", "2"])
+    return Outcome(kind, ok, lost, detail)
+
+
+def plain_peak(work: Path, lines: bytes, test: Path) -> float:
+    """Peak RSS of `shard` on the plain corpus the count scenarios add to: measured once per work directory."""
+    measured = work / "plain-peak.json"
+    if not measured.exists():
+        plain = work / "plain.ft.txt"
+        plain.write_bytes(lines)
+        measured.write_text(json.dumps(shard_peak(plain, test, work / "plain-data")[2]))
+    return json.loads(measured.read_text())
+
+
+def overwrite_foreign(work: Path) -> Outcome:
+    """`fit`, `tune` and `shard --overwrite` pointed at a user's folder: refused, every file as it was."""
+    folder = work / "users-folder"
+    folder.mkdir(exist_ok=True)
+    (folder / "notes.md.incomplete").write_text("draft")
+    (folder / "beam-temp-photos").mkdir(exist_ok=True)
+    (folder / "beam-temp-photos" / "cat.jpg").write_bytes(b"\xff\xd8")
+    (folder / "config.json").write_text('{"theme": "dark"}')
+    before = {str(p): p.read_bytes() if p.is_file() else b"" for p in folder.rglob("*")}
+    train, test = make_corpus(work)
+    runs = [cli("fit", "--model", "linear", "--data", str(reference(work)), "--out", str(folder), "--overwrite"),
+            cli("tune", "--model", "ffn", "--data", str(reference(work)), "--out", str(folder), "--overwrite"),
+            cli(*shard_args(train, test, folder), "--overwrite")]
+    after = {str(p): p.read_bytes() if p.is_file() else b"" for p in folder.rglob("*")}
+    ok = after == before and all(done.returncode == 1 and "reviewflow did not write" in done.stderr
+                                 and "Traceback" not in done.stderr for done in runs)
+    return Outcome("--overwrite into a user's folder", ok, 0, "" if ok else runs[-1].stderr[-300:])
+
+
+def tampered_data(work: Path, how: str) -> Outcome:
+    """A data directory changed behind the manifest's back: `fit` refuses it with one clear line."""
+    import shutil
+    data = work / f"tampered-{how}"
+    shutil.rmtree(data, ignore_errors=True)
+    shutil.copytree(reference(work), data)
+    manifest_path = data / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    if how == "vocab":
+        tokens = (data / "vocab.txt").read_text().splitlines()
+        tokens[0], tokens[1] = tokens[1], tokens[0]
+        (data / "vocab.txt").write_text("\n".join(tokens) + "\n")
+        expected = "vocab.txt: sha256 differs"
+    elif how == "path":
+        manifest["splits"]["train"]["shards"][0]["path"] = "../" + manifest["splits"]["train"]["shards"][0]["path"]
+        manifest_path.write_text(json.dumps(manifest))
+        expected = "not a plain file name"
+    else:  # label: a shard rewritten with a label 7 for two classes, its manifest entry made to match
+        import tensorflow as tf
+        from pipeline.shards import file_sha256
+        entry = manifest["splits"]["train"]["shards"][0]
+        shard = data / entry["path"]
+        with tf.io.TFRecordWriter(str(shard)) as writer:
+            for label in (0, 7):
+                feature = {"text": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"a review"])),
+                           "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label]))}
+                writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+        manifest["splits"]["train"]["num_examples"] += 2 - entry["num_examples"]
+        entry.update(num_examples=2, bytes=shard.stat().st_size, sha256=file_sha256(shard))
+        manifest_path.write_text(json.dumps(manifest))
+        expected = "label outside the manifest's classes"
+    run = work / f"fit-tampered-{how}"
+    done = cli("fit", "--model", "linear", "--data", str(data), "--out", str(run), "--epochs", "1", "--quiet")
+    ok = (done.returncode == 1 and expected in done.stderr and "Traceback" not in done.stderr
+          and not (run / "model.keras").exists())
+    return Outcome(f"tampered data: {how}", ok, 0, "" if ok else done.stderr[-300:])
+
+
+def corrupt_classes(work: Path) -> Outcome:
+    """0.5% of a polarity corpus malformed into labels 3 and x (x one repeated line): no silent extra class."""
+    train = work / "corrupt-classes.ft.txt"
+    lines = list(synthetic.generate_lines(10_000, seed=7))
+    for i in range(0, 10_000, 200):  # 0.5%: half __label__3 (distinct texts), half one __label__x line
+        lines[i] = (b"__label__3 stray line %d\n" % i) if i % 400 else b"__label__x the same corrupt line\n"
+    train.write_bytes(b"".join(lines))
+    test = work / "corrupt-test.ft.txt"
+    test.write_bytes(b"".join(synthetic.generate_lines(200, seed=8)))
+    out = work / "corrupt-classes"
+    refused = cli("shard", "--train", str(train), "--test", str(test), "--out", str(out), "--overwrite",
+                  "--no-progress", "--seed", "1")
+    kept = cli("shard", "--train", str(train), "--test", str(test), "--out", str(out), "--overwrite",
+               "--no-progress", "--seed", "1", "--classes", "1,2")
+    manifest = json.loads((out / "manifest.json").read_text()) if kept.returncode == 0 else {}
+    absent = cli("shard", "--train", str(train), "--test", str(test), "--out", str(work / "corrupt-absent"),
+                 "--no-progress", "--classes", "1,2,4")
+    words = refused.stderr + refused.stdout
+    said = ("'x' have no example in the train split" in words or ("class '3'" in words and "class 'x'" in words))
+    ok = (refused.returncode in (0, 1) and said and "Traceback" not in words and kept.returncode == 0
+          and manifest.get("classes", {}).get("names") == ["1", "2"] and absent.returncode == 1
+          and "'4', which the training file never has" in absent.stderr)
+    lost = (sum(s["lines_read"] - s["written"] - sum(s["rejected"].values()) for s in manifest["sources"])
+            if manifest else 0)
+    said_line = (refused.stderr.strip().splitlines() or [""])[-1]
+    return Outcome("corrupt lines as classes", ok, lost, said_line[:200] if ok else words[-300:] + absent.stderr[-200:])
+
+
 SCENARIOS = {
     "shard-kill-start": lambda work: shard_killed(work, 0.0),
     "shard-kill-mid": lambda work: shard_killed(work, 0.3),
@@ -291,13 +507,29 @@ SCENARIOS = {
     "hostile-lines": hostile_lines,
     "tampered-model": tampered_model,
     "foreign-model": foreign_model,
+    "overwrite-foreign": overwrite_foreign,
+    "hostile-json-deep": lambda work: hostile_records(work, "json-deep"),
+    "hostile-csv-wide": lambda work: hostile_records(work, "csv-wide"),
+    "hostile-parquet-bomb": lambda work: hostile_records(work, "parquet-bomb"),
+    "hostile-parquet-dictionary": lambda work: hostile_records(work, "parquet-dictionary"),
+    "unique-tokens": lambda work: unbounded_counts(work, "unique-tokens"),
+    "many-labels": lambda work: unbounded_counts(work, "many-labels"),
+    "long-labels": lambda work: unbounded_counts(work, "long-labels"),
+    "many-rejects": lambda work: unbounded_counts(work, "many-rejects"),
+    "tampered-vocab": lambda work: tampered_data(work, "vocab"),
+    "tampered-path": lambda work: tampered_data(work, "path"),
+    "tampered-label": lambda work: tampered_data(work, "label"),
+    "corrupt-classes": corrupt_classes,
 }
 
 
 @click.command()
 @click.option("--tries", default=3, show_default=True, help="Runs of each fault.")
 @click.option("--only", default=None, help="Comma-separated scenario names.")
-def main(tries: int, only: str | None) -> None:
+@click.option("--scale", default=5, show_default=True, help="Size of the hostile inputs (the test suite uses 1).")
+def main(tries: int, only: str | None, scale: int) -> None:
+    global SCALE
+    SCALE = scale
     names = only.split(",") if only else list(SCENARIOS)
     outcomes: dict[str, list[Outcome]] = {name: [] for name in names}
     with tempfile.TemporaryDirectory() as tmp:

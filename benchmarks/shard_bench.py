@@ -7,6 +7,11 @@ noisy: ratios are what count). Usage:
 
 `--scales 36 --lines 100000` makes a corpus the size of the real training file
 (3.6M lines): slow to make (minutes), but it shows start-up amortized.
+
+`--against DIR` (a checkout of another commit, e.g. `git worktree add /tmp/old HEAD~3`) also times that
+checkout's `shard` on the same files, alternating with this one's, and prints the ratio:
+
+    .venv/bin/python benchmarks/shard_bench.py --scales 1 --repeats 5 --against /tmp/old
 """
 
 from __future__ import annotations
@@ -27,10 +32,10 @@ sys.path.insert(0, str(ROOT))
 from pipeline import synthetic  # noqa: E402
 
 
-def run_child(command: list[str]) -> tuple[float, float]:
+def run_child(command: list[str], cwd: Path = ROOT) -> tuple[float, float]:
     """(wall seconds, peak RSS in MiB) of one child process."""
     started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
@@ -44,12 +49,12 @@ def bunzip_seconds(path: Path) -> float:
     return time.perf_counter() - started
 
 
-def shard(train: Path, test: Path, out: Path, extra: list[str]) -> tuple[float, float, float]:
-    """(command seconds, in-process seconds from the manifest, peak RSS MiB)."""
+def shard(train: Path, test: Path, out: Path, extra: list[str], root: Path = ROOT) -> tuple[float, float, float]:
+    """(command seconds, in-process seconds from the manifest, peak RSS MiB) of `root`'s cli.py."""
     shutil.rmtree(out, ignore_errors=True)
-    command = [sys.executable, "cli.py", "shard", "--train", str(train), "--test", str(test),
+    command = [sys.executable, str(Path(root) / "cli.py"), "shard", "--train", str(train), "--test", str(test),
                "--out", str(out), "--no-progress", *extra]
-    seconds, rss = run_child(command)
+    seconds, rss = run_child(command, root)
     return seconds, json.loads((out / "manifest.json").read_text())["seconds"], rss
 
 
@@ -60,7 +65,9 @@ def shard(train: Path, test: Path, out: Path, extra: list[str]) -> tuple[float, 
 @click.option("--shard-option", "extra", multiple=True, help="Extra option for `shard` (repeatable).")
 @click.option("--scales", default="1,4", show_default=True,
               help="Corpus sizes, as multiples of --lines; the peak RSS ratio compares the last to the first.")
-def main(lines: int, repeats: int, work_dir: str, extra: tuple[str, ...], scales: str) -> None:
+@click.option("--against", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Another checkout whose `shard` is timed on the same files, alternating with this one's.")
+def main(lines: int, repeats: int, work_dir: str, extra: tuple[str, ...], scales: str, against: Path | None) -> None:
     work = Path(work_dir)
     work.mkdir(exist_ok=True)
     test = work / "tiny-test.ft.txt.bz2"
@@ -73,6 +80,8 @@ def main(lines: int, repeats: int, work_dir: str, extra: tuple[str, ...], scales
             click.echo(f"making {corpus.name} ...")
             synthetic.write_corpus(corpus, lines * scale, seed=scale)
         floor = min(bunzip_seconds(corpus) for _ in range(repeats))
+        if against is not None:
+            compare_with(against, corpus, test, work, list(extra), repeats)
         runs = [shard(corpus, test, work / "out", list(extra)) for _ in range(repeats)]
         command_s, inside_s, _ = min(runs)
         rss = max(run[2] for run in runs)
@@ -87,6 +96,17 @@ def main(lines: int, repeats: int, work_dir: str, extra: tuple[str, ...], scales
                f"'in-proc' leaves out interpreter and TensorFlow start-up.\n"
                f"peak RSS {rows[-1][0]}x / {rows[0][0]}x = {rows[-1][5] / rows[0][5]:.2f} (goal <= 1.2 for 4x / 1x); "
                f"cores: {os.cpu_count()}")
+
+
+def compare_with(other: Path, corpus: Path, test: Path, work: Path, extra: list[str], repeats: int) -> None:
+    """This checkout's shard and `other`'s on the same corpus, alternating; best in-process seconds of each."""
+    ours, theirs = [], []
+    for _ in range(repeats):
+        ours.append(shard(corpus, test, work / "out", extra)[1])
+        theirs.append(shard(corpus, test, work / "out-other", extra, other)[1])
+    click.echo(f"{corpus.name}: shard in-process seconds, best of {repeats} alternating: this checkout "
+               f"{min(ours):.2f} {sorted(ours)}, {other} {min(theirs):.2f} {sorted(theirs)}; "
+               f"time ratio this / other = {min(ours) / min(theirs):.3f}")
 
 
 if __name__ == "__main__":

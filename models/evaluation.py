@@ -225,9 +225,11 @@ def strip_label(line: bytes) -> bytes:
     return line
 
 
-def texts_of_file(path: Path, input_format: str | None = None, text_field: str | None = None) -> Iterator[str]:
+def texts_of_file(path: Path, input_format: str | None = None,
+                  text_field: str | None = None) -> Iterator[str | Reject]:
     """The reviews of a file to score, lazily: its lines (fastText or plain), or a CSV/TSV/JSONL/Parquet file's
-    text field. A record that cannot be read stops with its place and reason: none is skipped."""
+    text field. A record that cannot be read (too deep, too long, not UTF-8, ...) is its `Reject` reason, in
+    its place: `predict` gives it an output line that says so, and none is skipped."""
     settings = FormatSettings(format=input_format, text_field=text_field)
     if format_of(path, settings) == "fasttext":
         yield from lines_of_file(path)
@@ -239,9 +241,7 @@ def texts_of_file(path: Path, input_format: str | None = None, text_field: str |
         elif record.parsed in (Reject.EMPTY_TEXT, Reject.MISSING_FIELD):
             yield ""  # an empty (or null) review is scored, as an empty line is
         else:
-            raise ReviewflowError(f"{path}: record at line {record.number} cannot be read "
-                                  f"({record.parsed.value}); fix it or remove it, so that every output line "
-                                  "matches its review.")
+            yield record.parsed
 
 
 def lines_of_file(path: Path) -> Iterator[str]:
@@ -257,10 +257,14 @@ class Prediction:
     probability: float  # of that label
     p_positive: float | None = None           # two classes: P(positive)
     probabilities: dict[str, float] | None = None  # N classes: every class's, in the model's order
+    rejected: str | None = None               # why the record could not be read (label None, probability nan)
 
 
-def predict(run_dir: Path, texts: Iterable[str], batch_size: int | None = None) -> Iterator[Prediction]:
-    """One prediction per text, in input order, in batches: flat memory for any number of texts."""
+def predict(run_dir: Path, texts: Iterable[str | Reject], batch_size: int | None = None) -> Iterator[Prediction]:
+    """One prediction per text, in input order, in batches: flat memory for any number of texts.
+
+    A `Reject` in `texts` (a record `texts_of_file` could not read) gets a rejected prediction in its place.
+    """
     run = RunDir(run_dir)
     model, config = run.load_model(), run.config()
     batch_size = inference_batch_size(config.settings.get("model"), batch_size, DEFAULT_PREDICT_BATCH)
@@ -275,7 +279,15 @@ def predict(run_dir: Path, texts: Iterable[str], batch_size: int | None = None) 
         yield from _predict_batch(model, batch, labels)
 
 
-def _predict_batch(model, texts: list[str], labels: list[str]) -> Iterator[Prediction]:
+def _predict_batch(model, items: list[str | Reject], labels: list[str]) -> Iterator[Prediction]:
+    texts = [item for item in items if not isinstance(item, Reject)]
+    scored = _score_texts(model, texts, labels) if texts else iter(())
+    for item in items:
+        yield (Prediction(None, float("nan"), rejected=item.value) if isinstance(item, Reject)
+               else next(scored))
+
+
+def _score_texts(model, texts: list[str], labels: list[str]) -> Iterator[Prediction]:
     scores = model_scores(model, tf.constant(texts))
     if scores.ndim == 1:
         for score in scores.tolist():

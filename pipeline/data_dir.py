@@ -29,8 +29,9 @@ class DataDir:
         return cls(Path(path), manifest_lib.parse_manifest(path, raw), manifest_lib.manifest_sha256(raw))
 
     @classmethod
-    def open(cls, path: Path, hashes: bool = False) -> "DataDir":
-        """The directory, refused if a listed file is missing or has another size (or hash, if asked)."""
+    def open(cls, path: Path, hashes: bool | tuple[str, ...] = False) -> "DataDir":
+        """The directory, refused if a listed file is missing or has another size, or the vocabulary another
+        hash; `hashes`: also every shard's hash (True), or those of the named splits (the ones a command reads)."""
         data = cls.read(path)
         manifest_lib.check_files_present(data.path, data.manifest, hashes=hashes)
         return data

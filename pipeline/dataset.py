@@ -43,15 +43,31 @@ def shuffle_examples(dataset: tf.data.Dataset, buffer_size: int, seed: int | Non
     return dataset.shuffle(buffer_size, seed=seed, reshuffle_each_iteration=True)
 
 
+# What a label outside the manifest's classes says (cli.py shows a TensorFlow error's last line).
+BAD_LABEL_MESSAGE = ("a shard holds a label outside the manifest's classes: the data directory was changed or "
+                     "damaged. Run `reviewflow verify DIR`, or re-shard the corpus")
+
+
 def parse_batch_for(classes: ClassesInfo):
     """Serialized examples -> (texts, labels): two classes as float32 (batch, 1), the sigmoid's target; N
-    classes as int32 class ids (batch,), sparse categorical cross-entropy's. Record ids become class ids."""
+    classes as int32 class ids (batch,), sparse categorical cross-entropy's. Record ids become class ids.
+
+    A label that is no class stops the pipeline with BAD_LABEL_MESSAGE: cross-entropy would take an id of
+    7 for two classes as a target without a word (and a GPU's gather gives 0 for an index out of range).
+    """
     identity = classes.record_to_class == list(range(len(classes.record_to_class)))
     record_to_class = tf.constant(classes.record_to_class, tf.int64)
+    num_record_ids = len(classes.record_to_class)
 
     def parse_batch(records: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         parsed = tf.io.parse_example(records, FEATURES)
-        labels = parsed["label"] if identity else tf.gather(record_to_class, parsed["label"])
+        record_ids = parsed["label"]
+        in_range = tf.reduce_all((record_ids >= 0) & (record_ids < num_record_ids))
+        with tf.control_dependencies([tf.debugging.Assert(in_range, [BAD_LABEL_MESSAGE])]):
+            labels = tf.identity(record_ids) if identity else tf.gather(record_to_class, record_ids)
+        if not identity:
+            with tf.control_dependencies([tf.debugging.Assert(tf.reduce_all(labels >= 0), [BAD_LABEL_MESSAGE])]):
+                labels = tf.identity(labels)
         if classes.num_classes == 2:
             return parsed["text"], tf.cast(labels, tf.float32)[:, None]
         return parsed["text"], tf.cast(labels, tf.int32)

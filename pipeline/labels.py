@@ -25,6 +25,9 @@ LEGACY_RECORD_IDS = {"1": 0, "2": 1}    # fastText's __label__1 (negative) and _
 MIN_CLASS_EXAMPLES = 10
 PENDING_BUDGET_BYTES = 32 << 20         # lines of not-yet-confirmed labels held in memory, at most
 MAX_CLASSES = 1000
+MAX_LABEL_BYTES = 256                   # a longer "label" is a text in the wrong field: rejected, never held
+LABEL_ENTRY_BYTES = 256                 # what one pending label costs the budget beyond its lines and name
+RARE_CLASS_SHARE = 0.01                 # shard warns about a class under this share of the largest one
 
 
 def split_key(label: str) -> bytes:
@@ -107,21 +110,25 @@ class ClassTable:
     def admit(self, label: str, item, num_bytes: int) -> list | None:
         if self.fixed is not None and label not in self.fixed:
             return None
-        self.counts[label] += 1
         if label in self.confirmed:
+            self.counts[label] += 1
             return [item]
-        held = self.pending.setdefault(label, Pending())
+        held = self.pending.get(label)
+        if held is None and len(label.encode("utf-8", "surrogateescape")) > MAX_LABEL_BYTES:
+            return None
+        # The budget counts every byte a pending label holds: its lines, and its name and entry when new, so
+        # that neither many distinct labels nor long ones grow memory past it. Over it, the line is rejected.
+        cost = num_bytes + (len(label) + LABEL_ENTRY_BYTES if held is None else 0)
+        if self.pending_bytes + cost > self.budget_bytes:
+            return None
+        if held is None:
+            held = self.pending[label] = Pending()
         held.items.append(item)
-        held.num_bytes += num_bytes
-        self.pending_bytes += num_bytes
+        held.num_bytes += cost
+        self.pending_bytes += cost
+        self.counts[label] += 1
         if len(held.items) >= self.min_examples:
             return self._confirm(label)
-        if self.pending_bytes > self.budget_bytes:  # only for many distinct rare labels: reject, do not grow
-            held.items.pop()
-            held.num_bytes -= num_bytes
-            self.pending_bytes -= num_bytes
-            self.counts[label] -= 1
-            return None
         return []
 
     def _confirm(self, label: str) -> list:
@@ -150,6 +157,8 @@ class ClassTable:
             for label in sorted(legacy & set(self.pending)):
                 to_write += self._confirm(label)
         rare = [item for held in self.pending.values() for item in held.items]
+        for label in self.pending:
+            del self.counts[label]
         self.pending.clear()
         self.pending_bytes = 0
         return to_write, rare
@@ -157,13 +166,18 @@ class ClassTable:
     def classes(self, positive: str | None) -> ClassesInfo:
         """The manifest's record: classes in order, and the class id of every record id."""
         if self.fixed is not None:
+            absent = natural_order(name for name in self.fixed if not self.counts[name])
+            if absent:
+                raise ReviewflowError(f"--classes names {', '.join(map(repr, absent))}, which the training file "
+                                      f"never has (its classes: {', '.join(natural_order(self.counts)[:20])}). "
+                                      "Name only classes it holds. Nothing was written.")
             self.confirmed |= self.fixed
             for label in self.fixed:
                 self.record_ids.setdefault(label, len(self.record_ids))
         elif self.confirmed <= set(LEGACY_RECORD_IDS):  # Amazon polarity: both classes, whatever was seen
             self.confirmed |= set(LEGACY_RECORD_IDS)
         if len(self.confirmed) < 2:
-            found = ", ".join(f"{name!r} ({self.counts[name]:,} lines)" for name in natural_order(self.counts))
+            found = ", ".join(f"{name!r} ({self.counts[name]:,} lines)" for name in natural_order(self.counts)[:20])
             raise ReviewflowError(f"the training file has {len(self.confirmed)} class(es) with at least "
                                   f"{self.min_examples} examples each; a classifier needs two or more. "
                                   f"Labels found: {found or 'none'}. Nothing was written.")

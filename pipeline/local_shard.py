@@ -30,7 +30,7 @@ def shard_locally(settings: ShardSettings, out: Path, progress: bool) -> manifes
     started = time.perf_counter()
     writers = {split: shards.SplitWriter(out, split, count, settings.compression)
                for split, count in shard_plan.plan_split_shards(settings).items()}
-    rejects = RejectLog(out)
+    rejects = RejectLog(out, settings.max_rejects_kept)
     counter = TokenCounter()
     table = ClassTable(settings.min_class_examples, settings.classes)
     hasher = concurrent.futures.ThreadPoolExecutor(max_workers=1)
@@ -47,9 +47,9 @@ def shard_locally(settings: ShardSettings, out: Path, progress: bool) -> manifes
                        for split, writer in writers.items()}
         rejects.finish()
         ranked = counter.most_common(settings.vocab_size - text.NUM_SPECIAL_TOKENS)
-        vocabulary = write_vocabulary_file(out, ranked, len(counter.counts), counter.num_tokens)
+        vocabulary = write_vocabulary_file(out, ranked, counter.num_distinct, counter.num_tokens, counter.count_error)
         manifest = shard_plan.assemble_manifest(settings, split_infos, source_infos, vocabulary, rejects.total,
-                                                started, classes)
+                                                started, classes, rejects.kept)
     except BaseException:
         counter.close()
         for writer in writers.values():

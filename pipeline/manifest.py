@@ -55,6 +55,8 @@ class VocabularyInfo:
     tokens_seen: int
     coverage: float             # share of training tokens that the vocabulary covers
     counts_path: str | None = None  # each token's count in the training split, one per line (newer runs)
+    counts_sha256: str | None = None  # of counts_path (None: sharded before it was kept)
+    count_error: int = 0        # 0: exact counts; else the most a count may be low by (pipeline/vocab.py pruned it)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +70,7 @@ class Manifest:
     num_rejected: int
     seconds: float
     classes: ClassesInfo | None = None  # None: sharded before classes were kept (Amazon polarity's 1 and 2)
+    rejects_kept: int | None = None     # rejects in rejects.jsonl (the first ones); None: all (older directories)
 
     def class_info(self) -> ClassesInfo:
         """The classes, their order and the record-id map (the two of Amazon polarity for older directories)."""
@@ -91,6 +94,7 @@ class Manifest:
             num_rejected=obj["num_rejected"],
             seconds=obj["seconds"],
             classes=ClassesInfo(**obj["classes"]) if obj.get("classes") else None,
+            rejects_kept=obj.get("rejects_kept"),
         )
 
 
@@ -132,9 +136,29 @@ def parse_manifest(data_dir: Path, raw: bytes) -> Manifest:
         if obj.get("format_version") != FORMAT_VERSION:
             raise DatasetError(f"{path}: format_version {obj.get('format_version')!r} is not "
                                f"{FORMAT_VERSION}; re-shard with this version of reviewflow.")
-        return Manifest.from_json(obj)
+        manifest = Manifest.from_json(obj)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise DatasetError(f"{path}: unreadable manifest ({exc}); re-shard the corpus.") from exc
+    for listed in listed_files(manifest):
+        if not is_plain_name(listed):
+            raise DatasetError(f"{path} lists {listed!r}, which is not a plain file name in the data directory "
+                               "(an absolute path or one with '/' or '..'): reviewflow reads only its own files "
+                               "there. The manifest was changed; re-shard the corpus.")
+    return manifest
+
+
+def listed_files(manifest: Manifest) -> list[str]:
+    """Every file the manifest names inside its data directory: shards, vocabulary, counts, rejects."""
+    shards = [shard.path for split in manifest.splits.values() for shard in split.shards]
+    vocabulary = [manifest.vocabulary.path] + ([manifest.vocabulary.counts_path]
+                                               if manifest.vocabulary.counts_path else [])
+    return shards + vocabulary + [manifest.rejects_path]
+
+
+def is_plain_name(name) -> bool:
+    """True for `train-00000-of-00001.tfrecord`; False for `/etc/passwd`, `../x`, `a/b`, `..`, `` or a non-string."""
+    return isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name \
+        and "\x00" not in name
 
 
 def manifest_sha256(raw: bytes) -> str:
@@ -152,6 +176,9 @@ def summary_lines(manifest: Manifest, data_dir: Path) -> list[str]:
         unit = "lines" if source.format == "fasttext" else f"{source.format} records"
         lines.append(f"{Path(source.path).name}: {source.lines_read:,} {unit} read, "
                      f"{source.written:,} written, rejected: {reasons}")
+    if manifest.rejects_kept is not None and manifest.rejects_kept < manifest.num_rejected:
+        lines.append(f"{manifest.rejects_path} keeps the first {manifest.rejects_kept:,} of "
+                     f"{manifest.num_rejected:,} rejects; every one is counted above")
     classes = manifest.class_info()
     if classes.positive is not None:
         lines.append(f"classes: {', '.join(classes.names)} (positive: {classes.positive})")
@@ -177,13 +204,19 @@ def file_problem(data_dir: Path, relative_path: str, size: int | None = None,
     return None
 
 
-def check_files_present(data_dir: Path, manifest: Manifest, hashes: bool = False) -> None:
-    """Refuse a directory whose shards or vocabulary are missing or have another size (and hash, if asked)."""
-    listed = [(shard.path, shard.bytes, shard.sha256) for split in manifest.splits.values() for shard in split.shards]
+def check_files_present(data_dir: Path, manifest: Manifest, hashes: bool | tuple[str, ...] = False) -> None:
+    """Refuse a directory whose files differ from the manifest: every shard's size (and sha256: of every split
+    with `hashes=True`, of the named splits with a tuple), and always the vocabulary's and counts' sha256
+    (small files, read whole by every command, that no size check would catch a changed token in)."""
+    hashed = set(manifest.splits) if hashes is True else set(hashes or ())
+    listed = [(shard.path, shard.bytes, shard.sha256 if name in hashed else None)
+              for name, split in manifest.splits.items() for shard in split.shards]
+    vocabulary = manifest.vocabulary
+    listed.append((vocabulary.path, None, vocabulary.sha256))
+    if vocabulary.counts_path and vocabulary.counts_sha256:
+        listed.append((vocabulary.counts_path, None, vocabulary.counts_sha256))
     problems = [f"{path}: {problem}" for path, size, sha256 in listed
-                if (problem := file_problem(data_dir, path, size, sha256 if hashes else None))]
-    if problem := file_problem(data_dir, manifest.vocabulary.path):
-        problems.append(f"{manifest.vocabulary.path}: {problem}")
+                if (problem := file_problem(data_dir, path, size, sha256))]
     if problems:
         raise DatasetError(f"{data_dir} is damaged: " + "; ".join(problems[:5]) +
                            ". Run `reviewflow verify` for details, or re-shard.")

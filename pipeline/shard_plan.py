@@ -16,6 +16,7 @@ from pathlib import Path
 from pipeline import corpus_formats, labels, manifest as manifest_lib, shards, sources, text
 from pipeline.corpus_formats import FormatSettings
 from pipeline.errors import ReviewflowError, SourceError
+from pipeline import rejects
 from pipeline.rejects import REJECTS_FILE
 
 RUNNERS = ("local", "beam")
@@ -55,6 +56,7 @@ class ShardSettings:
     classes: tuple[str, ...] | None = None  # the class names to keep; None: every label of the training file
     positive_class: str | None = None   # two classes: whose probability the model outputs; None: the later one
     min_class_examples: int = labels.MIN_CLASS_EXAMPLES
+    max_rejects_kept: int = rejects.MAX_REJECTS_KEPT  # rejects.jsonl keeps this many whole; the rest are counted
 
     def __post_init__(self):
         if not 0.0 <= self.val_fraction < 1.0:
@@ -161,13 +163,15 @@ def check_train_split(num_train_examples: int, settings: ShardSettings) -> None:
 def assemble_manifest(settings: ShardSettings, splits: dict[str, manifest_lib.SplitInfo],
                       source_infos: list[manifest_lib.SourceInfo], vocabulary: manifest_lib.VocabularyInfo,
                       num_rejected: int, started: float,
-                      classes: labels.ClassesInfo = labels.LEGACY_CLASSES) -> manifest_lib.Manifest:
+                      classes: labels.ClassesInfo = labels.LEGACY_CLASSES,
+                      rejects_kept: int | None = None) -> manifest_lib.Manifest:
     """The manifest of a finished run, after the checks every run must pass."""
     for source in source_infos:
         if source.lines_read != source.written + sum(source.rejected.values()):
             raise ReviewflowError(f"{source.path}: read {source.lines_read:,} lines but accounted for "
                                   f"{source.written + sum(source.rejected.values()):,}; nothing was marked "
                                   "complete. Run again.")
+    check_classes_trained(settings, splits["train"], classes)
     return manifest_lib.Manifest(
         format_version=manifest_lib.FORMAT_VERSION,
         settings=settings.to_json(),
@@ -178,4 +182,32 @@ def assemble_manifest(settings: ShardSettings, splits: dict[str, manifest_lib.Sp
         num_rejected=num_rejected,
         seconds=round(time.perf_counter() - started, 3),
         classes=classes,
+        rejects_kept=num_rejected if rejects_kept is None else rejects_kept,
     )
+
+
+def check_classes_trained(settings: ShardSettings, train: manifest_lib.SplitInfo, classes: labels.ClassesInfo) -> None:
+    """Refuse a class of which no example went to the train split: no model could learn it.
+
+    Identical texts hash to one split, so a "class" made of one repeated corrupt line lands whole in
+    validation (or the test file alone holds it).
+    """
+    untrained = [name for index, name in enumerate(classes.names) if not train.label_counts.get(str(index))]
+    if untrained:
+        kept = [name for name in classes.names if name not in untrained]
+        raise ReviewflowError(
+            f"{settings.train}: class(es) {', '.join(map(repr, untrained))} have no example in the train split "
+            "(all their lines went to validation: one repeated line?), so no model can learn them. Keep the "
+            f"real classes with --classes {','.join(kept) or 'A,B'} (other labels' lines are then rejected), or "
+            "raise --min-class-examples. Nothing was written.")
+
+
+def class_warnings(manifest: manifest_lib.Manifest) -> list[str]:
+    """A warning for each class far rarer in the train split than the largest (a stray label, kept as a class)."""
+    classes = manifest.class_info()
+    counts = [manifest.splits["train"].label_counts.get(str(index), 0) for index in range(classes.num_classes)]
+    largest = max(counts, default=0)
+    return [f"warning: class {name!r} has {count:,} training examples, {count / largest:.2%} of the largest "
+            f"class's {largest:,}; if it is no real class, re-shard with --classes "
+            f"{','.join(other for other in classes.names if other != name)}."
+            for name, count in zip(classes.names, counts) if largest and count < labels.RARE_CLASS_SHARE * largest]

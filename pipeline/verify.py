@@ -40,13 +40,16 @@ def check_shard(data_dir: Path, shard, compression: str) -> FileCheck:
 
 
 def verify_data_dir(data: DataDir) -> list[FileCheck]:
-    """One check per shard and for the vocabulary; a problem names what is wrong."""
+    """One check per shard and for the vocabulary and its counts; a problem names what is wrong."""
     checks = [check_shard(data.path, shard, data.compression)
               for split in data.manifest.splits.values() for shard in split.shards]
     vocabulary = data.manifest.vocabulary  # the manifest records its hash, not its size
     checks.append(FileCheck(vocabulary.path,
                             manifest_lib.file_problem(data.path, vocabulary.path, sha256=vocabulary.sha256),
                             vocabulary.num_tokens_in_file))
+    if vocabulary.counts_path and vocabulary.counts_sha256:
+        checks.append(FileCheck(vocabulary.counts_path, manifest_lib.file_problem(
+            data.path, vocabulary.counts_path, sha256=vocabulary.counts_sha256), vocabulary.num_tokens_in_file))
     return checks
 
 

@@ -75,7 +75,7 @@ def test_truncated_source_fails_cleanly_and_leaves_nothing_complete(corpus_files
     assert result.exit_code == 1
     assert str(truncated) in result.output and "truncated or corrupt" in result.output
     assert "Traceback" not in result.output
-    assert sorted(path.name for path in out.iterdir()) == [".lock"]
+    assert sorted(path.name for path in out.iterdir()) == [".lock", ".reviewflow"]  # ours, and nothing else
 
 
 def test_beam_options_are_key_value_and_only_for_beam(corpus_files, tmp_path):
@@ -96,4 +96,4 @@ def test_beam_refuses_a_source_with_no_valid_line(corpus_files, tmp_path):
     assert result.exit_code == 1, result.output
     assert "reviews.csv: none of its 3 lines" in result.output and "line 1" in result.output
     assert "no_label" in result.output and "Traceback" not in result.output
-    assert sorted(path.name for path in out.iterdir()) == [".lock"]
+    assert sorted(path.name for path in out.iterdir()) == [".lock", ".reviewflow"]  # ours, and nothing else

@@ -20,6 +20,7 @@ from models.training import FitSettings, fit
 from pipeline.data_dir import DataDir
 from pipeline.errors import ReviewflowError
 from pipeline.manifest import read_manifest
+from pipeline.shards import file_sha256
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,8 +69,10 @@ def test_metrics_agree_with_sklearn_on_predict_output(run_dir, data_dir, corpus_
 def test_evaluate_refuses_another_vocabulary(run_dir, data_dir, tmp_path):
     other = tmp_path / "other"
     shutil.copytree(data_dir, other)
+    tokens = (other / "vocab.txt").read_text().splitlines()
+    (other / "vocab.txt").write_text("\n".join([tokens[1], tokens[0], *tokens[2:]]) + "\n")  # other ids
     manifest = json.loads((other / "manifest.json").read_text())
-    manifest["vocabulary"]["sha256"] = "0" * 64
+    manifest["vocabulary"]["sha256"] = file_sha256(other / "vocab.txt")  # a consistent data directory
     (other / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ReviewflowError, match="another vocabulary"):
         evaluate(run_dir, DataDir.open(other))
@@ -93,6 +96,21 @@ def test_predict_keeps_order_and_count_with_blank_and_non_ascii_lines(run_dir, t
     model = RunDir(run_dir).load_model()
     expected = model.predict(tf.constant([lines[3]]), verbose=0)[0, 0]
     assert float(out[3].split("\t")[1]) == pytest.approx(expected, abs=1e-6)
+
+
+def test_predict_file_gives_a_hostile_record_its_own_rejected_line(run_dir, tmp_path):
+    path = tmp_path / "reviews.jsonl"
+    deep = "[" * 50_000 + "]" * 50_000
+    path.write_text("\n".join([json.dumps({"text": "great excellent"}), '{"text": ' + deep + "}", "not json",
+                               json.dumps({"text": "x" * (2 << 20)}), json.dumps({"text": "terrible awful"})]) + "\n")
+    done = subprocess.run([sys.executable, "cli.py", "predict", str(run_dir), "--file", str(path)], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    out = [line.split("\t") for line in done.stdout.splitlines()]
+    assert [row[0] for row in out] == ["__label__2", "rejected:too_deep", "rejected:bad_row",
+                                       "rejected:record_too_long", "__label__1"]
+    assert out[1][1] == "nan" and "3 record(s)" in done.stderr and "too_deep 1" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_predict_reads_stdin_and_writes_jsonl(run_dir):

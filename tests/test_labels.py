@@ -1,7 +1,7 @@
 import pytest
 
 from pipeline.errors import ReviewflowError
-from pipeline.labels import ClassTable, natural_order, order_classes
+from pipeline.labels import LABEL_ENTRY_BYTES, ClassTable, natural_order, order_classes
 
 
 def test_natural_order_sorts_numbers_as_numbers():
@@ -59,10 +59,12 @@ def test_fixed_classes_refuse_others_and_need_no_support():
 
 
 def test_the_buffer_is_bounded():
-    table = ClassTable(min_examples=100, budget_bytes=10)
+    entry = LABEL_ENTRY_BYTES + 1  # a new label's name and entry count too
+    table = ClassTable(min_examples=100, budget_bytes=entry + 10)
     assert table.admit("a", "x", 6) == []
     assert table.admit("b", "y", 6) is None          # over budget: refused, not held
-    assert table.pending_bytes == 6
+    assert table.admit("a", "z", 4) == []            # a held label's next line costs only its bytes
+    assert table.pending_bytes == entry + 10 and "b" not in table.counts
 
 
 def test_one_class_is_not_a_classifier():

@@ -184,7 +184,8 @@ def test_multi_worker_fit_with_two_workers_on_localhost(long_data, tmp_path):
         tf.constant(["Great: excellent, love it", "Awful: terrible waste"]), verbose=0)
     assert probabilities[0, 0] > probabilities[1, 0]
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["checkpoints", "config.json", "curves.png", "export", "history.csv", "history.json", "logs", "model.keras"])
+        [".reviewflow", "checkpoints", "config.json", "curves.png", "export", "history.csv", "history.json", "logs",
+         "model.keras"])
     assert list((out / "logs").rglob("events.out.tfevents.*"))
 
 
