@@ -282,6 +282,19 @@ def foreign_model(work: Path) -> Outcome:
     return Outcome("model.keras naming an unknown class", ok, 0, "" if ok else done.stderr[-300:])
 
 
+def in_child(function, *args):
+    """Run `function(*args)` in a fresh interpreter: big inputs are made there, never in this process.
+
+    A child's peak RSS as Linux reports it (ru_maxrss) starts at its parent's high-water mark (kept across
+    fork and exec), so a parent that once held a 2 GB input would hide every later child's own peak.
+    """
+    import multiprocessing
+    process = multiprocessing.get_context("spawn").Process(target=function, args=args)
+    process.start()
+    process.join()
+    assert process.exitcode == 0, f"{function.__name__} failed"
+
+
 def shard_peak(train: Path, test: Path, out: Path, *extra: str) -> tuple[int, str, float]:
     """`shard` in a subprocess: exit code, stderr and peak RSS in MiB."""
     process = subprocess.Popen([sys.executable, "cli.py", "shard", "--train", str(train), "--test", str(test),
@@ -301,20 +314,37 @@ def clean_records(count: int = 400) -> list[tuple[str, str]]:
     return [(str(1 + i % 2), f"review number {i} {'great' if i % 2 else 'awful'} product") for i in range(count)]
 
 
-def write_format(path: Path, records: list[tuple[str, str]], raw_lines: list[str] = ()) -> Path:
+@dataclasses.dataclass(frozen=True)
+class BigText:
+    """A text of `size` copies of `char` then `tail`, described here and made only in the writing child."""
+
+    char: str
+    size: int
+    tail: str
+
+    def make(self) -> str:
+        return self.char * self.size + self.tail
+
+
+def write_format(path: Path, records: list[tuple[str, str | BigText]], raw_lines: list[str] = ()) -> Path:
     """`records` as (label, text) in the file's format by its name, then `raw_lines` as they are."""
     import csv
     import io
+    made = {}
+    records = [(label, made.setdefault(text, text.make()) if isinstance(text, BigText) else text)
+               for label, text in records]
     if path.suffix == ".parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
         labels, texts = zip(*records)
-        # Dictionary-encoded as Arrow holds it: a text repeated 20,000 times is one entry, in memory and on disk.
         distinct = list(dict.fromkeys(texts))
-        index = {text: i for i, text in enumerate(distinct)}
-        column = pa.DictionaryArray.from_arrays(pa.array([index[text] for text in texts], pa.int32()),
-                                                pa.array(distinct))
-        pq.write_table(pa.table({"text": column, "label": list(labels)}), path, compression="zstd")
+        column = pa.array(list(texts))
+        if len(distinct) < len(texts) // 2:  # many repeats: dictionary-encoded, as a writer would keep them
+            index = {text: i for i, text in enumerate(distinct)}
+            column = pa.DictionaryArray.from_arrays(pa.array([index[text] for text in texts], pa.int32()),
+                                                    pa.array(distinct))
+        pq.write_table(pa.table({"text": column, "label": list(labels)}), path, compression="zstd",
+                       row_group_size=400)  # the 400 clean rows in a row group of their own
         return path
     buffer = io.StringIO()
     if path.suffix == ".csv":
@@ -340,17 +370,18 @@ def hostile_records(work: Path, kind: str) -> Outcome:
         expected = {"record_too_long": 1}
     elif kind == "parquet-bomb":  # 200 x SCALE distinct texts of 2 MB each, 400 MB decompressed, kB on disk
         suffix, hostile = ".parquet", []
-        records = records + [("1", "a" * (2 << 20) + str(i)) for i in range(200 * SCALE)]
-        expected = {"record_too_long": 200 * SCALE}
+        records = records + [("1", BigText("a", 2 << 20, str(i))) for i in range(200 * SCALE)]
+        expected = {"too_compressed": 200 * SCALE}  # its row groups are refused unread, the clean one is read
     else:  # parquet-dictionary: one 1 MiB text in 4,000 x SCALE rows, 4 GB if each row were read as a copy
+        # (stored dictionary-encoded in ~2 kB: under the bomb check's 64 MiB, so read, and kept encoded)
         suffix, hostile = ".parquet", []
-        records = records + [("2", "b" * (1 << 20) + "!")] * (4000 * SCALE)
+        records = records + [("2", BigText("b", 1 << 20, "!"))] * (4000 * SCALE)
         expected = {"record_too_long": 4000 * SCALE}
     test = write_format(work / f"{kind}-test{suffix}", clean_records(50))
     peaks = {}
     for name, lines in (("with", hostile), ("without", [])):
-        source = write_format(work / f"{kind}-{name}{suffix}", records if name == "with" else clean_records(),
-                              lines)
+        source = work / f"{kind}-{name}{suffix}"
+        in_child(write_format, source, records if name == "with" else clean_records(), lines)
         code, stderr, peaks[name] = shard_peak(source, test, work / f"{kind}-{name}")
         if code != 0:
             return Outcome(f"hostile {kind}", False, len(records), stderr[-300:])
@@ -362,24 +393,28 @@ def hostile_records(work: Path, kind: str) -> Outcome:
                    "peak RSS")
 
 
+def write_count_corpus(train: Path, kind: str, scale: int) -> None:
+    """The count scenarios' training file: 2,000 good lines, then the kind's many lines (in a child process)."""
+    base = b"".join(synthetic.generate_lines(2000, seed=5))
+    if kind == "unique-tokens":  # 640k x scale distinct tokens: the counting table prunes at 1M (scale 2+)
+        extra = b"".join(b"__label__%d " % (1 + line % 2) + b" ".join(b"t%dq%d" % (line, i) for i in range(80))
+                         + b"\n" for line in range(8000 * scale))
+    elif kind == "many-labels":  # 100k x scale labels, each seen once
+        extra = b"".join(b"__label__L%d a review of a stray label\n" % i for i in range(100_000 * scale))
+    elif kind == "long-labels":  # 300 x scale labels of 64 kB each
+        extra = b"".join(b"__label__" + b"%05d" % i + b"x" * 65_536 + b" text\n" for i in range(300 * scale))
+    else:  # many-rejects: 300k x scale lines with no label; rejects.jsonl keeps the first 10,000
+        extra = b"".join(b"no label on line %d\n" % i for i in range(300_000 * scale))
+    train.write_bytes(base + extra)
+
+
 def unbounded_counts(work: Path, kind: str) -> Outcome:
     """What grew memory with the input: unique tokens, many distinct labels, very long labels, many rejects."""
     train = work / f"{kind}.ft.txt"
+    in_child(write_count_corpus, train, kind, SCALE)
     base = b"".join(synthetic.generate_lines(2000, seed=5))
-    if kind == "unique-tokens":  # 640k x SCALE distinct tokens: the counting table prunes at 1M (SCALE 2+)
-        extra = b"".join(b"__label__%d " % (1 + line % 2) + b" ".join(b"t%dq%d" % (line, i) for i in range(80))
-                         + b"\n" for line in range(8000 * SCALE))
-        expected_lines = 2000 + 8000 * SCALE
-    elif kind == "many-labels":  # 100k x SCALE labels, each seen once
-        extra = b"".join(b"__label__L%d a review of a stray label\n" % i for i in range(100_000 * SCALE))
-        expected_lines = 2000 + 100_000 * SCALE
-    elif kind == "long-labels":  # 300 x SCALE labels of 64 kB each
-        extra = b"".join(b"__label__" + b"%05d" % i + b"x" * 65_536 + b" text\n" for i in range(300 * SCALE))
-        expected_lines = 2000 + 300 * SCALE
-    else:  # many-rejects: 300k x SCALE lines with no label; rejects.jsonl keeps the first 10,000
-        extra = b"".join(b"no label on line %d\n" % i for i in range(300_000 * SCALE))
-        expected_lines = 2000 + 300_000 * SCALE
-    train.write_bytes(base + extra)
+    expected_lines = 2000 + {"unique-tokens": 8000, "many-labels": 100_000, "long-labels": 300,
+                             "many-rejects": 300_000}[kind] * SCALE
     test = work / "counts-test.ft.txt"
     test.write_bytes(b"".join(synthetic.generate_lines(100, seed=6)))
     code, stderr, peak = shard_peak(train, test, work / f"{kind}-data")

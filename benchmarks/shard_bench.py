@@ -101,9 +101,12 @@ def main(lines: int, repeats: int, work_dir: str, extra: tuple[str, ...], scales
 def compare_with(other: Path, corpus: Path, test: Path, work: Path, extra: list[str], repeats: int) -> None:
     """This checkout's shard and `other`'s on the same corpus, alternating; best in-process seconds of each."""
     ours, theirs = [], []
-    for _ in range(repeats):
-        ours.append(shard(corpus, test, work / "out", extra)[1])
-        theirs.append(shard(corpus, test, work / "out-other", extra, other)[1])
+    for repeat in range(repeats):  # who goes first alternates too: a noisy neighbour hits both alike
+        for side in ((0, 1) if repeat % 2 == 0 else (1, 0)):
+            if side == 0:
+                ours.append(shard(corpus, test, work / "out", extra)[1])
+            else:
+                theirs.append(shard(corpus, test, work / "out-other", extra, other)[1])
     click.echo(f"{corpus.name}: shard in-process seconds, best of {repeats} alternating: this checkout "
                f"{min(ours):.2f} {sorted(ours)}, {other} {min(theirs):.2f} {sorted(theirs)}; "
                f"time ratio this / other = {min(ours) / min(theirs):.3f}")

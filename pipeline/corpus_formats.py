@@ -37,6 +37,11 @@ PARQUET_BATCH_ROWS = 4096        # rows per batch, at most
 PARQUET_BATCH_BYTES = 8 << 20
 PARQUET_DICTIONARY_BYTES = 64 << 20
 PARQUET_FEW_ROWS = 8
+# Arrow decompresses a whole data page at once, and a page may hold 1,024 values of any size: a row group
+# whose text decompresses to this much and over this many times its stored size is a decompression bomb
+# (review text compresses 3-10x), and its rows are rejected as `too_compressed` without being decompressed.
+PARQUET_BOMB_BYTES = 64 << 20
+PARQUET_BOMB_RATIO = 1000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,6 +216,11 @@ class RecordReader:
                 return
             except sources.READ_ERRORS as exc:  # a damaged page: pyarrow's errors are OSError or ValueError
                 raise sources.damaged_source(self.path, f"row {number:,}", exc) from exc
+            if isinstance(batch, BombRowGroup):  # never decompressed: each of its rows is one reject
+                for _ in range(batch.num_rows):
+                    number += 1
+                    yield Record(number, Reject.TOO_COMPRESSED, batch.description.encode())
+                continue
             for text_value, label_value, too_long in self._parquet_rows(batch, fields):
                 number += 1
                 if too_long is not None:
@@ -350,8 +360,17 @@ class BoundedRows:
         self._used = 0
 
 
+@dataclasses.dataclass(frozen=True)
+class BombRowGroup:
+    """A Parquet row group too compressed to read (`parquet_batches`): how many rows it holds, and why."""
+
+    num_rows: int
+    description: str
+
+
 def parquet_batches(path: Path, columns: list[str], text_columns: list[str]) -> Iterator:
-    """A Parquet file's record batches of `columns`, each row group read so that memory stays bounded."""
+    """A Parquet file's record batches of `columns`, each row group read so that memory stays bounded; a
+    `BombRowGroup` in place of a row group whose text would decompress over PARQUET_BOMB_RATIO times."""
     import pyarrow.parquet
 
     dense = pyarrow.parquet.ParquetFile(path)
@@ -360,6 +379,12 @@ def parquet_batches(path: Path, columns: list[str], text_columns: list[str]) -> 
         row_group = dense.metadata.row_group(group)
         chunks = [row_group.column(index) for index in range(row_group.num_columns)
                   if row_group.column(index).path_in_schema in text_columns]
+        unpacked = sum(chunk.total_uncompressed_size for chunk in chunks)
+        packed = max(1, sum(chunk.total_compressed_size for chunk in chunks))
+        if unpacked > PARQUET_BOMB_BYTES and unpacked > PARQUET_BOMB_RATIO * packed:
+            yield BombRowGroup(row_group.num_rows, f"row group {group}: {unpacked:,} bytes of text stored in "
+                                                   f"{packed:,} ({unpacked // packed:,}x): not decompressed")
+            continue
         if not any(chunk.has_dictionary_page for chunk in chunks):
             reader, rows = dense, parquet_batch_rows(row_group)
         elif sum(chunk.total_uncompressed_size for chunk in chunks) <= PARQUET_DICTIONARY_BYTES:
@@ -376,8 +401,11 @@ def parquet_batch_rows(row_group) -> int:
 
 
 def _is_text_type(kind) -> bool:
+    """A string or binary column (or a dictionary of them, as Arrow may have written it)."""
     import pyarrow as pa
 
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
     return pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_binary(kind) or \
         pa.types.is_large_binary(kind)
 
@@ -390,10 +418,10 @@ def _arrow_sizes(column):
     import pyarrow.compute as pc
 
     kind = column.type
-    if pa.types.is_dictionary(kind) and _is_text_type(kind.value_type):
+    if pa.types.is_dictionary(kind) and _is_text_type(kind):
         lengths = pc.binary_length(column.dictionary)
         return pc.take(lengths, column.indices).fill_null(0).to_numpy(zero_copy_only=False)
-    if _is_text_type(kind):
+    if _is_text_type(kind) and not pa.types.is_dictionary(kind):
         return pc.binary_length(column).fill_null(0).to_numpy(zero_copy_only=False)
     if pa.types.is_nested(kind):  # a list or struct where a text or label should be: the batch's mean size
         return np.full(len(column), column.nbytes // max(1, len(column)), dtype=np.int64)

@@ -27,6 +27,7 @@ class Reject(str, enum.Enum):
     NUL_BYTE = "nul_byte"          # a NUL byte: binary data, not a review
     LINE_TOO_LONG = "line_too_long"  # fastText: over --max-line-bytes
     RECORD_TOO_LONG = "record_too_long"  # CSV/TSV/JSONL/Parquet: a record, row or field over --max-line-bytes
+    TOO_COMPRESSED = "too_compressed"  # Parquet: a row of a row group whose text decompresses over 1000x
     MISSING_FIELD = "missing_field"  # no text or label field (or null), or an empty row
     BAD_ROW = "bad_row"            # unparseable: not JSON, not an object, a field count unlike the header's
     BAD_QUOTE = "bad_quote"        # CSV/TSV: a quote where none may be, or one never closed

@@ -12,8 +12,8 @@ from pipeline.shard_plan import ShardSettings
 
 def shard_corpus(settings: ShardSettings, progress: bool = False) -> manifest_lib.Manifest:
     """Run the whole shard job; on any error nothing is left that looks complete."""
-    shard_plan.check_sources(settings)
     settings.check_runner_reads()
+    shard_plan.check_sources(settings)
     out = Path(settings.out)
     output_dir.check_output_dir(out, settings.overwrite)  # before the lock file is made: a user's folder stays as it was
     with output_dir.locked(out):

@@ -126,7 +126,8 @@ def split_of(source_name: str, label: str, text_bytes: bytes, settings: ShardSet
 
 
 def check_sources(settings: ShardSettings) -> None:
-    """Refuse missing sources, and the same file given as --train and --test (its reviews would leak)."""
+    """Refuse missing sources, the same file given as --train and --test (its reviews would leak), and a source
+    whose first record cannot be read (a damaged compressed file, a header without the fields, not Parquet)."""
     for path in settings.sources().values():
         if not path.is_file():
             raise SourceError(f"{path}: no such file. Check the path.")
@@ -137,6 +138,8 @@ def check_sources(settings: ShardSettings) -> None:
         raise SourceError(f"{train} and {test} are the same file (same path or same sha256): test reviews would "
                           "also be trained on, and every test score would be inflated. Give --test a held-out "
                           "file (for Amazon polarity: test.ft.txt.bz2).")
+    for path in settings.sources().values():  # before --overwrite deletes anything: each opens, has its fields
+        next(iter(corpus_formats.RecordReader(path, settings.format_settings())), None)
 
 
 def check_source_has_examples(source: manifest_lib.SourceInfo, first_reject: str | None) -> None:

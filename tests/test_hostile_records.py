@@ -165,3 +165,15 @@ def test_parquet_batches_hold_a_bounded_share_of_decompressed_rows(tmp_path):
     pq.write_table(pa.table({"text": ["z" * 100_000] * 200, "label": ["1"] * 200}), same, compression="zstd")
     records = list(RecordReader(same, FormatSettings()))
     assert len(records) == 200 and all(isinstance(record.parsed, tuple) for record in records)
+
+
+def test_a_parquet_decompression_bomb_is_rejected_unread(tmp_path):
+    path = tmp_path / "bomb.parquet"
+    clean = pa.table({"text": ["a fine review", "an awful one"] * 50, "label": ["2", "1"] * 50})
+    bomb = pa.table({"text": ["a" * (4 << 20) + str(i) for i in range(20)], "label": ["1"] * 20})  # 80 MB
+    with pq.ParquetWriter(path, clean.schema, compression="zstd") as writer:
+        writer.write_table(clean)
+        writer.write_table(bomb)
+    assert path.stat().st_size < 100_000
+    got = reasons(path)
+    assert got == ["ok"] * 100 + [Reject.TOO_COMPRESSED] * 20

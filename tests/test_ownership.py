@@ -122,3 +122,17 @@ def test_shard_overwrite_keeps_a_users_lookalike_files(corpus_files, tmp_path):
     (out / "notes.md.incomplete").unlink()
     (out / "beam-temp-photos").rmdir()
     assert runner.invoke(cli.cli, args + ["--overwrite"]).exit_code == 0
+
+
+def test_shard_overwrite_keeps_the_old_dataset_when_a_source_lacks_its_fields(corpus_files, tmp_path):
+    train, test = corpus_files
+    out = tmp_path / "data"
+    runner = CliRunner()
+    args = ["--test", str(test), "--out", str(out), "--num-shards", "1", "--vocab-size", "300", "--no-progress"]
+    assert runner.invoke(cli.cli, ["shard", "--train", str(train), *args]).exit_code == 0
+    before = snapshot(out)
+    wrong = tmp_path / "reviews.csv"
+    wrong.write_text("title,body_text\nnice,great product\n")
+    result = runner.invoke(cli.cli, ["shard", "--train", str(wrong), *args, "--overwrite"])
+    assert result.exit_code == 1 and "--text-field" in result.output, result.output
+    assert snapshot(out) == before  # checked before anything was deleted
