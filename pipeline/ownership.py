@@ -34,12 +34,14 @@ class Layout:
 
     def writes(self, name: str) -> bool:
         """True for an entry name reviewflow writes in this kind of directory (temporary names included)."""
-        return name == MARKER_FILE or any(re.fullmatch(pattern, name) for pattern in self._patterns)
+        return any(re.fullmatch(pattern, name) for pattern in self._patterns)
 
     @property
     def _patterns(self) -> tuple[str, ...]:
-        # Every file is written under NAME.incomplete first (pipeline/atomic.py): those are ours too.
-        return tuple(f"(?:{pattern})(?:{re.escape(atomic.INCOMPLETE_SUFFIX)})?" for pattern in self.names)
+        # Every file is written under NAME.incomplete first (pipeline/atomic.py), the marker too (a run killed
+        # as it wrote the marker leaves `.reviewflow.incomplete`): those are ours as well.
+        return tuple(f"(?:{pattern})(?:{re.escape(atomic.INCOMPLETE_SUFFIX)})?"
+                     for pattern in (re.escape(MARKER_FILE), *self.names))
 
 
 def claim(path: Path, layout: Layout) -> None:

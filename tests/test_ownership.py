@@ -30,6 +30,7 @@ def snapshot(path: Path) -> dict[str, str]:
 def test_layouts_know_their_own_names_and_no_lookalikes():
     assert DATA_LAYOUT.writes("train-00001-of-00004.tfrecord.gz.incomplete")
     assert DATA_LAYOUT.writes("beam-temp-rejects-" + "0a" * 16) and DATA_LAYOUT.writes(".reviewflow")
+    assert DATA_LAYOUT.writes(".reviewflow.incomplete")  # a run killed while it wrote the marker
     for name in ("notes.md.incomplete", "beam-temp-photos", "vocab.txt.bak", "train-1-of-2.tfrecord"):
         assert not DATA_LAYOUT.writes(name), name
     assert RUN_LAYOUT.writes("model.incomplete.keras") and RUN_LAYOUT.writes("history.csv.incomplete")
