@@ -10,15 +10,38 @@ from pathlib import Path
 
 import click
 
-from models import zoo
-from pipeline.corpus_formats import FORMATS as CORPUS_FORMATS  # no TensorFlow: `--help` stays fast
+from models import run_plan, zoo  # plain data: `--help` needs no TensorFlow
+from models.zoo.spec import OPTIMIZERS
+from pipeline import text_settings
+from pipeline.formats import FORMATS as CORPUS_FORMATS
 from pipeline.errors import ReviewflowError
 from pipeline.rejects import MAX_REJECTS_KEPT, RAW_BYTES_KEPT
 
 EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 DIRECTORY = click.Path(file_okay=False, path_type=Path)
 EXISTING_DIRECTORY = click.Path(exists=True, file_okay=False, path_type=Path)
-MODEL_NAMES = list(zoo.MODELS)  # the registry holds names only: `--help` needs no TensorFlow
+MODEL_NAMES = list(zoo.MODELS)
+
+
+def lengths_help() -> str:
+    """--max-len's defaults, from the specs: "cnn, rnn, ... 90% of reviews whole, up to 512; ..."."""
+    groups: dict = {}
+    for spec in zoo.SPECS:
+        groups.setdefault(spec.lengths, []).append(spec.name)
+    return "; ".join(f"{', '.join(names)} take{'s' * (len(names) == 1)} {policy.coverage:.0%} of reviews whole, "
+                     f"up to {policy.cap}" for policy, names in groups.items())
+
+
+def vocab_help() -> str:
+    """--vocab-size's defaults, from the specs."""
+    shard_models = [spec for spec in zoo.SPECS if not spec.needs_preset]
+    described = {None: f"all of it (shard keeps {text_settings.SHARD_VOCAB_SIZE} by default)"}
+    groups: dict = {}
+    for spec in shard_models:
+        groups.setdefault(spec.vocab_size, []).append(spec.name)
+    parts = [f"{', '.join(names)} {described.get(size, size)}" for size, names in groups.items()]
+    presets = [spec.name for spec in zoo.SPECS if spec.needs_preset]
+    return "; ".join(parts + [f"{', '.join(presets)} its checkpoint's own"] * bool(presets))
 
 
 def describe_tf_error(exc) -> str:
@@ -142,9 +165,9 @@ def parse_beam_options(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
               help="Shards per split. Default: one per ~128 MiB of text.")
 @click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.2, show_default=True,
               help="Share of the training file held out as the validation split.")
-@click.option("--vocab-size", type=click.IntRange(min=3), default=32768, show_default=True,
+@click.option("--vocab-size", type=click.IntRange(min=3), default=text_settings.SHARD_VOCAB_SIZE, show_default=True,
               help="Vocabulary size, counting padding and [UNK]: the most frequent training words. Each model "
-                   "takes what it uses of it (fit --vocab-size; bag models all, sequence models 8192).")
+                   f"takes what it uses of it (fit --vocab-size: {vocab_help()}).")
 @click.option("--compression", type=click.Choice(["none", "gzip"]), default="none", show_default=True,
               help="Compression of the TFRecord shards.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the train/validation split.")
@@ -184,8 +207,8 @@ def shard(train, test, out, num_shards, val_fraction, vocab_size, compression, s
     """Parse review files lazily into sharded TFRecords with vocabulary and manifest."""
     from pipeline import quiet
     from pipeline.manifest import summary_lines
-    from pipeline.shard_corpus import shard_corpus
-    from pipeline.shard_plan import ShardSettings, class_warnings
+    from pipeline.shard.job import shard_corpus
+    from pipeline.shard.plan import ShardSettings, class_warnings
 
     if runner == "beam" and not click.get_current_context().obj["verbose"]:
         quiet.quiet_beam()
@@ -229,27 +252,24 @@ TRAINING_OPTIONS = [
     click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="Maximum epochs."),
     click.option("--batch-size", type=click.IntRange(min=1), default=None,
                  help="Examples per batch and replica (the global batch is this times the replicas). Default: the "
-                      "model's (64; ngram_bag and linear 256; pretrained 32), lowered for a small corpus so that an epoch has "
-                      "32 steps or more."),
+                      f"model's ({zoo.defaults_text('batch_size')}), lowered for a small corpus so that an epoch "
+                      f"has {run_plan.MIN_STEPS_PER_EPOCH} steps or more."),
     click.option("--max-len", type=click.IntRange(min=1), default=None,
                  help="Tokens per review: longer ones are cut, shorter ones padded at the end. Default: chosen "
-                      "from the train split's lengths (shard records them): bag models (linear, ngram_bag, ffn) "
-                      "take 99% of reviews whole, up to 2048 tokens; sequence models 90%, up to 512. The "
+                      "from the train split's lengths, counted in the model's own units (shard records the "
+                      f"tokens; a preset's word pieces are counted on a sample): {lengths_help()}. The "
                       "reference studies' value is --max-len 128."),
-    click.option("--truncate", type=click.Choice(["head", "tail", "head_tail"]), default=None,
+    click.option("--truncate", type=click.Choice(text_settings.TRUNCATIONS), default=None,
                  help="Which tokens of a longer review are kept: the first, the last, or the first quarter "
-                      "and the last three quarters (Sun et al. 2019). Default: head_tail."),
+                      f"and the last three quarters (Sun et al. 2019). Default: {text_settings.DEFAULT_TRUNCATE}."),
     click.option("--vocab-size", type=click.IntRange(min=3), default=None,
                  help="Vocabulary ids the model uses: the most frequent words of the shard's vocab.txt (padding "
-                      "and [UNK] count as two). Default: the model's: linear and ngram_bag take all of it (shard "
-                      "keeps 32768 by default), the others 8192; pretrained uses its checkpoint's own."),
-    click.option("--optimizer", type=click.Choice(["rmsprop", "adam", "lazy_adam", "sgd", "adagrad", "adamw"]),
-                 default=None,
-                 help="Default: the model's (RMSprop, the studies'; Adam for hybrid, hybrid_split, linear and "
-                      "transformer; lazy_adam, which updates only the embedding rows a batch uses, for ngram_bag; "
-                      "AdamW with warm-up, decay and clipping for pretrained)."),
+                      f"and [UNK] count as two). Default: the model's ({vocab_help()})."),
+    click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=None,
+                 help=f"Default: the model's ({zoo.defaults_text('optimizer')}). lazy_adam updates only the "
+                      "embedding rows a batch uses; adamw decays weights decoupled from the gradient."),
     click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=None,
-                 help="Default: the model's (0.001; ngram_bag 0.01, linear 0.05, pretrained 3e-05)."),
+                 help=f"Default: the model's ({zoo.defaults_text('learning_rate', '{:g}'.format)})."),
     click.option("--patience", type=click.IntRange(min=0), default=3, show_default=True,
                  help="Epochs without a better validation loss before stopping early."),
     click.option("--seed", type=int, default=None, help="Seed for weights and data order (deterministic order)."),
@@ -281,7 +301,7 @@ TRAINING_OPTIONS = [
                       "tokenizer.json). Other models ignore it (so study can mix them)."),
     click.option("--warmup-share", type=click.FloatRange(0, 1, max_open=True), default=None,
                  help="Share of all training steps over which the learning rate warms up linearly, then decays "
-                      "linearly to 0. Default: the model's (pretrained 0.1; others keep a constant rate)."),
+                      f"linearly to 0. Default: the model's ({zoo.defaults_text('warmup_share', '{:g}'.format)})."),
     click.option("--param", "hparams", multiple=True, callback=parse_hparams,
                  help="Builder argument KEY=VALUE, e.g. --param units=64 (repeatable)."),
     click.option("--overwrite", is_flag=True,
@@ -500,12 +520,17 @@ def report(runs, data, out, errors) -> None:
               help="Write a review-length histogram PNG here.")
 def stats(path, plot_path) -> None:
     """Corpus statistics of a data directory or a raw fastText file: balance, lengths, coverage."""
+    from models import run_plan
     from pipeline import stats as stats_lib
 
     result = stats_lib.corpus_stats(path)
     echo_lines(stats_lib.summary_lines(result))
+    advice = run_plan.max_len_advice(result.training_lengths())
+    for names, choice in advice:
+        click.echo(f"fit's --max-len for {', '.join(names)}: {choice.max_len} ({choice.reason})")
+    click.echo("pretrained: counted in its checkpoint's word pieces when fit runs (--preset)")
     if plot_path:
-        stats_lib.plot_lengths(result, plot_path)
+        stats_lib.plot_lengths(result, plot_path, advice[0][1].max_len)
         click.echo(f"-> {plot_path}")
 
 
@@ -517,7 +542,7 @@ def stats(path, plot_path) -> None:
 @click.option("--decimals", type=click.IntRange(0, 8), default=3, show_default=True, help="Rounding of vectors.")
 def embed(run, sentence, projector, decimals) -> None:
     """Show each token of SENTENCE, its id and its vector in the model's embedding layer(s)."""
-    from models import embedding
+    from models import embedding_inspection as embedding
 
     tokens, ids, vectors = embedding.embed_sentence(run, sentence)
     for layer_name, matrix in vectors.items():

@@ -32,8 +32,8 @@ from models.evaluation import evaluate  # noqa: E402
 from models.run_dir import RunDir  # noqa: E402
 from models.training import FitSettings, fit, open_data  # noqa: E402
 from pipeline import synthetic  # noqa: E402
-from pipeline.shard_corpus import shard_corpus  # noqa: E402
-from pipeline.shard_plan import ShardSettings  # noqa: E402
+from pipeline.shard.job import shard_corpus  # noqa: E402
+from pipeline.shard.plan import ShardSettings  # noqa: E402
 
 CORPORA = ("bbc", "stars")
 STAR_LINES, STAR_TEST_LINES, STAR_WORDS = 20_000, 4_000, 60

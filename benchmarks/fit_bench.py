@@ -29,11 +29,11 @@ quiet.import_tensorflow()
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from models.training import FitSettings, build_and_compile  # noqa: E402
+from models.training import FitSettings, build_and_compile, make_plan  # noqa: E402
 from pipeline import dataset, synthetic, text  # noqa: E402
 from pipeline.data_dir import DataDir  # noqa: E402
-from pipeline.shard_corpus import shard_corpus  # noqa: E402
-from pipeline.shard_plan import ShardSettings  # noqa: E402
+from pipeline.shard.job import shard_corpus  # noqa: E402
+from pipeline.shard.plan import ShardSettings  # noqa: E402
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -90,19 +90,20 @@ def main(lines: int, model_names: str, batch_size: int, repeats: int, work_dir: 
         train = synthetic.write_corpus(work / f"fit-train-{lines}.ft.txt.bz2", lines, seed=1)
         test = synthetic.write_corpus(work / "fit-test.ft.txt.bz2", 500, seed=2)
         shard_corpus(ShardSettings(train=train, test=test, out=data_dir, num_shards=4, overwrite=True))
-    vectorizer = text.make_vectorizer(DataDir.open(data_dir).vocabulary(), text.DEFAULT_MAX_LEN)
+    vectorizer = text.vocabulary_vectorizer(DataDir.open(data_dir).vocabulary(), text.DEFAULT_MAX_LEN)
     x, y = in_memory_arrays(data_dir, vectorizer)
     cache = work / "fit-bench-cache" / "train"
     rows = []
     for name in model_names.split(","):
-        settings = FitSettings(model=name, data=data_dir, out=work, seed=0).resolved()
+        settings = FitSettings(model=name, data=data_dir, out=work, seed=0, max_len=text.DEFAULT_MAX_LEN)
+        plan = make_plan(settings)
         streamed, in_memory = [], []
         for _ in range(repeats):  # alternate, so that a noisy neighbour hurts both ways alike
             keras.utils.set_random_seed(0)
-            streamed.append(timed_fit(build_and_compile(settings, vectorizer.vocabulary_size()),
+            streamed.append(timed_fit(build_and_compile(plan, settings, vectorizer.vocabulary_size()),
                                       streaming(data_dir, batch_size, vectorizer, cache), len(x)))
             keras.utils.set_random_seed(0)
-            in_memory.append(timed_fit(build_and_compile(settings, vectorizer.vocabulary_size()), x, len(x),
+            in_memory.append(timed_fit(build_and_compile(plan, settings, vectorizer.vocabulary_size()), x, len(x),
                                        y=y, batch_size=batch_size, shuffle=True))
         rows.append((name, max(streamed), max(in_memory)))
     alone = pipeline_rate(streaming(data_dir, batch_size, vectorizer, cache), len(x))

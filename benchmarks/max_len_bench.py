@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from models import zoo  # noqa: E402
-from models.training import FitSettings, build_and_compile  # noqa: E402
+from models.training import FitSettings, build_and_compile, make_plan  # noqa: E402
 
 VOCAB = 8192
 
@@ -42,9 +42,10 @@ def examples_per_second(name: str, max_len: int, steps: int) -> float | None:
 
 
 def _examples_per_second(name: str, max_len: int, steps: int) -> float:
-    settings = FitSettings(model=name, data=".", out=".", max_len=max_len).resolved()
-    model = build_and_compile(settings, VOCAB)
-    batch = settings.batch_size
+    settings = FitSettings(model=name, data=".", out=".", max_len=max_len)
+    plan = make_plan(settings)
+    model = build_and_compile(plan, settings, VOCAB)
+    batch = plan.batch_size
     rng = np.random.default_rng(0)
     ids = rng.integers(2, VOCAB, size=(batch, max_len)).astype("int32")
     labels = rng.integers(0, 2, size=(batch, 1)).astype("float32")

@@ -32,13 +32,14 @@ import numpy as np  # noqa: E402
 
 import real_corpora  # noqa: E402
 from baseline import fit_fasttext, load_split, tfidf_logreg  # noqa: E402
-from models import embedding, zoo  # noqa: E402
+from models import embedding_inspection as embedding, zoo  # noqa: E402
+from models.zoo.spec import SEQUENCE_LENGTHS  # noqa: E402
 from models.evaluation import compute_metrics  # noqa: E402
 from models.run_dir import RunDir  # noqa: E402
 from models.training import FitSettings, fit, open_data  # noqa: E402
 from pipeline import atomic, text  # noqa: E402
-from pipeline.shard_corpus import shard_corpus  # noqa: E402
-from pipeline.shard_plan import ShardSettings  # noqa: E402
+from pipeline.shard.job import shard_corpus  # noqa: E402
+from pipeline.shard.plan import ShardSettings  # noqa: E402
 from zoo_bench import zoo_row  # noqa: E402
 
 SECTIONS = ("baselines", "zoo", "glove", "study", "truncation", "lengths", "pretrained")
@@ -163,7 +164,7 @@ def main(out: Path, sections: str, models: str, epochs: int, sequence_epochs: in
          hf_python: Path | None, seeds: str, pretrained_truncations: str) -> None:
     chosen = sections.split(",")
     train, test = real_corpora.imdb_files(out / "imdb")
-    data = open_data(shard_once(train, test, out / f"data-{text.DEFAULT_VOCAB_SIZE}", text.DEFAULT_VOCAB_SIZE))
+    data = open_data(shard_once(train, test, out / f"data-{text.SHARD_VOCAB_SIZE}", text.SHARD_VOCAB_SIZE))
     results = out / "results.json"
 
     def add(new_rows):  # read again first: another invocation may be adding other sections to the same file
@@ -174,7 +175,7 @@ def main(out: Path, sections: str, models: str, epochs: int, sequence_epochs: in
             click.echo(json.dumps(row), err=True)
 
     def epochs_of(name):
-        bag = zoo.max_len_policy(name)[0] > zoo.DEFAULT_MAX_LEN_COVERAGE
+        bag = zoo.spec(name).lengths.coverage > SEQUENCE_LENGTHS.coverage
         return epochs if bag else sequence_epochs
 
     if "baselines" in chosen:

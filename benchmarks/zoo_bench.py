@@ -30,6 +30,7 @@ quiet.import_tensorflow()
 
 from baseline import tfidf_logreg  # noqa: E402
 from models import zoo  # noqa: E402
+from models.run_plan import max_len_advice  # noqa: E402
 from models.comparison import describe_run  # noqa: E402
 from models.evaluation import evaluate  # noqa: E402
 from models.run_dir import RunDir  # noqa: E402
@@ -37,8 +38,8 @@ from models.training import FitSettings, fit, open_data  # noqa: E402
 from models.tuning import TuneSettings, tune  # noqa: E402
 from pipeline import synthetic  # noqa: E402
 from pipeline.data_dir import DataDir  # noqa: E402
-from pipeline.shard_corpus import shard_corpus  # noqa: E402
-from pipeline.shard_plan import ShardSettings  # noqa: E402
+from pipeline.shard.job import shard_corpus  # noqa: E402
+from pipeline.shard.plan import ShardSettings  # noqa: E402
 from pipeline.stats import corpus_stats  # noqa: E402
 
 # Training lines: `--lines` for simple and hard; "a few hundred reviews", imbalanced, for small.
@@ -87,7 +88,7 @@ def bench_corpus(root: Path, lines: int, test_lines: int, corpus: dict, model_na
                  tune_trials: int) -> list[dict]:
     data_dir = make_data(root, lines, test_lines, corpus)
     data = open_data(data_dir)
-    max_len = corpus_stats(data).recommended_max_len()  # as `stats` advises a user
+    max_len = max_len_advice(corpus_stats(data).training_lengths())[0][1].max_len  # as `stats` advises (cnn)
     click.echo(f"  {data.num_examples('train'):,} training reviews, --max-len {max_len}", err=True)
     baseline = tfidf_logreg(data_dir)
     rows = [majority_row(data),

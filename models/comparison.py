@@ -8,7 +8,7 @@ import io
 import traceback
 from pathlib import Path
 
-from models import pretrained
+from models import word_vectors
 from models.evaluation import evaluate
 from models.run_dir import RunDir
 from models.training import FitSettings, fit, kept_epoch, open_data
@@ -96,10 +96,10 @@ def compare(run_dirs: list[Path]) -> list[dict]:
 def settings_for(base: FitSettings, name: str, run_dir: Path, log) -> FitSettings:
     """The study's settings for one model; pretrained vectors go only to models with a word embedding."""
     settings = dataclasses.replace(base, model=name, out=run_dir)
-    if base.embeddings is not None and not pretrained.has_word_embedding(name):
+    if base.embeddings is not None and not word_vectors.has_word_embedding(name):
         log(f"== {name}: has no word embedding; trained without --embeddings")
         settings = dataclasses.replace(settings, embeddings=None, freeze_embeddings=False)
-    elif base.freeze_embeddings and pretrained.table_holds_ngrams(name, base.hparams):
+    elif base.freeze_embeddings and word_vectors.table_holds_ngrams(name, base.hparams):
         log(f"== {name}: its embedding table holds n-grams too; its vectors are not frozen")
         settings = dataclasses.replace(settings, freeze_embeddings=False)
     return settings

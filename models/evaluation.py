@@ -12,13 +12,11 @@ from sklearn import metrics as sk_metrics
 
 from models import diagnostics, zoo
 from models.run_dir import CONFUSION_PNG, LENGTH_PNG, RELIABILITY_PNG, ROC_PNG, RunDir
-from pipeline import dataset, plots
+from pipeline import dataset, formats, plots
 from pipeline.data_dir import DataDir
 from pipeline.errors import ReviewflowError
-from pipeline.corpus_formats import FormatSettings, RecordReader, format_of
-from pipeline.fasttext_format import LABEL_PREFIX
+from pipeline.formats import FormatSettings
 from pipeline.rejects import Reject
-from pipeline.sources import LineReader, TooLongLine
 from pipeline.text import token_lengths
 
 DEFAULT_EVAL_BATCH = 4096   # large: fills a workstation GPU; a few MB of text on a CPU
@@ -126,11 +124,11 @@ def f1_threshold(model, data: DataDir, split: str, batch_size: int, scored: Spli
 
 
 def inference_batch_size(model: str | None, given: int | None, default: int) -> int:
-    """`given`, or `default` within the model's own cap (`zoo.inference_batch_size_for`): a pretrained
+    """`given`, or `default` within the model's own cap (its spec's `inference_batch_size`): a pretrained
     encoder's activations at 4096 reviews a batch took 15 GB of memory."""
     if given is not None:
         return given
-    cap = zoo.inference_batch_size_for(model) if model in zoo.MODELS else None
+    cap = zoo.spec(model).inference_batch_size if model in zoo.MODELS else None
     return default if cap is None else min(default, cap)
 
 
@@ -217,38 +215,21 @@ def summary_lines(metrics: dict) -> list[str]:
     return lines
 
 
-def strip_label(line: bytes) -> bytes:
-    """A fastText line's text without its leading `__label__N` token; other lines unchanged."""
-    if line.startswith(LABEL_PREFIX):
-        parts = line.split(None, 1)
-        return parts[1] if len(parts) == 2 else b""
-    return line
-
-
 def texts_of_file(path: Path, input_format: str | None = None,
                   text_field: str | None = None) -> Iterator[str | Reject]:
-    """The reviews of a file to score, lazily: its lines (fastText or plain), or a CSV/TSV/JSONL/Parquet file's
-    text field. A record that cannot be read (too deep, too long, not UTF-8, ...) is its `Reject` reason, in
-    its place: `predict` gives it an output line that says so, and none is skipped."""
-    settings = FormatSettings(format=input_format, text_field=text_field)
-    if format_of(path, settings) == "fasttext":
-        yield from lines_of_file(path)
-        return
-    reader = RecordReader(path, settings, need_label=False)
+    """The reviews of a file to score, lazily, read by its format's reader (pipeline/formats) as `shard` reads
+    it: a fastText or plain file's lines (labels left out), or a CSV/TSV/JSONL/Parquet file's text field. A
+    record that cannot be read (too deep, too long, not UTF-8, ...) is its `Reject` reason, in its place:
+    `predict` gives it an output line that says so, and none is skipped."""
+    reader = formats.open_records(path, FormatSettings(format=input_format, text_field=text_field),
+                                  need_label=False)
     for record in reader:
         if isinstance(record.parsed, tuple):
-            yield record.parsed[1].decode("utf-8")
+            yield record.parsed[1].decode("utf-8", errors="replace")
         elif record.parsed in (Reject.EMPTY_TEXT, Reject.MISSING_FIELD):
             yield ""  # an empty (or null) review is scored, as an empty line is
         else:
             yield record.parsed
-
-
-def lines_of_file(path: Path) -> Iterator[str]:
-    """Each line of a plain, .gz or .bz2 file as text (labels stripped), lazily; none skipped."""
-    for line in LineReader(path):
-        raw = line.prefix if isinstance(line, TooLongLine) else line  # only the first tokens count anyway
-        yield strip_label(raw.rstrip(b"\r")).decode("utf-8", errors="replace")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,12 +1,13 @@
 """`fit` without `--max-len`: the length is chosen from the train split's length histogram, per model.
 
 `shard` records how many training reviews have each length in tokens (the
-manifest's `length_counts`). Each architecture says which share of reviews it
-should take whole and up to which length (`MAX_LEN_COVERAGE`, `MAX_LEN_CAP` in
-its module; the defaults below): a bag model costs little per token and takes
-nearly every review whole, a sequence model covers most reviews within a cap
-that bounds memory and time per step. The README's "Choosing --max-len" has
-the measurements behind the numbers.
+manifest's `length_counts`); a model that reads a checkpoint's word pieces
+counts its own on a sample (models/zoo/preprocessors.py). Each architecture's
+spec says which share of reviews it should take whole and up to which length
+(`ModelSpec.lengths`): a bag model costs little per token and takes nearly
+every review whole, a sequence model covers most reviews within a cap that
+bounds memory and time per step. The README's "Choosing --max-len" has the
+measurements behind the numbers.
 """
 
 from __future__ import annotations
@@ -45,9 +46,11 @@ def share_within(lengths: dict[int, int], max_len: int) -> float:
     return sum(count for length, count in lengths.items() if length <= max_len) / total if total else 1.0
 
 
-def choose(given: int | None, coverage: float, cap: int, lengths: dict[int, int] | None) -> MaxLenChoice:
+def choose(given: int | None, coverage: float, cap: int, lengths: dict[int, int] | None,
+           unit: str = "tokens") -> MaxLenChoice:
     """`given` if set; else the length covering `coverage` of `lengths`, rounded up to MULTIPLE, within
-    [MIN_MAX_LEN, cap]; else (no histogram) FALLBACK_MAX_LEN."""
+    [MIN_MAX_LEN, cap]; else (no histogram) FALLBACK_MAX_LEN. `unit`: what `lengths` counts, the model's own
+    (the shard's tokens, or a checkpoint's word pieces)."""
     if given is not None:
         return MaxLenChoice(given, "option", "--max-len", share_within(lengths, given) if lengths else None)
     if not lengths:
@@ -58,5 +61,5 @@ def choose(given: int | None, coverage: float, cap: int, lengths: dict[int, int]
     max_len = min(cap, max(MIN_MAX_LEN, -(-needed // MULTIPLE) * MULTIPLE))
     covered = share_within(lengths, max_len)
     return MaxLenChoice(max_len, "data", f"covers {covered:.1%} of training reviews whole (the model takes "
-                        f"{coverage:.0%}: {needed} tokens, rounded up to a multiple of {MULTIPLE}, at most {cap})",
+                        f"{coverage:.0%}: {needed} {unit}, rounded up to a multiple of {MULTIPLE}, at most {cap})",
                         round(covered, 4))

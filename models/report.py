@@ -13,7 +13,7 @@ from pathlib import Path
 
 import jinja2
 
-from models import comparison
+from models import comparison, run_plan
 from models.run_dir import CONFUSION_PNG, CURVES_PNG, LENGTH_PNG, RELIABILITY_PNG, RunDir
 from pipeline import atomic, plots
 from pipeline.data_dir import DataDir
@@ -58,7 +58,8 @@ def describe_data(data: DataDir) -> dict:
         "lengths": [{"name": name, "percentiles": [split.percentile(q) for q in PERCENTILES],
                      "max": max(split.lengths), "shares": [split.share_at_most(n) for n in SHARE_LENGTHS]}
                     for name, split in stats.splits.items() if split.num_examples],
-        "recommended_max_len": stats.recommended_max_len(),
+        "max_len_advice": [{"models": ", ".join(names), "max_len": choice.max_len, "reason": choice.reason}
+                           for names, choice in run_plan.max_len_advice(stats.training_lengths())],
     }
 
 

@@ -71,6 +71,13 @@ class RunConfig:
     max_len: dict | None = None         # how --max-len was chosen: max_len, source, reason, covered (max_len.py)
     preset: dict | None = None          # the pretrained checkpoint: path, format, architecture, weights' sha256
     classes: dict | None = None         # names (output order), positive (two classes), label_prefix; None: older runs
+    plan: dict | None = None            # every choice of the run with its reason (models/run_plan.py); None: older
+
+    @classmethod
+    def from_json(cls, obj: dict) -> "RunConfig":
+        """config.json as written by this version or another: a key this version does not know is ignored."""
+        known = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in obj.items() if key in known})
 
     def class_names(self) -> list[str]:
         """The classes in the model's output order (Amazon polarity's 1 and 2 for runs written before classes)."""
@@ -119,7 +126,7 @@ class RunDir:
         path = self / CONFIG_FILE
         if not path.is_file():
             raise ReviewflowError(f"{self.path}: no {CONFIG_FILE}; this is not a run directory. Run `fit` first.")
-        return RunConfig(**json.loads(path.read_text(encoding="utf-8")))
+        return RunConfig.from_json(json.loads(path.read_text(encoding="utf-8")))
 
     def history(self) -> list[dict]:
         """Rows of per-epoch metrics; empty before the first epoch ends."""
@@ -161,8 +168,21 @@ class RunDir:
             ownership.remove_ours(self.path, RUN_LAYOUT)
         ownership.claim(self.path, RUN_LAYOUT)
 
-    def prepare(self, settings_json: dict, overwrite: bool) -> bool:
-        """Create the directory; True when it holds an interrupted run with the same settings to resume."""
+    def interrupted_settings(self) -> dict | None:
+        """The recorded settings of the interrupted run this directory holds; None if it holds none."""
+        if not self.path.is_dir() or self.is_complete() or not self.has_config():
+            return None
+        try:
+            return self.config().settings
+        except (ReviewflowError, ValueError, KeyError, TypeError):  # not a run's config: prepare refuses it
+            return None
+
+    def prepare(self, settings_json: dict, overwrite: bool, earlier_defaults: dict | None = None) -> bool:
+        """Create the directory; True when it holds an interrupted run with the same settings to resume.
+
+        `earlier_defaults`: what a setting the interrupted run does not record meant when it was written (an
+        earlier reviewflow, before the option existed).
+        """
         ownership.check_ours(self.path, RUN_LAYOUT)
         if self.is_complete() and not overwrite:
             raise ReviewflowError(f"{self.path} already holds a complete run ({MODEL_FILE}). "
@@ -170,9 +190,9 @@ class RunDir:
         self.claim(overwrite)
         if not self.has_config():
             return False
-        previous = self.config().settings
-        if previous != settings_json:
-            changed = sorted(key for key in settings_json if previous.get(key) != settings_json[key])
+        previous = {**(earlier_defaults or {}), **self.config().settings}
+        changed = sorted(key for key in settings_json if previous.get(key) != settings_json[key])
+        if changed:
             raise ReviewflowError(f"{self.path} holds an interrupted run with other settings ({', '.join(changed)}). "
                                   "Re-run with the same options to resume, or pass --overwrite.")
         return (self / BACKUP_DIR).exists()

@@ -21,9 +21,14 @@ import keras
 
 import models.zoo.layers  # noqa: F401 - registers the zoo's layers
 import models.zoo.optimizers  # noqa: F401 - registers LazyAdam (in checkpoints/best.keras; not in model.keras)
-import models.zoo.pretrained  # noqa: F401 - registers PresetPreprocessor (KerasHub itself only when needed)
 import pipeline.text  # noqa: F401 - registers `standardize`
+from models import zoo
 from pipeline.errors import ReviewflowError
+
+# Every architecture's module, so that a class one registers itself (pretrained's PresetPreprocessor, or a new
+# model's own layer) is known wherever a run loads; KerasHub itself is imported only when a file needs it.
+for _spec in zoo.SPECS:
+    _spec.module()
 
 # The class or function that Keras could not find, in its own words ("Could not locate class 'LazyAdam'").
 _UNKNOWN_NAME = re.compile(r"Could not locate (?:class|function) '([^']+)'")

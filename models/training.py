@@ -12,9 +12,10 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from models import callbacks as callbacks_lib, max_len as max_len_lib, multi_worker, pretrained, saving, zoo
-from models import vocab_size as vocab_size_lib
-from models.zoo import optimizers
+from models import callbacks as callbacks_lib, multi_worker, run_plan, saving, word_vectors, zoo
+from models.run_plan import RunPlan
+from models.zoo import optimizers, preprocessors
+from models.zoo.spec import OPTIMIZERS
 from models.run_dir import BACKUP_DIR, BEST_CHECKPOINT, CACHE_DIR, CURVES_PNG, LOGS_DIR, MODEL_FILE, RunConfig, RunDir
 from pipeline import data_service, dataset, plots, text
 from pipeline.data_dir import DataDir
@@ -22,14 +23,13 @@ from pipeline.errors import ReviewflowError
 from pipeline.vectors import PretrainedVectors
 
 STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker")
-# A small corpus gets smaller batches, so that an epoch still takes this many optimizer steps: with a
-# few hundred reviews and the default batch, ten epochs were ~40 steps and no model left the majority class.
-MIN_STEPS_PER_EPOCH = 32
-MIN_BATCH_SIZE = 8
-# lazy_adam: Adam that updates only the embedding rows a batch uses (models/zoo/optimizers.py); sgd is sparse too.
-# adamw: decoupled weight decay, with a linear warm-up and decay (fine-tuning a pretrained encoder).
-OPTIMIZERS = ("rmsprop", "adam", "lazy_adam", "sgd", "adagrad", "adamw")
 ADAMW_WEIGHT_DECAY = 0.01
+# What a setting an interrupted run does not record meant when it was written, by an earlier reviewflow that
+# had no such option: reviews cut at their end, no warm-up (a missing vocab_size, all of the shard's ids, is
+# added where the data directory is known). Other missing settings meant their default.
+EARLIER_DEFAULTS = {"truncate": "head", "warmup_share": 0.0}
+# Settings a user may leave to the plan (None); resuming, each takes the interrupted run's value.
+PLANNED_SETTINGS = ("max_len", "vocab_size", "truncate", "batch_size", "optimizer", "learning_rate", "warmup_share")
 # Keras warns when a dataset of unknown size (a tf.data service's) ends its first epoch; that end is
 # how the epoch's size is learnt, not a fault, and capped epochs repeat their dataset.
 warnings.filterwarnings("ignore", message="Your input ran out of data")
@@ -46,7 +46,7 @@ class FitSettings:
     batch_size: int | None = None         # per replica; None: the model's (lowered for a small corpus)
     max_len: int | None = None            # None: chosen from the train split's lengths (models/max_len.py)
     truncate: str | None = None           # which tokens of a longer review are kept; None: text.DEFAULT_TRUNCATE
-    vocab_size: int | None = None         # ids taken of the shard's vocabulary; None: the model's (zoo.vocab_size_for)
+    vocab_size: int | None = None         # ids taken of the shard's vocabulary; None: the model's spec's
     optimizer: str | None = None          # None: the study's choice for the model
     learning_rate: float | None = None    # None: the optimizer's study default
     patience: int = 3
@@ -67,17 +67,10 @@ class FitSettings:
     overwrite: bool = False
 
     def __post_init__(self):
-        if self.model not in zoo.MODELS:
-            raise ReviewflowError(f"unknown model {self.model!r}; choose from {', '.join(zoo.MODELS)}.")
+        model = zoo.spec(self.model)  # an unknown name is refused here
         if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
             raise ReviewflowError(f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}.")
-        if zoo.needs_preset(self.model):
-            if self.preset is None:
-                raise ReviewflowError(f"the {self.model} model needs --preset DIR: a KerasHub preset or a Hugging "
-                                      "Face checkpoint directory of a BERT-family encoder.")
-            if self.embeddings is not None:
-                raise ReviewflowError(f"--embeddings: the {self.model} model's token embeddings are its "
-                                      "checkpoint's own, trained with its tokenizer; leave out --embeddings.")
+        preprocessors.for_spec(model).check(self)
         if self.warmup_share is not None and not 0 <= self.warmup_share < 1:
             raise ReviewflowError(f"--warmup-share must be in [0, 1), got {self.warmup_share}.")
         if self.freeze_embeddings and self.embeddings is None:
@@ -92,36 +85,9 @@ class FitSettings:
                 raise ReviewflowError("--data-service with --strategy multi-worker is not supported yet: each "
                                       "worker would read the whole split. Use one of them.")
 
-    def max_len_choice(self, data: DataDir | None = None) -> max_len_lib.MaxLenChoice:
-        """--max-len as given, or chosen for this model from the train split's length histogram, and why."""
-        coverage, cap = zoo.max_len_policy(self.model)
-        lengths = data.split("train").lengths() if data is not None else None
-        return max_len_lib.choose(self.max_len, coverage, cap, lengths)
-
-    def vocab_choice(self, data: DataDir | None = None) -> vocab_size_lib.VocabChoice:
-        """--vocab-size as given, or the model's, within the shard's vocabulary (unknown without `data`)."""
-        available = data.manifest.vocabulary.size if data is not None else None
-        if zoo.needs_preset(self.model):
-            return vocab_size_lib.VocabChoice(None, "preset", "the checkpoint's own tokenizer and vocabulary")
-        return vocab_size_lib.choose(self.vocab_size, zoo.vocab_size_for(self.model), available)
-
-    def resolved(self, data: DataDir | None = None) -> "FitSettings":
-        """The settings with the model's defaults filled in (batch size and --max-len from the train split)."""
-        num_train_examples = data.num_examples("train") if data is not None else None
-        optimizer = self.optimizer or zoo.optimizer_for(self.model)
-        if optimizer == "lazy_adam" and self.jit_compile and self.optimizer is None:
-            # XLA compiles lazy Adam's de-duplication of rows (a dynamic shape) slowly: ngram_bag trained at
-            # 6.9k examples/s with it, 16.8k with Adam (CPU). Asked for by name, it is kept.
-            optimizer = "adam"
-        learning_rate = self.learning_rate or zoo.learning_rate_for(self.model)
-        batch_size = self.batch_size or default_batch_size(self.model, num_train_examples)
-        return dataclasses.replace(self, optimizer=optimizer, learning_rate=learning_rate, batch_size=batch_size,
-                                   max_len=self.max_len_choice(data).max_len,
-                                   vocab_size=self.vocab_choice(data).vocab_size,
-                                   truncate=self.truncate or text.DEFAULT_TRUNCATE,
-                                   warmup_share=(self.warmup_share if self.warmup_share is not None
-                                                 else zoo.warmup_share_for(self.model)),
-                                   preset=self.preset if zoo.needs_preset(self.model) else None)
+    @property
+    def spec(self):
+        return zoo.spec(self.model)
 
     def to_json(self) -> dict:
         return {key: str(value) if isinstance(value, Path) else value
@@ -137,17 +103,40 @@ class FitResult:
     best_epoch: int
 
 
-def largest_batch_size(num_train_examples: int) -> int:
-    """The largest batch that still gives a train split of this size MIN_STEPS_PER_EPOCH steps an epoch."""
-    return max(MIN_BATCH_SIZE, num_train_examples // MIN_STEPS_PER_EPOCH)
+def data_facts(settings: FitSettings, data: DataDir) -> run_plan.DataFacts:
+    """What the plan needs of the data directory; review lengths counted in the model's own units."""
+    preprocessor = preprocessors.for_spec(settings.spec)
+    return run_plan.DataFacts(num_train_examples=data.num_examples("train"),
+                              lengths=preprocessor.lengths(settings, data), length_unit=preprocessor.length_unit,
+                              vocabulary_size=data.manifest.vocabulary.size)
 
 
-def default_batch_size(model: str, num_train_examples: int | None) -> int:
-    """The model's batch size, lowered so that a small train split still gives MIN_STEPS_PER_EPOCH steps."""
-    batch_size = zoo.batch_size_for(model)
-    if num_train_examples is None:
-        return batch_size
-    return min(batch_size, largest_batch_size(num_train_examples))
+def make_plan(settings: FitSettings, data: DataDir | None = None, replicas: int = 1,
+              facts: run_plan.DataFacts | None = None, from_run: frozenset = frozenset()) -> RunPlan:
+    """The run's plan (models/run_plan.py) for these settings on this data directory (without one: the model's
+    defaults, and the fallback --max-len unless one is given)."""
+    facts = facts or (data_facts(settings, data) if data is not None else run_plan.DataFacts())
+    vocab = preprocessors.for_spec(settings.spec).vocab_choice(settings, settings.spec.vocab_size,
+                                                                facts.vocabulary_size)
+    return run_plan.plan_run(settings, settings.spec, facts, vocab, replicas, from_run)
+
+
+def resume_settings(settings: FitSettings, recorded: dict | None) -> tuple[FitSettings, frozenset]:
+    """Resuming: each planned setting the user left unset takes the interrupted run's recorded value (which an
+    earlier version may have chosen otherwise); the settings given are compared with the run's by `prepare`."""
+    if recorded is None:
+        return settings, frozenset()
+    taken = {name: recorded[name] for name in PLANNED_SETTINGS
+             if getattr(settings, name) is None and recorded.get(name) is not None}
+    return dataclasses.replace(settings, **taken), frozenset(taken)
+
+
+def earlier_defaults(data: DataDir) -> dict:
+    """What each setting meant where an interrupted run's config.json does not record it (an earlier version)."""
+    defaults = {field.name: field.default if field.default is not dataclasses.MISSING else field.default_factory()
+                for field in dataclasses.fields(FitSettings)
+                if field.default is not dataclasses.MISSING or field.default_factory is not dataclasses.MISSING}
+    return {**defaults, **EARLIER_DEFAULTS, "vocab_size": data.manifest.vocabulary.size}
 
 
 def choose_strategy(name: str) -> tf.distribute.Strategy:
@@ -178,35 +167,24 @@ def make_optimizer(name: str, learning_rate: float, warmup_share: float = 0.0, t
             "sgd": keras.optimizers.SGD, "adagrad": keras.optimizers.Adagrad}[name](learning_rate=rate, **extra)
 
 
-def total_steps(settings: FitSettings, num_train_examples: int | None, replicas: int = 1) -> int | None:
-    """Optimizer steps of the whole run (what a decaying learning rate runs down over)."""
-    if settings.steps_per_epoch:
-        return settings.steps_per_epoch * settings.epochs
-    if num_train_examples is None:
-        return None
-    return -(-num_train_examples // (settings.batch_size * replicas)) * settings.epochs
+def make_vectorizer(plan: RunPlan, settings: FitSettings, data: DataDir):
+    """Raw strings -> the model's inputs, as its preprocessor reads them (the shard's vocabulary or a preset's)."""
+    return preprocessors.for_spec(settings.spec).make_vectorizer(plan, settings, data)
 
 
-def make_vectorizer(settings: FitSettings, data: DataDir):
-    """Raw strings -> the model's inputs: the shards' vocabulary, or a pretrained preset's own tokenizer."""
-    if zoo.needs_preset(settings.model):
-        return zoo.module(settings.model).make_vectorizer(settings.preset, settings.max_len, settings.truncate)
-    return text.make_vectorizer(data.vocabulary(settings.vocab_size), settings.max_len, settings.truncate)
-
-
-def build_and_compile(settings: FitSettings, vocab_size: int, vectors: PretrainedVectors | None = None,
-                      num_train_examples: int | None = None, replicas: int = 1, num_classes: int = 2) -> keras.Model:
+def build_and_compile(plan: RunPlan, settings: FitSettings, vocab_size: int,
+                      vectors: PretrainedVectors | None = None, num_classes: int = 2) -> keras.Model:
     """The token-id model (its embeddings started from `vectors`, if given), compiled as the studies compile it.
 
     Two classes: binary cross-entropy on P(positive), as the studies; N: sparse categorical cross-entropy.
     """
-    preset = {"preset": str(settings.preset)} if zoo.needs_preset(settings.model) else {}
+    arguments = preprocessors.for_spec(settings.spec).build_arguments(settings)
     classes = {"num_classes": num_classes} if num_classes != 2 else {}
-    model = zoo.build(settings.model, vocab_size, settings.max_len, **settings.hparams, **preset, **classes)
+    model = zoo.build(settings.model, vocab_size, plan.max_len.max_len, **settings.hparams, **arguments, **classes)
     if vectors is not None:
-        pretrained.initialize(model, vectors, settings.freeze_embeddings)
-    optimizer = make_optimizer(settings.optimizer, settings.learning_rate, settings.warmup_share or 0.0,
-                               total_steps(settings, num_train_examples, replicas), zoo.clipnorm_for(settings.model))
+        word_vectors.initialize(model, vectors, settings.freeze_embeddings)
+    optimizer = make_optimizer(plan.optimizer.value, plan.learning_rate.value, plan.warmup_share.value,
+                               plan.total_steps, plan.clipnorm)
     if num_classes == 2:
         loss, accuracy = "binary_crossentropy", keras.metrics.BinaryAccuracy(name="accuracy")
     else:
@@ -270,12 +248,15 @@ def fit(settings: FitSettings, verbose: int | str = "auto", log=print, data: Dat
 
 
 def _fit_run(settings: FitSettings, data: DataDir, verbose, log) -> FitResult:
-    max_len_choice, vocab_choice = settings.max_len_choice(data), settings.vocab_choice(data)
-    settings, vectors = pretrained.with_vectors(settings.resolved(data), data)
+    run = RunDir(settings.out)
+    recorded = None if settings.overwrite else run.interrupted_settings()
+    settings, from_run = resume_settings(settings, recorded and {**earlier_defaults(data), **recorded})
+    strategy = choose_strategy(settings.strategy)
+    plan = make_plan(settings, data, strategy.num_replicas_in_sync, from_run=from_run)
+    settings, vectors = word_vectors.with_vectors(settings, data, plan.vocab.vocab_size)
     if settings.strategy == "multi-worker":
         multi_worker.check_enough_shards(data, multi_worker.cluster_task()[2])
-    run = RunDir(settings.out)
-    resuming = run.prepare(settings.to_json(), settings.overwrite)
+    resuming = run.prepare(run_plan.settings_record(settings, plan), settings.overwrite, earlier_defaults(data))
     if settings.seed is not None:
         keras.utils.set_random_seed(settings.seed)
     previous_policy = keras.mixed_precision.global_policy()
@@ -283,12 +264,12 @@ def _fit_run(settings: FitSettings, data: DataDir, verbose, log) -> FitResult:
         keras.mixed_precision.set_global_policy(
             "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16")
     try:
-        return _fit(settings, data, vectors, run, resuming, verbose, log, max_len_choice, vocab_choice)
+        return _fit(plan, settings, data, vectors, run, strategy, resuming, verbose, log)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)  # the policy is process-wide
 
 
-def make_inputs(settings: FitSettings, data: DataDir, vectorizer, global_batch: int,
+def make_inputs(plan: RunPlan, settings: FitSettings, data: DataDir, vectorizer,
                 cache_dir: Path) -> tuple[tf.data.Dataset, tf.data.Dataset]:
     """Training and validation batches, streamed from the shards here or by a tf.data service."""
     remote = settings.data_service is not None
@@ -298,7 +279,7 @@ def make_inputs(settings: FitSettings, data: DataDir, vectorizer, global_batch: 
 
     def make(split: str, shuffle: bool) -> tf.data.Dataset:
         batches = dataset.make_dataset(
-            data, split, global_batch, settings.max_len, shuffle=shuffle,
+            data, split, plan.global_batch_size, plan.max_len.max_len, shuffle=shuffle,
             seed=settings.seed if shuffle else None, vectorizer=vectorizer, shuffle_buffer=settings.shuffle_buffer,
             cache_path=cache_dir / split if cache else None, known_size=known_size)
         return data_service.distribute(batches, settings.data_service) if remote else batches
@@ -309,39 +290,35 @@ def make_inputs(settings: FitSettings, data: DataDir, vectorizer, global_batch: 
     return train, make("validation", shuffle=False)
 
 
-def _fit(settings: FitSettings, data: DataDir, vectors: PretrainedVectors | None, run: RunDir, resuming: bool,
-         verbose, log, max_len_choice: max_len_lib.MaxLenChoice,
-         vocab_choice: vocab_size_lib.VocabChoice) -> FitResult:
-    vectorizer = make_vectorizer(settings, data)
-    strategy = choose_strategy(settings.strategy)
-    global_batch = settings.batch_size * strategy.num_replicas_in_sync
+def _fit(plan: RunPlan, settings: FitSettings, data: DataDir, vectors: PretrainedVectors | None, run: RunDir,
+         strategy, resuming: bool, verbose, log) -> FitResult:
+    vectorizer = make_vectorizer(plan, settings, data)
     with strategy.scope():
-        model = build_and_compile(settings, vectorizer.vocabulary_size(), vectors, data.num_examples("train"),
-                                  strategy.num_replicas_in_sync, data.classes.num_classes)
+        model = build_and_compile(plan, settings, vectorizer.vocabulary_size(), vectors, data.classes.num_classes)
         # Optimizer slots are created here, in the strategy's scope, before a resume loads them.
         model.optimizer.build(model.trainable_variables)
-    config = write_config(run, settings, data, vectorizer.vocabulary_size(), model, strategy, vectors,
-                          max_len_choice)
+    config = write_config(run, plan, settings, data, vectorizer.vocabulary_size(), model, vectors)
     if verbose:
-        log(f"--max-len {settings.max_len} ({max_len_choice.source}: {max_len_choice.reason}); longer reviews "
-            f"keep their {settings.truncate.replace('_', ' and ')}")
-        log(f"vocabulary: {vectorizer.vocabulary_size()} ids ({vocab_choice.source}: {vocab_choice.reason})")
+        for line in plan.lines():
+            log(line)
+        log(f"vocabulary: {vectorizer.vocabulary_size()} ids ({plan.vocab.source}: {plan.vocab.reason})")
     if vectors is not None and verbose:
-        log(pretrained.coverage_line(config.embeddings))
+        log(word_vectors.coverage_line(config.embeddings))
     cache_dir = run / CACHE_DIR
     shutil.rmtree(cache_dir, ignore_errors=True)  # a killed run leaves a half-written cache; start it anew
-    train_once = dataset.make_dataset(data, "train", dataset.BLOCK_EXAMPLES, settings.max_len, vectorizer=vectorizer)
-    if zoo.adapt(settings.model, model, train_once) and verbose:
+    train_once = dataset.make_dataset(data, "train", dataset.BLOCK_EXAMPLES, plan.max_len.max_len,
+                                      vectorizer=vectorizer)
+    if settings.spec.adapt(model, train_once) and verbose:
         log(f"{settings.model}: read the train split once for its statistics (adapt)")
-    train, validation = make_inputs(settings, data, vectorizer, global_batch, cache_dir)
+    train, validation = make_inputs(plan, settings, data, vectorizer, cache_dir)
     if verbose:
         model.summary(print_fn=lambda line, **_: log(line))
-        log(describe_devices(model) + f"; {strategy.num_replicas_in_sync} replica(s), global batch {global_batch}")
+        log(describe_devices(model) + f"; {plan.replicas} replica(s), global batch {plan.global_batch_size}")
     if resuming:
         log(f"resuming the interrupted run in {run.path} after epoch {len(run.history())}")
     started = time.perf_counter()
-    callbacks = make_callbacks(settings, data, run, global_batch, resuming)
-    train_model(settings, data, model, strategy, train, validation, global_batch, callbacks, verbose)
+    callbacks = make_callbacks(plan, settings, data, run, resuming)
+    train_model(plan, settings, data, model, strategy, train, validation, callbacks, verbose)
     shutil.rmtree(cache_dir, ignore_errors=True)  # it can be large; a later run rebuilds it
     result = finish_run(settings, run, vectorizer, model)
     if verbose:
@@ -350,18 +327,17 @@ def _fit(settings: FitSettings, data: DataDir, vectors: PretrainedVectors | None
     return result
 
 
-def write_config(run: RunDir, settings: FitSettings, data: DataDir, vocab_size: int, model: keras.Model, strategy,
-                 vectors: PretrainedVectors | None, max_len_choice: max_len_lib.MaxLenChoice) -> RunConfig:
-    """RUN/config.json: the settings, what the run was trained on, and with what."""
+def write_config(run: RunDir, plan: RunPlan, settings: FitSettings, data: DataDir, vocab_size: int,
+                 model: keras.Model, vectors: PretrainedVectors | None) -> RunConfig:
+    """RUN/config.json: the settings, the plan, what the run was trained on, and with what."""
     config = RunConfig(
-        settings=settings.to_json(), global_batch_size=settings.batch_size * strategy.num_replicas_in_sync,
-        replicas=strategy.num_replicas_in_sync, vocab_size=vocab_size,
+        settings=run_plan.settings_record(settings, plan), global_batch_size=plan.global_batch_size,
+        replicas=plan.replicas, vocab_size=vocab_size,
         vocab_sha256=data.vocab_sha256, data_manifest_sha256=data.manifest_sha256, parameters=model.count_params(),
         versions=saving.versions(),
-        embeddings=pretrained.describe(vectors, data, settings.freeze_embeddings) if vectors else None,
-        max_len=dataclasses.asdict(max_len_choice), classes=class_record(data),
-        preset=(dataclasses.asdict(zoo.module(settings.model).describe(settings.preset, model))
-                if zoo.needs_preset(settings.model) else None))
+        embeddings=word_vectors.describe(vectors, data, settings.freeze_embeddings) if vectors else None,
+        max_len=dataclasses.asdict(plan.max_len), classes=class_record(data),
+        preset=preprocessors.for_spec(settings.spec).describe(settings, model), plan=plan.to_json())
     run.write_config(config)
     return config
 
@@ -373,11 +349,11 @@ def class_record(data: DataDir) -> dict:
     return {"names": classes.names, "positive": classes.positive, "label_prefix": "__label__" if fasttext else ""}
 
 
-def make_callbacks(settings: FitSettings, data: DataDir, run: RunDir, global_batch: int,
+def make_callbacks(plan: RunPlan, settings: FitSettings, data: DataDir, run: RunDir,
                    resuming: bool) -> list[keras.callbacks.Callback]:
     """Backup (resume), NaN stop, best checkpoint, early stopping, history rows and TensorBoard."""
     history = run.history() if resuming else []
-    examples_per_epoch = (settings.steps_per_epoch * global_batch if settings.steps_per_epoch
+    examples_per_epoch = (settings.steps_per_epoch * plan.global_batch_size if settings.steps_per_epoch
                           else data.num_examples("train"))
     best_so_far = min((row["val_loss"] for row in history if "val_loss" in row), default=None)
     (run / BEST_CHECKPOINT).parent.mkdir(exist_ok=True)
@@ -385,7 +361,7 @@ def make_callbacks(settings: FitSettings, data: DataDir, run: RunDir, global_bat
     # The backup comes first: once an epoch's history row exists, its backup does too.
     callbacks = [callbacks_lib.AtomicBackupAndRestore(str(run / BACKUP_DIR))] if writes_run else []
     callbacks.append(keras.callbacks.TerminateOnNaN())  # (other workers take the chief's state on resume)
-    if zoo.stops_early(settings.model):
+    if plan.early_stopping:
         callbacks += [
             keras.callbacks.ModelCheckpoint(str(run / BEST_CHECKPOINT), monitor="val_loss", save_best_only=True,
                                             initial_value_threshold=best_so_far),
@@ -395,14 +371,15 @@ def make_callbacks(settings: FitSettings, data: DataDir, run: RunDir, global_bat
                         keras.callbacks.TensorBoard(str(run / LOGS_DIR))]
 
 
-def train_model(settings: FitSettings, data: DataDir, model: keras.Model, strategy, train, validation,
-                global_batch: int, callbacks: list, verbose) -> None:
+def train_model(plan: RunPlan, settings: FitSettings, data: DataDir, model: keras.Model, strategy, train,
+                validation, callbacks: list, verbose) -> None:
     """`model.fit`, or our own loop under MultiWorkerMirroredStrategy (see multi_worker.py)."""
     if settings.strategy != "multi-worker":
         model.fit(train, validation_data=validation, epochs=settings.epochs,
                   steps_per_epoch=settings.steps_per_epoch, validation_steps=settings.validation_steps,
                   callbacks=callbacks, verbose=verbose, shuffle=False)
         return
+    global_batch = plan.global_batch_size
     multi_worker.train(
         model, strategy, train, validation, epochs=settings.epochs,
         steps_per_epoch=multi_worker.steps_for(data.num_examples("train"), global_batch, settings.steps_per_epoch),
@@ -413,7 +390,7 @@ def train_model(settings: FitSettings, data: DataDir, model: keras.Model, strate
 
 def kept_epoch(model: str, rows: list[dict]) -> dict:
     """The history row of the epoch whose weights the run keeps: the lowest validation loss, or the last."""
-    if model in zoo.MODELS and not zoo.stops_early(model):
+    if model in zoo.MODELS and not zoo.spec(model).early_stopping:
         return rows[-1]
     return min(rows, key=lambda row: row.get("val_loss", float("inf")))
 

@@ -22,9 +22,9 @@ from pathlib import Path
 import keras
 import keras_tuner as kt
 
-from models import pretrained, training, zoo
+from models import run_plan, training, word_vectors, zoo
 from models.run_dir import CACHE_DIR, TRIALS_CSV, TRIALS_JSON, TUNER_DIR, RunDir
-from pipeline import atomic, dataset, text
+from pipeline import atomic, dataset
 from pipeline.data_dir import DataDir
 from pipeline.errors import ReviewflowError
 
@@ -52,13 +52,14 @@ def training_space(hp: kt.HyperParameters, base: training.FitSettings, num_train
     No batch is so large that an epoch of the train split has fewer steps than `fit` allows (a few hundred
     reviews in batches of 256 are two steps an epoch: every trial ended at the majority class).
     """
-    default = zoo.learning_rate_for(base.model)
-    optimizers = list(dict.fromkeys([zoo.optimizer_for(base.model), "adam", "rmsprop"]))  # the model's own first
-    largest = training.largest_batch_size(num_train_examples)
+    spec = base.spec
+    default = spec.learning_rate
+    optimizers = list(dict.fromkeys([spec.optimizer, "adam", "rmsprop"]))  # the model's own first
+    largest = run_plan.largest_batch_size(num_train_examples)
     space = {"learning_rate": hp.Float("learning_rate", default / 10, default * 10, sampling="log"),
              "batch_size": hp.Choice("batch_size", sorted({min(size, largest) for size in BATCH_SIZES})),
              "optimizer": hp.Choice("optimizer", optimizers)}
-    if zoo.warmup_share_for(base.model):  # a fine-tuned encoder: how long the learning rate warms up
+    if spec.warmup_share:  # a fine-tuned encoder: how long the learning rate warms up
         space["warmup_share"] = hp.Choice("warmup_share", [0.0, 0.06, 0.1, 0.2])
     return space
 
@@ -68,7 +69,7 @@ def trial_settings(hp: kt.HyperParameters, base: training.FitSettings, fixed: di
     """The fit settings of one point of the search space; what the user set (`fixed`) is not searched."""
     for name, value in fixed.items():
         hp.Fixed(name, value)  # registered first: the search space's entry of that name then keeps it
-    hparams = {**zoo.module(base.model).search_space(hp), **base.hparams}
+    hparams = {**base.spec.search_space(hp), **base.hparams}
     return dataclasses.replace(base, hparams=hparams, **training_space(hp, base, num_train_examples))
 
 
@@ -82,22 +83,29 @@ def fixed_values(settings: training.FitSettings) -> dict:
 class ZooHyperModel(kt.HyperModel):
     """Builds a trial's model and streams the shards into it, as `fit` does."""
 
-    def __init__(self, base: training.FitSettings, fixed: dict, data: DataDir, vectors, cache_dir: Path):
+    def __init__(self, base: training.FitSettings, fixed: dict, data: DataDir, facts: run_plan.DataFacts,
+                 vectors, cache_dir: Path):
         super().__init__(name=base.model)
         self.base, self.fixed, self.data, self.vectors, self.cache_dir = base, fixed, data, vectors, cache_dir
-        self.vectorizer = training.make_vectorizer(base, data)
+        self.facts = facts  # the lengths, counted once for every trial
+        # Length, vocabulary and truncation are not searched: every trial shares one vectorizer and id cache.
+        self.vectorizer = training.make_vectorizer(self.plan(base), base, data)
+
+    def plan(self, settings: training.FitSettings) -> run_plan.RunPlan:
+        return training.make_plan(settings, self.data, facts=self.facts)
 
     def build(self, hp):
         settings = trial_settings(hp, self.base, self.fixed, self.data.num_examples("train"))
-        model = training.build_and_compile(settings, self.vectorizer.vocabulary_size(), self.vectors,
-                                           self.data.num_examples("train"), num_classes=self.data.classes.num_classes)
-        zoo.adapt(settings.model, model, dataset.make_dataset(self.data, "train", dataset.BLOCK_EXAMPLES,
-                                                              settings.max_len, vectorizer=self.vectorizer))
+        plan = self.plan(settings)
+        model = training.build_and_compile(plan, settings, self.vectorizer.vocabulary_size(), self.vectors,
+                                           num_classes=self.data.classes.num_classes)
+        settings.spec.adapt(model, dataset.make_dataset(self.data, "train", dataset.BLOCK_EXAMPLES,
+                                                        plan.max_len.max_len, vectorizer=self.vectorizer))
         return model
 
     def fit(self, hp, model, *args, **kwargs):
         settings = trial_settings(hp, self.base, self.fixed, self.data.num_examples("train"))
-        train, validation = training.make_inputs(settings, self.data, self.vectorizer, settings.batch_size,
+        train, validation = training.make_inputs(self.plan(settings), settings, self.data, self.vectorizer,
                                                  self.cache_dir)
         kwargs["verbose"] = 0  # KerasTuner passes on search()'s verbose; its own display reports each trial
         return model.fit(train, validation_data=validation, steps_per_epoch=settings.steps_per_epoch,
@@ -188,7 +196,9 @@ def tune(settings: TuneSettings, log=print, verbose: int = 1,
     """
     zoo.check_hyperparameters(settings.fit.model, settings.fit.hparams)
     data = data or training.open_data(settings.fit.data)
-    base, vectors = pretrained.with_vectors(settings.fit.resolved(data), data)
+    facts = training.data_facts(settings.fit, data)
+    vocab = training.make_plan(settings.fit, data, facts=facts).vocab
+    base, vectors = word_vectors.with_vectors(settings.fit, data, vocab.vocab_size)
     run = RunDir(settings.fit.out)
     if run.is_complete() and not settings.fit.overwrite:  # every input is checked: only now may RUN change
         raise ReviewflowError(f"{run.path} already holds a complete run. Pass --overwrite to tune again, "
@@ -201,7 +211,7 @@ def tune(settings: TuneSettings, log=print, verbose: int = 1,
     if base.steps_per_epoch:
         base = dataclasses.replace(base, cache=False)  # capped epochs would leave the cache half-written
     fixed = fixed_values(dataclasses.replace(settings.fit, hparams=base.hparams))
-    tuner = make_tuner(settings, ZooHyperModel(base, fixed, data, vectors, cache_dir), run / TUNER_DIR)
+    tuner = make_tuner(settings, ZooHyperModel(base, fixed, data, facts, vectors, cache_dir), run / TUNER_DIR)
     log(f"tuning {base.model} with {settings.tuner} (at most {settings.max_trials} trials of up to "
         f"{settings.max_epochs} epochs) in {run / TUNER_DIR}")
     try:

@@ -2,9 +2,9 @@
 
 `shard` keeps the most frequent training words (32768 ids by default, `vocab.txt`, most frequent first), and
 each run takes the first N of them: a bag model (`linear`, `ngram_bag`) all, since a weight per word is cheap
-and rare words carry sentiment; a model with a learnt word embedding 8192 (`zoo.DEFAULT_VOCAB_SIZE`), since an
+and rare words carry sentiment; a model with a learnt word embedding 8192 (`spec.EMBEDDING_VOCAB_SIZE`), since an
 embedding learns little for a word seen a few times and its table and optimizer moments grow with the count.
-A module's `VOCAB_SIZE` states its default. The README's "Choosing --max-len" has the IMDB figures.
+Each model's spec (`models/zoo/__init__.py`) states its default. The README's "Choosing --max-len" has the IMDB figures.
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from pipeline import manifest as manifest_lib, shards, text
+from pipeline import manifest as manifest_lib, text
+from pipeline.shard import writer as shard_writer
 from pipeline.errors import DatasetError
 from pipeline.labels import ClassesInfo
 from pipeline.vocab import read_vocabulary
@@ -50,7 +51,7 @@ class DataDir:
     @property
     def compression(self) -> str:
         """The shards' compression as TensorFlow's readers name it."""
-        return shards.tf_compression(self.manifest.settings["compression"])
+        return shard_writer.tf_compression(self.manifest.settings["compression"])
 
     @property
     def classes(self) -> ClassesInfo:

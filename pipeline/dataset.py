@@ -120,7 +120,7 @@ def make_dataset(data: DataDir, split: str, batch_size: int, max_len: int = text
     dataset = make_text_dataset(data, split, block, shuffle and cache_path is None, seed, shuffle_buffer,
                                 known_size)
     if vectorizer is None:
-        vectorizer = text.make_vectorizer(data.vocabulary(), max_len)
+        vectorizer = text.vocabulary_vectorizer(data.vocabulary(), max_len)
     dataset = dataset.map(vectorize_with(vectorizer), num_parallel_calls=AUTOTUNE, deterministic=True)
     if cache_path is None:
         dataset = dataset.rebatch(batch_size)

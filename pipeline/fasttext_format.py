@@ -16,6 +16,14 @@ LABEL_PREFIX = b"__label__"
 LABEL_PREFIX_TEXT = LABEL_PREFIX.decode()
 
 
+def strip_label(line: bytes) -> bytes:
+    """A line's text without its leading `__label__NAME` token (what `predict` scores); other lines unchanged."""
+    if line.startswith(LABEL_PREFIX):
+        parts = line.split(None, 1)
+        return parts[1] if len(parts) == 2 else b""
+    return line
+
+
 def parse_line(line: bytes | TooLongLine) -> tuple[str, bytes] | Reject:
     """`(label name, text)` for a good line (text stripped of surrounding whitespace), else a Reject."""
     if isinstance(line, TooLongLine):

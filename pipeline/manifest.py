@@ -13,7 +13,7 @@ from pathlib import Path
 from pipeline import atomic
 from pipeline.errors import DatasetError
 from pipeline.labels import LEGACY_CLASSES, ClassesInfo
-from pipeline.shards import ShardInfo, file_sha256
+from pipeline.shard.writer import ShardInfo, file_sha256
 
 MANIFEST_FILE = "manifest.json"
 FORMAT_VERSION = 1

@@ -16,14 +16,13 @@ import tensorflow as tf
 
 from pipeline import dataset, plots, text
 from pipeline.data_dir import DataDir
-from pipeline.corpus_formats import RecordReader
+from pipeline import formats
 from pipeline.labels import natural_order
 from pipeline.vocab import TokenCounter
 
 BATCH = 4096
 SHARE_LENGTHS = tuple(range(100, 1000, 50))   # the reference study's padding table: 100, 150, ..., 950
 PERCENTILES = (50, 75, 90, 95, 99)
-COVERAGE_TARGET = 0.9                         # recommend a --max-len that covers 90% of reviews whole
 
 
 @dataclasses.dataclass
@@ -48,10 +47,10 @@ class CorpusStats:
     coverage: float          # share of (training) tokens covered by the top vocab_size - 2 tokens
     vocab_size: int
 
-    def recommended_max_len(self) -> int:
-        merged = SplitStats(lengths=sum((s.lengths for s in self.splits.values()), collections.Counter()),
-                            num_examples=sum(s.num_examples for s in self.splits.values()))
-        return merged.percentile(COVERAGE_TARGET * 100)
+    def training_lengths(self) -> dict[int, int]:
+        """The lengths `fit` chooses --max-len from: the train split's (a raw file's own)."""
+        split = self.splits.get("train") or next(iter(self.splits.values()))
+        return dict(split.lengths)
 
 
 def _batches_from_data_dir(data: DataDir, split: str) -> Iterator[tuple[tf.Tensor, np.ndarray]]:
@@ -63,7 +62,7 @@ def _batches_from_data_dir(data: DataDir, split: str) -> Iterator[tuple[tf.Tenso
 def _batches_from_file(path: Path, counter: TokenCounter) -> Iterator[tuple[tf.Tensor, np.ndarray]]:
     """Valid records of a raw file (fastText, CSV, TSV, JSONL, Parquet) in batches; tokens counted for coverage."""
     texts, labels = [], []
-    for record in RecordReader(path):
+    for record in formats.open_records(path):
         parsed = record.parsed
         if isinstance(parsed, tuple):
             labels.append(parsed[0])
@@ -110,7 +109,7 @@ def corpus_stats(source: Path | DataDir, read_shards: bool = False) -> CorpusSta
     counter = TokenCounter()
     split = _accumulate(_batches_from_file(path, counter))
     counter.close()
-    kept = counter.most_common(text.DEFAULT_VOCAB_SIZE - text.NUM_SPECIAL_TOKENS)
+    kept = counter.most_common(text.SHARD_VOCAB_SIZE - text.NUM_SPECIAL_TOKENS)
     coverage = sum(count for _, count in kept) / counter.num_tokens if counter.num_tokens else 0.0
     return CorpusStats({path.name: split}, coverage, len(kept) + text.NUM_SPECIAL_TOKENS)
 
@@ -125,7 +124,6 @@ def summary_lines(stats: CorpusStats) -> list[str]:
         lines += [f"  share of reviews with at most {length} tokens: {split.share_at_most(length):.2%}"
                   for length in SHARE_LENGTHS]
     lines.append(f"vocabulary of {stats.vocab_size:,} ids covers {stats.coverage:.2%} of (training) tokens")
-    lines.append(f"recommended --max-len (covers 90% of reviews whole): {stats.recommended_max_len()}")
     return lines
 
 
@@ -138,7 +136,6 @@ def balance_text(split: SplitStats) -> str:
     return ", ".join(f"{name} {counts[name]:,} ({counts[name] / total:.1%})" for name in natural_order(counts))
 
 
-def plot_lengths(stats: CorpusStats, path: Path) -> None:
-    """A histogram of review lengths per split, with the recommended --max-len marked."""
-    plots.plot_length_histograms({name: split.lengths for name, split in stats.splits.items()},
-                                 stats.recommended_max_len(), path)
+def plot_lengths(stats: CorpusStats, path: Path, max_len: int) -> None:
+    """A histogram of review lengths per split, with a --max-len marked."""
+    plots.plot_length_histograms({name: split.lengths for name, split in stats.splits.items()}, max_len, path)

@@ -11,11 +11,10 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-# `shard --vocab-size`: padding + [UNK] + 32766 words. Each model takes the most frequent of them it uses
-# (models/zoo: the bag models all, the sequence models 8192); on IMDB, linear gained 0.2 points from 8192 to this.
-DEFAULT_VOCAB_SIZE = 32768
+from pipeline.text_settings import (  # noqa: F401 - re-exported: the settings tokenization is made with
+    DEFAULT_TRUNCATE, HEAD_SHARE, NUM_SPECIAL_TOKENS, SHARD_VOCAB_SIZE, TRUNCATIONS)
+
 DEFAULT_MAX_LEN = 128
-NUM_SPECIAL_TOKENS = 2      # "" (padding, id 0) and "[UNK]" (id 1)
 
 # Every run of characters that are neither letters, digits, combining marks nor
 # ASCII whitespace (punctuation, symbols, Unicode separators such as U+2028,
@@ -52,16 +51,7 @@ def add_lengths(histogram: dict[int, int], lengths) -> None:
         histogram[value] = histogram.get(value, 0) + count
 
 
-# Which tokens of a review longer than --max-len are kept. head: the first (the studies' cut); tail: the
-# last; head_tail: the first quarter and the last three quarters, as Sun et al. (2019, "How to Fine-Tune
-# BERT for Text Classification") kept 128 + 382 of 512 tokens on IMDB: openings set the scene, endings
-# hold the verdict.
-TRUNCATIONS = ("head", "tail", "head_tail")
-HEAD_SHARE = {"head": 1.0, "tail": 0.0, "head_tail": 0.25}
-DEFAULT_TRUNCATE = "head_tail"
-
-
-def make_vectorizer(vocabulary: list[str], max_len: int = DEFAULT_MAX_LEN,
+def vocabulary_vectorizer(vocabulary: list[str], max_len: int = DEFAULT_MAX_LEN,
                     truncate: str = "head") -> keras.layers.TextVectorization:
     """Strings -> int ids padded (at the end) to `max_len`, longer reviews cut as `truncate` says;
     0 is padding, 1 unknown."""

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from pipeline import atomic, text
 from pipeline.manifest import VocabularyInfo
-from pipeline.shards import file_sha256
+from pipeline.shard.writer import file_sha256
 
 VOCAB_FILE = "vocab.txt"
 COUNTS_FILE = "vocab_counts.txt"   # line i: the training count of vocab.txt's line i

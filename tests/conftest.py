@@ -12,9 +12,16 @@ from pipeline import quiet  # noqa: E402
 
 quiet.import_tensorflow()
 
+from models import zoo  # noqa: E402
 from pipeline import synthetic  # noqa: E402
-from pipeline.shard_corpus import shard_corpus  # noqa: E402
-from pipeline.shard_plan import ShardSettings  # noqa: E402
+from pipeline.shard.job import shard_corpus  # noqa: E402
+from pipeline.shard.plan import ShardSettings  # noqa: E402
+
+
+# The test matrices, made from the registry: a model added there is tested here without a line changed.
+# Models of token ids over the shards' vocabulary; a preset's model takes its checkpoint's (tests/test_pretrained.py).
+TOKEN_ID_MODELS = sorted(spec.name for spec in zoo.SPECS if not spec.needs_preset)
+PRESET_MODELS = sorted(spec.name for spec in zoo.SPECS if spec.needs_preset)
 
 
 @pytest.fixture(scope="session")

@@ -48,7 +48,7 @@ def test_the_cli_offers_exactly_the_registry_and_every_name_builds_from_its_own_
     assert isinstance(fit_choices, click.Choice) and list(fit_choices.choices) == list(zoo.MODELS)
     for name in zoo.MODELS:
         assert (ROOT / "models" / "zoo" / f"{name}.py").is_file()
-        assert callable(zoo.module(name).build)
+        assert callable(zoo.spec(name).module().build)
 
 
 def test_importing_the_registry_imports_no_tensorflow():
@@ -94,18 +94,35 @@ def help_of(command: str, option: str) -> str:
     return next(p for p in cli.cli.commands[command].params if p.name == option).help
 
 
-def test_the_clis_choices_and_stated_defaults_are_the_librarys():
-    # The CLI spells them out so that `--help` needs no TensorFlow; these keep the copies true.
-    from models import training, tuning
+def named_values(help_text: str) -> dict[str, str]:
+    """ "Default: the model's (64; ngram_bag and linear 256; pretrained 32)..." -> {"ngram_bag": "256", ...};
+    the first value, without names, is the others': {"*": "64"}."""
+    inside = help_text.split("the model's (", 1)[1].split(")", 1)[0]
+    values = {}
+    for part in inside.split("; "):
+        *names, value = part.replace(" and ", ", ").rsplit(" ", 1) if " " in part else ("*", part)
+        for name in (names[0].split(", ") if names else ["*"]):
+            values[name] = value
+    return values
+
+
+def test_the_clis_choices_and_stated_defaults_are_the_specs():
+    # `--help` is made from the specs; this reads each model's stated default back out of the text.
+    from models import tuning, training
+    from models.zoo.spec import OPTIMIZERS
     from pipeline import text
 
-    assert choices("fit", "optimizer") == training.OPTIMIZERS
+    assert choices("fit", "optimizer") == OPTIMIZERS
     assert choices("fit", "strategy") == training.STRATEGIES
     assert choices("fit", "truncate") == text.TRUNCATIONS and f"Default: {text.DEFAULT_TRUNCATE}" in help_of(
         "fit", "truncate")
     assert choices("tune", "tuner") == tuning.TUNERS
-    for name in zoo.MODELS:
-        optimizer, rate = zoo.optimizer_for(name), zoo.learning_rate_for(name)
-        assert rate == zoo.DEFAULT_LEARNING_RATE or f"{name} {rate:g}" in help_of("fit", "learning_rate")
-        assert optimizer == zoo.DEFAULT_OPTIMIZER or name in help_of("fit", "optimizer")
-        assert zoo.batch_size_for(name) == zoo.DEFAULT_BATCH_SIZE or name in help_of("fit", "batch_size")
+    for option, field, show in (("batch_size", "batch_size", str), ("optimizer", "optimizer", str),
+                                ("learning_rate", "learning_rate", "{:g}".format),
+                                ("warmup_share", "warmup_share", "{:g}".format)):
+        stated = named_values(help_of("fit", option))
+        for spec in zoo.SPECS:
+            assert stated.get(spec.name, stated["*"]) == show(getattr(spec, field)), (option, spec.name)
+    for spec in zoo.SPECS:
+        assert f"{spec.lengths.coverage:.0%} of reviews whole, up to {spec.lengths.cap}" in help_of("fit", "max_len")
+        assert spec.name in help_of("fit", "max_len") and spec.name in help_of("fit", "vocab_size")

@@ -12,19 +12,18 @@ from click.testing import CliRunner
 from sklearn import metrics as sk_metrics
 
 import cli as main
-from models import zoo
 from models.evaluation import model_scores
 from models.run_dir import RunDir
-from models.training import FitSettings, build_and_compile
+from models.training import FitSettings, build_and_compile, make_plan
 from pipeline import synthetic
 from pipeline.data_dir import DataDir
 from pipeline.dataset import class_ids, make_text_dataset
 from pipeline.fasttext_format import parse_line
-from pipeline.shard_corpus import shard_corpus
-from pipeline.shard_plan import ShardSettings
+from pipeline.shard.job import shard_corpus
+from pipeline.shard.plan import ShardSettings
+from conftest import TOKEN_ID_MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
-TOKEN_ID_MODELS = sorted(name for name in zoo.MODELS if not zoo.needs_preset(name))
 SMALL = {"hybrid": dict(filters=8, dense_units=8, lstm_units=8),
          "hybrid_split": dict(filters=8, dense_units=8, lstm_units=8), "transformer": dict(num_layers=1)}
 
@@ -71,8 +70,8 @@ def test_synthetic_stars_are_ordered_neighbours_closest(tmp_path):
 
 @pytest.mark.parametrize("name", TOKEN_ID_MODELS)
 def test_every_model_ends_in_a_softmax_over_the_classes(name):
-    settings = FitSettings(model=name, data=".", out=".", hparams=SMALL.get(name, {})).resolved()
-    model = build_and_compile(settings, vocab_size=200, num_classes=5)
+    settings = FitSettings(model=name, data=".", out=".", hparams=SMALL.get(name, {}))
+    model = build_and_compile(make_plan(settings), settings, vocab_size=200, num_classes=5)
     ids = np.random.default_rng(0).integers(1, 200, size=(6, 128)).astype("int32")
     ids[:, 90:] = 0
     probabilities = model.predict(ids, verbose=0)

@@ -10,7 +10,7 @@ import cli
 from pipeline import manifest as manifest_lib
 from pipeline.data_dir import DataDir
 from pipeline.errors import DatasetError
-from pipeline.shards import file_sha256
+from pipeline.shard.writer import file_sha256
 
 
 def test_answers_files_counts_compression_and_vocabulary(data_dir):

@@ -13,14 +13,14 @@ from click.testing import CliRunner
 from sklearn import metrics as sk_metrics
 
 import cli
-from models import comparison, embedding
-from models.evaluation import evaluate, lines_of_file, predict
+from models import comparison, embedding_inspection as embedding
+from models.evaluation import evaluate, predict, texts_of_file
 from models.run_dir import RunConfig, RunDir
 from models.training import FitSettings, fit
 from pipeline.data_dir import DataDir
 from pipeline.errors import ReviewflowError
 from pipeline.manifest import read_manifest
-from pipeline.shards import file_sha256
+from pipeline.shard.writer import file_sha256
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,7 +38,7 @@ def test_metrics_agree_with_sklearn_on_predict_output(run_dir, data_dir, corpus_
     test_file = corpus_files[1]
     labels = [0 if line.startswith(b"__label__1") else 1 for line in
               __import__("bz2").open(test_file).read().splitlines()]
-    scores = np.array([p.p_positive for p in predict(run_dir, lines_of_file(test_file), batch_size=64)])
+    scores = np.array([p.p_positive for p in predict(run_dir, texts_of_file(test_file), batch_size=64)])
     predicted = (scores >= 0.5).astype(int)
     assert metrics["num_examples"] == len(labels) == read_manifest(data_dir).splits["test"].num_examples
     assert metrics["accuracy"] == pytest.approx(sk_metrics.accuracy_score(labels, predicted))

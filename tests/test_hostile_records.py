@@ -6,21 +6,22 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import corpus_formats, synthetic
-from pipeline.corpus_formats import FormatSettings, RecordReader
+from pipeline import synthetic
+from pipeline.formats import parquet as parquet_format
+from pipeline.formats import FormatSettings, open_records
 from pipeline.errors import ReviewflowError
 from pipeline.labels import MAX_LABEL_BYTES, ClassTable
 from pipeline.manifest import read_manifest
 from pipeline.rejects import RAW_BYTES_KEPT, Reject
-from pipeline.shard_corpus import shard_corpus
-from pipeline.shard_plan import ShardSettings, class_warnings
+from pipeline.shard.job import shard_corpus
+from pipeline.shard.plan import ShardSettings, class_warnings
 from pipeline.vocab import TokenCounter
 
 GOOD = [("1", "awful product broke"), ("2", "great product love it")] * 10
 
 
 def reasons(path, max_bytes=1 << 20, **settings):
-    reader = RecordReader(path, FormatSettings(max_record_bytes=max_bytes, **settings))
+    reader = open_records(path, FormatSettings(max_record_bytes=max_bytes, **settings))
     return [record.parsed if isinstance(record.parsed, Reject) else "ok" for record in reader]
 
 
@@ -39,7 +40,7 @@ def test_a_csv_row_too_wide_is_one_reject_and_the_next_rows_read(tmp_path):
     quoted = '2,"a review over\ntwo lines"'
     path.write_text("label,text\n1,fine review\n" + wide + "\n" + quoted + "\n1,last one\n")
     assert reasons(path, max_bytes=64 << 10) == ["ok", Reject.RECORD_TOO_LONG, "ok", "ok"]
-    records = list(RecordReader(path, FormatSettings(max_record_bytes=64 << 10)))
+    records = list(open_records(path, FormatSettings(max_record_bytes=64 << 10)))
     too_long = records[1].raw
     assert too_long.num_bytes == len(wide) + 1 and len(too_long.prefix) <= 64 << 10
     assert [record.number for record in records] == [2, 3, 5, 6]  # where each record ends
@@ -61,7 +62,7 @@ def test_parquet_rows_over_the_limit_are_rejected_from_arrows_lengths(tmp_path):
     texts = ["short good review", "y" * 300_000, "short bad review", None]
     pq.write_table(pa.table({"text": texts, "label": ["2", "1", "1", "2"]}), path, compression="zstd")
     assert path.stat().st_size < 20_000  # compresses to little: the size check cannot be the file's
-    records = list(RecordReader(path, FormatSettings(max_record_bytes=64 << 10)))
+    records = list(open_records(path, FormatSettings(max_record_bytes=64 << 10)))
     assert [r.parsed if isinstance(r.parsed, Reject) else "ok" for r in records] == \
         ["ok", Reject.RECORD_TOO_LONG, "ok", Reject.MISSING_FIELD]
     assert records[1].raw.num_bytes == 300_001 and len(records[1].raw.prefix) == RAW_BYTES_KEPT
@@ -160,10 +161,10 @@ def test_parquet_batches_hold_a_bounded_share_of_decompressed_rows(tmp_path):
     distinct = [("z" * 100_000) + str(i) for i in range(200)]  # compress to little, decompress to 20 MB
     pq.write_table(pa.table({"text": distinct, "label": ["1"] * 200}), path, compression="zstd")
     group = pq.ParquetFile(path).metadata.row_group(0)
-    assert corpus_formats.parquet_batch_rows(group) <= corpus_formats.PARQUET_BATCH_BYTES // 100_000
+    assert parquet_format.parquet_batch_rows(group) <= parquet_format.PARQUET_BATCH_BYTES // 100_000
     same = tmp_path / "one-text.parquet"  # 200 copies of one text: dictionary-encoded, read as stored
     pq.write_table(pa.table({"text": ["z" * 100_000] * 200, "label": ["1"] * 200}), same, compression="zstd")
-    records = list(RecordReader(same, FormatSettings()))
+    records = list(open_records(same, FormatSettings()))
     assert len(records) == 200 and all(isinstance(record.parsed, tuple) for record in records)
 
 

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 import cli
 from pipeline.data_dir import DataDir
 from pipeline.errors import DatasetError
-from pipeline.shards import file_sha256
+from pipeline.shard.writer import file_sha256
 
 
 @pytest.fixture

@@ -25,9 +25,9 @@ def test_choice_covers_the_share_rounds_up_and_keeps_within_its_bounds():
 
 
 def test_bag_models_take_more_of_a_review_than_sequence_models():
-    assert zoo.max_len_policy("linear") == zoo.max_len_policy("ngram_bag") == zoo.max_len_policy("ffn")
-    assert zoo.max_len_policy("linear")[0] > zoo.max_len_policy("lstm")[0]
-    assert zoo.max_len_policy("lstm") == (zoo.DEFAULT_MAX_LEN_COVERAGE, zoo.DEFAULT_MAX_LEN_CAP)
+    assert zoo.spec("linear").lengths == zoo.spec("ngram_bag").lengths == zoo.spec("ffn").lengths
+    assert zoo.spec("linear").lengths.coverage > zoo.spec("lstm").lengths.coverage
+    assert zoo.spec("lstm").lengths.cap < zoo.spec("linear").lengths.cap
 
 
 def make_data(root, mean_words):
@@ -53,7 +53,7 @@ def test_fit_chooses_from_the_data_short_reviews_short_long_ones_long(short_and_
     for data, name in ((short, "cnn"), (short, "linear"), (long, "cnn"), (long, "linear")):
         chosen = fitted_max_len(data, tmp_path / data.parent.name / name, name)
         lengths = DataDir.open(data).split("train").lengths()
-        coverage, cap = zoo.max_len_policy(name)
+        coverage, cap = zoo.spec(name).lengths.coverage, zoo.spec(name).lengths.cap
         assert chosen["source"] == "data" and chosen["max_len"] % max_len.MULTIPLE == 0
         assert chosen["max_len"] <= cap and (chosen["covered"] >= coverage or chosen["max_len"] == cap)
         assert chosen["covered"] == pytest.approx(max_len.share_within(lengths, chosen["max_len"]), abs=1e-4)

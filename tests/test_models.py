@@ -2,24 +2,22 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import TOKEN_ID_MODELS
 from models import zoo
-from models.training import FitSettings, build_and_compile
+from models.training import FitSettings, build_and_compile, make_plan
 
-# Models of token ids over the shards' vocabulary; `pretrained` takes its checkpoint's (tests/test_pretrained.py).
-TOKEN_ID_MODELS = sorted(name for name in zoo.MODELS if not zoo.needs_preset(name))
 SMALL = {"hybrid": dict(filters=8, dense_units=8, lstm_units=8),
          "hybrid_split": dict(filters=8, dense_units=8, lstm_units=8)}
 
 
 def build(name, **overrides):
-    settings = FitSettings(model=name, data=".", out=".", hparams=SMALL.get(name, {}), **overrides).resolved()
-    return build_and_compile(settings, vocab_size=200)
+    settings = FitSettings(model=name, data=".", out=".", hparams=SMALL.get(name, {}), **overrides)
+    return build_and_compile(make_plan(settings), settings, vocab_size=200)
 
 
-def test_registry_holds_every_study_model():
-    assert set(zoo.MODELS) == {"cnn", "rnn", "lstm", "cnn_lstm", "ffn", "hybrid", "hybrid_split", "ngram_bag",
-                               "linear", "transformer", "pretrained"}
-    assert zoo.optimizer_for("hybrid") == "adam" and zoo.optimizer_for("cnn") == "rmsprop"
+def test_registry_holds_every_study_model_with_the_studies_optimizers():
+    assert {"cnn", "rnn", "lstm", "cnn_lstm", "ffn", "hybrid", "hybrid_split"} <= set(zoo.MODELS)
+    assert zoo.spec("hybrid").optimizer == "adam" and zoo.spec("cnn").optimizer == "rmsprop"
 
 
 @pytest.mark.parametrize("name", TOKEN_ID_MODELS)
@@ -38,9 +36,8 @@ def test_maps_ids_to_probabilities_and_a_step_changes_weights(name):
     assert sum(changed) >= len(model.trainable_weights) // 2
 
 
-@pytest.mark.parametrize("name", ["rnn", "lstm", "cnn_lstm", "ffn", "hybrid", "hybrid_split", "ngram_bag", "linear",
-                                  "transformer"])
-def test_all_padding_input_does_not_crash_masked_models(name):
+@pytest.mark.parametrize("name", TOKEN_ID_MODELS)
+def test_all_padding_input_does_not_crash_any_model(name):
     model = build(name)
     ids = np.zeros((4, 128), "int32")
     ids[1, :3] = 5
@@ -52,7 +49,6 @@ def test_all_padding_input_does_not_crash_masked_models(name):
 
 def test_mask_hides_padding_from_recurrent_models():
     # Same tokens, different amounts of padding: a masked model gives the same output.
-    model = build("cnn_lstm")
     short = np.zeros((1, 64), "int32")
     short[0, :5] = [3, 4, 5, 6, 7]
     long_model = zoo.build("cnn_lstm", vocab_size=200, max_len=128)
@@ -61,7 +57,6 @@ def test_mask_hides_padding_from_recurrent_models():
     padded = np.zeros((1, 128), "int32")
     padded[0, :5] = [3, 4, 5, 6, 7]
     np.testing.assert_allclose(long_model(padded, training=False), short_model(short, training=False), atol=1e-5)
-    assert model is not None
 
 
 @pytest.mark.parametrize("name", sorted(zoo.MODELS))
@@ -71,11 +66,12 @@ def test_every_search_space_names_its_builders_arguments_and_builds(name):
     import keras_tuner as kt
 
     hp = kt.HyperParameters()
-    space = zoo.module(name).search_space(hp)
-    assert space and set(space) <= set(inspect.signature(zoo.module(name).build).parameters) - {"vocab_size", "max_len"}
+    space = zoo.spec(name).search_space(hp)
+    assert space and set(space) <= set(inspect.signature(zoo.spec(name).module().build).parameters) - {
+        "vocab_size", "max_len"}
     assert set(space) == {p.name for p in hp.space}  # every searched value reaches the builder
     largest = {p.name: max(p.values) if hasattr(p, "values") else p.max_value for p in hp.space}
-    if not zoo.needs_preset(name):  # the pretrained one builds from a checkpoint: tests/test_pretrained.py
+    if not zoo.spec(name).needs_preset:  # the pretrained one builds from a checkpoint: tests/test_pretrained.py
         assert zoo.build(name, vocab_size=200, max_len=16, **largest).count_params() > 0
 
 

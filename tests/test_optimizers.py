@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from models.training import FitSettings
+from models.training import FitSettings, make_plan
 from models.zoo.optimizers import LazyAdam
 
 ROWS, DIM = 6, 3
@@ -50,6 +50,6 @@ def test_a_dense_gradient_is_adams():
 def test_with_xla_the_default_becomes_adam_unless_asked_for():
     # XLA compiles the de-duplication of rows slowly; a user who names the optimizer gets it anyway.
     base = dict(model="ngram_bag", data="d", out="o")
-    assert FitSettings(**base).resolved().optimizer == "lazy_adam"
-    assert FitSettings(**base, jit_compile=True).resolved().optimizer == "adam"
-    assert FitSettings(**base, jit_compile=True, optimizer="lazy_adam").resolved().optimizer == "lazy_adam"
+    assert make_plan(FitSettings(**base)).optimizer.value == "lazy_adam"
+    assert make_plan(FitSettings(**base, jit_compile=True)).optimizer.value == "adam"
+    assert make_plan(FitSettings(**base, jit_compile=True, optimizer="lazy_adam")).optimizer.value == "lazy_adam"

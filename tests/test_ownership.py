@@ -10,7 +10,7 @@ import cli
 from models.run_dir import RUN_LAYOUT, RunDir
 from pipeline import ownership
 from pipeline.errors import ReviewflowError
-from pipeline.output_dir import DATA_LAYOUT
+from pipeline.shard.output_dir import DATA_LAYOUT
 
 
 def user_folder(path: Path) -> dict[str, str]:

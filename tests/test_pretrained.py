@@ -152,7 +152,7 @@ def test_a_hugging_face_checkpoint_with_only_tokenizer_json_loads_as_the_same_en
     texts = tf.constant(["great movie", "an awful waste of time", ""])
     encoded = {}
     for preset in (keras_hub_preset, huggingface_checkpoint):
-        inputs = pretrained.make_vectorizer(preset, 16)(texts)
+        inputs = pretrained.preset_vectorizer(preset, 16)(texts)
         encoded[preset.name] = (inputs, pretrained.load_backbone(preset)(inputs)["sequence_output"].numpy())
     (keras_inputs, keras_out), (hf_inputs, hf_out) = encoded.values()
     for name in keras_inputs:  # the vocabulary read from tokenizer.json tokenizes as the preset's does
@@ -218,12 +218,12 @@ def test_tune_searches_the_warm_up_of_a_fine_tuned_encoder_only():
 
     from models import tuning
 
-    base = FitSettings(model="pretrained", data=".", out=".", preset=Path(".")).resolved()
+    base = FitSettings(model="pretrained", data=".", out=".", preset=Path("."))
     space = tuning.training_space(kt.HyperParameters(), base, 10_000)
     assert {"learning_rate", "batch_size", "optimizer", "warmup_share"} == set(space)
     assert space["optimizer"] == "adamw" and 3e-6 <= space["learning_rate"] <= 3e-4
     assert "warmup_share" not in tuning.training_space(kt.HyperParameters(), FitSettings(
-        model="cnn", data=".", out=".").resolved(), 10_000)
+        model="cnn", data=".", out="."), 10_000)
 
 
 def test_the_learning_rate_warms_up_then_decays_to_zero():
@@ -248,7 +248,7 @@ def test_a_long_review_keeps_its_head_and_tail_word_pieces_and_the_run_keeps_the
         short_data, keras_hub_preset, tmp_path):
     words = vocabulary(short_data)[len(SPECIAL):]
     texts = tf.constant([" ".join(words[:40]), " ".join(words[:5])])  # a long review and a short one
-    head, cut = (pretrained.make_vectorizer(keras_hub_preset, 16, truncate) for truncate in ("head", "head_tail"))
+    head, cut = (pretrained.preset_vectorizer(keras_hub_preset, 16, truncate) for truncate in ("head", "head_tail"))
     tokenizer = head.tokenizer
     pieces = list(tokenizer(texts[:1])[0])
     budget = 16 - 2  # [CLS] and [SEP]
@@ -273,7 +273,28 @@ def test_n_classes_end_in_a_softmax_over_the_encoder(keras_hub_preset):
     from models import zoo
 
     model = zoo.build("pretrained", 0, 16, preset=str(keras_hub_preset), num_classes=3)
-    inputs = pretrained.make_vectorizer(keras_hub_preset, 16)(tf.constant(["great", "awful", ""]))
+    inputs = pretrained.preset_vectorizer(keras_hub_preset, 16)(tf.constant(["great", "awful", ""]))
     probabilities = model.predict(inputs, verbose=0)
     assert probabilities.shape == (3, 3)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_the_chosen_length_is_counted_in_the_checkpoints_word_pieces(short_data, keras_hub_preset):
+    from models import training
+    from pipeline.data_dir import DataDir
+    from pipeline.dataset import make_text_dataset
+
+    data = DataDir.open(short_data)
+    settings = FitSettings(model="pretrained", data=short_data, out=".", preset=keras_hub_preset)
+    facts = training.data_facts(settings, data)
+    tokenizer = pretrained.load_tokenizer(keras_hub_preset)
+    texts = [text for batch, _ in make_text_dataset(data, "train", 512) for text in batch.numpy()]
+    expected: dict[int, int] = {}
+    for text in texts:  # [CLS] + pieces + [SEP], counted here one review at a time
+        length = len(tokenizer(text.decode())) + pretrained.PACKED_SPECIAL_TOKENS
+        expected[length] = expected.get(length, 0) + 1
+    assert facts.lengths == expected and facts.length_unit == "word pieces"
+    assert facts.lengths != data.split("train").lengths()   # words are not word pieces
+    plan = training.make_plan(settings, data, facts=facts)
+    assert plan.max_len.source == "data" and "word pieces" in plan.max_len.reason
+    assert plan.vocab.source == "preset" and plan.optimizer.value == "adamw"

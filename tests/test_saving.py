@@ -7,6 +7,7 @@ and every command that reads its run is a subprocess; the README's Python
 snippet and the SavedModel are loaded in a process of their own.
 """
 
+import itertools
 import json
 import re
 import subprocess
@@ -21,7 +22,8 @@ from click.testing import CliRunner
 import cli as main
 
 from models import zoo
-from conftest import easy_data
+from models.zoo.spec import OPTIMIZERS
+from conftest import TOKEN_ID_MODELS, easy_data
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXTS = ["Great: excellent, I love it", "Awful: terrible waste, it broke", "", "café über naïve"]
@@ -29,12 +31,10 @@ TINY = ["--epochs", "1", "--max-len", "24", "--steps-per-epoch", "4", "--validat
 PARAMS = {"hybrid": ["filters=8", "dense_units=8", "lstm_units=8"],
           "hybrid_split": ["filters=8", "dense_units=8", "lstm_units=8"],
           "ngram_bag": ["buckets=4096"], "linear": ["buckets=4096"], "transformer": ["num_layers=1"]}
-# Each optimizer `fit` accepts, on two models each; None: the model's own (lazy_adam for ngram_bag).
-OPTIMIZER = {"cnn": "rmsprop", "rnn": "sgd", "lstm": "adagrad", "cnn_lstm": "lazy_adam", "ffn": "adamw",
-             "hybrid": "sgd", "hybrid_split": "adagrad", "ngram_bag": None, "linear": None,
-             "transformer": "lazy_adam"}
-# The pretrained encoder needs a checkpoint: tests/test_pretrained.py reads its runs in new processes the same way.
-MATRIX = [name for name in zoo.MODELS if not zoo.needs_preset(name)]
+# A preset's model needs a checkpoint: tests/test_pretrained.py reads its runs in new processes the same way.
+MATRIX = TOKEN_ID_MODELS
+# Each optimizer `fit` accepts, dealt out over the models in turn (every one on one model at least).
+OPTIMIZER = dict(zip(MATRIX, itertools.cycle(OPTIMIZERS)))
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
@@ -62,9 +62,7 @@ def tiny_data(tmp_path_factory):
 
 
 def test_every_optimizer_fit_accepts_is_covered():
-    from models.training import OPTIMIZERS
-    assert {optimizer or zoo.optimizer_for(name) for name, optimizer in OPTIMIZER.items()} == set(OPTIMIZERS)
-    assert set(OPTIMIZER) == set(MATRIX) and len(MATRIX) == len(zoo.MODELS) - 1
+    assert set(OPTIMIZER.values()) == set(OPTIMIZERS) and set(OPTIMIZER) == set(MATRIX)
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ from pipeline import synthetic
 from pipeline.errors import DatasetError, ReviewflowError, SourceError
 from pipeline.fasttext_format import parse_line
 from pipeline.manifest import read_manifest
-from pipeline.shard_corpus import shard_corpus
-from pipeline.shard_plan import ShardSettings
-from pipeline.shards import is_validation
+from pipeline.shard.job import shard_corpus
+from pipeline.shard.plan import ShardSettings
+from pipeline.shard.plan import is_validation
 
 
 def read_split(data_dir, split, compression=""):

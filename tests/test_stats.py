@@ -4,6 +4,7 @@ import numpy as np
 from click.testing import CliRunner
 
 import cli
+from models import run_plan
 from pipeline import stats, synthetic
 from pipeline.fasttext_format import parse_line
 from pipeline.manifest import read_manifest
@@ -22,7 +23,7 @@ def test_length_shares_agree_with_a_direct_count(tmp_path):
     assert result.percentile(50) == int(np.percentile(lengths, 50, method="inverted_cdf"))
     assert result.percentile(90) == int(np.percentile(lengths, 90, method="inverted_cdf"))
     whole = stats.corpus_stats(path)
-    assert 0.5 < whole.coverage <= 1.0 and whole.vocab_size <= stats.text.DEFAULT_VOCAB_SIZE
+    assert 0.5 < whole.coverage <= 1.0 and whole.vocab_size <= stats.text.SHARD_VOCAB_SIZE
 
 
 def test_stats_of_a_data_directory(data_dir, tmp_path):
@@ -30,7 +31,10 @@ def test_stats_of_a_data_directory(data_dir, tmp_path):
     assert result.exit_code == 0, result.output
     manifest = read_manifest(data_dir)
     assert f"train: {manifest.splits['train'].num_examples:,} reviews" in result.output
-    assert "at most 950 tokens" in result.output and "recommended --max-len" in result.output
+    assert "at most 950 tokens" in result.output
+    # The advice is the choice fit makes from the train split, for each group of models that choose alike.
+    for names, choice in run_plan.max_len_advice(manifest.splits["train"].lengths()):
+        assert f"fit's --max-len for {', '.join(names)}: {choice.max_len} (" in result.output
     assert (tmp_path / "h.png").stat().st_size > 0
 
 

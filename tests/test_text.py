@@ -22,7 +22,7 @@ def test_separators_and_controls_split_tokens():
 
 
 def test_vectorizer_pads_at_the_end_and_maps_unknown_to_one():
-    vectorizer = text.make_vectorizer(["good", "bad"], max_len=5)
+    vectorizer = text.vocabulary_vectorizer(["good", "bad"], max_len=5)
     ids = vectorizer(tf.constant(["Good, BAD unseen", ""])).numpy()
     assert ids.tolist() == [[2, 3, 1, 0, 0], [0, 0, 0, 0, 0]]
 
@@ -30,7 +30,7 @@ def test_vectorizer_pads_at_the_end_and_maps_unknown_to_one():
 def test_truncations_keep_the_head_the_tail_or_both_of_a_long_review():
     words = [f"w{i}" for i in range(20)]
     review = tf.constant([" ".join(words), "w1 w2", ""])
-    kept = {truncate: text.make_vectorizer(words, max_len=8, truncate=truncate)(review).numpy().tolist()
+    kept = {truncate: text.vocabulary_vectorizer(words, max_len=8, truncate=truncate)(review).numpy().tolist()
             for truncate in text.TRUNCATIONS}
     ids = list(range(2, 22))  # w0 is id 2
     assert kept["head"][0] == ids[:8] and kept["tail"][0] == ids[-8:]

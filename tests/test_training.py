@@ -11,15 +11,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models import zoo
 from models.evaluation import evaluate
 from models.run_dir import RunDir
 from models.training import FitSettings, fit
 from pipeline import synthetic
 from pipeline.data_dir import DataDir
-from pipeline.shard_corpus import shard_corpus
-from pipeline.shard_plan import ShardSettings
-from conftest import easy_data
+from pipeline.shard.job import shard_corpus
+from pipeline.shard.plan import ShardSettings
+from conftest import TOKEN_ID_MODELS, easy_data
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"hybrid": dict(filters=16, dense_units=16, lstm_units=16),
@@ -86,7 +85,7 @@ def test_complete_run_is_not_overwritten_by_accident(trained_run, long_data):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(name for name in zoo.MODELS if not zoo.needs_preset(name)))
+@pytest.mark.parametrize("name", TOKEN_ID_MODELS)
 def test_every_model_learns_short_texts(name, short_data, tmp_path):
     # Reviews of ~12 words end-padded to 128: the study's unmasked cnn_lstm stayed at the majority class here.
     result = fit(FitSettings(model=name, data=short_data, out=tmp_path / name, epochs=6, seed=1, batch_size=32,
@@ -171,24 +170,6 @@ def run_workers(long_data, out, epochs):
     return [p.returncode for p in processes], outputs
 
 
-def test_multi_worker_fit_with_two_workers_on_localhost(long_data, tmp_path):
-    out = tmp_path / "run"
-    codes, outputs = run_workers(long_data, out, epochs=3)
-    assert codes == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
-    assert "2 replica(s), global batch 32" in outputs[0]  # the chief reports; the other worker stays quiet
-    assert "best validation accuracy" in outputs[0] and "Epoch" not in outputs[1]
-    history = json.loads((out / "history.json").read_text())
-    assert [row["epoch"] for row in history] == [1, 2, 3]
-    assert max(row["val_accuracy"] for row in history) > 0.7
-    probabilities = keras.saving.load_model(out / "model.keras").predict(
-        tf.constant(["Great: excellent, love it", "Awful: terrible waste"]), verbose=0)
-    assert probabilities[0, 0] > probabilities[1, 0]
-    assert sorted(p.name for p in out.iterdir()) == sorted(
-        [".reviewflow", "checkpoints", "config.json", "curves.png", "export", "history.csv", "history.json", "logs",
-         "model.keras"])
-    assert list((out / "logs").rglob("events.out.tfevents.*"))
-
-
 def test_multi_worker_run_killed_after_an_epoch_resumes(long_data, tmp_path):
     import time
     out = tmp_path / "run"
@@ -209,6 +190,17 @@ def test_multi_worker_run_killed_after_an_epoch_resumes(long_data, tmp_path):
     assert "resuming the interrupted run" in outputs[0]
     history = json.loads((out / "history.json").read_text())
     assert [row["epoch"] for row in history] == [1, 2, 3] and history[:len(first)] == first
+    # The cluster's run, resumed, is an ordinary run: the chief reports and writes it, the other stays quiet.
+    assert "2 replica(s), global batch 32" in outputs[0]
+    assert "best validation accuracy" in outputs[0] and "Epoch" not in outputs[1]
+    assert max(row["val_accuracy"] for row in history) > 0.7
+    probabilities = keras.saving.load_model(out / "model.keras").predict(
+        tf.constant(["Great: excellent, love it", "Awful: terrible waste"]), verbose=0)
+    assert probabilities[0, 0] > probabilities[1, 0]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [".reviewflow", "checkpoints", "config.json", "curves.png", "export", "history.csv", "history.json", "logs",
+         "model.keras"])
+    assert list((out / "logs").rglob("events.out.tfevents.*"))
 
 
 def test_multi_worker_refuses_too_few_shards(data_dir):
@@ -306,7 +298,10 @@ def test_embeddings_of_another_size_or_for_a_model_without_one_are_refused(short
 
 
 def test_a_small_corpus_gets_batches_small_enough_to_learn(tmp_path):
-    from models.training import default_batch_size
+    from models import run_plan, zoo
+
+    def default_batch_size(model, num_train_examples):
+        return run_plan.batch_choice(None, zoo.spec(model).batch_size, num_train_examples).value
 
     assert default_batch_size("cnn", 16_000) == 64 and default_batch_size("ngram_bag", 16_000) == 256
     assert default_batch_size("cnn", 480) == 15 and default_batch_size("linear", 100) == 8

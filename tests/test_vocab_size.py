@@ -6,7 +6,7 @@ from click.testing import CliRunner
 import cli
 from models import vocab_size, zoo
 from models.run_dir import RunDir
-from models.training import FitSettings
+from models.training import FitSettings, make_plan
 from pipeline.data_dir import DataDir
 from pipeline.errors import ReviewflowError
 from conftest import easy_data
@@ -23,11 +23,10 @@ def test_choice_takes_the_models_share_within_the_shards_vocabulary():
 
 
 def test_bag_models_take_the_whole_vocabulary_and_the_others_the_default():
-    assert zoo.vocab_size_for("linear") is None and zoo.vocab_size_for("ngram_bag") is None
-    assert zoo.vocab_size_for("cnn") == zoo.vocab_size_for("lstm") == zoo.DEFAULT_VOCAB_SIZE
-    settings = FitSettings(model="cnn", data=".", out=".")
-    assert settings.resolved().vocab_size == zoo.DEFAULT_VOCAB_SIZE
-    assert FitSettings(model="linear", data=".", out=".").resolved().vocab_size is None  # known once data is open
+    assert zoo.spec("linear").vocab_size is None and zoo.spec("ngram_bag").vocab_size is None
+    assert zoo.spec("cnn").vocab_size == zoo.spec("lstm").vocab_size == zoo.EMBEDDING_VOCAB_SIZE
+    assert make_plan(FitSettings(model="cnn", data=".", out=".")).vocab.vocab_size == zoo.EMBEDDING_VOCAB_SIZE
+    assert make_plan(FitSettings(model="linear", data=".", out=".")).vocab.vocab_size is None  # known with data
 
 
 @pytest.fixture(scope="module")

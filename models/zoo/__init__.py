@@ -1,56 +1,68 @@
-"""The model zoo: one module per architecture, each `build(vocab_size, max_len, **hyperparameters, num_classes)`.
+"""The model zoo: the registry of architectures, one frozen `ModelSpec` each (models/zoo/spec.py).
 
 Every builder maps token ids (batch, max_len) to P(positive) (batch, 1) for two
-classes, or to a softmax over `num_classes` (batch, N) (`layers.class_probabilities`). The
-registry holds names, not modules: importing an architecture imports Keras,
-and the CLI lists the names in `--help` without it.
-
-Each module also defines `search_space(hp)`: the builder arguments that `tune`
-searches, next to the builder they feed. It may define `OPTIMIZER`,
-`LEARNING_RATE`, `BATCH_SIZE`, `EARLY_STOPPING`, `MAX_LEN_COVERAGE`,
-`MAX_LEN_CAP`, `VOCAB_SIZE` and `INFERENCE_BATCH_SIZE` (its defaults), and
-`adapt(model, batches) -> bool` (statistics of the training split, set
-before the first epoch, e.g. `linear`'s IDF; True if it read the batches).
+classes, or to a softmax over `num_classes` (batch, N) (`layers.class_probabilities`).
+The registry is plain data: `--help`, `stats` and the run plan read it without
+TensorFlow. Adding an architecture is its module `models/zoo/NAME.py` (`build`,
+`search_space`, optionally `adapt`) and one entry below; the test matrices are
+made from this registry.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
-import types
-
+from models.zoo.spec import BAG_LENGTHS, EMBEDDING_VOCAB_SIZE, LengthPolicy, ModelSpec  # noqa: F401 - re-exported
 from pipeline.errors import ReviewflowError
 
-# The registry: a name is the module `models/zoo/NAME.py`, which defines `build`.
-MODELS = ("cnn", "rnn", "lstm", "cnn_lstm", "ffn", "hybrid", "hybrid_split", "ngram_bag", "linear", "transformer",
-          "pretrained")
+SPECS = (
+    ModelSpec("cnn", "the reference study's CNN: three convolutions with batch norm and pooling"),
+    ModelSpec("rnn", "the study's SimpleRNN"),
+    ModelSpec("lstm", "the study's LSTM"),
+    ModelSpec("cnn_lstm", "the study's CNN then LSTM"),
+    ModelSpec("ffn", "the studies' feed-forward bag of embeddings", lengths=BAG_LENGTHS),
+    # The study trains the hybrids with Adam at 1e-3.
+    ModelSpec("hybrid", "the IMDB study's CNN || BiLSTM on one shared embedding", optimizer="adam"),
+    ModelSpec("hybrid_split", "the IMDB study's CNN || BiLSTM, one embedding per branch", optimizer="adam"),
+    # Adam that updates only the rows a batch uses (models/zoo/optimizers.py): Keras's Adam would update the
+    # whole table and both its moment tables every step (1.7x slower here, and no more accurate). A linear model
+    # on averaged embeddings takes larger steps than the deep ones. Every word of the shard's vocabulary (32768
+    # ids by default): a bag's weight per word is cheap, and rare words carry sentiment ("unwatchable"). On IMDB,
+    # 8192 -> 32768 ids: linear 0.9047 -> 0.9067, ngram_bag 0.9038 -> 0.9053.
+    ModelSpec("ngram_bag", "fastText's bag of word and hashed n-gram embeddings, then one linear layer",
+              optimizer="lazy_adam", learning_rate=1e-2, batch_size=256, lengths=BAG_LENGTHS, vocab_size=None),
+    # A convex model on normalized features: large steps are safe. Trained to convergence, as scikit-learn trains
+    # it: the L2 penalty is the regularizer, and on a small corpus the validation loss (noisy, and rising as the
+    # model grows sure of itself) picked the first epoch.
+    ModelSpec("linear", "logistic regression on TF-IDF-weighted word n-grams (scikit-learn's classic)",
+              optimizer="adam", learning_rate=5e-2, batch_size=256, early_stopping=False, lengths=BAG_LENGTHS,
+              vocab_size=None),
+    # evaluate/predict score 256 reviews at once (not 4096): attention's scores are (batch, heads, length,
+    # length) floats, 14 GB at 4096 x 4 x 464 x 464 (IMDB's chosen length), which ran out of a 24 GB machine.
+    ModelSpec("transformer", "a small Transformer encoder trained from scratch", optimizer="adam",
+              inference_batch_size=256),
+    # Fine-tuned as practitioners do: AdamW at BERT's 2e-5..5e-5 (Devlin et al. 2019), linear warm-up over 10%
+    # of the steps then decay, clipping, batch 32. Lengths are the preset's word pieces (counted by its own
+    # tokenizer): 90% of reviews, at most 256; attention's memory grows with the square (on a GPU, 512 is
+    # common). evaluate/predict score 128 at once: MiniLM's activations at 4096 x 128 pieces took 15 GB.
+    ModelSpec("pretrained", "a pretrained BERT-family encoder from --preset DIR, fine-tuned",
+              optimizer="adamw", learning_rate=3e-5, batch_size=32, warmup_share=0.1, clipnorm=1.0,
+              lengths=LengthPolicy(coverage=0.9, cap=256), vocab_size=None, inference_batch_size=128,
+              preprocessor="preset"),
+)
+MODELS = tuple(spec.name for spec in SPECS)
+_BY_NAME = {spec.name: spec for spec in SPECS}
+assert len(_BY_NAME) == len(SPECS), "two specs share a name"
 
-# The studies' optimizer: RMSprop at Keras's default rate, unless the module names its own.
-DEFAULT_OPTIMIZER = "rmsprop"
-DEFAULT_LEARNING_RATE = 1e-3
-DEFAULT_BATCH_SIZE = 64
-# fit without --max-len takes this share of training reviews whole, up to this many tokens (models/max_len.py):
-# a sequence model's time and memory per step grow with the length (attention's with its square).
-DEFAULT_MAX_LEN_COVERAGE = 0.9
-DEFAULT_MAX_LEN_CAP = 512
-# fit without --vocab-size: the ids a model takes of the shard's vocabulary (the most frequent words). A word
-# embedding learns little for a rare word, and its table, with its optimizer moments, grows with the count;
-# 8192 is what the sequence models were measured with. A module's VOCAB_SIZE = None takes the whole vocabulary.
-DEFAULT_VOCAB_SIZE = 8192
 
-
-def module(name: str) -> types.ModuleType:
-    """The architecture's module; refuses a name outside the registry."""
-    if name not in MODELS:
+def spec(name: str) -> ModelSpec:
+    """The architecture's spec; refuses a name outside the registry."""
+    if name not in _BY_NAME:
         raise ReviewflowError(f"unknown model {name!r}; choose from {', '.join(MODELS)}.")
-    return importlib.import_module(f"models.zoo.{name}")
+    return _BY_NAME[name]
 
 
 def parameters(name: str) -> dict:
     """The builder's arguments that `--param` may set, with their defaults."""
-    signature = inspect.signature(module(name).build)
-    return {parameter.name: parameter.default for parameter in signature.parameters.values()
-            if parameter.name not in ("vocab_size", "max_len", "preset", "num_classes")}
+    return spec(name).parameters()
 
 
 def check_hyperparameters(name: str, hyperparameters: dict) -> None:
@@ -67,66 +79,20 @@ def build(name: str, vocab_size: int, max_len: int, **hyperparameters):
     check_hyperparameters(name, {key: value for key, value in hyperparameters.items()
                                  if key not in ("preset", "num_classes")})
     try:
-        return module(name).build(vocab_size=vocab_size, max_len=max_len, **hyperparameters)
+        return spec(name).module().build(vocab_size=vocab_size, max_len=max_len, **hyperparameters)
     except (TypeError, ValueError) as exc:  # a value of the wrong type or range, e.g. embedding_dim=abc
         raise ReviewflowError(f"--param: the {name} model cannot be built with {hyperparameters}: "
                               f"{str(exc).splitlines()[0][:300]}") from exc
 
 
-def optimizer_for(name: str) -> str:
-    return getattr(module(name), "OPTIMIZER", DEFAULT_OPTIMIZER)
-
-
-def batch_size_for(name: str) -> int:
-    return getattr(module(name), "BATCH_SIZE", DEFAULT_BATCH_SIZE)
-
-
-def stops_early(name: str) -> bool:
-    """Whether fit keeps the epoch of lowest validation loss and stops after `patience` worse ones.
-
-    A module sets `EARLY_STOPPING = False` when its model is trained to convergence instead (a convex,
-    regularized model: `linear`), where a small validation split's noisy loss would pick an early epoch.
-    """
-    return getattr(module(name), "EARLY_STOPPING", True)
-
-
-def max_len_policy(name: str) -> tuple[float, int]:
-    """(share of training reviews to take whole, the most tokens) for fit's choice of --max-len."""
-    module_ = module(name)
-    return (getattr(module_, "MAX_LEN_COVERAGE", DEFAULT_MAX_LEN_COVERAGE),
-            getattr(module_, "MAX_LEN_CAP", DEFAULT_MAX_LEN_CAP))
-
-
-def inference_batch_size_for(name: str) -> int | None:
-    """The most reviews `evaluate` and `predict` score at once by default (memory grows with the batch);
-    None: no cap of the model's own."""
-    return getattr(module(name), "INFERENCE_BATCH_SIZE", None)
-
-
-def vocab_size_for(name: str) -> int | None:
-    """The vocabulary ids the model takes by default; None: all of the shard's."""
-    return getattr(module(name), "VOCAB_SIZE", DEFAULT_VOCAB_SIZE)
-
-
-def needs_preset(name: str) -> bool:
-    """Whether the model fine-tunes a pretrained checkpoint (`fit --preset DIR`) instead of the shards' vocabulary."""
-    return getattr(module(name), "NEEDS_PRESET", False)
-
-
-def warmup_share_for(name: str) -> float:
-    """The share of training steps over which the learning rate warms up linearly (then decays); 0: constant."""
-    return getattr(module(name), "WARMUP_SHARE", 0.0)
-
-
-def clipnorm_for(name: str) -> float | None:
-    return getattr(module(name), "CLIPNORM", None)
-
-
-def learning_rate_for(name: str) -> float:
-    return getattr(module(name), "LEARNING_RATE", DEFAULT_LEARNING_RATE)
-
-
-def adapt(name: str, model, batches) -> bool:
-    """Let the architecture read the training split once before training, if it needs to; True if it did."""
-    adapt_fn = getattr(module(name), "adapt", None)
-    return bool(adapt_fn(model, batches)) if adapt_fn is not None else False
+def defaults_text(field: str, show=str) -> str:
+    """`--help`'s account of one spec field over the registry: the most common value, then the others by model,
+    e.g. "64; ngram_bag and linear 256; pretrained 32"."""
+    by_value: dict = {}
+    for model in SPECS:
+        by_value.setdefault(getattr(model, field), []).append(model.name)
+    ordered = sorted(by_value.items(), key=lambda item: -len(item[1]))
+    common = show(ordered[0][0])
+    others = [f"{' and '.join(names) if len(names) < 3 else ', '.join(names)} {show(value)}"
+              for value, names in ordered[1:]]
+    return "; ".join([common, *others])

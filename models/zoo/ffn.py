@@ -7,11 +7,6 @@ from keras import layers
 
 from models.zoo.layers import PaddingMask, class_probabilities
 
-# A bag of words costs little per token: fit without --max-len takes 99% of training reviews whole, up to
-# 2048 tokens (models/max_len.py). IMDB cut at 128 tokens cost linear and ngram_bag 4.4 points.
-MAX_LEN_COVERAGE = 0.99
-MAX_LEN_CAP = 2048
-
 
 def build(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 64, dense_units: int = 64,
           num_classes: int = 2) -> keras.Model:

@@ -7,8 +7,6 @@ from keras import layers
 
 from models.zoo.layers import PaddingMask, class_probabilities
 
-OPTIMIZER = "adam"  # the study trains the hybrids with Adam at 1e-3
-
 
 def branches(cnn_input, lstm_input, mask, filters, kernel_size, dense_units, lstm_units):
     """CNN branch and BiLSTM branch, concatenated.

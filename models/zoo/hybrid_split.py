@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from models.zoo.hybrid import OPTIMIZER, branches, search_space  # noqa: F401 - as the shared hybrid
+from models.zoo.hybrid import branches, search_space  # noqa: F401 - the shared hybrid's space
 from models.zoo.layers import PaddingMask, class_probabilities
 
 

@@ -16,21 +16,7 @@ from keras import layers
 
 from models.zoo.layers import HashedNgrams, TfIdfLogit
 
-OPTIMIZER = "adam"
-LEARNING_RATE = 5e-2        # a convex model on normalized features: large steps are safe
-BATCH_SIZE = 256
-# Trained to convergence, as scikit-learn trains it: the L2 penalty is the regularizer, and on a small corpus
-# the validation loss (noisy, and rising as the model grows sure of itself) picked the first epoch.
-EARLY_STOPPING = False
 DEFAULT_BUCKETS = 1 << 18   # one weight per bucket: 1 MB, however many bigrams the corpus has
-
-# A bag of words costs little per token: fit without --max-len takes 99% of training reviews whole, up to
-# 2048 tokens (models/max_len.py). IMDB cut at 128 tokens cost linear and ngram_bag 4.4 points.
-MAX_LEN_COVERAGE = 0.99
-MAX_LEN_CAP = 2048
-# Every word of the shard's vocabulary (32768 ids by default): a bag's weight per word is cheap, and rare words
-# carry sentiment ("unwatchable"). On IMDB, 8192 -> 32768 ids: linear 0.9047 -> 0.9067, ngram_bag 0.9038 -> 0.9053.
-VOCAB_SIZE = None
 
 
 def build(vocab_size: int = 8192, max_len: int = 128, ngrams: int = 2, buckets: int = DEFAULT_BUCKETS,

@@ -9,25 +9,12 @@ from keras import layers
 
 from models.zoo.layers import HashedNgrams, MaskedMean, class_probabilities
 
-# Adam that updates only the rows a batch uses (models/zoo/optimizers.py): Keras's Adam would update the
-# whole table and both its moment tables every step (1.7x slower here, and no more accurate).
-OPTIMIZER = "lazy_adam"
-LEARNING_RATE = 1e-2          # a linear model on averaged embeddings takes larger steps than the deep ones
-BATCH_SIZE = 256
 # fastText's default is 2,000,000 buckets x 100 dimensions (800 MB, and Adam keeps two more tables of that
 # size). 2^18 buckets x 16 dimensions is 17 MB of weights (51 MB with Adam's moments): it fits any laptop,
 # and a table that stays near the CPU's caches keeps a step fast (2^12 buckets train 1.6x faster still,
 # with more n-grams sharing a bucket). The paper's own model had 10 dimensions. For the full 3.6M-review
 # corpus on a GPU, raise both (--param buckets=2000000 --param embedding_dim=64).
 DEFAULT_BUCKETS = 1 << 18
-
-# A bag of words costs little per token: fit without --max-len takes 99% of training reviews whole, up to
-# 2048 tokens (models/max_len.py). IMDB cut at 128 tokens cost linear and ngram_bag 4.4 points.
-MAX_LEN_COVERAGE = 0.99
-MAX_LEN_CAP = 2048
-# Every word of the shard's vocabulary (32768 ids by default): a bag's weight per word is cheap, and rare words
-# carry sentiment ("unwatchable"). On IMDB, 8192 -> 32768 ids: linear 0.9047 -> 0.9067, ngram_bag 0.9038 -> 0.9053.
-VOCAB_SIZE = None
 
 
 def build(vocab_size: int = 8192, max_len: int = 128, ngrams: int = 2, buckets: int = DEFAULT_BUCKETS,

@@ -28,21 +28,9 @@ import keras
 from models.zoo.layers import MeanOverMask, class_probabilities
 from pipeline.errors import ReviewflowError
 
-OPTIMIZER = "adamw"
-LEARNING_RATE = 3e-5        # BERT's fine-tuning range is 2e-5 to 5e-5 (Devlin et al. 2019)
-BATCH_SIZE = 32
-WARMUP_SHARE = 0.1          # of all training steps: linear warm-up, then linear decay to 0
-CLIPNORM = 1.0
-# evaluate/predict score this many reviews at once (not 4096): MiniLM's activations at 4096 x 128 word pieces
-# took 15 GB; at 128 a batch is a few hundred MB and the encoder's matrix products are still large.
-INFERENCE_BATCH_SIZE = 128
-# Tokens are the preset's word pieces, ~1.3 per word of ours: 90% of reviews, at most 256 pieces. Time per
-# example grows with the length and attention's memory with its square; on a GPU, --max-len 512 is common.
-MAX_LEN_COVERAGE = 0.9
-MAX_LEN_CAP = 256
-NEEDS_PRESET = True
 WEIGHT_FILES = ("model.safetensors", "model.weights.h5")
 HF_TOKENIZER_FILES = ("vocab.txt", "tokenizer.json")
+PACKED_SPECIAL_TOKENS = 2   # the packer adds a start and an end token ([CLS] ... [SEP], <s> ... </s>)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,7 +123,7 @@ def wordpiece_from_tokenizer_json(path: Path):
     return _keras_hub().models.BertTokenizer(vocabulary=vocabulary, lowercase=lowercase)
 
 
-def make_vectorizer(preset: Path, max_len: int, truncate: str = "head") -> "PresetPreprocessor":
+def preset_vectorizer(preset: Path, max_len: int, truncate: str = "head") -> "PresetPreprocessor":
     """Raw strings -> the encoder's inputs (token ids, padding mask, ...) of `max_len` word pieces; a longer
     review keeps its `truncate` part (text.TRUNCATIONS)."""
     tokenizer = load_tokenizer(preset)
@@ -232,7 +220,7 @@ class PresetPreprocessor(keras.layers.Layer):
         pieces = self.tokenizer(texts)
         if not isinstance(pieces, tf.RaggedTensor):  # KerasHub hands eager callers Python lists
             pieces = tf.ragged.constant(pieces, dtype="int32", ragged_rank=1)
-        budget = self.max_len - 2  # the packer adds a start and an end token ([CLS] ... [SEP], <s> ... </s>)
+        budget = self.max_len - PACKED_SPECIAL_TOKENS
         pieces = text.head_and_tail(pieces, budget, int(budget * text.HEAD_SHARE[self.truncate]))
         if self.preprocessor.packer is None:  # KerasHub makes its packer when the preprocessor is built
             self.preprocessor.build(None)

@@ -13,11 +13,6 @@ from keras import layers
 
 from models.zoo.layers import PaddingMask, PositionEmbedding, class_probabilities
 
-OPTIMIZER = "adam"
-# evaluate/predict score this many reviews at once (not 4096): attention's scores are (batch, heads, length,
-# length) floats, 14 GB at 4096 x 4 x 464 x 464 (IMDB's chosen length), which ran out of a 24 GB machine.
-INFERENCE_BATCH_SIZE = 256
-
 
 def encoder_block(x, mask, embedding_dim: int, num_heads: int, ff_dim: int, dropout: float):
     """Pre-norm: x + Attention(LayerNorm(x)), then x + FeedForward(LayerNorm(x)); padding is never attended."""

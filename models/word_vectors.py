@@ -44,12 +44,12 @@ def hparams_for(model_name: str, hparams: dict, vectors: PretrainedVectors, free
     return {**hparams, "embedding_dim": vectors.dim}
 
 
-def with_vectors(settings, data: DataDir):
-    """`settings` (FitSettings) with `embedding_dim` set by its --embeddings file, and the vectors read; or as
-    they are, and None, without one."""
+def with_vectors(settings, data: DataDir, vocab_size: int | None):
+    """`settings` (FitSettings) with `embedding_dim` set by its --embeddings file, and the vectors of the first
+    `vocab_size` ids read; or as they are, and None, without one."""
     if settings.embeddings is None:
         return settings, None
-    vectors = read_vectors(settings.embeddings, data.vocabulary(settings.vocab_size))
+    vectors = read_vectors(settings.embeddings, data.vocabulary(vocab_size))
     hparams = hparams_for(settings.model, settings.hparams, vectors, settings.freeze_embeddings)
     return dataclasses.replace(settings, hparams=hparams), vectors
 

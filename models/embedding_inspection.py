@@ -1,4 +1,4 @@
-"""`embed`: how a trained model's embedding layer(s) represent a sentence; projector files."""
+"""`embed` (the command): how a trained model's embedding layer(s) represent a sentence; projector files."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Runs in this process in flat memory: records are parsed and written as they are
 read, tokens counted on a background thread, sources hashed on another. Any
-format of `corpus_formats` and any labels: the class table gives record ids.
+format of `pipeline/formats` and any labels: the class table gives record ids.
 """
 
 from __future__ import annotations
@@ -14,11 +14,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pipeline import manifest as manifest_lib, shard_plan, shards, text
-from pipeline.corpus_formats import Record, RecordReader
+from pipeline import manifest as manifest_lib, text
+from pipeline.shard import plan as shard_plan
+from pipeline.shard import writer as shard_writer
+from pipeline import formats
+from pipeline.formats import Record, RecordReader
 from pipeline.labels import ClassesInfo, ClassTable
 from pipeline.rejects import Reject, RejectLog
-from pipeline.shard_plan import ShardSettings
+from pipeline.shard.plan import ShardSettings
 from pipeline.vocab import TokenCounter, write_vocabulary_file
 
 VOCAB_BATCH_LINES = 4096   # texts per counting batch: big enough to amortize a TF call
@@ -28,13 +31,13 @@ PROGRESS_EVERY_LINES = 20_000
 def shard_locally(settings: ShardSettings, out: Path, progress: bool) -> manifest_lib.Manifest:
     """Write the dataset into the (locked, emptied) `out`; the manifest last. On error, discard everything."""
     started = time.perf_counter()
-    writers = {split: shards.SplitWriter(out, split, count, settings.compression)
+    writers = {split: shard_writer.SplitWriter(out, split, count, settings.compression)
                for split, count in shard_plan.plan_split_shards(settings).items()}
     rejects = RejectLog(out, settings.max_rejects_kept)
     counter = TokenCounter()
     table = ClassTable(settings.min_class_examples, settings.classes)
     hasher = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-    hashes = {name: hasher.submit(shards.file_sha256, path) for name, path in settings.sources().items()}
+    hashes = {name: hasher.submit(shard_writer.file_sha256, path) for name, path in settings.sources().items()}
     try:
         source_infos = []
         for name, path in settings.sources().items():
@@ -65,12 +68,12 @@ def shard_locally(settings: ShardSettings, out: Path, progress: bool) -> manifes
 class SourceWriter:
     """Parses one source and writes each record to its split, or to the rejects."""
 
-    def __init__(self, settings: ShardSettings, name: str, path: Path, writers: dict[str, shards.SplitWriter],
+    def __init__(self, settings: ShardSettings, name: str, path: Path, writers: dict[str, shard_writer.SplitWriter],
                  rejects: RejectLog, counter: TokenCounter, table: ClassTable):
         self.settings, self.name, self.path = settings, name, path
         self.writers, self.rejects, self.counter, self.table = writers, rejects, counter, table
-        self.reader = RecordReader(path, settings.format_settings())
-        self.encoder = shards.ExampleEncoder()
+        self.reader = formats.open_records(path, settings.format_settings())
+        self.encoder = shard_writer.ExampleEncoder()
         self.batches: dict[str, list[bytes]] = {split: [] for split in shard_plan.SOURCE_SPLITS[name]}
         self.written = 0
 
@@ -137,7 +140,7 @@ class SourceWriter:
             self.batches[split] = []
 
 
-def _finish(writer: shards.SplitWriter, lengths: dict[int, int], classes: ClassesInfo) -> manifest_lib.SplitInfo:
+def _finish(writer: shard_writer.SplitWriter, lengths: dict[int, int], classes: ClassesInfo) -> manifest_lib.SplitInfo:
     """Rename the split's shards into place and describe it: examples per class id, the length histogram."""
     label_counts = {str(index): 0 for index in range(classes.num_classes)}
     for record_id, count in writer.label_counts.items():

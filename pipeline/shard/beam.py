@@ -24,12 +24,15 @@ import tensorflow as tf
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipeline import manifest as manifest_lib, output_dir, shard_plan, shards, sources, text
+from pipeline import manifest as manifest_lib, sources, text
+from pipeline.shard import output_dir
+from pipeline.shard import plan as shard_plan
+from pipeline.shard import writer as shard_writer
 from pipeline.errors import ReviewflowError
 from pipeline.fasttext_format import parse_line
 from pipeline.labels import LEGACY_RECORD_IDS
 from pipeline.rejects import REJECTS_FILE, Reject, reject_line
-from pipeline.shard_plan import ShardSettings
+from pipeline.shard.plan import ShardSettings
 from pipeline.vocab import count_tokens as count_batch_tokens, write_vocabulary_file
 
 REPORT_FILE = "beam-report.jsonl"     # counts from the pipeline, read and removed by this process
@@ -89,14 +92,14 @@ def build_pipeline(pipeline, settings: ShardSettings, out: Path, num_shards: dic
          | "WriteRejects" >> beam.io.WriteToText(
              str(out / Path(REJECTS_FILE).stem), file_name_suffix=Path(REJECTS_FILE).suffix, num_shards=1,
              shard_name_template="", append_trailing_newlines=False))
-    by_split = examples | "BySplit" >> beam.Partition(lambda example, _: shards.SPLITS.index(example[1]),
-                                                        len(shards.SPLITS))
+    by_split = examples | "BySplit" >> beam.Partition(lambda example, _: shard_plan.SPLITS.index(example[1]),
+                                                        len(shard_plan.SPLITS))
     report = [read.sources | "SourceItems" >> beam.Map(lambda info: {"kind": "source", **info}),
               *_count_items(examples, rejects)]
-    for split, split_examples in zip(shards.SPLITS, by_split):
+    for split, split_examples in zip(shard_plan.SPLITS, by_split):
         report.append(_write_split(split, split_examples, out, num_shards[split], settings.compression))
         report.append(_length_items(split, split_examples))
-    report.append(_vocabulary_item(by_split[shards.SPLITS.index("train")],
+    report.append(_vocabulary_item(by_split[shard_plan.SPLITS.index("train")],
                                    settings.vocab_size - text.NUM_SPECIAL_TOKENS))
     _ = (report
          | "Report" >> beam.Flatten()
@@ -111,7 +114,7 @@ def read_source(source: tuple[str, str], max_line_bytes: int) -> Iterator:
     for line in reader:
         yield name, path, reader.lines_read, line
     yield beam.pvalue.TaggedOutput("sources", {
-        "source": name, "path": path, "bytes": Path(path).stat().st_size, "sha256": shards.file_sha256(Path(path)),
+        "source": name, "path": path, "bytes": Path(path).stat().st_size, "sha256": shard_writer.file_sha256(Path(path)),
         "lines_read": reader.lines_read})
 
 
@@ -153,7 +156,7 @@ class EncodeExample(beam.DoFn):
     """(source, split, label, text) -> a serialized `tf.train.Example`, the local command's encoding."""
 
     def setup(self):
-        self.encoder = shards.ExampleEncoder()
+        self.encoder = shard_writer.ExampleEncoder()
 
     def process(self, example):
         _, _, label, text_bytes = example
@@ -169,13 +172,13 @@ def _write_split(split: str, examples, out: Path, num_shards: int, compression: 
                    str(out / split), file_name_suffix=".tfrecord.gz" if gzip else ".tfrecord",
                    num_shards=num_shards, shard_name_template="-SSSSS-of-NNNNN",
                    compression_type=CompressionTypes.GZIP if gzip else CompressionTypes.UNCOMPRESSED))
-    return written | f"Describe{split}" >> beam.Map(describe_shard, split, shards.tf_compression(compression))
+    return written | f"Describe{split}" >> beam.Map(describe_shard, split, shard_writer.tf_compression(compression))
 
 
 def describe_shard(path: str, split: str, compression: str) -> dict:
     """A written shard's report item: records counted by reading it back, bytes and sha256."""
     num_examples = int(tf.data.TFRecordDataset(path, compression).reduce(0, lambda count, _: count + 1))
-    return {"kind": "shard", "split": split, **dataclasses.asdict(shards.shard_info(Path(path), num_examples))}
+    return {"kind": "shard", "split": split, **dataclasses.asdict(shard_writer.shard_info(Path(path), num_examples))}
 
 
 def count_tokens(texts: list[bytes]) -> Iterable[tuple[bytes, int]]:
@@ -228,7 +231,7 @@ def _assemble_manifest(settings: ShardSettings, out: Path, report: list[dict],
     items = {kind: [item for item in report if item["kind"] == kind]
              for kind in ("source", "written", "rejected", "labels", "shard", "vocabulary", "length")}
     source_infos = [_source_info(name, out, items) for name in settings.sources()]
-    splits = {split: _split_info(split, items) for split in shards.SPLITS}
+    splits = {split: _split_info(split, items) for split in shard_plan.SPLITS}
     shard_plan.check_train_split(splits["train"].num_examples, settings)
     (vocabulary,) = items["vocabulary"]
     vocabulary_info = write_vocabulary_file(out, [tuple(pair) for pair in vocabulary["ranked"]],
@@ -240,7 +243,7 @@ def _assemble_manifest(settings: ShardSettings, out: Path, report: list[dict],
 def _split_info(split: str, items: dict) -> manifest_lib.SplitInfo:
     label_counts = {str(label): sum(item["count"] for item in items["labels"]
                                     if item["split"] == split and item["label"] == label) for label in (0, 1)}
-    shard_infos = sorted((shards.ShardInfo(item["path"], item["num_examples"], item["bytes"], item["sha256"])
+    shard_infos = sorted((shard_writer.ShardInfo(item["path"], item["num_examples"], item["bytes"], item["sha256"])
                           for item in items["shard"] if item["split"] == split), key=lambda info: info.path)
     num_examples = sum(label_counts.values())
     in_shards = sum(info.num_examples for info in shard_infos)

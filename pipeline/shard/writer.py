@@ -1,24 +1,16 @@
-"""Shard planning (pure functions) and atomic, round-robin TFRecord writing."""
+"""Atomic, round-robin TFRecord writing, and what the manifest records of each shard file."""
 
 from __future__ import annotations
 
 import collections
 import dataclasses
 import hashlib
-import math
 from pathlib import Path
 
 import tensorflow as tf
 
 from pipeline import atomic
 
-SPLITS = ("train", "validation", "test")
-COMPRESSIONS = ("none", "gzip")
-TARGET_SHARD_BYTES = 128 << 20  # ~128 MiB of text per shard: big reads, enough files to interleave
-MAX_SHARDS = 4096
-# Decompressed size of English text per compressed byte, to plan shards before reading.
-EXPANSION_ESTIMATE = {"bz2": 3.5, "gzip": 3.0, "none": 1.0}
-_HASH_SCALE = float(1 << 64)
 
 
 def shard_filename(split: str, index: int, num_shards: int, compression: str) -> str:
@@ -30,28 +22,6 @@ def shard_filename(split: str, index: int, num_shards: int, compression: str) ->
 def tf_compression(compression: str) -> str:
     """A data directory's `compression` setting as TensorFlow's TFRecord readers and writers name it."""
     return {"none": "", "gzip": "GZIP"}[compression]
-
-
-def plan_num_shards(estimated_bytes: float, target_shard_bytes: int = TARGET_SHARD_BYTES) -> int:
-    """Shards for a split of about `estimated_bytes` of text: one per target size, at least 1."""
-    return max(1, min(MAX_SHARDS, math.ceil(estimated_bytes / target_shard_bytes)))
-
-
-def estimate_text_bytes(source_bytes: int, compression: str) -> float:
-    """Rough decompressed size of a source, from its size on disk."""
-    return source_bytes * EXPANSION_ESTIMATE[compression]
-
-
-def is_validation(label_key: bytes | int, text: bytes, val_fraction: float, seed: int) -> bool:
-    """Whether an example is held out for validation: a keyed hash of its label and content.
-
-    Independent of order and shard count, and identical lines always land in
-    the same split, so exact duplicates never leak from train into validation.
-    `label_key` is `labels.split_key(label)` (a record id of 0 or 1 keys as b"0" or b"1").
-    """
-    key = label_key if isinstance(label_key, bytes) else str(label_key).encode()
-    digest = hashlib.blake2b(text, digest_size=8, key=b"%d:%s" % (seed, key)).digest()
-    return int.from_bytes(digest, "little") / _HASH_SCALE < val_fraction
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,36 +1,37 @@
 """The shard job's plan, shared by both runners: settings, shards per split, where a line goes,
 the checks every run must pass, and the manifest's assembly.
 
-The local runner (`local_shard.py`) and the Beam runner (`beam_shard.py`) both
+The local runner (`local.py`) and the Beam runner (`beam.py`) both
 build on this module and import nothing of each other.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import math
 import os
 import time
 from pathlib import Path
 
-from pipeline import corpus_formats, labels, manifest as manifest_lib, shards, sources, text
-from pipeline.corpus_formats import FormatSettings
+from pipeline import formats, labels, manifest as manifest_lib, sources, text
+from pipeline.shard import writer as shard_writer
+from pipeline.formats import FormatSettings
 from pipeline.errors import ReviewflowError, SourceError
 from pipeline import rejects
 from pipeline.rejects import REJECTS_FILE
 
 RUNNERS = ("local", "beam")
+SPLITS = ("train", "validation", "test")
+COMPRESSIONS = ("none", "gzip")
+TARGET_SHARD_BYTES = 128 << 20  # ~128 MiB of text per shard: big reads, enough files to interleave
+MAX_SHARDS = 4096
+# Decompressed size of English text per compressed byte, to plan shards before reading.
+EXPANSION_ESTIMATE = {"bz2": 3.5, "gzip": 3.0, "none": 1.0}
+_HASH_SCALE = float(1 << 64)
 # The two sources of a shard run: the training file feeds train and validation, the test file test.
 SOURCE_SPLITS = {"train": ["train", "validation"], "test": ["test"]}
-FORMAT_HELP = {
-    "fasttext": ("Each line must be `__label__NAME <text>`, fastText's format, as in the Amazon Reviews files: "
-                 "`__label__1 <text>` (negative) or `__label__2 <text>` (positive). For CSV, TSV, JSON lines or "
-                 "Parquet, name the file so (.csv, .tsv, .jsonl, .parquet) or give --format."),
-    "csv": "A CSV file needs a header row naming a text and a label field (--text-field, --label-field).",
-    "tsv": "A TSV file needs a header row naming a text and a label field (--text-field, --label-field).",
-    "jsonl": "Each line must be one JSON object with a text and a label field (--text-field, --label-field).",
-    "parquet": "The Parquet file needs a text and a label column (--text-field, --label-field).",
-}
 # Beam's runner reads Amazon polarity's two fastText classes; the local runner reads every format and label.
 BEAM_FORMATS = ("fasttext",)
 
@@ -42,7 +43,7 @@ class ShardSettings:
     out: Path
     num_shards: int | None = None       # per split; None plans by size
     val_fraction: float = 0.2
-    vocab_size: int = text.DEFAULT_VOCAB_SIZE
+    vocab_size: int = text.SHARD_VOCAB_SIZE
     compression: str = "none"           # "none" or "gzip"
     seed: int = 0
     overwrite: bool = False
@@ -51,8 +52,8 @@ class ShardSettings:
     runner: str = "local"               # "local" (this process) or "beam" (an Apache Beam pipeline)
     beam_options: tuple[str, ...] = ()  # Beam pipeline options, e.g. ("--runner=DataflowRunner",)
     format: str | None = None           # fasttext, csv, tsv, jsonl, parquet; None: from each file's name
-    text_field: str | None = None       # None: the first of corpus_formats.TEXT_FIELDS the file has
-    label_field: str | None = None      # None: the first of corpus_formats.LABEL_FIELDS the file has
+    text_field: str | None = None       # None: the first of formats.TEXT_FIELDS the file has
+    label_field: str | None = None      # None: the first of formats.LABEL_FIELDS the file has
     classes: tuple[str, ...] | None = None  # the class names to keep; None: every label of the training file
     positive_class: str | None = None   # two classes: whose probability the model outputs; None: the later one
     min_class_examples: int = labels.MIN_CLASS_EXAMPLES
@@ -63,14 +64,14 @@ class ShardSettings:
             raise ReviewflowError(f"--val-fraction must be in [0, 1), got {self.val_fraction}.")
         if self.vocab_size <= text.NUM_SPECIAL_TOKENS:
             raise ReviewflowError(f"--vocab-size must be above {text.NUM_SPECIAL_TOKENS}.")
-        if self.compression not in shards.COMPRESSIONS:
-            raise ReviewflowError(f"--compression must be one of {shards.COMPRESSIONS}.")
+        if self.compression not in COMPRESSIONS:
+            raise ReviewflowError(f"--compression must be one of {COMPRESSIONS}.")
         if self.runner not in RUNNERS:
             raise ReviewflowError(f"--runner must be one of {RUNNERS}.")
         if self.beam_options and self.runner != "beam":
             raise ReviewflowError("--beam-option is for --runner beam.")
-        if self.format is not None and self.format not in corpus_formats.FORMATS:
-            raise ReviewflowError(f"--format must be one of {corpus_formats.FORMATS}.")
+        if self.format is not None and self.format not in formats.FORMATS:
+            raise ReviewflowError(f"--format must be one of {formats.FORMATS}.")
         if self.min_class_examples < 1:
             raise ReviewflowError("--min-class-examples must be 1 or more.")
         if self.classes is not None and len(set(self.classes)) < 2:
@@ -80,7 +81,7 @@ class ShardSettings:
         return FormatSettings(self.format, self.text_field, self.label_field, self.max_line_bytes, self.parallelism)
 
     def format_of(self, path: Path) -> str:
-        return corpus_formats.format_of(path, self.format_settings())
+        return formats.format_of(path, self.format_settings())
 
     def sources(self) -> dict[str, Path]:
         """Source name -> path, in the order they are read."""
@@ -104,16 +105,38 @@ class ShardSettings:
                                   "classes use --runner local (one pass, flat memory).")
 
 
+def plan_num_shards(estimated_bytes: float, target_shard_bytes: int = TARGET_SHARD_BYTES) -> int:
+    """Shards for a split of about `estimated_bytes` of text: one per target size, at least 1."""
+    return max(1, min(MAX_SHARDS, math.ceil(estimated_bytes / target_shard_bytes)))
+
+
+def estimate_text_bytes(source_bytes: int, compression: str) -> float:
+    """Rough decompressed size of a source, from its size on disk."""
+    return source_bytes * EXPANSION_ESTIMATE[compression]
+
+
+def is_validation(label_key: bytes | int, text: bytes, val_fraction: float, seed: int) -> bool:
+    """Whether an example is held out for validation: a keyed hash of its label and content.
+
+    Independent of order and shard count, and identical lines always land in
+    the same split, so exact duplicates never leak from train into validation.
+    `label_key` is `labels.split_key(label)` (a record id of 0 or 1 keys as b"0" or b"1").
+    """
+    key = label_key if isinstance(label_key, bytes) else str(label_key).encode()
+    digest = hashlib.blake2b(text, digest_size=8, key=b"%d:%s" % (seed, key)).digest()
+    return int.from_bytes(digest, "little") / _HASH_SCALE < val_fraction
+
+
 def plan_split_shards(settings: ShardSettings) -> dict[str, int]:
     """Number of shards per split: `num_shards` for each if given, else by estimated size."""
     if settings.num_shards:
-        return {split: settings.num_shards for split in shards.SPLITS}
-    train_bytes = shards.estimate_text_bytes(settings.train.stat().st_size, sources.compression_of(settings.train))
-    test_bytes = shards.estimate_text_bytes(settings.test.stat().st_size, sources.compression_of(settings.test))
+        return {split: settings.num_shards for split in SPLITS}
+    train_bytes = estimate_text_bytes(settings.train.stat().st_size, sources.compression_of(settings.train))
+    test_bytes = estimate_text_bytes(settings.test.stat().st_size, sources.compression_of(settings.test))
     return {
-        "train": shards.plan_num_shards(train_bytes * (1 - settings.val_fraction)),
-        "validation": shards.plan_num_shards(train_bytes * settings.val_fraction),
-        "test": shards.plan_num_shards(test_bytes),
+        "train": plan_num_shards(train_bytes * (1 - settings.val_fraction)),
+        "validation": plan_num_shards(train_bytes * settings.val_fraction),
+        "test": plan_num_shards(test_bytes),
     }
 
 
@@ -121,7 +144,7 @@ def split_of(source_name: str, label: str, text_bytes: bytes, settings: ShardSet
     """The split a valid record of a source goes to."""
     if source_name == "test":
         return "test"
-    held_out = shards.is_validation(labels.split_key(label), text_bytes, settings.val_fraction, settings.seed)
+    held_out = is_validation(labels.split_key(label), text_bytes, settings.val_fraction, settings.seed)
     return "validation" if held_out else "train"
 
 
@@ -133,13 +156,13 @@ def check_sources(settings: ShardSettings) -> None:
             raise SourceError(f"{path}: no such file. Check the path.")
     train, test = settings.train, settings.test
     same = os.path.samefile(train, test) or (
-        train.stat().st_size == test.stat().st_size and shards.file_sha256(train) == shards.file_sha256(test))
+        train.stat().st_size == test.stat().st_size and shard_writer.file_sha256(train) == shard_writer.file_sha256(test))
     if same:
         raise SourceError(f"{train} and {test} are the same file (same path or same sha256): test reviews would "
                           "also be trained on, and every test score would be inflated. Give --test a held-out "
                           "file (for Amazon polarity: test.ft.txt.bz2).")
     for path in settings.sources().values():  # before --overwrite deletes anything: each opens, has its fields
-        next(iter(corpus_formats.RecordReader(path, settings.format_settings())), None)
+        next(iter(formats.open_records(path, settings.format_settings())), None)
 
 
 def check_source_has_examples(source: manifest_lib.SourceInfo, first_reject: str | None) -> None:
@@ -148,12 +171,12 @@ def check_source_has_examples(source: manifest_lib.SourceInfo, first_reject: str
         return
     unit = "lines" if source.format == "fasttext" else "records"
     if source.lines_read == 0:
-        raise SourceError(f"{source.path}: the file holds no {unit}. {FORMAT_HELP[source.format]}")
+        raise SourceError(f"{source.path}: the file holds no {unit}. {formats.READERS[source.format].help}")
     shown = json.loads(first_reject) if first_reject else {}
     raise SourceError(
         f"{source.path}: none of its {source.lines_read:,} {unit} is a valid review; the first, line "
         f"{shown.get('line', '?')}, was rejected as {shown.get('reason', '?')}: {shown.get('raw', '')[:120]!r}. "
-        f"{FORMAT_HELP[source.format]} Nothing was written.")
+        f"{formats.READERS[source.format].help} Nothing was written.")
 
 
 def check_train_split(num_train_examples: int, settings: ShardSettings) -> None:

@@ -1,17 +1,18 @@
 import bz2
+import csv
 import json
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.corpus_formats import FormatSettings, RecordReader, detect_format, label_name
+from pipeline.formats import FORMATS, READERS, FormatSettings, detect_format, label_name, open_records
 from pipeline.errors import SourceError
 from pipeline.rejects import Reject
 
 
 def read(path, **settings):
-    reader = RecordReader(path, FormatSettings(**settings))
+    reader = open_records(path, FormatSettings(**settings))
     records = list(reader)
     assert reader.records_read == len(records)
     return [record.parsed for record in records]
@@ -80,10 +81,54 @@ def test_fields_are_named_or_found(tmp_path):
 def test_prediction_needs_no_label(tmp_path):
     path = tmp_path / "new.csv"
     path.write_text("text\nfirst\nsecond\n")
-    assert [record.parsed for record in RecordReader(path, need_label=False)] == [(None, b"first"),
+    assert [record.parsed for record in open_records(path, need_label=False)] == [(None, b"first"),
                                                                                     (None, b"second")]
 
 
 def test_label_values():
     assert label_name(4) == "4" and label_name(4.0) == "4" and label_name(" pos ") == "pos"
     assert label_name(None) == Reject.BAD_LABEL and label_name("") == Reject.BAD_LABEL
+
+
+def write_fasttext(path, rows):
+    path.write_text("".join(f"__label__{label} {text}\n" for label, text in rows))
+
+
+def write_delimited(delimiter):
+    def write(path, rows):
+        with open(path, "w", newline="") as f:
+            writer = csv.writer(f, delimiter=delimiter)
+            writer.writerow(["text", "label"])
+            writer.writerows((text, label) for label, text in rows)
+    return write
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps({"text": text, "label": label}) + "\n" for label, text in rows))
+
+
+def write_parquet(path, rows):
+    pq.write_table(pa.table({"text": [text for _, text in rows], "label": [label for label, _ in rows]}), path)
+
+
+# One writer per registered format: a format added to the registry without one here fails the test below.
+WRITERS = {"fasttext": (".ft.txt", write_fasttext), "csv": (".csv", write_delimited(",")),
+           "tsv": (".tsv", write_delimited("\t")), "jsonl": (".jsonl", write_jsonl), "parquet": (".parquet", write_parquet)}
+
+
+def test_every_registered_format_has_a_test_writer_and_its_own_suffixes():
+    assert set(WRITERS) == set(FORMATS)
+    for name, (suffix, _) in WRITERS.items():
+        assert detect_format(f"reviews{suffix}") == name and READERS[name].help
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_shard_and_predict_read_each_format_through_the_same_reader(name, tmp_path):
+    suffix, write = WRITERS[name]
+    rows = [("2", "great value"), ("1", "broke at once, a waste"), ("2", "café über naïve")]
+    path = tmp_path / f"reviews{suffix}"
+    write(path, rows)
+    for_shard = [record.parsed for record in open_records(path)]
+    for_predict = [record.parsed for record in open_records(path, need_label=False)]
+    assert for_shard == [(label, text.encode()) for label, text in rows]
+    assert for_predict == [(None, text.encode()) for _, text in rows]

@@ -5,9 +5,11 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from pipeline import manifest as manifest_lib, output_dir, shard_plan
+from pipeline import manifest as manifest_lib
+from pipeline.shard import output_dir
+from pipeline.shard import plan as shard_plan
 from pipeline.errors import ReviewflowError
-from pipeline.shard_plan import ShardSettings
+from pipeline.shard.plan import ShardSettings
 
 
 def shard_corpus(settings: ShardSettings, progress: bool = False) -> manifest_lib.Manifest:
@@ -21,9 +23,9 @@ def shard_corpus(settings: ShardSettings, progress: bool = False) -> manifest_li
         if settings.runner == "beam":
             if importlib.util.find_spec("apache_beam") is None:
                 raise ReviewflowError("--runner beam needs Apache Beam, an optional extra: pip install -e '.[beam]'.")
-            from pipeline import beam_shard  # imports Beam: only when asked for
+            from pipeline.shard import beam as beam_shard  # imports Beam: only when asked for
 
             return beam_shard.shard_with_beam(settings, out)
-        from pipeline import local_shard
+        from pipeline.shard import local as local_shard
 
         return local_shard.shard_locally(settings, out, progress)

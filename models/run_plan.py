@@ -1,0 +1,176 @@
+"""One plan per run: what the user asked for (`FitSettings`) and the data (`DataFacts`) -> every choice, once.
+
+`plan_run` is a pure function: it reads no file and runs nothing. The
+plan holds `--max-len`, the vocabulary, the batch, the optimizer and its
+schedule and the truncation, each with where it came from and why. `fit` makes
+it once, prints it, records it in `config.json` (`plan`) and hands it whole to
+what builds, compiles, trains and writes; `stats` gives the same `--max-len`
+advice from the same function.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from models import max_len as max_len_lib, vocab_size as vocab_size_lib, zoo
+from models.zoo.spec import ModelSpec
+from pipeline.text_settings import DEFAULT_TRUNCATE
+
+# A small corpus gets smaller batches, so that an epoch still takes this many optimizer steps: with a
+# few hundred reviews and the default batch, ten epochs were ~40 steps and no model left the majority class.
+MIN_STEPS_PER_EPOCH = 32
+MIN_BATCH_SIZE = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """One setting of a run, where it came from ("option", "model", "data", ...) and why."""
+
+    value: object
+    source: str
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class DataFacts:
+    """What a plan needs to know of the data directory (and of the model's tokenizer, for the lengths)."""
+
+    num_train_examples: int | None = None
+    lengths: dict[int, int] | None = None   # training reviews per length, in the model's own units
+    length_unit: str = "tokens"
+    vocabulary_size: int | None = None      # ids in the shard's vocab.txt
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPlan:
+    """Every choice of one run: made once, recorded in config.json, read by everything that trains."""
+
+    model: str
+    max_len: max_len_lib.MaxLenChoice
+    vocab: vocab_size_lib.VocabChoice
+    truncate: str
+    batch: Choice               # per replica
+    replicas: int
+    optimizer: Choice
+    learning_rate: Choice
+    warmup_share: Choice
+    clipnorm: float | None
+    total_steps: int | None     # what a decaying learning rate runs down over
+    early_stopping: bool
+
+    @property
+    def batch_size(self) -> int:
+        return self.batch.value
+
+    @property
+    def global_batch_size(self) -> int:
+        return self.batch.value * self.replicas
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def lines(self) -> list[str]:
+        """What `fit` prints of its choices."""
+        return [f"--max-len {self.max_len.max_len} ({self.max_len.source}: {self.max_len.reason}); longer reviews "
+                f"keep their {self.truncate.replace('_', ' and ')}",
+                f"batch {self.batch_size} ({self.batch.source}: {self.batch.reason}); optimizer "
+                f"{self.optimizer.value} at {self.learning_rate.value:g} ({self.optimizer.source})"]
+
+
+def largest_batch_size(num_train_examples: int) -> int:
+    """The largest batch that still gives a train split of this size MIN_STEPS_PER_EPOCH steps an epoch."""
+    return max(MIN_BATCH_SIZE, num_train_examples // MIN_STEPS_PER_EPOCH)
+
+
+def batch_choice(given: int | None, model_default: int, num_train_examples: int | None) -> Choice:
+    """`given`, or the model's batch lowered so that a small train split still gives MIN_STEPS_PER_EPOCH steps."""
+    if given is not None:
+        return Choice(given, "option", "--batch-size")
+    if num_train_examples is None or model_default <= largest_batch_size(num_train_examples):
+        return Choice(model_default, "model", "the model's")
+    return Choice(largest_batch_size(num_train_examples), "data",
+                  f"the model's {model_default}, lowered so that {num_train_examples} training reviews make "
+                  f"{MIN_STEPS_PER_EPOCH} steps an epoch")
+
+
+def optimizer_choice(given: str | None, spec: ModelSpec, jit_compile: bool) -> Choice:
+    if given is not None:
+        return Choice(given, "option", "--optimizer")
+    if spec.optimizer == "lazy_adam" and jit_compile:
+        # XLA compiles lazy Adam's de-duplication of rows (a dynamic shape) slowly: ngram_bag trained at
+        # 6.9k examples/s with it, 16.8k with Adam (CPU). Asked for by name, it is kept.
+        return Choice("adam", "model", "the model's lazy_adam compiles slowly under --jit-compile: adam")
+    return Choice(spec.optimizer, "model", "the model's")
+
+
+def given_or(value, default, option: str) -> Choice:
+    return Choice(value, "option", option) if value is not None else Choice(default, "model", "the model's")
+
+
+def from_interrupted_run(plan: "RunPlan", names: frozenset) -> "RunPlan":
+    """The plan with the choices named in `names` marked as the interrupted run's (a resume takes them)."""
+    reason = "the interrupted run's"
+    changes = {name: Choice(getattr(plan, name).value, "run", reason)
+               for name in ("batch", "optimizer", "learning_rate", "warmup_share")
+               if {"batch": "batch_size"}.get(name, name) in names}
+    if "max_len" in names:
+        changes["max_len"] = max_len_lib.MaxLenChoice(plan.max_len.max_len, "run", reason, plan.max_len.covered)
+    if "vocab_size" in names:
+        changes["vocab"] = vocab_size_lib.VocabChoice(plan.vocab.vocab_size, "run", reason)
+    return dataclasses.replace(plan, **changes)
+
+
+def count_steps(epochs: int, steps_per_epoch: int | None, num_train_examples: int | None,
+                global_batch: int) -> int | None:
+    """Optimizer steps of the whole run."""
+    if steps_per_epoch:
+        return steps_per_epoch * epochs
+    if num_train_examples is None:
+        return None
+    return -(-num_train_examples // global_batch) * epochs
+
+
+def max_len_choice(given: int | None, spec: ModelSpec, facts: DataFacts) -> max_len_lib.MaxLenChoice:
+    return max_len_lib.choose(given, spec.lengths.coverage, spec.lengths.cap, facts.lengths, facts.length_unit)
+
+
+def plan_run(settings, spec: ModelSpec, facts: DataFacts, vocab: vocab_size_lib.VocabChoice,
+             replicas: int = 1, from_run: frozenset = frozenset()) -> RunPlan:
+    """The run's plan from the user's `settings` (FitSettings), the model's `spec` and the data's `facts`.
+
+    `vocab` is the model's preprocessor's choice (models/zoo/preprocessors.py): the shard's words or a preset's.
+    `from_run`: the settings a resume took from the interrupted run (`training.resume_settings`).
+    """
+    batch = batch_choice(settings.batch_size, spec.batch_size, facts.num_train_examples)
+    plan = RunPlan(
+        model=spec.name, max_len=max_len_choice(settings.max_len, spec, facts), vocab=vocab,
+        truncate=settings.truncate or DEFAULT_TRUNCATE, batch=batch, replicas=replicas,
+        optimizer=optimizer_choice(settings.optimizer, spec, settings.jit_compile),
+        learning_rate=given_or(settings.learning_rate, spec.learning_rate, "--learning-rate"),
+        warmup_share=given_or(settings.warmup_share, spec.warmup_share, "--warmup-share"),
+        clipnorm=spec.clipnorm,
+        total_steps=count_steps(settings.epochs, settings.steps_per_epoch, facts.num_train_examples,
+                                batch.value * replicas),
+        early_stopping=spec.early_stopping)
+    return from_interrupted_run(plan, from_run) if from_run else plan
+
+
+def settings_record(settings, plan: RunPlan) -> dict:
+    """config.json's `settings`: what the user asked for with the plan's choices filled in (as earlier
+    versions wrote it, so that they read it and a resume compares like with like)."""
+    filled = dataclasses.replace(
+        settings, max_len=plan.max_len.max_len, vocab_size=plan.vocab.vocab_size, truncate=plan.truncate,
+        batch_size=plan.batch_size, optimizer=plan.optimizer.value, learning_rate=plan.learning_rate.value,
+        warmup_share=plan.warmup_share.value, preset=settings.preset if plan.vocab.source == "preset" else None)
+    return filled.to_json()
+
+
+def max_len_advice(lengths: dict[int, int] | None) -> list[tuple[list[str], max_len_lib.MaxLenChoice]]:
+    """The --max-len `fit` would choose from these training lengths, for each group of models that choose alike
+    (those that read the shard's tokens; a preset counts its own word pieces when `fit` runs)."""
+    groups: dict = {}
+    for spec in zoo.SPECS:
+        if spec.preprocessor == "vocabulary":
+            groups.setdefault(spec.lengths, []).append(spec.name)
+    return [(names, max_len_choice(None, zoo.spec(names[0]), DataFacts(lengths=lengths)))
+            for names in groups.values()]

@@ -1,0 +1,123 @@
+"""The run plan: a pure function of the settings, the spec and the data's facts; recorded and resumed."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from models import run_plan, zoo
+from models.run_dir import RunDir
+from models.training import FitSettings, fit, make_plan
+from conftest import easy_data
+
+LENGTHS = {length: 10 for length in range(1, 101)}   # 1000 reviews, 10 of each length 1..100
+
+
+def plan(model="cnn", facts=run_plan.DataFacts(num_train_examples=100_000, lengths=LENGTHS, vocabulary_size=20_000),
+         **settings):
+    return make_plan(FitSettings(model=model, data=".", out=".", **settings), facts=facts)
+
+
+def test_every_choice_comes_with_its_source_and_reason():
+    chosen = plan()
+    assert (chosen.max_len.max_len, chosen.max_len.source) == (96, "data")   # 90% of 1..100, rounded up to 8s
+    assert (chosen.vocab.vocab_size, chosen.vocab.source) == (zoo.EMBEDDING_VOCAB_SIZE, "model")
+    assert (chosen.batch.value, chosen.batch.source) == (64, "model")
+    assert (chosen.optimizer.value, chosen.learning_rate.value) == ("rmsprop", 1e-3)
+    assert chosen.truncate == "head_tail" and chosen.early_stopping
+    assert chosen.total_steps == -(-100_000 // 64) * 10
+    given = plan(max_len=40, batch_size=16, optimizer="adam", learning_rate=0.01, truncate="head")
+    assert [given.max_len.source, given.batch.source, given.optimizer.source, given.learning_rate.source] == [
+        "option"] * 4
+    assert json.loads(json.dumps(given.to_json()))["batch"] == {"value": 16, "source": "option",
+                                                               "reason": "--batch-size"}
+
+
+def test_a_small_corpus_gets_smaller_batches_and_replicas_multiply_the_global_batch():
+    small = plan(facts=run_plan.DataFacts(num_train_examples=640))
+    assert (small.batch_size, small.batch.source) == (640 // run_plan.MIN_STEPS_PER_EPOCH, "data")
+    two = make_plan(FitSettings(model="linear", data=".", out="."), replicas=2,
+                    facts=run_plan.DataFacts(num_train_examples=100_000))
+    assert (two.batch_size, two.global_batch_size) == (256, 512) and not two.early_stopping
+    assert two.total_steps == -(-100_000 // 512) * 10
+
+
+def test_the_plan_is_the_specs_and_the_same_for_the_same_inputs():
+    for spec in zoo.SPECS:
+        settings = FitSettings(model=spec.name, data=".", out=".", preset="." if spec.needs_preset else None)
+        facts = run_plan.DataFacts(num_train_examples=10**6, lengths=LENGTHS)
+        first, second = make_plan(settings, facts=facts), make_plan(settings, facts=facts)
+        assert first == second
+        assert (first.batch_size, first.optimizer.value, first.learning_rate.value, first.warmup_share.value,
+                first.clipnorm) == (spec.batch_size, spec.optimizer, spec.learning_rate, spec.warmup_share,
+                                    spec.clipnorm)
+
+
+def test_stats_advice_is_fits_choice():
+    for names, choice in run_plan.max_len_advice(LENGTHS):
+        for name in names:
+            assert plan(name).max_len == choice
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return easy_data(tmp_path_factory.mktemp("plan"), 200, 12, test_lines=20, num_shards=1, vocab_size=300)
+
+
+QUICK = dict(epochs=2, steps_per_epoch=2, validation_steps=1, seed=0)
+ROOT = Path(__file__).resolve().parents[1]
+KILLED = dict(epochs=8, steps_per_epoch=2, validation_steps=1, seed=0, patience=100)
+
+
+def interrupted_run(data, out) -> dict:
+    """A `fit` killed after its first epoch (of 8), as a user's is; its config.json."""
+    options = [f"--{key.replace('_', '-')}={value}" for key, value in KILLED.items()]
+    command = [sys.executable, "cli.py", "fit", "--model", "cnn", "--data", str(data), "--out", str(out),
+               "--quiet", *options]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not RunDir(out).history() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert RunDir(out).history() and not RunDir(out).is_complete()
+    return json.loads((out / "config.json").read_text())
+
+
+def test_config_records_the_plan_and_a_new_process_reads_it(data, tmp_path):
+    fit(FitSettings(model="linear", data=data, out=tmp_path / "run", **QUICK), verbose=0)
+    config = RunDir(tmp_path / "run").config()
+    assert config.plan["max_len"]["source"] == "data" and config.plan["batch"]["source"] in ("model", "data")
+    assert config.settings["max_len"] == config.plan["max_len"]["max_len"]
+    assert config.settings["batch_size"] == config.plan["batch"]["value"]
+
+
+def test_a_run_from_before_three_options_resumes_with_what_they_meant_then(data, tmp_path):
+    out = tmp_path / "old"
+    config = interrupted_run(data, out)
+    # Written before --truncate, --vocab-size and --warmup-share: they were head, the whole vocabulary and 0.
+    for key in ("truncate", "vocab_size", "warmup_share"):
+        del config["settings"][key]
+    del config["plan"]
+    (out / "config.json").write_text(json.dumps(config))
+    first = RunDir(out).history()
+    fit(FitSettings(model="cnn", data=data, out=out, **KILLED), verbose=0)
+    rows = RunDir(out).history()
+    assert len(rows) == 8 and rows[:len(first)] == first   # resumed: the finished epochs were not trained again
+    resumed = RunDir(out).config()
+    assert resumed.settings["truncate"] == "head" and resumed.settings["warmup_share"] == 0.0
+    assert resumed.settings["vocab_size"] == json.loads((data / "manifest.json").read_text())["vocabulary"]["size"]
+    assert resumed.plan["vocab"]["source"] == "run"
+
+
+def test_an_option_given_otherwise_than_the_interrupted_runs_is_still_refused(data, tmp_path):
+    from pipeline.errors import ReviewflowError
+
+    out = tmp_path / "run"
+    interrupted_run(data, out)
+    with pytest.raises(ReviewflowError, match=r"other settings \(truncate\)"):
+        fit(FitSettings(model="cnn", data=data, out=out, truncate="tail", **KILLED), verbose=0)
