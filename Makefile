@@ -4,10 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO := demo
-# Two pytest workers on CI's two cores; `make test PYTEST_WORKERS=0` runs in one process.
+# Two pytest workers on CI's two cores, each taking the next test when free (worksteal: the long tests do not
+# pile up on one); `make test PYTEST_WORKERS=0` runs in one process.
 PYTEST_WORKERS ?= 2
 
-.PHONY: install demo test bench bench-shard bench-fit bench-zoo bench-real bench-classes bench-max-len bench-hf-env bench-real-pretrained clean
+.PHONY: install demo test bench bench-shard bench-serve bench-fit bench-zoo bench-real bench-classes bench-max-len bench-hf-env bench-real-pretrained clean
 
 install: $(STAMP)
 
@@ -37,7 +38,7 @@ demo: install
 	@echo "the whole study on one page: $(DEMO)/runs/report.html"
 
 test: install
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) tests
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal tests
 
 bench: bench-shard bench-fit
 
@@ -46,6 +47,10 @@ bench-shard: install
 
 bench-fit: install
 	$(BIN)/python benchmarks/fit_bench.py
+
+# `serve` under load on loopback: batched, unbatched and the in-process ceiling, side by side.
+bench-serve: install
+	$(BIN)/python benchmarks/serve_bench.py
 
 bench-zoo: install
 	$(BIN)/python benchmarks/zoo_bench.py

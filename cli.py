@@ -594,6 +594,44 @@ def data_service(ctx, port, dispatcher, host, work_dir) -> None:
     service_lib.serve(port, dispatcher, host, work_dir, announce=click.echo)
 
 
+@cli.command()
+@click.argument("runs", nargs=-1, required=True, type=RUN_DIR)
+@click.option("--port", type=click.IntRange(1, 65535), default=8501, show_default=True,
+              help="Port to listen on (TF Serving's REST port by default).")
+@click.option("--host", default="localhost", show_default=True,
+              help="The server has NO authentication. localhost: loopback only; 0.0.0.0 (or an address): reachable "
+                   "by anyone on that network. Put a proxy with authentication in front of it for that.")
+@click.option("--name", "names", multiple=True, metavar="NAME",
+              help="The name each run is served under, in the order of RUNS (repeatable). Default: the run "
+                   "directory's name.")
+@click.option("--max-batch-size", type=click.IntRange(min=1), default=128, show_default=True,
+              help="Most reviews scored in one model call; requests that arrive together share it (within the "
+                   "model's own cap: pretrained 128). 1 turns batching off.")
+@click.option("--max-wait-ms", type=click.FloatRange(min=0), default=2.0, show_default=True,
+              help="Longest a request waits for others to join its batch.")
+@click.option("--max-instances", type=click.IntRange(min=1), default=1024, show_default=True,
+              help="Most reviews one request may hold.")
+@click.option("--max-review-bytes", type=click.IntRange(min=1), default=1 << 20, show_default=True,
+              help="Longest review a request may hold, in UTF-8 bytes.")
+@click.option("--max-body-bytes", type=click.IntRange(min=1), default=4 << 20, show_default=True,
+              help="Largest request body; a larger one is answered 413.")
+@click.option("--log-every", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Log one request in this many (1: every request), on stderr.")
+def serve(runs, port, host, names, max_batch_size, max_wait_ms, max_instances, max_review_bytes, max_body_bytes,
+          log_every) -> None:
+    """Serve RUNS over HTTP: TF Serving's REST API (/v1/models/NAME:predict) and KServe V2 (/v2/models/NAME/infer).
+
+    Requests that arrive together are scored as one batch. No authentication: see --host. Stops on Ctrl-C or
+    SIGTERM after the requests in flight are answered.
+    """
+    from models.serving import server
+
+    if names and len(names) != len(runs):
+        raise click.UsageError(f"--name was given {len(names)} times for {len(runs)} runs; give one per run.")
+    server.serve(list(runs), list(names) or None, host, port, max_batch_size, max_wait_ms / 1000, max_instances,
+                 max_review_bytes, max_body_bytes, log_every, announce=click.echo)
+
+
 def main() -> None:
     """The entry point: run the command, then leave without the interpreter's teardown."""
     import atexit
