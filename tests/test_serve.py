@@ -176,13 +176,25 @@ def test_concurrent_clients_each_get_their_own_answer_and_disconnects_harm_no_on
 
 
 def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(runs):
-    served = Served(runs[:1], "--max-wait-ms", "300")   # the request waits 0.3 s for company: SIGTERM meanwhile
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        pending = pool.submit(served.request, "POST", "/v1/models/cnn:predict", {"instances": TEXTS})
-        time.sleep(0.1)
-        code, stderr = served.stop()
-        status, answer = pending.result(timeout=60)
-    assert code == 0 and status == 200 and len(answer["predictions"]) == len(TEXTS)
+    served = Served(runs[:1])
+    body = json.dumps({"instances": TEXTS}).encode()
+    with socket.create_connection(("127.0.0.1", served.port), timeout=60) as sock:
+        # A request half sent when SIGTERM comes: the server waits for the rest and answers it.
+        sock.sendall(b"POST /v1/models/cnn:predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(body) + body[:10])
+        time.sleep(0.5)
+        served.process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        sock.sendall(body[10:])
+        answer = b""
+        while not answer.endswith(b"}"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    _, stderr = served.process.communicate(timeout=60)
+    assert served.process.returncode == 0 and answer.startswith(b"HTTP/1.1 200")
+    assert len(json.loads(answer.split(b"\r\n\r\n", 1)[1])["predictions"]) == len(TEXTS)
     assert "POST /v1/models/cnn:predict 200 4 reviews" in stderr   # the request's log line
 
 

@@ -168,8 +168,10 @@ class Server:
             if request.method != "POST" or verb != "predict" or resource:
                 raise RequestError(404, f"no such resource: {request.method} {request.url.path}; POST "
                                         f"/v1/models/{name}:predict scores reviews.")
-            texts, style = protocols.tf_serving_texts(await read_json(request, self.max_body_bytes), self.limits)
-            return protocols.tf_serving_answer(await self._scores(served, texts), style), len(texts)
+            with served.batcher.expecting():
+                texts, style = protocols.tf_serving_texts(await read_json(request, self.max_body_bytes),
+                                                          self.limits)
+                return protocols.tf_serving_answer(await self._scores(served, texts), style), len(texts)
 
         return await self._answer(request, "tf_serving", name, handle)
 
@@ -193,8 +195,9 @@ class Server:
 
         async def handle():
             served = self.model(name)
-            texts, request_id = protocols.v2_texts(await read_json(request, self.max_body_bytes), self.limits)
-            return protocols.v2_answer(name, await self._scores(served, texts), request_id), len(texts)
+            with served.batcher.expecting():
+                texts, request_id = protocols.v2_texts(await read_json(request, self.max_body_bytes), self.limits)
+                return protocols.v2_answer(name, await self._scores(served, texts), request_id), len(texts)
 
         return await self._answer(request, "v2", name, handle)
 

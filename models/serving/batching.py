@@ -1,7 +1,8 @@
 """Dynamic batching: requests that arrive together are scored as one batch, as TF Serving's batcher does.
 
-A request waits at most `max_wait_s` for others to join it, and a batch holds at most `max_batch_size`
-reviews (a request is never split; one larger than that is scored alone). The model runs in its own
+A request waits at most `max_wait_s` for others to join it, and only while another request for the model is
+on its way in (its body being read): a lone client is scored at once. A batch holds at most
+`max_batch_size` reviews (a request is never split; one larger than that is scored alone). The model runs in its own
 thread, one call at a time, so the event loop keeps accepting requests meanwhile, and while one batch is
 scored the next one gathers. `max_batch_size=1` turns batching off: each request is scored by itself.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import dataclasses
 from typing import Callable
 
@@ -34,6 +36,8 @@ class DynamicBatcher:
         self._score, self.settings, self._on_batch = score, settings, on_batch
         self._queue: asyncio.Queue | None = None
         self._carried: tuple[list[str], asyncio.Future] | None = None  # taken from the queue, not yet batched
+        self._expected = 0   # requests for this model being served (`expecting`)
+        self._submitted = 0  # of them, those waiting in `score`: the rest are still on their way in
         self._task: asyncio.Task | None = None
         self._model_thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
 
@@ -48,10 +52,26 @@ class DynamicBatcher:
             self._task.cancel()
         self._model_thread.shutdown(wait=True)
 
+    @contextlib.contextmanager
+    def expecting(self):
+        """Around the whole of one request (reading its body, then `score`): a batch may wait for it."""
+        self._expected += 1
+        try:
+            yield
+        finally:
+            self._expected -= 1
+
     async def score(self, texts: list[str]) -> np.ndarray:
         future = asyncio.get_running_loop().create_future()
-        await self._queue.put((texts, future))
-        return await future
+        self._submitted += 1
+        try:
+            await self._queue.put((texts, future))
+            return await future
+        finally:
+            self._submitted -= 1
+
+    def _others_arriving(self) -> bool:
+        return self._expected > self._submitted
 
     async def _run(self) -> None:
         while True:
@@ -86,7 +106,7 @@ class DynamicBatcher:
                 item = self._queue.get_nowait()
             except asyncio.QueueEmpty:
                 remaining = deadline - loop.time()
-                if remaining <= 0:
+                if remaining <= 0 or not self._others_arriving():  # nobody else is coming: score now
                     break
                 try:
                     item = await asyncio.wait_for(self._queue.get(), remaining)
