@@ -51,3 +51,22 @@ def easy_data(root, lines: int, mean_words: float, test_lines: int = 200, agreem
     shard_corpus(ShardSettings(train=train, test=test, out=root / "data", num_shards=num_shards,
                                vocab_size=vocab_size))
     return root / "data"
+
+
+def kill_after_first_epoch(command: list[str], run_dir, cwd, limit_s: float = 240) -> list[dict]:
+    """Start `command` (a `cli.py fit`), SIGKILL it as soon as RUN has a history row, as a user's run dies;
+    the rows it left."""
+    import signal
+    import subprocess
+    import time
+
+    from models.run_dir import RunDir
+
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + limit_s  # a bound for a hung child, not a timing under test
+    while not RunDir(run_dir).history() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    return RunDir(run_dir).history()
+

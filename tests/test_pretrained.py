@@ -3,10 +3,8 @@ Hugging Face checkpoint here (CI has no internet and no real checkpoint), fine-t
 """
 
 import json
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import keras
@@ -21,7 +19,7 @@ from models.run_dir import RunDir
 from models.training import FitSettings, fit
 from models.zoo import pretrained
 from pipeline.errors import ReviewflowError
-from conftest import easy_data
+from conftest import easy_data, kill_after_first_epoch
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -199,13 +197,7 @@ def test_a_killed_fine_tuning_resumes_after_its_last_epoch(short_data, keras_hub
     run = tmp_path / "bert"
     command = [sys.executable, "cli.py", "fit", "--model", "pretrained", "--preset", str(keras_hub_preset),
                "--data", str(short_data), "--out", str(run), "--epochs", "3", "--quiet", *QUICK]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 240
-    while not RunDir(run).history() and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.2)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    first = RunDir(run).history()
+    first = kill_after_first_epoch(command, run, ROOT)
     assert len(first) in (1, 2) and not RunDir(run).is_complete()
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -1,10 +1,7 @@
 """The run plan: a pure function of the settings, the spec and the data's facts; recorded and resumed."""
 
 import json
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +9,7 @@ import pytest
 from models import run_plan, zoo
 from models.run_dir import RunDir
 from models.training import FitSettings, fit, make_plan
-from conftest import easy_data
+from conftest import easy_data, kill_after_first_epoch
 
 LENGTHS = {length: 10 for length in range(1, 101)}   # 1000 reviews, 10 of each length 1..100
 
@@ -78,13 +75,7 @@ def interrupted_run(data, out) -> dict:
     options = [f"--{key.replace('_', '-')}={value}" for key, value in KILLED.items()]
     command = [sys.executable, "cli.py", "fit", "--model", "cnn", "--data", str(data), "--out", str(out),
                "--quiet", *options]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while not RunDir(out).history() and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert RunDir(out).history() and not RunDir(out).is_complete()
+    assert kill_after_first_epoch(command, out, ROOT) and not RunDir(out).is_complete()
     return json.loads((out / "config.json").read_text())
 
 

@@ -36,7 +36,7 @@ class Served:
         self.process = subprocess.Popen([sys.executable, "cli.py", "serve", *map(str, runs), "--port", str(self.port),
                                          *options], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                         text=True)
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 180  # a bound for a server that never starts, not a timing under test
         while time.monotonic() < deadline and self.process.poll() is None:
             try:
                 if self.request("GET", "/v2/health/ready")[0] == 200:
@@ -175,16 +175,40 @@ def test_concurrent_clients_each_get_their_own_answer_and_disconnects_harm_no_on
     assert "reviewflow_batch_size_bucket" in metrics and "reviewflow_request_seconds_bucket" in metrics
 
 
+def in_progress(served) -> float:
+    metrics = served.request("GET", "/metrics")[1]
+    line = next(line for line in metrics.splitlines()
+                if line.startswith('reviewflow_requests_in_progress{protocol="tf_serving"}'))
+    return float(line.split()[-1])
+
+
+def listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        return True
+    except OSError:
+        return False
+
+
+def wait_until(condition, limit_s: float = 60) -> None:
+    """Poll until `condition()` holds; the limit bounds a hung server, it is no timing under test."""
+    deadline = time.monotonic() + limit_s
+    while not condition():
+        assert time.monotonic() < deadline, f"{condition} never held"
+        time.sleep(0.02)
+
+
 def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(runs):
     served = Served(runs[:1])
     body = json.dumps({"instances": TEXTS}).encode()
+    served.request("POST", "/v1/models/cnn:predict", {"instances": ["first"]})  # so the gauge's row exists
     with socket.create_connection(("127.0.0.1", served.port), timeout=60) as sock:
         # A request half sent when SIGTERM comes: the server waits for the rest and answers it.
         sock.sendall(b"POST /v1/models/cnn:predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                      b"Content-Length: %d\r\n\r\n" % len(body) + body[:10])
-        time.sleep(0.5)
+        wait_until(lambda: in_progress(served) == 1)       # the server holds it, waiting for its body
         served.process.send_signal(signal.SIGTERM)
-        time.sleep(0.5)
+        wait_until(lambda: not listening(served.port))    # shutting down: no new connection is taken
         sock.sendall(body[10:])
         answer = b""
         while not answer.endswith(b"}"):

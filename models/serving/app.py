@@ -77,6 +77,9 @@ class Metrics:
         self.latency = prometheus_client.Histogram(
             "reviewflow_request_seconds", "Seconds from a request's arrival to its answer", ["protocol", "model"],
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=self.registry)
+        self.in_progress = prometheus_client.Gauge(
+            "reviewflow_requests_in_progress", "Requests received and not yet answered", ["protocol"],
+            registry=self.registry)
         self.reviews = prometheus_client.Counter(
             "reviewflow_reviews_scored", "Reviews scored", ["model"], registry=self.registry)
         self.batch_size = prometheus_client.Histogram(
@@ -129,6 +132,7 @@ class Server:
     async def _answer(self, request: Request, protocol: str, name: str, handle) -> Response:
         """Run one request's `handle`, answering its errors in the protocol's shape; log and count it."""
         started, status, count = time.perf_counter(), 200, 0
+        self.metrics.in_progress.labels(protocol).inc()
         try:
             body, count = await handle()
             return JSONResponse(body)
@@ -143,6 +147,7 @@ class Server:
             log.exception("serve: %s %s failed", request.method, request.url.path)
             return JSONResponse({"error": f"the model failed: {type(exc).__name__}: {exc}"[:500]}, status_code=500)
         finally:
+            self.metrics.in_progress.labels(protocol).dec()
             seconds = time.perf_counter() - started
             known = name if name in self.models else "unknown"
             self.metrics.requests.labels(protocol, known, str(status)).inc()
