@@ -25,20 +25,15 @@ MODEL_NAMES = list(zoo.MODELS)
 
 def lengths_help() -> str:
     """--max-len's defaults, from the specs: "cnn, rnn, ... 90% of reviews whole, up to 512; ..."."""
-    groups: dict = {}
-    for spec in zoo.SPECS:
-        groups.setdefault(spec.lengths, []).append(spec.name)
+    groups = zoo.grouped("lengths")
     return "; ".join(f"{', '.join(names)} take{'s' * (len(names) == 1)} {policy.coverage:.0%} of reviews whole, "
                      f"up to {policy.cap}" for policy, names in groups.items())
 
 
 def vocab_help() -> str:
     """--vocab-size's defaults, from the specs."""
-    shard_models = [spec for spec in zoo.SPECS if not spec.needs_preset]
     described = {None: f"all of it (shard keeps {text_settings.SHARD_VOCAB_SIZE} by default)"}
-    groups: dict = {}
-    for spec in shard_models:
-        groups.setdefault(spec.vocab_size, []).append(spec.name)
+    groups = zoo.grouped("vocab_size", [spec for spec in zoo.SPECS if not spec.needs_preset])
     parts = [f"{', '.join(names)} {described.get(size, size)}" for size, names in groups.items()]
     presets = [spec.name for spec in zoo.SPECS if spec.needs_preset]
     return "; ".join(parts + [f"{', '.join(presets)} its checkpoint's own"] * bool(presets))

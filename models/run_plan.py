@@ -107,12 +107,16 @@ def given_or(value, default, option: str) -> Choice:
     return Choice(value, "option", option) if value is not None else Choice(default, "model", "the model's")
 
 
+# The plan's `Choice` fields and the FitSettings field each is the choice of.
+CHOICE_SETTINGS = {"batch": "batch_size", "optimizer": "optimizer", "learning_rate": "learning_rate",
+                   "warmup_share": "warmup_share"}
+
+
 def from_interrupted_run(plan: "RunPlan", names: frozenset) -> "RunPlan":
     """The plan with the choices named in `names` marked as the interrupted run's (a resume takes them)."""
     reason = "the interrupted run's"
-    changes = {name: Choice(getattr(plan, name).value, "run", reason)
-               for name in ("batch", "optimizer", "learning_rate", "warmup_share")
-               if {"batch": "batch_size"}.get(name, name) in names}
+    changes = {choice: Choice(getattr(plan, choice).value, "run", reason)
+               for choice, setting in CHOICE_SETTINGS.items() if setting in names}
     if "max_len" in names:
         changes["max_len"] = max_len_lib.MaxLenChoice(plan.max_len.max_len, "run", reason, plan.max_len.covered)
     if "vocab_size" in names:
@@ -168,9 +172,6 @@ def settings_record(settings, plan: RunPlan) -> dict:
 def max_len_advice(lengths: dict[int, int] | None) -> list[tuple[list[str], max_len_lib.MaxLenChoice]]:
     """The --max-len `fit` would choose from these training lengths, for each group of models that choose alike
     (those that read the shard's tokens; a preset counts its own word pieces when `fit` runs)."""
-    groups: dict = {}
-    for spec in zoo.SPECS:
-        if spec.preprocessor == "vocabulary":
-            groups.setdefault(spec.lengths, []).append(spec.name)
+    groups = zoo.grouped("lengths", [spec for spec in zoo.SPECS if spec.preprocessor == "vocabulary"])
     return [(names, max_len_choice(None, zoo.spec(names[0]), DataFacts(lengths=lengths)))
             for names in groups.values()]

@@ -249,14 +249,15 @@ def fit(settings: FitSettings, verbose: int | str = "auto", log=print, data: Dat
 
 def _fit_run(settings: FitSettings, data: DataDir, verbose, log) -> FitResult:
     run = RunDir(settings.out)
+    earlier = earlier_defaults(data)
     recorded = None if settings.overwrite else run.interrupted_settings()
-    settings, from_run = resume_settings(settings, recorded and {**earlier_defaults(data), **recorded})
+    settings, from_run = resume_settings(settings, recorded and {**earlier, **recorded})
     strategy = choose_strategy(settings.strategy)
     plan = make_plan(settings, data, strategy.num_replicas_in_sync, from_run=from_run)
     settings, vectors = word_vectors.with_vectors(settings, data, plan.vocab.vocab_size)
     if settings.strategy == "multi-worker":
         multi_worker.check_enough_shards(data, multi_worker.cluster_task()[2])
-    resuming = run.prepare(run_plan.settings_record(settings, plan), settings.overwrite, earlier_defaults(data))
+    resuming = run.prepare(run_plan.settings_record(settings, plan), settings.overwrite, earlier)
     if settings.seed is not None:
         keras.utils.set_random_seed(settings.seed)
     previous_policy = keras.mixed_precision.global_policy()

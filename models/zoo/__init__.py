@@ -85,13 +85,18 @@ def build(name: str, vocab_size: int, max_len: int, **hyperparameters):
                               f"{str(exc).splitlines()[0][:300]}") from exc
 
 
+def grouped(field: str, specs=SPECS) -> dict:
+    """The specs' names by their value of `field`, in registry order: {value: [name, ...]}."""
+    by_value: dict = {}
+    for model in specs:
+        by_value.setdefault(getattr(model, field), []).append(model.name)
+    return by_value
+
+
 def defaults_text(field: str, show=str) -> str:
     """`--help`'s account of one spec field over the registry: the most common value, then the others by model,
     e.g. "64; ngram_bag and linear 256; pretrained 32"."""
-    by_value: dict = {}
-    for model in SPECS:
-        by_value.setdefault(getattr(model, field), []).append(model.name)
-    ordered = sorted(by_value.items(), key=lambda item: -len(item[1]))
+    ordered = sorted(grouped(field).items(), key=lambda item: -len(item[1]))
     common = show(ordered[0][0])
     others = [f"{' and '.join(names) if len(names) < 3 else ', '.join(names)} {show(value)}"
               for value, names in ordered[1:]]
