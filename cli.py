@@ -299,6 +299,10 @@ TRAINING_OPTIONS = [
                       f"linearly to 0. Default: the model's ({zoo.defaults_text('warmup_share', '{:g}'.format)})."),
     click.option("--param", "hparams", multiple=True, callback=parse_hparams,
                  help="Builder argument KEY=VALUE, e.g. --param units=64 (repeatable)."),
+    click.option("--calibrate/--no-calibrate", default=True, show_default=True,
+                 help="Fit a temperature on the validation split after training, so that probabilities mean "
+                      "what they say (temperature scaling; no prediction changes class). It is part of "
+                      "model.keras; config.json records it with the validation ECE before and after."),
     click.option("--overwrite", is_flag=True,
                  help="Delete a complete or interrupted run in --out and train anew: only what reviewflow wrote "
                       "there, after every input is checked; a directory holding anything else is refused."),
@@ -412,7 +416,17 @@ def evaluate(run, data, split, batch_size, errors) -> None:
                    "per line, with every class's probability for N classes.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Reviews per prediction batch. Default: 1024 (pretrained 128, transformer 256: attention's memory).")
-def predict(run, texts, file_path, input_format, text_field, output_format, batch_size) -> None:
+@click.option("--explain", is_flag=True,
+              help="Also say which words made each prediction: tsv adds the top words for and against the label; "
+                   "jsonl adds every word with its characters in the review and its weight. Exact for linear and "
+                   "ngram_bag; integrated gradients for the others (one review at a time: slower).")
+@click.option("--explain-class", default=None, metavar="CLASS",
+              help="With --explain: explain this class (a name or label of the run's classes), not the predicted one.")
+@click.option("--steps", "explain_steps", type=click.IntRange(min=1), default=None,
+              help="With --explain: integrated gradients' steps. Default: 50, as Captum's (more: a smaller "
+                   "completeness error, which jsonl reports with each explanation).")
+def predict(run, texts, file_path, input_format, text_field, output_format, batch_size, explain, explain_class,
+            explain_steps) -> None:
     """Score reviews given as TEXTS, in --file, or on standard input: one line out per review in."""
     import collections
     import json
@@ -421,25 +435,64 @@ def predict(run, texts, file_path, input_format, text_field, output_format, batc
 
     if texts and file_path:
         raise click.UsageError("give reviews as arguments or with --file, not both")
+    if explain_class is not None and not explain:
+        raise click.UsageError("--explain-class needs --explain")
     inputs = texts or (texts_of_file(file_path, input_format, text_field) if file_path else
                        (line.rstrip("\r\n") for line in sys.stdin))
     rejected = collections.Counter()
+    if explain:
+        from models.explain import Explainer
+
+        explainer = Explainer.for_run(run, explain_steps)
+        inputs = list(inputs) if texts else inputs
+        for item, prediction in zip_predictions(inputs, predict_texts, run, batch_size):
+            if prediction.rejected is not None:
+                rejected[prediction.rejected] += 1
+                click.echo(json.dumps({"rejected": prediction.rejected}) if output_format == "jsonl"
+                           else f"rejected:{prediction.rejected}\tnan")
+                continue
+            explanation = explainer.explain(item, explain_class)
+            if output_format == "jsonl":
+                click.echo(json.dumps({**prediction_json(prediction), "explanation": explanation.to_json()}))
+            else:
+                click.echo(f"{prediction_tsv(prediction)}\t{explanation.summary()}")
+        warn_rejected(rejected, file_path)
+        return
     for prediction in predict_texts(run, inputs, batch_size):
         if prediction.rejected is not None:  # a record of --file that could not be read: its line says why
             rejected[prediction.rejected] += 1
             click.echo(json.dumps({"rejected": prediction.rejected}) if output_format == "jsonl"
                        else f"rejected:{prediction.rejected}\tnan")
-        elif prediction.probabilities is not None:  # N classes
-            if output_format == "jsonl":
-                click.echo(json.dumps({"label": prediction.label, "probability": round(prediction.probability, 6),
-                                       "probabilities": {label: round(p, 6)
-                                                         for label, p in prediction.probabilities.items()}}))
-            else:
-                click.echo(f"{prediction.label}\t{prediction.probability:.6f}")
         elif output_format == "jsonl":
-            click.echo(json.dumps({"label": prediction.label, "p_positive": round(prediction.p_positive, 6)}))
+            click.echo(json.dumps(prediction_json(prediction)))
         else:
-            click.echo(f"{prediction.label}\t{prediction.p_positive:.6f}")
+            click.echo(prediction_tsv(prediction))
+    warn_rejected(rejected, file_path)
+
+
+def zip_predictions(inputs, predict_texts, run, batch_size):
+    """(review, its prediction) pairs, in order, with the reviews read once (a file is streamed)."""
+    import itertools
+
+    mine, theirs = itertools.tee(inputs)
+    return zip(mine, predict_texts(run, theirs, batch_size))
+
+
+def prediction_json(prediction) -> dict:
+    """`predict --format jsonl`'s object: the label, and P(positive) or (N classes) every class's probability."""
+    if prediction.probabilities is None:
+        return {"label": prediction.label, "p_positive": round(prediction.p_positive, 6)}
+    return {"label": prediction.label, "probability": round(prediction.probability, 6),
+            "probabilities": {label: round(p, 6) for label, p in prediction.probabilities.items()}}
+
+
+def prediction_tsv(prediction) -> str:
+    """`predict`'s line: label<TAB>P(positive), or (N classes) the label's probability."""
+    score = prediction.p_positive if prediction.probabilities is None else prediction.probability
+    return f"{prediction.label}\t{score:.6f}"
+
+
+def warn_rejected(rejected, file_path) -> None:
     if rejected:
         reasons = ", ".join(f"{reason} {count:,}" for reason, count in sorted(rejected.items()))
         click.echo(f"warning: {sum(rejected.values()):,} record(s) of {file_path} could not be read ({reasons}); "
@@ -500,12 +553,15 @@ def study(out, model_list, tune_first, tuner, max_trials, max_epochs, with_repor
 @click.option("--out", type=DIRECTORY, required=True, help="Directory for report.html (and the comparison files).")
 @click.option("--errors", type=click.IntRange(min=0), default=20, show_default=True,
               help="Most confident mistakes shown per run and kind (of those `evaluate` kept).")
-def report(runs, data, out, errors) -> None:
+@click.option("--explain", "explained", type=click.IntRange(min=0), default=10, show_default=True,
+              help="Mistakes per run whose words are shaded by their part in the prediction (predict --explain's "
+                   "attributions); each costs a fraction of a second, the page says how long. 0: none.")
+def report(runs, data, out, errors, explained) -> None:
     """One self-contained HTML page of RUNS: data, comparison, curves, ROC, calibration, length, mistakes."""
     from models.report import write_report
     from pipeline.data_dir import DataDir
 
-    path = write_report(list(runs), out, DataDir.open(data) if data else None, errors)
+    path = write_report(list(runs), out, DataDir.open(data) if data else None, errors, explained=explained)
     click.echo(f"-> {path}")
 
 

@@ -158,7 +158,8 @@ def evaluate(run_dir: Path, data: DataDir, split: str = "test", batch_size: int 
         measured = {**compute_class_metrics(labels, scores, names),
                     "calibration": diagnostics.top_label_calibration(labels, scores),
                     "f1_threshold": None, "roc_curve": None}
-    result = {**measured, "split": split, "data_dir": str(data.path), "data_manifest_sha256": data.manifest_sha256,
+    temperature = (config.calibration or {}).get("temperature")  # None: not calibrated
+    result = {**measured, "temperature": temperature, "split": split, "data_dir": str(data.path), "data_manifest_sha256": data.manifest_sha256,
               "max_len": max_len, "by_length": diagnostics.by_length(labels, scores, scored.lengths, max_len)}
     write_plots(run, result, config.model)
     run.write_errors(mistakes.records())
@@ -191,8 +192,13 @@ def class_summary_lines(metrics: dict) -> list[str]:
               for name, row in zip(metrics["classes"], metrics["confusion_matrix"])]
     calibration = metrics["calibration"]
     lines.append(f"{'brier':>12}: {calibration['brier']:.4f}   top-label ECE ({calibration['bins']} bins): "
-                 f"{calibration['ece']:.4f}")
+                 f"{calibration['ece']:.4f}{temperature_note(metrics)}")
     return lines
+
+
+def temperature_note(metrics: dict) -> str:
+    temperature = metrics.get("temperature")
+    return "   (uncalibrated)" if temperature is None else f"   (calibrated: temperature {temperature:.3f})"
 
 
 def summary_lines(metrics: dict) -> list[str]:
@@ -206,7 +212,7 @@ def summary_lines(metrics: dict) -> list[str]:
                  f"{metrics['split']} examples)")
     calibration = metrics["calibration"]
     lines.append(f"{'brier':>10}: {calibration['brier']:.4f}   ECE ({calibration['bins']} bins): "
-                 f"{calibration['ece']:.4f}")
+                 f"{calibration['ece']:.4f}{temperature_note(metrics)}")
     if metrics["f1_threshold"] is not None:
         chosen = metrics["f1_threshold"]
         lines.append(f"{'threshold':>10}: {chosen['value']:.3f} (best F1 on validation): accuracy "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import time
 from pathlib import Path
 
 import jinja2
@@ -24,6 +25,7 @@ ROC_ALL_PNG = "roc_all.png"
 COMPARISON_PNG = "comparison.png"
 RUN_FIGURES = ((CURVES_PNG, "training curves"), (CONFUSION_PNG, "confusion matrix"),
                (RELIABILITY_PNG, "reliability diagram"), (LENGTH_PNG, "accuracy by length"))
+DEFAULT_EXPLAINED = 10  # mistakes of each run shaded by attribution: bounds what `report` adds (README: cost)
 SETTINGS_SHOWN = ("epochs", "batch_size", "max_len", "truncate", "optimizer", "learning_rate", "hparams", "embeddings", "seed")
 
 
@@ -63,8 +65,9 @@ def describe_data(data: DataDir) -> dict:
     }
 
 
-def describe_run(run: RunDir, errors_shown: int) -> dict:
-    """One run's section: its settings, figures, metrics, accuracy by length and its worst mistakes."""
+def describe_run(run: RunDir, errors_shown: int, explained: int = DEFAULT_EXPLAINED) -> dict:
+    """One run's section: its settings, figures, metrics, accuracy by length and its worst mistakes, the first
+    `explained` of them with their words shaded by attribution."""
     config = run.config() if run.has_config() else None
     metrics = run.metrics()
     settings = {key: config.settings.get(key) for key in SETTINGS_SHOWN} if config else {}
@@ -72,9 +75,28 @@ def describe_run(run: RunDir, errors_shown: int) -> dict:
     shown = ([e for e in mistakes if e["kind"] == "false_positive"][:errors_shown]
              + [e for e in mistakes if e["kind"] == "false_negative"][:errors_shown]
              + [e for e in mistakes if e["kind"] == "mistake"][:errors_shown])  # N classes
+    shading = explain_mistakes(run, shown, explained) if shown and explained and run.is_complete() else None
     return {"model": config.model if config else run.name, "path": str(run.path), "settings": settings,
-            "metrics": metrics, "by_length": (metrics or {}).get("by_length"), "errors": shown,
+            "calibration": config.calibration if config else None, "metrics": metrics,
+            "by_length": (metrics or {}).get("by_length"), "errors": shown, "shading": shading,
             "figures": [figure for name, alt in RUN_FIGURES if (figure := _figure(run / name, f"{run.name}: {alt}"))]}
+
+
+def explain_mistakes(run: RunDir, shown: list[dict], explained: int) -> dict:
+    """Shade the first `explained` mistakes' words by their part in the (wrong) predicted label, in place
+    (`error["pieces"]`, or `error["words"]` where the words' places are unknown); what it cost."""
+    from models import explain
+
+    started = time.perf_counter()
+    explainer = explain.Explainer.for_run(run.path)
+    for error in shown[:explained]:
+        explanation = explainer.explain(error["text"])
+        error["pieces"] = explain.shaded(error["text"], explanation)
+        if error["pieces"] is None:
+            error["words"] = explanation.summary()
+    method = ("exact: weight times feature" if explainer.exact is not None else
+              f"integrated gradients, {explainer.steps} steps")
+    return {"count": min(explained, len(shown)), "method": method, "seconds": time.perf_counter() - started}
 
 
 def overview_figures(rows: list[dict], runs: list[RunDir], out_dir: Path) -> list[dict]:
@@ -92,7 +114,8 @@ def overview_figures(rows: list[dict], runs: list[RunDir], out_dir: Path) -> lis
 
 
 def write_report(run_dirs: list[Path], out_dir: Path, data: DataDir | None = None, errors_shown: int = 20,
-                 title: str | None = None, rows: list[dict] | None = None) -> Path:
+                 title: str | None = None, rows: list[dict] | None = None,
+                 explained: int = DEFAULT_EXPLAINED) -> Path:
     """Write OUT/report.html (and its two overview charts beside it); returns its path.
 
     `rows` are the comparison's (a study passes its own, which hold each failure's error).
@@ -106,7 +129,7 @@ def write_report(run_dirs: list[Path], out_dir: Path, data: DataDir | None = Non
         data=describe_data(data) if data is not None else None,
         columns=[column for column in comparison.COLUMNS if column != "run"], rows=rows, cell=comparison.cell,
         overview_figures=overview_figures(rows, runs, out_dir),
-        runs=[describe_run(run, errors_shown) for run in runs])
+        runs=[describe_run(run, errors_shown, explained) for run in runs])
     path = out_dir / REPORT_FILE
     atomic.write_text(path, page)
     return path

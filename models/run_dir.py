@@ -72,6 +72,7 @@ class RunConfig:
     preset: dict | None = None          # the pretrained checkpoint: path, format, architecture, weights' sha256
     classes: dict | None = None         # names (output order), positive (two classes), label_prefix; None: older runs
     plan: dict | None = None            # every choice of the run with its reason (models/run_plan.py); None: older
+    calibration: dict | None = None     # the temperature and validation ECE before/after (models/calibration.py)
 
     @classmethod
     def from_json(cls, obj: dict) -> "RunConfig":

@@ -12,9 +12,10 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from models import callbacks as callbacks_lib, multi_worker, run_plan, saving, word_vectors, zoo
+from models import calibration, callbacks as callbacks_lib, multi_worker, run_plan, saving, word_vectors, zoo
 from models.run_plan import RunPlan
 from models.zoo import optimizers, preprocessors
+from models.zoo.layers import Temperature
 from models.zoo.spec import OPTIMIZERS
 from models.run_dir import BACKUP_DIR, BEST_CHECKPOINT, CACHE_DIR, CURVES_PNG, LOGS_DIR, MODEL_FILE, RunConfig, RunDir
 from pipeline import data_service, dataset, plots, text
@@ -64,6 +65,7 @@ class FitSettings:
     freeze_embeddings: bool = False       # keep the pretrained vectors as they are
     preset: Path | None = None            # the pretrained model's checkpoint directory (KerasHub or Hugging Face)
     warmup_share: float | None = None     # of all steps, a linear learning-rate warm-up; None: the model's (0 or 0.1)
+    calibrate: bool = True                # fit a temperature on the validation split (models/calibration.py)
     overwrite: bool = False
 
     def __post_init__(self):
@@ -193,10 +195,15 @@ def build_and_compile(plan: RunPlan, settings: FitSettings, vocab_size: int,
     return model
 
 
-def end_to_end(vectorizer: keras.layers.TextVectorization, model: keras.Model) -> keras.Model:
-    """Raw strings (batch,) -> P(positive) (batch, 1), or (batch, N) class probabilities: vectorizer and model."""
+def end_to_end(vectorizer: keras.layers.TextVectorization, model: keras.Model,
+               temperature: float | None = None) -> keras.Model:
+    """Raw strings (batch,) -> P(positive) (batch, 1), or (batch, N) class probabilities: vectorizer and model,
+    then, if given, the calibration's temperature."""
     texts = keras.Input(shape=(), dtype="string", name="text")
-    return keras.Model(texts, model(vectorizer(texts)), name=f"{model.name}_end_to_end")
+    probabilities = model(vectorizer(texts))
+    if temperature is not None:
+        probabilities = Temperature(temperature, name="temperature")(probabilities)
+    return keras.Model(texts, probabilities, name=f"{model.name}_end_to_end")
 
 
 def describe_devices(model: keras.Model) -> str:
@@ -321,7 +328,7 @@ def _fit(plan: RunPlan, settings: FitSettings, data: DataDir, vectors: Pretraine
     callbacks = make_callbacks(plan, settings, data, run, resuming)
     train_model(plan, settings, data, model, strategy, train, validation, callbacks, verbose)
     shutil.rmtree(cache_dir, ignore_errors=True)  # it can be large; a later run rebuilds it
-    result = finish_run(settings, run, vectorizer, model)
+    result = finish_run(settings, run, vectorizer, model, plan, data, log if verbose else None)
     if verbose:
         log(f"trained {result.epochs_run} epochs in {time.perf_counter() - started:.1f} s; best validation "
             f"accuracy {result.best_val_accuracy:.4f} (epoch {result.best_epoch}); model: {run / MODEL_FILE}")
@@ -408,15 +415,32 @@ def inference_copy(model: keras.Model) -> keras.Model:
     return copy
 
 
-def finish_run(settings: FitSettings, run: RunDir, vectorizer, model: keras.Model) -> FitResult:
-    """The best epoch's weights, curves, the export and, last, `model.keras`, which marks the run complete."""
+def calibrate(plan: RunPlan, data: DataDir, vectorizer, model: keras.Model) -> calibration.Calibration:
+    """The temperature for `model` (the trained token-id model), fitted on the validation split."""
+    batches = dataset.make_dataset(data, "validation", plan.global_batch_size, plan.max_len.max_len,
+                                   vectorizer=vectorizer)
+    return calibration.fit_temperature(*calibration.validation_scores(model, batches))
+
+
+def finish_run(settings: FitSettings, run: RunDir, vectorizer, model: keras.Model, plan: RunPlan, data: DataDir,
+               log=None) -> FitResult:
+    """The best epoch's weights, curves, the calibration, the export and, last, `model.keras`, which marks the
+    run complete."""
     rows = run.history()
     if not rows:
         raise ReviewflowError("training stopped before completing an epoch (NaN loss?); nothing was saved.")
     if (run / BEST_CHECKPOINT).exists():  # the best epoch of the whole run, across resumes
         model.set_weights(keras.saving.load_model(run / BEST_CHECKPOINT).get_weights())
     plots.plot_curves(rows, run / CURVES_PNG, settings.model)
-    complete_model = end_to_end(vectorizer, inference_copy(model))
+    trained = inference_copy(model)  # a local copy: its predictions need no strategy, on any worker
+    temperature = None
+    if settings.calibrate:
+        fitted = calibrate(plan, data, vectorizer, trained)
+        run.write_config(dataclasses.replace(run.config(), calibration=fitted.to_json()))
+        temperature = fitted.temperature
+        if log:
+            log(fitted.line())
+    complete_model = end_to_end(vectorizer, trained, temperature)
     run.export_serving(complete_model)
     run.save_model(complete_model)  # last: marks the run complete
     best = kept_epoch(settings.model, rows)

@@ -95,15 +95,25 @@ def plot_confusion(matrix, path: Path, title: str, class_names: list[str] | None
     save_figure(figure, path)
 
 
-def plot_bars(names: list[str], values: list[float], path: Path, ylabel: str, title: str) -> None:
-    figure, axis = plt.subplots(figsize=(max(5, 1.1 * len(names)), 4))
-    bars = axis.bar(names, values, color="tab:blue")
-    axis.bar_label(bars, fmt="%.4f")
+def bars_figure(names: list[str], values: list[float], xlabel: str, title: str):
+    """One horizontal bar per name, its value written at its end: names of any length and number stay readable
+    (side by side, long run names ran into each other: `transformerngram_bag`)."""
+    height = 1.0 + 0.45 * max(len(names), 1)
+    width = 6.0 + 0.07 * max((len(name) for name in names), default=0)
+    figure, axis = plt.subplots(figsize=(width, height))
+    positions = list(range(len(names)))[::-1]  # the first name on top, as in the table
+    bars = axis.barh(positions, values, color="tab:blue")
+    axis.set_yticks(positions, labels=names)
+    axis.bar_label(bars, fmt="%.4f", padding=3)
     low = min(values) if values else 0
-    axis.set_ylim(max(0, low - 0.05), 1.0)
-    axis.set_ylabel(ylabel)
+    axis.set_xlim(max(0, low - 0.05), 1.04)  # room at the right for the last bar's value
+    axis.set_xlabel(xlabel)
     axis.set_title(title)
-    save_figure(figure, path)
+    return figure
+
+
+def plot_bars(names: list[str], values: list[float], path: Path, xlabel: str, title: str) -> None:
+    save_figure(bars_figure(names, values, xlabel, title), path)
 
 
 def plot_length_histograms(lengths: dict[str, dict[int, int]], marker: int, path: Path) -> None:

@@ -6,6 +6,8 @@ command that tokenizes all call these functions, so they cannot disagree.
 
 from __future__ import annotations
 
+import unicodedata
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -106,3 +108,44 @@ class TruncatingVectorization(keras.layers.TextVectorization):
 
     def get_config(self):
         return {**super().get_config(), "max_len": self.max_len, "truncate": self.truncate}
+
+
+def _is_word_character(character: str) -> bool:
+    """What NON_WORD_PATTERN keeps: letters, digits and combining marks (\\pL, \\pN, \\pM)."""
+    return unicodedata.category(character)[0] in "LNM"
+
+
+def word_runs(review: str) -> list[tuple[int, int]]:
+    """The (start, end) characters of each run of word characters in `review`: where its tokens come from."""
+    runs, start = [], None
+    for index, character in enumerate(review):
+        if _is_word_character(character):
+            start = index if start is None else start
+        elif start is not None:
+            runs.append((start, index))
+            start = None
+    if start is not None:
+        runs.append((start, len(review)))
+    return runs
+
+
+def token_spans(review: str) -> list[tuple[int, int]] | None:
+    """The characters of `review` that each of its tokens (as `tokenize` makes them) came from, in order.
+
+    None where the review's tokens do not follow its runs of word characters: NFKC makes letters of a few
+    symbols (™ -> tm), which then join a word; a page can still show the tokens, without their places.
+    """
+    runs = word_runs(review)
+    tokens = tokenize(tf.constant([review, *(review[start:end] for start, end in runs)]))
+    whole, per_run = tokens[0].numpy().tolist(), tokens[1:].to_list()
+    if [token for run_tokens in per_run for token in run_tokens] != whole:
+        return None
+    return [span for span, run_tokens in zip(runs, per_run) for _ in run_tokens]
+
+
+def kept_positions(num_tokens: int, max_len: int, truncate: str) -> list[int]:
+    """Which of a review's `num_tokens` tokens the vectorizer keeps, in order (`head_and_tail`'s rule)."""
+    if num_tokens <= max_len:
+        return list(range(num_tokens))
+    head = int(max_len * HEAD_SHARE[truncate])
+    return list(range(head)) + list(range(num_tokens - (max_len - head), num_tokens))

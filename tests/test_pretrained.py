@@ -130,6 +130,12 @@ def test_a_keras_hub_preset_fine_tunes_learns_and_its_run_works_in_new_processes
     lines = cli_run("predict", run, "great excellent love", "awful terrible waste", "--format", "jsonl").stdout
     good, bad = (json.loads(line)["p_positive"] for line in lines.splitlines())
     assert good > bad
+    review = next(line.split(" ", 1)[1] for line in (short_data.parent / "test.ft.txt").read_text().splitlines())
+    explained = json.loads(cli_run("predict", run, "--explain", "--format", "jsonl", review).stdout)["explanation"]
+    assert explained["method"] == "integrated_gradients"
+    assert explained["completeness_error"] <= 0.05 * max(1.0, abs(explained["logit"] - explained["reference"]))
+    assert [token["text"] for token in explained["tokens"]] == [review[token["start"]:token["end"]]
+                                                                for token in explained["tokens"]]
     embedded = cli_run("embed", run, "great movie").stdout
     assert "[token_embedding] 16 dimensions" in embedded and "'great'" in embedded  # the preset's word pieces
     assert "pretrained" in cli_run("compare", run).stdout
@@ -290,3 +296,21 @@ def test_the_chosen_length_is_counted_in_the_checkpoints_word_pieces(short_data,
     plan = training.make_plan(settings, data, facts=facts)
     assert plan.max_len.source == "data" and "word pieces" in plan.max_len.reason
     assert plan.vocab.source == "preset" and plan.optimizer.value == "adamw"
+
+
+def test_word_pieces_are_merged_back_into_the_words_of_the_review():
+    from models.explain import PieceWords
+
+    tokenizer = keras_hub.models.BertTokenizer(vocabulary=SPECIAL + ["great", "movie", "##s", "love"], lowercase=True)
+    vectorizer = pretrained.PresetPreprocessor(
+        keras_hub.models.BertTextClassifierPreprocessor(tokenizer, sequence_length=12), 12)
+    review = "Great movies, love!"
+    inputs = vectorizer(tf.constant([review]))
+    words = PieceWords(vectorizer).weigh(review, inputs, np.arange(12.0))  # position i weighs i ([CLS] is 0)
+    assert [(word.text, word.start, word.end) for word in words] == [
+        ("Great", 0, 5), ("movies", 6, 12), (",", 12, 13), ("love", 14, 18), ("!", 18, 19)]
+    assert [word.weight for word in words] == [1.0, 2.0 + 3.0, 4.0, 5.0, 6.0]  # "movie" + "##s"
+    baseline = PieceWords(vectorizer).baseline_ids(inputs["token_ids"]).numpy()[0]
+    ids = inputs["token_ids"].numpy()[0]
+    assert baseline[0] == ids[0] and baseline[7] == ids[7]  # [CLS] and [SEP] stay; the words become padding
+    assert set(baseline[1:7].tolist()) == {tokenizer.pad_token_id}

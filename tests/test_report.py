@@ -39,8 +39,14 @@ def study_dir(tmp_path_factory):
 def test_the_page_holds_every_run_and_escapes_reviews(study_dir):
     page = (study_dir / "runs" / "report.html").read_text()
     assert len(page) < 5_000_000
-    assert "&lt;script&gt;window.__xss = 1&lt;/script&gt;" in page and "window.__xss = 1</script>" not in page
-    assert "&lt;img src=x onerror=" in page and "<img src=x" not in page
+    # The mistakes' words are shaded (a span per word); without the spans, each hostile review reads as it was.
+    shaded = re.findall(r'<span class="word" style="background: rgba\([0-9, ]+, [01]\.\d\d\)" title="[+-]\d+\.\d{3}">'
+                        r'([^<]*)</span>', page)
+    assert {"script", "xss", "onerror"} <= set(shaded)
+    text = re.sub(r'<span class="word"[^>]*>([^<]*)</span>', r"\1", page)
+    assert "&lt;script&gt;window.__xss = 1&lt;/script&gt;" in text and "window.__xss = 1</script>" not in page
+    assert "&lt;img src=x onerror=" in text and "<img src=x" not in page
+    assert "integrated gradients, 50 steps" in page and "exact: weight times feature" in page
     assert len(re.findall(r"<script>", page)) == 1  # only the page's own table sorter
     assert 'src="http' not in page and "src='http" not in page  # nothing fetched from a network
     for name in ("ffn", "linear"):
@@ -90,6 +96,9 @@ def test_the_report_in_a_real_browser(study_dir):
             "return Array.from(document.querySelectorAll('#comparison-table tbody tr'))"
             ".map(r => r.cells[0].textContent)")
         assert sorted(rows) == ["ffn", "linear"]
+        weights = browser.execute_script("return Array.from(document.querySelectorAll('td.text span.word'))"
+                                          ".map(s => [s.title, getComputedStyle(s).backgroundColor])")
+        assert weights and all(float(title) == float(title) and colour.startswith("rgba(") for title, colour in weights)
         header = browser.execute_script(
             "return Array.from(document.querySelectorAll('#comparison-table th')).find(h => h.textContent == 'model')")
         header.click()

@@ -116,6 +116,25 @@ def test_both_protocols_answer_what_predict_says(server, runs):
     np.testing.assert_allclose(np.reshape(v2["outputs"][0]["data"], (4, 3)), expected(stars, TEXTS), atol=1e-5)
 
 
+def test_explain_answers_what_predict_explain_says(server, runs):
+    cnn, stars = runs
+    for name, run in (("cnn", cnn), ("stars", stars)):
+        status, answer = server.request("POST", f"/v1/models/{name}:explain", {"instances": TEXTS[:2]})
+        assert status == 200, answer
+        done = subprocess.run([sys.executable, "cli.py", "predict", str(run), "--explain", "--format", "jsonl",
+                               *TEXTS[:2]], cwd=ROOT, capture_output=True, text=True)
+        local = [json.loads(line)["explanation"] for line in done.stdout.splitlines()]
+        for served, given in zip(answer["explanations"], local):
+            assert served["label"] == given["label"] and served["method"] == given["method"]
+            assert [token["text"] for token in served["tokens"]] == [token["text"] for token in given["tokens"]]
+            np.testing.assert_allclose([t["weight"] for t in served["tokens"]], [t["weight"] for t in given["tokens"]],
+                                       atol=1e-5)
+    assert answer["explanations"][0]["method"] == "exact"  # stars is a linear model
+    assert server.request("POST", "/v1/models/cnn:explain", {"instances": ["x"] * 40})[0] == 400  # over the limit
+    status, predicted = server.request("POST", "/v1/models/cnn:predict", {"instances": TEXTS})
+    np.testing.assert_allclose(predicted["predictions"], expected(cnn, TEXTS), atol=1e-5)  # still probabilities
+
+
 def test_status_metadata_and_health(server):
     assert server.request("GET", "/v1/models/cnn")[1]["model_version_status"][0]["state"] == "AVAILABLE"
     metadata = server.request("GET", "/v1/models/stars/metadata")[1]

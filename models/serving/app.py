@@ -8,6 +8,8 @@ server listens on loopback unless told otherwise.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
 import json
@@ -28,6 +30,7 @@ from models.serving.batching import BatchSettings, DynamicBatcher
 from models.serving.protocols import Limits, RequestError
 
 MAX_BODY_BYTES = 4 << 20
+MAX_EXPLAIN_INSTANCES = 32  # an explanation costs ~50 model calls (integrated gradients): a request holds few
 log = logging.getLogger("reviewflow.serve")
 
 
@@ -41,6 +44,24 @@ class ServedModel:
     classes: list[str]             # in the model's output order (two classes: P(classes[1]) is the output)
     outputs: int                   # 1 for two classes (P(positive)), N for N classes
     batcher: DynamicBatcher
+    _explainer: object = None      # models.explain.Explainer over a copy of its own, made at the first :explain
+    _explaining: concurrent.futures.ThreadPoolExecutor = dataclasses.field(
+        default_factory=lambda: concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="explain"))
+
+    async def explain(self, texts: list[str]) -> list[dict]:
+        """Each review's explanation (`predict --explain --format jsonl`'s), one review at a time off the loop.
+
+        The explainer has its own copy of the model: it swaps the output layer's activation and the embeddings'
+        outputs while it traces, which the batcher's copy must never see.
+        """
+        def explain_all() -> list[dict]:
+            if self._explainer is None:
+                from models.explain import Explainer
+
+                self._explainer = Explainer.for_run(self.run)
+            return [self._explainer.explain(text).to_json() for text in texts]
+
+        return await asyncio.get_running_loop().run_in_executor(self._explaining, explain_all)
 
     def metadata(self) -> dict:
         return {"name": self.name, "run": str(self.run), "model": self.model_kind, "classes": self.classes,
@@ -170,9 +191,13 @@ class Server:
             served = self.model(name)
             if request.method == "GET" and not verb and resource in ("", "metadata"):
                 return (self._tf_metadata(served) if resource == "metadata" else self._tf_status()), 0
-            if request.method != "POST" or verb != "predict" or resource:
+            if request.method != "POST" or verb not in ("predict", "explain") or resource:
                 raise RequestError(404, f"no such resource: {request.method} {request.url.path}; POST "
-                                        f"/v1/models/{name}:predict scores reviews.")
+                                        f"/v1/models/{name}:predict scores reviews, :explain explains them.")
+            if verb == "explain":
+                texts, _ = protocols.tf_serving_texts(await read_json(request, self.max_body_bytes), dataclasses.replace(
+                    self.limits, max_instances=min(self.limits.max_instances, MAX_EXPLAIN_INSTANCES)))
+                return {"explanations": await served.explain(texts)}, len(texts)
             with served.batcher.expecting():
                 texts, style = protocols.tf_serving_texts(await read_json(request, self.max_body_bytes),
                                                           self.limits)

@@ -167,6 +167,21 @@ def term_counts(features):
             - tf.searchsorted(ordered, features, side="left", out_type=tf.int32))
 
 
+def spread_over_tokens(terms, length: int, ngrams: int):
+    """(batch, F, units) parts of a logit, one per `HashedNgrams` feature -> (batch, length, units) per token.
+
+    A word's part stays on its token; an n-gram's is shared equally by the n tokens it covers, so the tokens'
+    parts still sum to the features' (the logit minus the bias).
+    """
+    per_token, offset = 0.0, 0
+    for n in range(1, ngrams + 1):
+        block = terms[:, offset:offset + length - n + 1] / n           # the n-grams starting at 0 .. L - n
+        offset += length - n + 1
+        for covered in range(n):  # the n-gram starting at i covers tokens i .. i + n - 1
+            per_token = per_token + ops.pad(block, [[0, 0], [covered, n - 1 - covered], [0, 0]])
+    return per_token
+
+
 def class_probabilities(features, num_classes: int = 2):
     """The zoo's output: two classes, one sigmoid unit, P(positive) (batch, 1); N, a softmax (batch, N).
 
@@ -207,20 +222,52 @@ class TfIdfLogit(keras.layers.Layer):
         self.idf.assign(np.where(document_frequency > 0, idf, 0.0).astype("float32"))
         self.num_documents.assign(float(max(num_documents, 1)))
 
-    def call(self, features):
+    def terms(self, features):
+        """Each feature position's part of the logits (batch, F, units): the logits are their sum plus the bias."""
         present = ops.not_equal(features, 0)
         tf_counts = ops.where(present, ops.cast(term_counts(features), "float32"), 1.0)
         value = (1.0 + ops.log(tf_counts)) * ops.take(self.idf, features) * ops.cast(present, "float32")
         share = value / tf_counts                                     # per occurrence; sums to `value`
         norm = ops.sqrt(ops.maximum(ops.sum(share * value, axis=1, keepdims=True), 1e-12))
-        self.add_loss(ops.sum(ops.square(self.coefficients)) / (2.0 * self.c * self.num_documents))
+        weights = ops.take(self.coefficients, features, axis=0)      # (batch, F) or (batch, F, classes)
         if self.units == 1:
-            return ops.sum(ops.take(self.coefficients, features) * share / norm, axis=1, keepdims=True) + self.bias
-        weights = ops.take(self.coefficients, features, axis=0)      # (batch, F, classes)
-        return ops.sum(weights * ops.expand_dims(share / norm, -1), axis=1) + self.bias
+            weights = ops.expand_dims(weights, -1)
+        return weights * ops.expand_dims(share / norm, -1)
+
+    def call(self, features):
+        self.add_loss(ops.sum(ops.square(self.coefficients)) / (2.0 * self.c * self.num_documents))
+        return ops.sum(self.terms(features), axis=1) + self.bias
 
     def compute_output_spec(self, features):
         return keras.KerasTensor((features.shape[0], self.units), dtype="float32")
 
     def get_config(self):
         return {**super().get_config(), "num_features": self.num_features, "c": self.c, "units": self.units}
+
+
+@keras.saving.register_keras_serializable(package="reviewflow")
+class Temperature(keras.layers.Layer):
+    """Probabilities -> the probabilities of the same logits divided by `temperature` (models/calibration.py).
+
+    P(positive) (batch, 1) through its log-odds and a sigmoid; class probabilities (batch, N) through their
+    logarithms and a softmax. T > 0 keeps every prediction's class; T = 1 changes nothing.
+    """
+
+    EPSILON = 1e-7  # float32 probabilities' reach (calibration.EPSILON)
+
+    def __init__(self, temperature: float = 1.0, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.temperature = float(temperature)
+
+    def call(self, probabilities):
+        p = ops.clip(ops.cast(probabilities, "float32"), self.EPSILON, 1.0 - self.EPSILON)
+        if probabilities.shape[-1] == 1:
+            return ops.sigmoid((ops.log(p) - ops.log1p(-p)) / self.temperature)
+        return ops.softmax(ops.log(p) / self.temperature, axis=-1)
+
+    def compute_output_spec(self, probabilities):
+        return keras.KerasTensor(probabilities.shape, dtype="float32")
+
+    def get_config(self):
+        return {**super().get_config(), "temperature": self.temperature}

@@ -14,7 +14,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from models.zoo.layers import HashedNgrams, TfIdfLogit
+from models.zoo.layers import HashedNgrams, TfIdfLogit, spread_over_tokens
 
 DEFAULT_BUCKETS = 1 << 18   # one weight per bucket: 1 MB, however many bigrams the corpus has
 
@@ -41,6 +41,18 @@ def adapt(model: keras.Model, batches) -> bool:
     kept = document_frequency * (document_frequency >= hashing.min_df)
     model.get_layer("tfidf_logit").set_idf(kept, num_documents)
     return True
+
+
+def token_contributions(model: keras.Model, ids):
+    """Token ids (batch, L) -> each token's exact part of the logits (batch, L, units), and the bias (units,).
+
+    Weight times TF-IDF value, feature by feature (an n-gram's shared by its tokens): with the bias, they sum
+    to the logits the model outputs before its sigmoid or softmax.
+    """
+    hashing = model.get_layer("ngrams")
+    logit = model.get_layer("tfidf_logit")
+    terms = logit.terms(hashing(ids))
+    return spread_over_tokens(terms, ids.shape[1], hashing.ngrams), keras.ops.reshape(logit.bias, (-1,))
 
 
 def search_space(hp) -> dict:

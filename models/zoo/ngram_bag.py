@@ -7,7 +7,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from models.zoo.layers import HashedNgrams, MaskedMean, class_probabilities
+from models.zoo.layers import HashedNgrams, MaskedMean, class_probabilities, spread_over_tokens
 
 # fastText's default is 2,000,000 buckets x 100 dimensions (800 MB, and Adam keeps two more tables of that
 # size). 2^18 buckets x 16 dimensions is 17 MB of weights (51 MB with Adam's moments): it fits any laptop,
@@ -42,6 +42,24 @@ def adapt(model: keras.Model, batches) -> bool:
         return False
     hashing.keep_frequent(hashing.document_frequency(batches)[0])
     return True
+
+
+def token_contributions(model: keras.Model, ids):
+    """Token ids (batch, L) -> each token's exact part of the logits (batch, L, units), and the bias (units,).
+
+    The logits are linear in the mean of the features' vectors: a feature's part is its vector through the
+    output layer, over the number of features averaged (an n-gram's shared by its tokens).
+    """
+    from keras import ops
+
+    hashing = model.get_layer("ngrams")
+    output = model.layers[-1]  # the Dense of class_probabilities
+    features = hashing(ids)
+    present = ops.cast(ops.not_equal(features, 0), "float32")
+    count = ops.maximum(ops.sum(present, axis=1, keepdims=True), 1.0)
+    vectors = ops.cast(model.get_layer("embedding")(features), "float32")
+    terms = ops.matmul(vectors, output.kernel) * ops.expand_dims(present / count, -1)
+    return spread_over_tokens(terms, ids.shape[1], hashing.ngrams), output.bias
 
 
 def search_space(hp) -> dict:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import unicodedata
 from pathlib import Path
 
 import keras
@@ -168,6 +169,38 @@ def describe(preset: Path, model: keras.Model) -> PresetInfo:
     backbone = next(layer for layer in model.layers if hasattr(layer, "token_embedding"))
     return PresetInfo(str(preset.resolve()), kind, type(backbone).__name__, weights.name, digest,
                       backbone.count_params(), getattr(backbone, "max_sequence_length", None))
+
+
+def word_spans(review: str) -> list[tuple[int, int]]:
+    """The (start, end) characters of the words a BERT tokenizer makes of `review` before its word pieces:
+    the runs between whitespace, with each punctuation mark and each CJK character a word of its own."""
+    spans, start = [], None
+    for index, character in enumerate(review):
+        alone = _is_punctuation(character) or _is_cjk(character)
+        if character.isspace() or alone:
+            if start is not None:
+                spans.append((start, index))
+                start = None
+            if alone:
+                spans.append((index, index + 1))
+        elif start is None:
+            start = index
+    if start is not None:
+        spans.append((start, len(review)))
+    return spans
+
+
+def _is_punctuation(character: str) -> bool:
+    """BERT's punctuation: every ASCII symbol that is not a letter or digit, and Unicode's P* classes."""
+    code = ord(character)
+    return (33 <= code <= 47 or 58 <= code <= 64 or 91 <= code <= 96 or 123 <= code <= 126
+            or unicodedata.category(character).startswith("P"))
+
+
+def _is_cjk(character: str) -> bool:
+    code = ord(character)
+    return (0x4E00 <= code <= 0x9FFF or 0x3400 <= code <= 0x4DBF or 0x20000 <= code <= 0x2A6DF
+            or 0xF900 <= code <= 0xFAFF or 0x2F800 <= code <= 0x2FA1F)
 
 
 def search_space(hp) -> dict:

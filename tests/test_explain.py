@@ -1,0 +1,153 @@
+"""Attributions: exact for the bags, complete for integrated gradients, on the review's own characters, and
+mostly on the words that carry sentiment; `predict --explain` gives them from a run read in a new process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from click.testing import CliRunner
+
+import cli
+from conftest import easy_data
+from models import calibration, explain
+from models.run_dir import RunDir
+from pipeline import synthetic, text
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ("linear", "ngram_bag", "lstm")  # the two exact decompositions, and a sequence model's integrated gradients
+REVIEWS = ["Great product: excellent, I love it!", "Awful... it broke; a waste of money, a waste of time",
+           "the the the", "", "Café crème, naïve über-great"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("explain")
+    data = easy_data(root, 2000, 20, test_lines=100)
+    made = {}
+    for name in MODELS:
+        made[name] = root / name
+        result = CliRunner().invoke(cli.cli, ["fit", "--model", name, "--data", str(data), "--out", str(made[name]),
+                                              "--epochs", "3", "--seed", "1", "--quiet", "--batch-size", "32",
+                                              "--learning-rate", "3e-3"])
+        assert result.exit_code == 0, result.output
+    return made, data
+
+
+def probability_logit(run_dir: Path, review: str) -> float:
+    """The log-odds of P(positive) as the saved end-to-end model gives it."""
+    score = RunDir(run_dir).load_model().predict_on_batch(tf.constant([review]))
+    return float(calibration.logits_of(np.asarray(score).reshape(-1))[0])
+
+
+@pytest.mark.parametrize("name", ["linear", "ngram_bag"])
+def test_the_bags_parts_sum_exactly_to_their_logit(runs, name):
+    explainer = explain.Explainer.for_run(runs[0][name])
+    for review in REVIEWS:
+        explanation = explainer.explain(review, class_name="2")  # the positive class's log-odds
+        assert explanation.method == "exact"
+        total = sum(word.weight for word in explanation.words) + explanation.reference
+        assert total == pytest.approx(explanation.logit, abs=1e-4)
+        if abs(total) < 12:  # beyond, float32's sigmoid rounds to 1 and the probability keeps no logit
+            assert total == pytest.approx(probability_logit(runs[0][name], review), abs=1e-3)
+        negative = explainer.explain(review, class_name="__label__1")  # a label as predict prints it
+        assert negative.logit == pytest.approx(-explanation.logit, abs=1e-5)
+        assert [word.weight for word in negative.words] == pytest.approx([-w.weight for w in explanation.words])
+
+
+def test_integrated_gradients_are_complete_and_closer_with_more_steps(runs):
+    run = RunDir(runs[0]["lstm"])
+    model, config = run.load_model(), run.config()
+    errors = []
+    for steps in (4, 64):
+        explainer = explain.Explainer(model, config, steps=steps, steps_per_batch=16)  # 4 batches of 16: bounded
+        explanation = explainer.explain(REVIEWS[1])
+        assert explanation.method == "integrated_gradients" and explanation.steps == steps
+        if abs(explanation.logit) < 12:  # the predicted class's log-odds: negative, for this review
+            sign = 1 if explanation.label == "__label__2" else -1
+            assert explanation.logit == pytest.approx(sign * probability_logit(runs[0]["lstm"], REVIEWS[1]),
+                                                      abs=1e-3)
+        total = sum(word.weight for word in explanation.words)
+        assert explanation.completeness_error == pytest.approx(
+            abs(total - (explanation.logit - explanation.reference)), abs=1e-5)
+        errors.append(explanation.completeness_error)
+    assert errors[1] <= 0.05 * max(1.0, abs(explanation.logit - explanation.reference))
+    assert errors[1] <= errors[0] + 1e-6
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_the_top_words_are_the_sentiment_words_and_filler_weighs_little(runs, name):
+    run_dir, data = runs
+    explainer = explain.Explainer.for_run(run_dir[name])
+    negative, positive = (set(words.tolist()) for words in synthetic.make_language().sentiment)
+    sentiment = negative | positive
+    reviews = [line.split(" ", 1)[1] for line in (data.parent / "test.ft.txt").read_text().splitlines()[:80]]
+    top_is_sentiment, filler_ratios = [], []
+    for review in reviews:
+        words = explainer.explain(review).words
+        felt = [abs(word.weight) for word in words if word.text.lower() in sentiment]
+        if not felt:
+            continue
+        top_is_sentiment.append(max(words, key=lambda word: word.weight).text.lower() in sentiment)
+        filler = [abs(word.weight) for word in words if word.text.lower() == "the"]
+        if filler and np.mean(felt) > 0:
+            filler_ratios.append(np.mean(filler) / np.mean(felt))
+    assert len(top_is_sentiment) >= 40 and len(filler_ratios) >= 20
+    assert np.mean(top_is_sentiment) >= 0.6  # most reviews' strongest word carries sentiment
+    # "the" weighs far less than the sentiment words of its review (a bag's bigram "the great" gives it half).
+    assert np.median(filler_ratios) < 0.5
+
+
+def test_each_word_is_found_at_its_characters(runs):
+    explainer = explain.Explainer.for_run(runs[0]["linear"])
+    for review in REVIEWS:
+        words = explainer.explain(review).words
+        assert len(words) == len(text.tokenize(tf.constant([review]))[0])
+        for word in words:
+            assert review[word.start:word.end] == word.text and word.text.strip()
+    # NFKC makes letters of a symbol (™ -> tm), joining the word: the words are still given, without places.
+    assert text.token_spans("Brand™ works") is None
+    glued = explainer.explain("Brand™ works").words
+    assert [word.text for word in glued] == ["brandtm", "works"] and glued[0].start is None
+
+
+def test_a_long_review_is_explained_on_the_tokens_the_model_kept(runs):
+    explainer = explain.Explainer.for_run(runs[0]["lstm"])
+    max_len = explainer.config.settings["max_len"]
+    review = " ".join(f"w{index}" for index in range(max_len + 30))
+    words = explainer.explain(review).words
+    kept = text.kept_positions(max_len + 30, max_len, explainer.config.settings["truncate"])
+    assert [word.text for word in words] == [f"w{index}" for index in kept]
+
+
+def test_predict_explain_in_a_new_process(runs, tmp_path):
+    run_dir = runs[0]["lstm"]
+    reviews = tmp_path / "reviews.txt"
+    reviews.write_text("\n".join(REVIEWS[:2]) + "\n")
+    done = subprocess.run([sys.executable, "cli.py", "predict", str(run_dir), "--file", str(reviews), "--explain",
+                           "--format", "jsonl"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    plain = subprocess.run([sys.executable, "cli.py", "predict", str(run_dir), "--file", str(reviews), "--format",
+                            "jsonl"], cwd=ROOT, capture_output=True, text=True)
+    assert [line["p_positive"] for line in lines] == [json.loads(line)["p_positive"]
+                                                      for line in plain.stdout.splitlines()]
+    for review, line in zip(REVIEWS, lines):
+        explanation = line["explanation"]
+        assert explanation["label"] == line["label"] and explanation["steps"] == explain.DEFAULT_STEPS
+        assert explanation["completeness_error"] < 0.1
+        assert [token["text"] for token in explanation["tokens"]] == [
+            review[token["start"]:token["end"]] for token in explanation["tokens"]]
+    assert lines[0]["label"] == "__label__2" and lines[1]["label"] == "__label__1"
+    tsv = subprocess.run([sys.executable, "cli.py", "predict", str(run_dir), "--explain", "--steps", "8",
+                          REVIEWS[0]], cwd=ROOT, capture_output=True, text=True)
+    label, score, pushed, pulled = tsv.stdout.rstrip("\n").split("\t")
+    assert label == "__label__2" and pushed.startswith("for: ") and pulled.startswith("against: ")
+    assert pushed.split()[1].rstrip("+-.0123456789") in {"Great", "excellent", "love"}
+    refused = CliRunner().invoke(cli.cli, ["predict", str(run_dir), "--explain", "--explain-class", "9", "good"])
+    assert refused.exit_code != 0 and "not one of the run's classes" in refused.output
