@@ -90,10 +90,12 @@ def read_back_script(fitted_runs, tiny_data) -> str:
     script = ("import json, sys\nfrom click.testing import CliRunner\nimport cli\nout = {}\n"
               f"for name, run in {({name: str(run) for name, run in fitted_runs.items()})!r}.items():\n"
               "    said = {}\n"
-              "    for command, args in [('predict', [*" + repr(TEXTS) + ", '--format', 'jsonl']), "
-              "('embed', ['great movie']), ('evaluate', ['--data', " + repr(str(tiny_data)) + "])]:\n"
+              "    for key, command, args in [('predict', 'predict', [*" + repr(TEXTS) + ", '--format', 'jsonl']), "
+              "('embed', 'embed', ['great movie']), ('evaluate', 'evaluate', ['--data', " + repr(str(tiny_data)) +
+              "]), ('explain', 'predict', [" + repr(TEXTS[0]) + ", '--explain', '--format', 'jsonl', '--steps', "
+              "'16'])]:\n"
               "        done = CliRunner().invoke(cli.cli, [command, run, *args])\n"
-              "        said[command] = [done.exit_code, done.stdout + (done.stderr if done.exit_code else '')]\n"
+              "        said[key] = [done.exit_code, done.stdout + (done.stderr if done.exit_code else '')]\n"
               "    out[name] = said\n"
               "print(json.dumps(out))")
     return script
@@ -143,6 +145,16 @@ def check_run(name: str, run: Path, said: dict, served: dict) -> None:
     assert len(predicted) == len(TEXTS)
     if "embedding_dim" in zoo.parameters(name):
         assert said["embed"][0] == 0 and "dimensions" in said["embed"][1], said["embed"][1]
+    assert said["explain"][0] == 0, said["explain"][1]
+    explained = json.loads(said["explain"][1])
+    assert explained["p_positive"] == predicted[0]
+    explanation = explained["explanation"]
+    assert explanation["method"] == ("exact" if name in ("linear", "ngram_bag") else "integrated_gradients")
+    gap = abs(explanation["logit"] - explanation["reference"])
+    assert explanation["completeness_error"] <= (1e-4 if explanation["method"] == "exact" else 0.05 * max(1.0, gap))
+    assert [token["text"] for token in explanation["tokens"]] == ["Great", "excellent", "I", "love", "it"]
+    assert [TEXTS[0][token["start"]:token["end"]] for token in explanation["tokens"]] == [
+        token["text"] for token in explanation["tokens"]]
     np.testing.assert_allclose(served[0][name], predicted, atol=1e-5)
     np.testing.assert_allclose(served[1][name], predicted, atol=1e-5)
 
