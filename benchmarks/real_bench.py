@@ -66,8 +66,11 @@ def fit_and_score(out: Path, data, name: str, label: str, **settings) -> dict:
             data=data)
     result = zoo_row(out, data, label)
     config = run.config()
+    calibration = config.calibration or {}
     return {**result, "max_len": config.settings["max_len"], "truncate": config.settings.get("truncate"),
-            "epochs": len(run.history())}
+            "epochs": len(run.history()), "test_ece": run.metrics()["calibration"]["ece"],
+            "temperature": calibration.get("temperature"), "val_ece_before": calibration.get("ece_before"),
+            "val_ece_after": calibration.get("ece_after")}
 
 
 def fasttext_row(data_dir: Path) -> dict:

@@ -42,6 +42,27 @@ def data_dir(tmp_path_factory, corpus_files):
     return out
 
 
+def built_once(tmp_path_factory, name: str, build) -> "Path":
+    """A module fixture's files, made once per test session: by whichever pytest-xdist worker asks first,
+    while the others wait on a lock and then read them (a module fixture is otherwise made once per worker
+    that runs one of its tests). `build(root)` fills the empty directory `root`, which is returned."""
+    import fcntl
+    import shutil
+    from pathlib import Path
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    session = tmp_path_factory.getbasetemp()
+    root = Path(session.parent if worker else session) / f"shared-{name}"  # the workers' common parent
+    with open(f"{root}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (root / ".built").exists():
+            shutil.rmtree(root, ignore_errors=True)
+            root.mkdir(parents=True)
+            build(root)
+            (root / ".built").touch()
+    return root
+
+
 def easy_data(root, lines: int, mean_words: float, test_lines: int = 200, agreement: float = 0.9,
               num_shards: int = 2, vocab_size: int = 2000):
     """An easy corpus (clear sentiment words, no label noise) sharded into `root/data`."""

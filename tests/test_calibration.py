@@ -77,8 +77,8 @@ def test_temperature_layer_is_the_fitted_function(num_classes):
 def noisy_data(tmp_path_factory):
     """Reviews with 15% of labels flipped: a model trained long without a penalty learns to be too sure."""
     root = tmp_path_factory.mktemp("noisy")
-    train = synthetic.write_corpus(root / "train.ft.txt", 4000, 1, 40, label_noise=0.15)
-    test = synthetic.write_corpus(root / "test.ft.txt", 2000, 2, 40, label_noise=0.15)
+    train = synthetic.write_corpus(root / "train.ft.txt", 3000, 1, 30, label_noise=0.15)
+    test = synthetic.write_corpus(root / "test.ft.txt", 1500, 2, 30, label_noise=0.15)
     shard_corpus(ShardSettings(train=train, test=test, out=root / "data", num_shards=2, vocab_size=2000))
     return root / "data"
 

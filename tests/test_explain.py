@@ -14,8 +14,9 @@ import tensorflow as tf
 from click.testing import CliRunner
 
 import cli
-from conftest import easy_data
+from conftest import built_once, easy_data
 from models import calibration, explain
+from models.evaluation import predict
 from models.run_dir import RunDir
 from pipeline import synthetic, text
 
@@ -25,18 +26,19 @@ REVIEWS = ["Great product: excellent, I love it!", "Awful... it broke; a waste o
            "the the the", "", "Café crème, naïve über-great"]
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("explain")
-    data = easy_data(root, 2000, 20, test_lines=100)
-    made = {}
+def fit_models(root: Path) -> None:
+    data = easy_data(root, 1500, 20, test_lines=100)
     for name in MODELS:
-        made[name] = root / name
-        result = CliRunner().invoke(cli.cli, ["fit", "--model", name, "--data", str(data), "--out", str(made[name]),
+        result = CliRunner().invoke(cli.cli, ["fit", "--model", name, "--data", str(data), "--out", str(root / name),
                                               "--epochs", "3", "--seed", "1", "--quiet", "--batch-size", "32",
                                               "--learning-rate", "3e-3"])
         assert result.exit_code == 0, result.output
-    return made, data
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = built_once(tmp_path_factory, "explain", fit_models)
+    return {name: root / name for name in MODELS}, root / "data"
 
 
 def probability_logit(run_dir: Path, review: str) -> float:
@@ -133,10 +135,8 @@ def test_predict_explain_in_a_new_process(runs, tmp_path):
                            "--format", "jsonl"], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     lines = [json.loads(line) for line in done.stdout.splitlines()]
-    plain = subprocess.run([sys.executable, "cli.py", "predict", str(run_dir), "--file", str(reviews), "--format",
-                            "jsonl"], cwd=ROOT, capture_output=True, text=True)
-    assert [line["p_positive"] for line in lines] == [json.loads(line)["p_positive"]
-                                                      for line in plain.stdout.splitlines()]
+    plain = [round(prediction.p_positive, 6) for prediction in predict(run_dir, REVIEWS[:2])]
+    assert [line["p_positive"] for line in lines] == plain  # --explain changes no prediction
     for review, line in zip(REVIEWS, lines):
         explanation = line["explanation"]
         assert explanation["label"] == line["label"] and explanation["steps"] == explain.DEFAULT_STEPS
@@ -144,10 +144,34 @@ def test_predict_explain_in_a_new_process(runs, tmp_path):
         assert [token["text"] for token in explanation["tokens"]] == [
             review[token["start"]:token["end"]] for token in explanation["tokens"]]
     assert lines[0]["label"] == "__label__2" and lines[1]["label"] == "__label__1"
-    tsv = subprocess.run([sys.executable, "cli.py", "predict", str(run_dir), "--explain", "--steps", "8",
-                          REVIEWS[0]], cwd=ROOT, capture_output=True, text=True)
+    tsv = CliRunner().invoke(cli.cli, ["predict", str(run_dir), "--explain", "--steps", "8", REVIEWS[0]])
     label, score, pushed, pulled = tsv.stdout.rstrip("\n").split("\t")
     assert label == "__label__2" and pushed.startswith("for: ") and pulled.startswith("against: ")
     assert pushed.split()[1].rstrip("+-.0123456789") in {"Great", "excellent", "love"}
     refused = CliRunner().invoke(cli.cli, ["predict", str(run_dir), "--explain", "--explain-class", "9", "good"])
     assert refused.exit_code != 0 and "not one of the run's classes" in refused.output
+
+
+def test_n_classes_explain_the_named_class_exactly(tmp_path):
+    from pipeline.shard.job import shard_corpus
+    from pipeline.shard.plan import ShardSettings
+
+    train = synthetic.write_corpus(tmp_path / "train.ft.txt", 900, seed=1, num_classes=3, mean_words=20)
+    test = synthetic.write_corpus(tmp_path / "test.ft.txt", 60, seed=2, num_classes=3, mean_words=20)
+    shard_corpus(ShardSettings(train=train, test=test, out=tmp_path / "data", num_shards=1, vocab_size=1000))
+    result = CliRunner().invoke(cli.cli, ["fit", "--model", "linear", "--data", str(tmp_path / "data"), "--out",
+                                          str(tmp_path / "run"), "--epochs", "3", "--seed", "1", "--quiet"])
+    assert result.exit_code == 0, result.output
+    explainer = explain.Explainer.for_run(tmp_path / "run")
+    review = (tmp_path / "test.ft.txt").read_text().splitlines()[0].split(" ", 1)[1]
+    probabilities = np.asarray(explainer.model.predict_on_batch(tf.constant([review])), float)[0]
+    explained = {name: explainer.explain(review, class_name=name) for name in ("1", "2", "3")}
+    for name, explanation in explained.items():
+        assert explanation.label == f"__label__{name}" and explanation.method == "exact"
+        assert sum(w.weight for w in explanation.words) + explanation.reference == pytest.approx(explanation.logit,
+                                                                                                abs=1e-4)
+    # A softmax's logits are known up to a constant: their differences are the log-probabilities'.
+    assert explained["3"].logit - explained["1"].logit == pytest.approx(
+        np.log(probabilities[2]) - np.log(probabilities[0]), abs=1e-3)
+    predicted = explainer.explain(review)
+    assert predicted.label == f"__label__{int(probabilities.argmax()) + 1}"

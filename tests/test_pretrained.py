@@ -127,11 +127,12 @@ def test_a_keras_hub_preset_fine_tunes_learns_and_its_run_works_in_new_processes
     # Every command that reads the run, each in a new process.
     cli_run("evaluate", run, "--data", short_data)
     assert json.loads((run / "metrics.json").read_text())["accuracy"] > 0.7
-    lines = cli_run("predict", run, "great excellent love", "awful terrible waste", "--format", "jsonl").stdout
-    good, bad = (json.loads(line)["p_positive"] for line in lines.splitlines())
-    assert good > bad
     review = next(line.split(" ", 1)[1] for line in (short_data.parent / "test.ft.txt").read_text().splitlines())
-    explained = json.loads(cli_run("predict", run, "--explain", "--format", "jsonl", review).stdout)["explanation"]
+    lines = cli_run("predict", run, "great excellent love", "awful terrible waste", review, "--format", "jsonl",
+                    "--explain").stdout.splitlines()
+    good, bad = (json.loads(line)["p_positive"] for line in lines[:2])
+    assert good > bad
+    explained = json.loads(lines[2])["explanation"]
     assert explained["method"] == "integrated_gradients"
     assert explained["completeness_error"] <= 0.05 * max(1.0, abs(explained["logit"] - explained["reference"]))
     assert [token["text"] for token in explained["tokens"]] == [review[token["start"]:token["end"]]

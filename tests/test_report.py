@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 import cli
 from models.run_dir import RunDir
+from conftest import built_once
 from pipeline import synthetic
 
 HOSTILE = ['great excellent love perfect <script>window.__xss = 1</script> wonderful',
@@ -20,7 +21,10 @@ HOSTILE = ['great excellent love perfect <script>window.__xss = 1</script> wonde
 @pytest.fixture(scope="module")
 def study_dir(tmp_path_factory):
     """A tiny study (two models) whose test split holds hostile reviews that are confident mistakes."""
-    root = tmp_path_factory.mktemp("study")
+    return built_once(tmp_path_factory, "report-study", make_study)
+
+
+def make_study(root):
     train = synthetic.write_corpus(root / "train.ft.txt", 1500, 1, 20, agreement=0.9, label_noise=0)
     test = root / "test.ft.txt"
     lines = list(synthetic.generate_lines(200, 2, 20, agreement=0.9, label_noise=0))
@@ -33,7 +37,6 @@ def study_dir(tmp_path_factory):
                                      "ffn,linear", "--epochs", "3", "--max-len", "48", "--seed", "1"])
     assert result.exit_code == 0, result.output
     assert "report.html" in result.output  # study writes it by default
-    return root
 
 
 def test_the_page_holds_every_run_and_escapes_reviews(study_dir):

@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import easy_data
+from conftest import built_once, easy_data
 from models.evaluation import predict
+from models.explain import Explainer
 from models.training import FitSettings, fit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,7 +67,11 @@ class Served:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """A two-class cnn and a three-class linear run, fitted here; served and predicted in other processes."""
-    root = tmp_path_factory.mktemp("serve")
+    root = built_once(tmp_path_factory, "serve", fit_runs)
+    return root / "cnn", root / "stars"
+
+
+def fit_runs(root: Path) -> None:
     polarity = easy_data(root / "polarity", 400, 12, test_lines=40, num_shards=1, vocab_size=400)
     quick = dict(epochs=1, steps_per_epoch=4, validation_steps=1, seed=0, max_len=24)
     fit(FitSettings(model="cnn", data=polarity, out=root / "cnn", **quick), verbose=0)
@@ -81,7 +86,6 @@ def runs(tmp_path_factory):
     shard_corpus(ShardSettings(train=train, test=test, out=stars / "data", num_shards=1, vocab_size=400))
     fit(FitSettings(model="linear", data=stars / "data", out=root / "stars", **quick,
                     hparams={"buckets": 4096}), verbose=0)
-    return root / "cnn", root / "stars"
 
 
 @pytest.fixture(scope="module")
@@ -121,9 +125,8 @@ def test_explain_answers_what_predict_explain_says(server, runs):
     for name, run in (("cnn", cnn), ("stars", stars)):
         status, answer = server.request("POST", f"/v1/models/{name}:explain", {"instances": TEXTS[:2]})
         assert status == 200, answer
-        done = subprocess.run([sys.executable, "cli.py", "predict", str(run), "--explain", "--format", "jsonl",
-                               *TEXTS[:2]], cwd=ROOT, capture_output=True, text=True)
-        local = [json.loads(line)["explanation"] for line in done.stdout.splitlines()]
+        explainer = Explainer.for_run(run)  # here; the server is the other process
+        local = [explainer.explain(text).to_json() for text in TEXTS[:2]]
         for served, given in zip(answer["explanations"], local):
             assert served["label"] == given["label"] and served["method"] == given["method"]
             assert [token["text"] for token in served["tokens"]] == [token["text"] for token in given["tokens"]]

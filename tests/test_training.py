@@ -13,12 +13,12 @@ import tensorflow as tf
 
 from models.evaluation import evaluate
 from models.run_dir import RunDir
-from models.training import FitSettings, fit
+from models.training import FitResult, FitSettings, fit, kept_epoch
 from pipeline import synthetic
 from pipeline.data_dir import DataDir
 from pipeline.shard.job import shard_corpus
 from pipeline.shard.plan import ShardSettings
-from conftest import TOKEN_ID_MODELS, easy_data
+from conftest import TOKEN_ID_MODELS, built_once, easy_data
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"hybrid": dict(filters=16, dense_units=16, lstm_units=16),
@@ -27,20 +27,25 @@ SMALL = {"hybrid": dict(filters=16, dense_units=16, lstm_units=16),
 
 @pytest.fixture(scope="module")
 def long_data(tmp_path_factory):
-    return easy_data(tmp_path_factory.mktemp("long"), 3000, 80)
+    return built_once(tmp_path_factory, "long-data", lambda root: easy_data(root, 3000, 80)) / "data"
 
 
 @pytest.fixture(scope="module")
 def short_data(tmp_path_factory):
-    return easy_data(tmp_path_factory.mktemp("short"), 3000, 12)
+    return built_once(tmp_path_factory, "short-data", lambda root: easy_data(root, 3000, 12)) / "data"
 
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory, long_data):
-    out = tmp_path_factory.mktemp("runs") / "ffn"
-    result = fit(FitSettings(model="ffn", data=long_data, out=out, epochs=10, batch_size=32, seed=1,
-                             learning_rate=3e-3), verbose=0)
-    return out, result
+    """An ffn run, fitted once for every worker; its FitResult as `fit` returned it, read back from the run."""
+    def train(root):
+        fit(FitSettings(model="ffn", data=long_data, out=root / "ffn", epochs=10, batch_size=32, seed=1,
+                        learning_rate=3e-3), verbose=0)
+
+    out = built_once(tmp_path_factory, "trained-ffn", train) / "ffn"
+    rows = RunDir(out).history()
+    best = kept_epoch("ffn", rows)
+    return out, FitResult(out, len(rows), best["val_accuracy"], best["val_loss"], best["epoch"])
 
 
 def test_short_fit_on_easy_data_learns(trained_run):
