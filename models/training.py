@@ -27,8 +27,9 @@ STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker")
 ADAMW_WEIGHT_DECAY = 0.01
 # What a setting an interrupted run does not record meant when it was written, by an earlier reviewflow that
 # had no such option: reviews cut at their end, no warm-up (a missing vocab_size, all of the shard's ids, is
-# added where the data directory is known). Other missing settings meant their default.
-EARLIER_DEFAULTS = {"truncate": "head", "warmup_share": 0.0}
+# added where the data directory is known). Calibration comes after training, so a run interrupted before it
+# existed resumes and is calibrated at its end. Other missing settings meant their default.
+EARLIER_DEFAULTS = {"truncate": "head", "warmup_share": 0.0, "calibrate": True}
 # Settings a user may leave to the plan (None); resuming, each takes the interrupted run's value.
 PLANNED_SETTINGS = ("max_len", "vocab_size", "truncate", "batch_size", "optimizer", "learning_rate", "warmup_share")
 # Keras warns when a dataset of unknown size (a tf.data service's) ends its first epoch; that end is

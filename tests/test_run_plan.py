@@ -90,8 +90,9 @@ def test_config_records_the_plan_and_a_new_process_reads_it(data, tmp_path):
 def test_a_run_from_before_three_options_resumes_with_what_they_meant_then(data, tmp_path):
     out = tmp_path / "old"
     config = interrupted_run(data, out)
-    # Written before --truncate, --vocab-size and --warmup-share: they were head, the whole vocabulary and 0.
-    for key in ("truncate", "vocab_size", "warmup_share"):
+    # Written before --truncate, --vocab-size, --warmup-share and --calibrate: they were head, the whole
+    # vocabulary and 0; calibration comes after training, so the resumed run is calibrated at its end.
+    for key in ("truncate", "vocab_size", "warmup_share", "calibrate"):
         del config["settings"][key]
     del config["plan"]
     (out / "config.json").write_text(json.dumps(config))
@@ -103,6 +104,7 @@ def test_a_run_from_before_three_options_resumes_with_what_they_meant_then(data,
     assert resumed.settings["truncate"] == "head" and resumed.settings["warmup_share"] == 0.0
     assert resumed.settings["vocab_size"] == json.loads((data / "manifest.json").read_text())["vocabulary"]["size"]
     assert resumed.plan["vocab"]["source"] == "run"
+    assert resumed.settings["calibrate"] is True and resumed.calibration["temperature"] > 0
 
 
 def test_an_option_given_otherwise_than_the_interrupted_runs_is_still_refused(data, tmp_path):
