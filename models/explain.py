@@ -92,7 +92,8 @@ class Explainer:
     def __init__(self, model: keras.Model, config: RunConfig, steps: int = DEFAULT_STEPS,
                  steps_per_batch: int = STEPS_PER_BATCH):
         if steps < 1 or steps_per_batch < 1:
-            raise ReviewflowError(f"integrated gradients needs at least 1 step, got {steps}.")
+            raise ReviewflowError(f"integrated gradients needs at least 1 step (and 1 a batch), got {steps} "
+                                  f"({steps_per_batch} a batch).")
         self.model, self.config = model, config
         self.inner = inner_model(model)
         self.vectorizer = model.get_layer("vectorizer")
@@ -144,8 +145,8 @@ class Explainer:
             method, steps = "integrated_gradients", self.steps
         words = self.words.weigh(review, inputs, per_position)
         error = abs(float(per_position.sum()) - (logit - reference))
-        return Explanation(self.config.label_prefix() + self.names[index], probability, method, tuple(words), float(logit), float(reference),
-                           error, steps)
+        return Explanation(self.config.label_prefix() + self.names[index], probability, method, tuple(words),
+                           float(logit), float(reference), error, steps)
 
     def integrated_gradients(self, inputs, unit: int, sign: float) -> tuple[np.ndarray, float, float]:
         """Per-position attributions (L,) of the target logit, the review's logit and the baseline's."""

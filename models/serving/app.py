@@ -195,8 +195,9 @@ class Server:
                 raise RequestError(404, f"no such resource: {request.method} {request.url.path}; POST "
                                         f"/v1/models/{name}:predict scores reviews, :explain explains them.")
             if verb == "explain":
-                texts, _ = protocols.tf_serving_texts(await read_json(request, self.max_body_bytes), dataclasses.replace(
-                    self.limits, max_instances=min(self.limits.max_instances, MAX_EXPLAIN_INSTANCES)))
+                limits = dataclasses.replace(self.limits, max_instances=min(self.limits.max_instances,
+                                                                            MAX_EXPLAIN_INSTANCES))
+                texts, _ = protocols.tf_serving_texts(await read_json(request, self.max_body_bytes), limits)
                 return {"explanations": await served.explain(texts)}, len(texts)
             with served.batcher.expecting():
                 texts, style = protocols.tf_serving_texts(await read_json(request, self.max_body_bytes),
