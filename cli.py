@@ -429,6 +429,7 @@ def predict(run, texts, file_path, input_format, text_field, output_format, batc
             explain_steps) -> None:
     """Score reviews given as TEXTS, in --file, or on standard input: one line out per review in."""
     import collections
+    import itertools
     import json
 
     from models.evaluation import predict as predict_texts, texts_of_file
@@ -439,43 +440,27 @@ def predict(run, texts, file_path, input_format, text_field, output_format, batc
         raise click.UsageError("--explain-class needs --explain")
     inputs = texts or (texts_of_file(file_path, input_format, text_field) if file_path else
                        (line.rstrip("\r\n") for line in sys.stdin))
-    rejected = collections.Counter()
+    explainer = None
     if explain:
         from models.explain import Explainer
 
         explainer = Explainer.for_run(run, explain_steps)
-        inputs = list(inputs) if texts else inputs
-        for item, prediction in zip_predictions(inputs, predict_texts, run, batch_size):
-            if prediction.rejected is not None:
-                rejected[prediction.rejected] += 1
-                click.echo(json.dumps({"rejected": prediction.rejected}) if output_format == "jsonl"
-                           else f"rejected:{prediction.rejected}\tnan")
-                continue
-            explanation = explainer.explain(item, explain_class)
-            if output_format == "jsonl":
-                click.echo(json.dumps({**prediction_json(prediction), "explanation": explanation.to_json()}))
-            else:
-                click.echo(f"{prediction_tsv(prediction)}\t{explanation.summary()}")
-        warn_rejected(rejected, file_path)
-        return
-    for prediction in predict_texts(run, inputs, batch_size):
+    # Each review beside its prediction, read once (a file is streamed; tee holds one batch of reviews).
+    mine, theirs = itertools.tee(inputs)
+    rejected = collections.Counter()
+    for item, prediction in zip(mine, predict_texts(run, theirs, batch_size)):
         if prediction.rejected is not None:  # a record of --file that could not be read: its line says why
             rejected[prediction.rejected] += 1
             click.echo(json.dumps({"rejected": prediction.rejected}) if output_format == "jsonl"
                        else f"rejected:{prediction.rejected}\tnan")
-        elif output_format == "jsonl":
-            click.echo(json.dumps(prediction_json(prediction)))
+            continue
+        explanation = explainer.explain(item, explain_class) if explainer else None
+        if output_format == "jsonl":
+            extra = {"explanation": explanation.to_json()} if explanation else {}
+            click.echo(json.dumps({**prediction_json(prediction), **extra}))
         else:
-            click.echo(prediction_tsv(prediction))
+            click.echo(prediction_tsv(prediction) + (f"\t{explanation.summary()}" if explanation else ""))
     warn_rejected(rejected, file_path)
-
-
-def zip_predictions(inputs, predict_texts, run, batch_size):
-    """(review, its prediction) pairs, in order, with the reviews read once (a file is streamed)."""
-    import itertools
-
-    mine, theirs = itertools.tee(inputs)
-    return zip(mine, predict_texts(run, theirs, batch_size))
 
 
 def prediction_json(prediction) -> dict:

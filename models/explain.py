@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from models import zoo
 from models.run_dir import RunConfig
-from models.zoo.layers import Temperature
+from models.zoo.layers import Temperature, all_layers
 from pipeline import text as text_lib
 from pipeline.errors import ReviewflowError
 
@@ -103,6 +103,7 @@ class Explainer:
         self.exact = getattr(zoo.spec(config.model).module(), "token_contributions", None)
         self.words = PieceWords(self.vectorizer) if zoo.spec(config.model).needs_preset else TokenWords(
             self.vectorizer, config.settings.get("max_len"), config.settings.get("truncate") or "head")
+        self.embeddings = self.words.token_embeddings(self.inner)  # integrated gradients' inputs
 
     @classmethod
     def for_run(cls, run_dir, steps: int | None = None) -> "Explainer":
@@ -150,11 +151,10 @@ class Explainer:
 
     def integrated_gradients(self, inputs, unit: int, sign: float) -> tuple[np.ndarray, float, float]:
         """Per-position attributions (L,) of the target logit, the review's logit and the baseline's."""
-        embeddings = self.words.token_embeddings(self.inner)
         ids = self.words.token_ids(inputs)
         baseline_ids = self.words.baseline_ids(ids)
-        actual = [layer(ids) for layer in embeddings]
-        base = [layer(baseline_ids) for layer in embeddings]
+        actual = [layer(ids) for layer in self.embeddings]
+        base = [layer(baseline_ids) for layer in self.embeddings]
         target = (tf.constant(unit), tf.constant(sign / self.temperature, "float32"))
         alphas = (np.arange(self.steps, dtype="float32") + 0.5) / self.steps  # midpoints
         total = [np.zeros(value.shape[1:], "float32") for value in actual]
@@ -172,8 +172,6 @@ class Explainer:
     def _path_gradients(self):
         """A graph (traced once a shape): the target logit along the path at `alphas`, and the gradients of its
         sum with respect to each embedding's output, summed over the alphas."""
-        embeddings = self.words.token_embeddings(self.inner)
-
         @tf.function(reduce_retracing=True)
         def path_gradients(inputs, actual, base, alphas, unit, scale):
             weights = alphas[:, None, None]
@@ -182,7 +180,7 @@ class Explainer:
                          for a, b in zip(actual, base)]
                 for path in paths:
                     tape.watch(path)
-                with replaced_outputs(embeddings, paths), logits_out(self.inner):
+                with replaced_outputs(self.embeddings, paths), logits_out(self.inner):
                     logits = self.inner(tree_repeat(inputs, tf.shape(alphas)[0]), training=False)
                 target = scale * tf.cast(tf.gather(logits, unit, axis=1), "float32")
             gradients = tape.gradient(target, paths)
@@ -230,18 +228,10 @@ def logits_out(model: keras.Model):
         output.activation = activation
 
 
-def all_layers(model):
-    for layer in model.layers:
-        yield layer
-        if isinstance(layer, keras.Model):
-            yield from all_layers(layer)
-
-
 class TokenWords:
     """The shard vocabulary's tokens: one id per token, each token a run of word characters of the review."""
 
     def __init__(self, vectorizer, max_len: int | None, truncate: str):
-        self.vocabulary = vectorizer.get_vocabulary()
         self.max_len = max_len or vectorizer.output_sequence_length or getattr(vectorizer, "max_len")
         self.truncate = truncate
 
@@ -257,9 +247,8 @@ class TokenWords:
 
     def weigh(self, review: str, inputs, per_position: np.ndarray) -> list[WordWeight]:
         """Per-position weights -> the review's words, with their characters where they can be found."""
-        tokens = [token.decode("utf-8") for token in text_lib.tokenize(tf.constant([review]))[0].numpy()]
+        tokens, spans = text_lib.token_spans(review)
         kept = text_lib.kept_positions(len(tokens), self.max_len, self.truncate)
-        spans = text_lib.token_spans(review)
         words = []
         for position, index in enumerate(kept):
             start, end = spans[index] if spans is not None else (None, None)
@@ -286,6 +275,10 @@ class PieceWords:
         self.vectorizer = vectorizer
         self.tokenizer = vectorizer.tokenizer
         self.pad_id = int(self.tokenizer.pad_token_id)
+        # The packer's own tokens ([CLS], [SEP], padding): not words of the review ([UNK] is one).
+        names = ("cls_token_id", "sep_token_id", "pad_token_id", "start_token_id", "end_token_id")
+        self.special_ids = {int(value) for name in names
+                            if (value := getattr(self.tokenizer, name, None)) is not None}
 
     def token_embeddings(self, model) -> list:
         backbone = next(layer for layer in all_layers(model) if hasattr(layer, "token_embedding"))
@@ -294,20 +287,15 @@ class PieceWords:
     def token_ids(self, inputs):
         return inputs["token_ids"]
 
-    def _special_ids(self) -> set[int]:
-        """The packer's own tokens ([CLS], [SEP], padding): not words of the review ([UNK] is one)."""
-        names = ("cls_token_id", "sep_token_id", "pad_token_id", "start_token_id", "end_token_id")
-        return {int(value) for name in names if (value := getattr(self.tokenizer, name, None)) is not None}
-
     def baseline_ids(self, ids):
-        special = np.isin(np.asarray(ids), list(self._special_ids()))
+        special = np.isin(np.asarray(ids), list(self.special_ids))
         return tf.constant(np.where(special, np.asarray(ids), self.pad_id), dtype=ids.dtype)
 
     def weigh(self, review: str, inputs, per_position: np.ndarray) -> list[WordWeight]:
         from models.zoo import pretrained
 
         ids = np.asarray(inputs["token_ids"])[0]
-        special = self._special_ids()
+        special = self.special_ids
         groups: list[tuple[str, float]] = []
         for position, piece_id in enumerate(ids.tolist()):
             if piece_id in special:
@@ -339,9 +327,7 @@ def shaded(review: str, explanation: Explanation) -> list[dict] | None:
         return None
     largest = max((abs(word.weight) for word in explanation.words), default=0.0) or 1.0
     pieces, at = [], 0
-    for word in sorted(explanation.words, key=lambda word: word.start):
-        if word.start < at:  # two tokens of one run of characters: shown once
-            continue
+    for word in explanation.words:  # in the review's order, one a span (`merge_same_span`)
         if word.start > at:
             pieces.append({"text": review[at:word.start], "weight": None, "style": ""})
         strength = 0.75 * abs(word.weight) / largest

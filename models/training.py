@@ -15,7 +15,7 @@ import tensorflow as tf
 from models import calibration, callbacks as callbacks_lib, multi_worker, run_plan, saving, word_vectors, zoo
 from models.run_plan import RunPlan
 from models.zoo import optimizers, preprocessors
-from models.zoo.layers import Temperature
+from models.zoo.layers import Temperature, all_layers
 from models.zoo.spec import OPTIMIZERS
 from models.run_dir import BACKUP_DIR, BEST_CHECKPOINT, CACHE_DIR, CURVES_PNG, LOGS_DIR, MODEL_FILE, RunConfig, RunDir
 from pipeline import data_service, dataset, plots, text
@@ -210,7 +210,7 @@ def end_to_end(vectorizer: keras.layers.TextVectorization, model: keras.Model,
 def describe_devices(model: keras.Model) -> str:
     gpus = tf.config.list_physical_devices("GPU")
     where = f"{len(gpus)} GPU(s)" if gpus else "CPU only"
-    lstms = [layer for layer in _all_layers(model) if isinstance(layer, keras.layers.LSTM)]
+    lstms = [layer for layer in all_layers(model) if isinstance(layer, keras.layers.LSTM)]
     if not lstms:
         return f"devices: {where}"
     eligible = all(layer.activation is keras.activations.tanh
@@ -219,16 +219,6 @@ def describe_devices(model: keras.Model) -> str:
     kernel = ("cuDNN kernel" if gpus and eligible else
               "generic kernel (no GPU)" if not gpus else "generic kernel (settings not cuDNN-eligible)")
     return f"devices: {where}; LSTM layers run the {kernel}"
-
-
-def _all_layers(model):
-    for layer in model.layers:
-        yield layer
-        if isinstance(layer, keras.layers.Bidirectional):
-            yield layer.forward_layer
-            yield layer.backward_layer
-        elif isinstance(layer, keras.Model):
-            yield from _all_layers(layer)
 
 
 def open_data(path: Path) -> DataDir:

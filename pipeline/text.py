@@ -129,18 +129,19 @@ def word_runs(review: str) -> list[tuple[int, int]]:
     return runs
 
 
-def token_spans(review: str) -> list[tuple[int, int]] | None:
-    """The characters of `review` that each of its tokens (as `tokenize` makes them) came from, in order.
+def token_spans(review: str) -> tuple[list[str], list[tuple[int, int]] | None]:
+    """`review`'s tokens (as `tokenize` makes them), and the characters of `review` each came from, in order.
 
-    None where the review's tokens do not follow its runs of word characters: NFKC makes letters of a few
-    symbols (™ -> tm), which then join a word; a page can still show the tokens, without their places.
+    The spans are None where the review's tokens do not follow its runs of word characters: NFKC makes letters
+    of a few symbols (™ -> tm), which then join a word; a page can still show the tokens, without their places.
     """
     runs = word_runs(review)
     tokens = tokenize(tf.constant([review, *(review[start:end] for start, end in runs)]))
     whole, per_run = tokens[0].numpy().tolist(), tokens[1:].to_list()
+    words = [token.decode("utf-8") for token in whole]
     if [token for run_tokens in per_run for token in run_tokens] != whole:
-        return None
-    return [span for span, run_tokens in zip(runs, per_run) for _ in run_tokens]
+        return words, None
+    return words, [span for span, run_tokens in zip(runs, per_run) for _ in run_tokens]
 
 
 def kept_positions(num_tokens: int, max_len: int, truncate: str) -> list[int]:

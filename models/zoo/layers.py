@@ -167,6 +167,17 @@ def term_counts(features):
             - tf.searchsorted(ordered, features, side="left", out_type=tf.int32))
 
 
+def all_layers(model):
+    """Every layer of `model`, nested models' and a Bidirectional's two directions included."""
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.layers.Bidirectional):
+            yield layer.forward_layer
+            yield layer.backward_layer
+        elif isinstance(layer, keras.Model):
+            yield from all_layers(layer)
+
+
 def spread_over_tokens(terms, length: int, ngrams: int):
     """(batch, F, units) parts of a logit, one per `HashedNgrams` feature -> (batch, length, units) per token.
 
