@@ -280,8 +280,12 @@ TRAINING_OPTIONS = [
                  help="auto: MirroredStrategy when several GPUs are visible, else one device; multi-worker: "
                       "MultiWorkerMirroredStrategy over the machines in TF_CONFIG (only the chief writes RUN)."),
     click.option("--cache/--no-cache", default=True, show_default=True,
-                 help="Cache token ids on disk (RUN/cache, ~512 bytes a review at --max-len 128) during the "
+                 help="Cache token ids on disk (RUN/cache, 4 bytes a token, padding left out) during the "
                       "first epoch, so later epochs skip parsing and vectorizing; removed when fit ends."),
+    click.option("--length-buckets/--no-length-buckets", default=True, show_default=True,
+                 help="Batch reviews of similar length together and pad each batch to the smallest of a few widths "
+                      "that holds its longest review, not to --max-len: the same model, trained faster. "
+                      "--no-length-buckets pads every batch to --max-len."),
     click.option("--data-service", default=None, metavar="grpc://HOST:PORT",
                  help="Run the input pipeline (read, parse, vectorize, batch) on a tf.data service: the "
                       "dispatcher of `reviewflow data-service`; each shard file goes to one of its workers."),

@@ -12,7 +12,7 @@ from sklearn import metrics as sk_metrics
 
 from models import diagnostics, zoo
 from models.run_dir import CONFUSION_PNG, LENGTH_PNG, RELIABILITY_PNG, ROC_PNG, RunDir
-from pipeline import dataset, formats, plots
+from pipeline import batching, dataset, formats, plots
 from pipeline.data_dir import DataDir
 from pipeline.errors import ReviewflowError
 from pipeline.formats import FormatSettings
@@ -21,6 +21,8 @@ from pipeline.text import token_lengths
 
 DEFAULT_EVAL_BATCH = 4096   # large: fills a workstation GPU; a few MB of text on a CPU
 DEFAULT_PREDICT_BATCH = 1024
+# Batches sorted by length together when scoring a split: 4 x 4096 reviews of IMDB's size are ~20 MB of text.
+SCORING_POOL_BATCHES = 4
 THRESHOLD = 0.5
 
 
@@ -51,9 +53,12 @@ def model_scores(model, texts) -> np.ndarray:
 
 
 def score_split(model, data: DataDir, split: str, batch_size: int, mistakes=None) -> SplitScores:
-    """Every review of a split streamed through the end-to-end model; the most confident mistakes kept aside."""
+    """Every review of a split streamed through the end-to-end model, in batches of similar lengths (a pool of
+    SCORING_POOL_BATCHES batches sorted at a time; the order of reviews changes no metric); the most
+    confident mistakes kept aside."""
     labels, scores, lengths = [], [], []
-    for texts, batch_labels in dataset.make_text_dataset(data, split, batch_size).prefetch(2):
+    pool = dataset.make_text_dataset(data, split, batch_size * SCORING_POOL_BATCHES)
+    for texts, batch_labels in batching.texts_by_length(pool, batch_size).prefetch(2):
         batch_scores = model_scores(model, texts)
         batch_labels = dataset.class_ids(batch_labels)
         batch_lengths = token_lengths(texts).numpy()

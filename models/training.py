@@ -15,7 +15,7 @@ import tensorflow as tf
 from models import calibration, callbacks as callbacks_lib, multi_worker, run_plan, saving, word_vectors, zoo
 from models.run_plan import RunPlan
 from models.zoo import optimizers, preprocessors
-from models.zoo.layers import Temperature, all_layers
+from models.zoo.layers import Temperature, TrimPadding, all_layers
 from models.zoo.spec import OPTIMIZERS
 from models.run_dir import BACKUP_DIR, BEST_CHECKPOINT, CACHE_DIR, CURVES_PNG, LOGS_DIR, MODEL_FILE, RunConfig, RunDir
 from pipeline import data_service, dataset, plots, text
@@ -60,6 +60,7 @@ class FitSettings:
     strategy: str = "auto"
     shuffle_buffer: int = dataset.SHUFFLE_BUFFER_EXAMPLES
     cache: bool = True                    # token ids cached on disk (RUN/cache) after the first epoch
+    length_buckets: bool = True           # batches of similar lengths, padded to their bucket (pipeline/batching.py)
     data_service: str | None = None       # grpc://HOST:PORT of a tf.data service dispatcher
     hparams: dict = dataclasses.field(default_factory=dict)  # builder arguments, e.g. {"units": 64}
     embeddings: Path | None = None        # pretrained word vectors (.vec / .txt, plain, .gz or .bz2)
@@ -198,10 +199,10 @@ def build_and_compile(plan: RunPlan, settings: FitSettings, vocab_size: int,
 
 def end_to_end(vectorizer: keras.layers.TextVectorization, model: keras.Model,
                temperature: float | None = None) -> keras.Model:
-    """Raw strings (batch,) -> P(positive) (batch, 1), or (batch, N) class probabilities: vectorizer and model,
-    then, if given, the calibration's temperature."""
+    """Raw strings (batch,) -> P(positive) (batch, 1), or (batch, N) class probabilities: vectorizer, the
+    batch's padding beyond its longest review cut, model, then, if given, the calibration's temperature."""
     texts = keras.Input(shape=(), dtype="string", name="text")
-    probabilities = model(vectorizer(texts))
+    probabilities = model(TrimPadding(name="trim_padding")(vectorizer(texts)))
     if temperature is not None:
         probabilities = Temperature(temperature, name="temperature")(probabilities)
     return keras.Model(texts, probabilities, name=f"{model.name}_end_to_end")
@@ -268,19 +269,34 @@ def _fit_run(settings: FitSettings, data: DataDir, verbose, log) -> FitResult:
         keras.mixed_precision.set_global_policy(previous_policy)  # the policy is process-wide
 
 
+def reads_whole_splits(settings: FitSettings) -> bool:
+    """False where a multi-worker's or a service worker's pipeline reads only some shards."""
+    return settings.strategy != "multi-worker" and settings.data_service is None
+
+
+def train_once(plan: RunPlan, settings: FitSettings, data: DataDir, vectorizer, cache_dir: Path) -> tf.data.Dataset:
+    """The train split once, in order, for a model's statistics (`adapt`). Where the id cache is on and this
+    process reads whole splits, the pass fills the training pipeline's cache (same blocks, same file), so
+    the first epoch reads ids instead of vectorizing the corpus a second time."""
+    cache = settings.cache and reads_whole_splits(settings)
+    return dataset.make_dataset(data, "train", plan.global_batch_size, plan.max_len.max_len, vectorizer=vectorizer,
+                                cache_path=cache_dir / "train" if cache else None)
+
+
 def make_inputs(plan: RunPlan, settings: FitSettings, data: DataDir, vectorizer,
                 cache_dir: Path) -> tuple[tf.data.Dataset, tf.data.Dataset]:
     """Training and validation batches, streamed from the shards here or by a tf.data service."""
     remote = settings.data_service is not None
     # A multi-worker's or a service worker's pipeline reads only some shards: its size is not the manifest's.
-    known_size = settings.strategy != "multi-worker" and not remote
+    known_size = reads_whole_splits(settings)
     cache = settings.cache and not remote  # service workers start afresh every epoch; nothing to cache here
 
     def make(split: str, shuffle: bool) -> tf.data.Dataset:
         batches = dataset.make_dataset(
             data, split, plan.global_batch_size, plan.max_len.max_len, shuffle=shuffle,
             seed=settings.seed if shuffle else None, vectorizer=vectorizer, shuffle_buffer=settings.shuffle_buffer,
-            cache_path=cache_dir / split if cache else None, known_size=known_size)
+            cache_path=cache_dir / split if cache else None, known_size=known_size,
+            by_length=settings.length_buckets)
         return data_service.distribute(batches, settings.data_service) if remote else batches
 
     train = make("train", shuffle=True)
@@ -305,9 +321,7 @@ def _fit(plan: RunPlan, settings: FitSettings, data: DataDir, vectors: Pretraine
         log(word_vectors.coverage_line(config.embeddings))
     cache_dir = run / CACHE_DIR
     shutil.rmtree(cache_dir, ignore_errors=True)  # a killed run leaves a half-written cache; start it anew
-    train_once = dataset.make_dataset(data, "train", dataset.BLOCK_EXAMPLES, plan.max_len.max_len,
-                                      vectorizer=vectorizer)
-    if settings.spec.adapt(model, train_once) and verbose:
+    if settings.spec.adapt(model, train_once(plan, settings, data, vectorizer, cache_dir)) and verbose:
         log(f"{settings.model}: read the train split once for its statistics (adapt)")
     train, validation = make_inputs(plan, settings, data, vectorizer, cache_dir)
     if verbose:

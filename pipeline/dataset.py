@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pipeline import text
+from pipeline import batching, text
 from pipeline.data_dir import DataDir
 from pipeline.labels import ClassesInfo
 
@@ -108,13 +108,14 @@ def make_dataset(data: DataDir, split: str, batch_size: int, max_len: int = text
                  shuffle: bool = False, seed: int | None = None,
                  vectorizer: keras.layers.TextVectorization | None = None,
                  shuffle_buffer: int = SHUFFLE_BUFFER_EXAMPLES, cache_path: Path | None = None,
-                 known_size: bool = True) -> tf.data.Dataset:
+                 known_size: bool = True, by_length: bool = True) -> tf.data.Dataset:
     """(token_ids, labels) batches of a split, vectorized in the pipeline and prefetched.
 
-    With `cache_path`, the first pass writes the token ids to that file (disk,
-    not memory: ~4 bytes x max_len per example) and later passes read them
-    back instead of parsing and vectorizing again; shuffling then happens in
-    the bounded buffer after the cache, so every epoch still gets a new order.
+    With `by_length`, batches hold reviews of similar length, each padded to its own bucket width
+    (pipeline/batching.py); without it, every batch is padded to `max_len` (as before length buckets).
+    With `cache_path`, the first pass writes the token ids to that file (disk, not memory: ~4 bytes a
+    token, padding left out) and later passes read them back instead of parsing and vectorizing again;
+    shuffling then happens in a bounded buffer of blocks after the cache, so every epoch gets a new order.
     """
     block = batch_size * max(1, BLOCK_EXAMPLES // batch_size)
     dataset = make_text_dataset(data, split, block, shuffle and cache_path is None, seed, shuffle_buffer,
@@ -122,22 +123,23 @@ def make_dataset(data: DataDir, split: str, batch_size: int, max_len: int = text
     if vectorizer is None:
         vectorizer = text.vocabulary_vectorizer(data.vocabulary(), max_len)
     dataset = dataset.map(vectorize_with(vectorizer), num_parallel_calls=AUTOTUNE, deterministic=True)
-    if cache_path is None:
-        dataset = dataset.rebatch(batch_size)
-    else:
-        dataset = cache_ids(dataset, cache_path)
+    dataset = dataset.map(as_ragged_ids, num_parallel_calls=AUTOTUNE, deterministic=True)
+    if cache_path is not None:
+        Path(cache_path).parent.mkdir(parents=True, exist_ok=True)
+        dataset = dataset.cache(str(cache_path))
         if shuffle:
-            dataset = shuffle_examples(dataset, shuffle_buffer, seed)
-        dataset = dataset.batch(batch_size)
+            dataset = batching.shuffle_blocks(dataset, shuffle_buffer, block, seed)
+    if by_length:
+        dataset = batching.pools(dataset, max(1, batching.POOL_BATCHES * batch_size // block))
+        dataset = batching.sorted_batches(dataset, batch_size, max_len, shuffle, seed)
+    else:
+        dataset = batching.pools(dataset, 1).map(lambda ids, labels: (tf.nest.map_structure(
+            lambda part: batching.to_width(part, max_len), ids), labels)).rebatch(batch_size)
     if known_size:
         dataset = with_known_batches(dataset, data.num_examples(split), batch_size)
     return dataset.prefetch(AUTOTUNE)
 
 
-def cache_ids(dataset: tf.data.Dataset, cache_path: Path) -> tf.data.Dataset:
-    """Blocks of (ids, labels) -> examples, cached in a file after the first full pass."""
-    Path(cache_path).parent.mkdir(parents=True, exist_ok=True)
-    # A pretrained preset's inputs are a dict (token ids, padding mask, ...): every part cast the same way.
-    dataset = dataset.map(lambda ids, labels: (tf.nest.map_structure(lambda part: tf.cast(part, tf.int32), ids),
-                                               labels))
-    return dataset.unbatch().cache(str(cache_path))
+def as_ragged_ids(ids, labels):
+    """A block's padded ids -> ragged int32 ids without the padding (a preset's dict: every part)."""
+    return batching.without_padding(tf.nest.map_structure(lambda part: tf.cast(part, tf.int32), ids), labels)

@@ -1,6 +1,6 @@
 """The model zoo: the registry of architectures, one frozen `ModelSpec` each (models/zoo/spec.py).
 
-Every builder maps token ids (batch, max_len) to P(positive) (batch, 1) for two
+Every builder maps token ids (batch, any length up to max_len; padding masked) to P(positive) (batch, 1) for two
 classes, or to a softmax over `num_classes` (batch, N) (`layers.class_probabilities`).
 The registry is plain data: `--help`, `stats` and the run plan read it without
 TensorFlow. Adding an architecture is its module `models/zoo/NAME.py` (`build`,

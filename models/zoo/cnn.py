@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from models.zoo.layers import class_probabilities
+from models.zoo.layers import ClearPadding, MaskedGlobalMax, MaskedMaxPooling, PaddingMask, class_probabilities
 
 
 def build(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 64, filters: int = 64,
@@ -13,17 +13,19 @@ def build(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 64, f
           dense_units: int = 100, num_classes: int = 2) -> keras.Model:
     """Embedding -> [Conv1D -> BatchNorm -> MaxPool] x2 -> Conv1D -> GlobalMaxPool -> Dense -> sigmoid.
 
-    Convolutions use `same` padding so that short `max_len` values still fit
-    three convolutions and two poolings (the study's 128 works either way).
+    Convolutions use `same` padding so that short reviews still fit three convolutions and two poolings.
+    Padding is masked throughout (zeros into each convolution, never a max, left out of batch norm's
+    statistics): a review's output does not depend on how long its batch was padded.
     """
-    ids = keras.Input((max_len,), dtype="int32", name="token_ids")
+    ids = keras.Input((None,), dtype="int32", name="token_ids")
+    mask = PaddingMask()(ids)
     x = layers.Embedding(vocab_size, embedding_dim, name="embedding")(ids)
     for kernel_size, pool_size in zip(kernel_sizes[:2], pool_sizes):
-        x = layers.Conv1D(filters, kernel_size, activation="relu", padding="same")(x)
-        x = layers.BatchNormalization()(x)
-        x = layers.MaxPooling1D(pool_size, padding="same")(x)
-    x = layers.Conv1D(filters, kernel_sizes[2], activation="relu", padding="same")(x)
-    x = layers.GlobalMaxPooling1D()(x)
+        x = layers.Conv1D(filters, kernel_size, activation="relu", padding="same")(ClearPadding()(x, mask))
+        x = layers.BatchNormalization()(x, mask=mask)
+        x, mask = MaskedMaxPooling(pool_size)(x, mask)
+    x = layers.Conv1D(filters, kernel_sizes[2], activation="relu", padding="same")(ClearPadding()(x, mask))
+    x = MaskedGlobalMax()(x, mask)
     x = layers.Dense(dense_units, activation="relu")(x)
     return keras.Model(ids, class_probabilities(x, num_classes), name="cnn")
 

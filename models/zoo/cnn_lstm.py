@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from models.zoo.layers import PaddingMask, class_probabilities
+from models.zoo.layers import ClearPadding, PaddingMask, class_probabilities
 
 
 def build(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 64, dropout: float = 0.25,
@@ -16,11 +16,11 @@ def build(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 64, d
     majority class on short reviews: here the convolution keeps the length
     (`same` padding) and the mask computed from the ids goes to both LSTMs.
     """
-    ids = keras.Input((max_len,), dtype="int32", name="token_ids")
+    ids = keras.Input((None,), dtype="int32", name="token_ids")
     mask = PaddingMask()(ids)
     x = layers.Embedding(vocab_size, embedding_dim, name="embedding")(ids)
     x = layers.Dropout(dropout)(x)
-    x = layers.Conv1D(filters, kernel_size, activation="relu", padding="same")(x)
+    x = layers.Conv1D(filters, kernel_size, activation="relu", padding="same")(ClearPadding()(x, mask))
     x = layers.LSTM(units, return_sequences=True)(x, mask=mask)
     x = layers.LSTM(units)(x, mask=mask)
     return keras.Model(ids, class_probabilities(x, num_classes), name="cnn_lstm")

@@ -11,7 +11,7 @@ from models.zoo.layers import PaddingMask, class_probabilities
 def build(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 64, dense_units: int = 64,
           num_classes: int = 2) -> keras.Model:
     """Embedding -> masked GlobalAveragePooling -> Dense(relu) -> sigmoid."""
-    ids = keras.Input((max_len,), dtype="int32", name="token_ids")
+    ids = keras.Input((None,), dtype="int32", name="token_ids")
     mask = PaddingMask()(ids)
     x = layers.Embedding(vocab_size, embedding_dim, name="embedding")(ids)
     x = layers.GlobalAveragePooling1D()(x, mask=mask)

@@ -13,7 +13,7 @@ def build(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 64, d
           filters: int = 300, kernel_size: int = 3, dense_units: int = 300, lstm_units: int = 300,
           num_classes: int = 2) -> keras.Model:
     """As `hybrid.build`, but each branch has its own Embedding (and Dropout)."""
-    ids = keras.Input((max_len,), dtype="int32", name="token_ids")
+    ids = keras.Input((None,), dtype="int32", name="token_ids")
     mask = PaddingMask()(ids)
     cnn_in = layers.Dropout(dropout)(layers.Embedding(vocab_size, embedding_dim, name="cnn_embedding")(ids))
     lstm_in = layers.Dropout(dropout)(layers.Embedding(vocab_size, embedding_dim, name="lstm_embedding")(ids))

@@ -25,7 +25,7 @@ def build(vocab_size: int = 8192, max_len: int = 128, ngrams: int = 2, buckets: 
 
     Two classes: one logit and a sigmoid; N: multinomial logistic regression, a logit per class and a softmax.
     """
-    ids = keras.Input((max_len,), dtype="int32", name="token_ids")
+    ids = keras.Input((None,), dtype="int32", name="token_ids")
     hashing = HashedNgrams(vocab_size, ngrams, buckets, min_df, name="ngrams")
     units = 1 if num_classes == 2 else num_classes
     logit = TfIdfLogit(hashing.num_features, c, units, name="tfidf_logit", dtype="float32")(hashing(ids))

@@ -15,7 +15,7 @@ def build(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 32, u
     Default activations and no recurrent dropout keep the layers eligible for
     the cuDNN kernel on a GPU.
     """
-    ids = keras.Input((max_len,), dtype="int32", name="token_ids")
+    ids = keras.Input((None,), dtype="int32", name="token_ids")
     mask = PaddingMask()(ids)
     x = layers.Embedding(vocab_size, embedding_dim, name="embedding")(ids)
     x = layers.LSTM(units, return_sequences=True)(x, mask=mask)

@@ -24,7 +24,7 @@ def build(vocab_size: int = 8192, max_len: int = 128, ngrams: int = 2, buckets: 
     Padding and [UNK] (and every n-gram touching them) are left out of the mean, and so is a feature
     held by fewer than `min_df` training reviews (see `adapt`).
     """
-    ids = keras.Input((max_len,), dtype="int32", name="token_ids")
+    ids = keras.Input((None,), dtype="int32", name="token_ids")
     hashing = HashedNgrams(vocab_size, ngrams, buckets, min_df, name="ngrams")
     features = hashing(ids)
     vectors = layers.Embedding(hashing.num_features, embedding_dim, name="embedding")(features)

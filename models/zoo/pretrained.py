@@ -148,7 +148,7 @@ def build(vocab_size: int = 0, max_len: int = 128, preset: str = "", dropout: fl
     if limit is not None and max_len > limit:
         raise ReviewflowError(f"--max-len {max_len} is above the checkpoint's limit of {limit} positions "
                               f"({preset}); give --max-len {limit} or less.")
-    inputs = {name: keras.Input(shape=(max_len,), dtype="int32", name=name) for name in backbone.input}
+    inputs = {name: keras.Input(shape=(None,), dtype="int32", name=name) for name in backbone.input}
     outputs = backbone(inputs)
     sequence = outputs["sequence_output"] if isinstance(outputs, dict) else outputs
     pooled = MeanOverMask(name="mean_over_tokens")(sequence, inputs["padding_mask"])

@@ -11,7 +11,7 @@ from models.zoo.layers import PaddingMask, class_probabilities
 def build(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 64, units: int = 128,
           dense_units: tuple[int, int] = (32, 100), num_classes: int = 2) -> keras.Model:
     """Embedding -> SimpleRNN(seq) -> SimpleRNN -> Dense(32) -> Dense(100) -> sigmoid, padding masked."""
-    ids = keras.Input((max_len,), dtype="int32", name="token_ids")
+    ids = keras.Input((None,), dtype="int32", name="token_ids")
     mask = PaddingMask()(ids)
     x = layers.Embedding(vocab_size, embedding_dim, name="embedding")(ids)
     x = layers.SimpleRNN(units, return_sequences=True)(x, mask=mask)

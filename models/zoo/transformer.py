@@ -31,7 +31,7 @@ def build(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 64, n
     """Embedding + positions -> N encoder blocks -> LayerNorm -> masked mean -> Dropout -> sigmoid."""
     if embedding_dim % num_heads:
         raise ValueError(f"embedding_dim ({embedding_dim}) must be a multiple of num_heads ({num_heads})")
-    ids = keras.Input((max_len,), dtype="int32", name="token_ids")
+    ids = keras.Input((None,), dtype="int32", name="token_ids")
     mask = PaddingMask()(ids)
     x = layers.Embedding(vocab_size, embedding_dim, name="embedding")(ids)
     x = layers.Dropout(dropout)(PositionEmbedding(max_len, name="positions")(x))

@@ -1,0 +1,210 @@
+"""Training and prediction speed beside the peers users choose for speed, measured side by side in one run.
+
+- `bags`: `ngram_bag` against fastText with the same settings (word bigrams, 16 dimensions, 2^18 buckets,
+  2 threads, 5 epochs), and `linear` against scikit-learn's TF-IDF (1-2 grams) + logistic regression, on
+  the same reviews. Training counts the whole of it for every side: reviewflow's `fit` from the shards
+  (the statistics pass, the first epoch that fills the id cache, calibration and saving included);
+  fastText from its text file; scikit-learn from texts in memory (reading them not counted). Prediction:
+  texts/s of `predict` over the test file's reviews and of `evaluate`, against fastText's `predict`.
+- `zoo`: every zoo model's training examples/s on IMDB at its chosen --max-len, with batches padded to
+  --max-len (`--no-length-buckets`, as before) and by length (the default), same steps, side by side.
+
+Corpora: `amazon` (a synthetic Amazon-like corpus of short reviews, 200k lines, made here) and `imdb`
+(IMDB 50k from the package registry: `benchmarks/real_corpora.py`; long reviews).
+
+    .venv/bin/python benchmarks/speed_bench.py [--sections bags,zoo] [--corpora amazon,imdb]
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from pipeline import quiet  # noqa: E402
+
+quiet.import_tensorflow()
+
+import numpy as np  # noqa: E402
+
+import real_corpora  # noqa: E402
+from baseline import load_split  # noqa: E402
+from models import zoo  # noqa: E402
+from models.evaluation import compute_metrics, evaluate, predict  # noqa: E402
+from models.run_dir import RunDir  # noqa: E402
+from models.training import FitSettings, fit, open_data  # noqa: E402
+from pipeline import synthetic  # noqa: E402
+from pipeline.shard.job import shard_corpus  # noqa: E402
+from pipeline.shard.plan import ShardSettings  # noqa: E402
+
+SECTIONS = ("bags", "zoo")
+CORPORA = ("amazon", "imdb")
+AMAZON_LINES, AMAZON_TEST_LINES = 200_000, 20_000
+EPOCHS = 5
+# fastText's settings, as the issue measured them: the same as ngram_bag's defaults.
+FASTTEXT = dict(wordNgrams=2, dim=16, bucket=1 << 18, thread=2, epoch=EPOCHS, verbose=0, seed=1)
+ZOO_STEPS = 30   # training steps timed per model and padding (after one warm-up epoch of the same steps)
+
+
+def corpus_dir(name: str, out: Path) -> Path:
+    """The corpus's data directory (sharded once, 32768 ids as `shard`'s default)."""
+    root = out / name
+    data = root / "data"
+    if (data / "manifest.json").exists():
+        return data
+    if name == "amazon":
+        train, test = root / "train.ft.txt", root / "test.ft.txt"
+        synthetic.write_corpus(train, AMAZON_LINES, seed=1)
+        synthetic.write_corpus(test, AMAZON_TEST_LINES, seed=2)
+    else:
+        train, test = real_corpora.imdb_files(root)
+    shard_corpus(ShardSettings(train=train, test=test, out=data, num_shards=4))
+    return data
+
+
+def timed(function, *args, **kwargs):
+    started = time.perf_counter()
+    result = function(*args, **kwargs)
+    return result, time.perf_counter() - started
+
+
+def fit_row(data: Path, out: Path, model: str, **settings) -> dict:
+    """`fit` with the model's defaults (and `settings`), timed whole; then `evaluate` and `predict`, timed."""
+    shutil.rmtree(out, ignore_errors=True)
+    data_dir = open_data(data)
+    result, seconds = timed(fit, FitSettings(model=model, data=data, out=out, seed=1, **settings), verbose=0,
+                            data=data_dir)
+    epochs = RunDir(out).history()
+    metrics, evaluate_seconds = timed(evaluate, out, data_dir, errors=0)
+    texts, _ = load_split(data, "test")
+    _, predict_seconds = timed(lambda: sum(1 for _ in predict(out, iter(texts), None)))
+    trained = len(epochs) * data_dir.num_examples("train")
+    return {"model": model, "accuracy": metrics["accuracy"], "train_s": round(seconds, 1),
+            "epochs": len(epochs), "train_examples_per_s": round(trained / seconds),
+            "evaluate_texts_per_s": round(data_dir.num_examples("test") / evaluate_seconds),
+            "predict_texts_per_s": round(len(texts) / predict_seconds)}
+
+
+def fasttext_row(data: Path) -> dict:
+    """fastText supervised with FASTTEXT's settings: its whole training from a text file, then `predict`."""
+    import fasttext
+
+    train_texts, train_labels = load_split(data, "train")
+    test_texts, test_labels = load_split(data, "test")
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", encoding="utf-8", delete=False) as file:
+        file.writelines(f"__label__{label} {text}\n" for text, label in zip(train_texts, train_labels))
+    model, seconds = timed(fasttext.train_supervised, file.name, **FASTTEXT)
+    Path(file.name).unlink()
+    one_line = [text.replace("\n", " ") for text in test_texts]   # fastText predicts one line per text
+    (labels, probabilities), predict_seconds = timed(model.predict, one_line)
+    positive = np.array([p[0] if label[0] == "__label__1" else 1 - p[0] for label, p in zip(labels, probabilities)])
+    accuracy = compute_metrics(np.array(test_labels), positive)["accuracy"]
+    return {"model": "fastText", "accuracy": accuracy, "train_s": round(seconds, 1), "epochs": EPOCHS,
+            "train_examples_per_s": round(EPOCHS * len(train_texts) / seconds),
+            "predict_texts_per_s": round(len(test_texts) / predict_seconds)}
+
+
+def sklearn_row(data: Path) -> dict:
+    """TF-IDF (1-2 grams, min_df 2, sublinear tf) + logistic regression (C 4), fitted on texts in memory."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    train_texts, train_labels = load_split(data, "train")
+    test_texts, test_labels = load_split(data, "test")
+    classifier = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
+                               LogisticRegression(max_iter=2000, C=4.0))
+    _, seconds = timed(classifier.fit, train_texts, train_labels)
+    scores, predict_seconds = timed(classifier.predict_proba, test_texts)
+    return {"model": "TF-IDF+LR (scikit-learn)", "accuracy": compute_metrics(np.array(test_labels), scores[:, 1])[
+        "accuracy"], "train_s": round(seconds, 1), "epochs": None,
+        "train_examples_per_s": round(len(train_texts) / seconds),
+        "predict_texts_per_s": round(len(test_texts) / predict_seconds)}
+
+
+def bag_rows(data: Path, out: Path) -> list[dict]:
+    """ngram_bag beside fastText, linear beside scikit-learn, in one run."""
+    rows = [fasttext_row(data), fit_row(data, out / "ngram_bag", "ngram_bag", epochs=EPOCHS)]
+    rows += [sklearn_row(data), fit_row(data, out / "linear", "linear")]
+    return rows
+
+
+def bag_ratios(rows: list[dict]) -> list[str]:
+    by_model = {row["model"]: row for row in rows}
+    bag, fasttext_, linear, sklearn = (by_model[name] for name in ("ngram_bag", "fastText", "linear",
+                                                                     "TF-IDF+LR (scikit-learn)"))
+    return [f"ngram_bag / fastText training examples/s: {bag['train_examples_per_s'] / fasttext_['train_examples_per_s']:.2f}"
+            f" (accuracy {bag['accuracy']:.4f} vs {fasttext_['accuracy']:.4f})",
+            f"ngram_bag predict / fastText predict texts/s: "
+            f"{bag['predict_texts_per_s'] / fasttext_['predict_texts_per_s']:.2f}",
+            f"linear / scikit-learn training time: {linear['train_s'] / sklearn['train_s']:.2f}"
+            f" (accuracy {linear['accuracy']:.4f} vs {sklearn['accuracy']:.4f})"]
+
+
+def zoo_rows(data: Path, out: Path, models: list[str]) -> list[dict]:
+    """Each model's training examples/s padded to --max-len and by length: ZOO_STEPS steps of its default batch
+    after a warm-up epoch of as many (compilation, the id cache)."""
+    rows = []
+    for model in models:
+        row = {"model": model}
+        for label, buckets in (("max_len", False), ("by_length", True)):
+            run = out / f"zoo-{model}-{label}"
+            shutil.rmtree(run, ignore_errors=True)
+            fit(FitSettings(model=model, data=data, out=run, seed=1, epochs=2, steps_per_epoch=ZOO_STEPS,
+                            validation_steps=2, calibrate=False, length_buckets=buckets), verbose=0)
+            row[f"{label}_examples_per_s"] = round(RunDir(run).history()[-1]["examples_per_second"], 1)
+            row["max_len"] = json.loads((run / "config.json").read_text())["max_len"]
+            shutil.rmtree(run, ignore_errors=True)
+        row["speedup"] = round(row["by_length_examples_per_s"] / row["max_len_examples_per_s"], 2)
+        rows.append(row)
+        click.echo(json.dumps(row), err=True)
+    return rows
+
+
+def as_markdown(rows: list[dict]) -> str:
+    keys = list(rows[0])
+    for row in rows[1:]:
+        keys += [key for key in row if key not in keys]
+    lines = ["| " + " | ".join(keys) + " |", "| " + " | ".join("---" for _ in keys) + " |"]
+    lines += ["| " + " | ".join("" if row.get(key) is None else (f"{row[key]:.4f}" if key == "accuracy" else
+                                                                  str(row[key])) for key in keys) + " |"
+              for row in rows]
+    return "\n".join(lines)
+
+
+@click.command()
+@click.option("--sections", default=",".join(SECTIONS), show_default=True, help="Comma-separated: bags, zoo.")
+@click.option("--corpora", default=",".join(CORPORA), show_default=True,
+              help="Comma-separated corpora for `bags` (the zoo section uses imdb).")
+@click.option("--models", "model_list", default=",".join(name for name in zoo.MODELS if name != "pretrained"),
+              show_default=True, help="The zoo section's models.")
+@click.option("--out", type=click.Path(path_type=Path), default=ROOT / "bench-out" / "speed", show_default=True,
+              help="Where corpora, shards and runs go.")
+def main(sections: str, corpora: str, model_list: str, out: Path) -> None:
+    results = {}
+    if "bags" in sections.split(","):
+        for corpus in corpora.split(","):
+            data = corpus_dir(corpus, out)
+            rows = bag_rows(data, out / corpus / "runs")
+            results[f"bags-{corpus}"] = rows
+            click.echo(f"\n## {corpus}: the bag models beside their peers\n\n{as_markdown(rows)}\n")
+            for line in bag_ratios(rows):
+                click.echo(line)
+    if "zoo" in sections.split(","):
+        rows = zoo_rows(corpus_dir("imdb", out), out / "imdb" / "runs", model_list.split(","))
+        results["zoo"] = rows
+        click.echo(f"\n## IMDB: training examples/s, padded to --max-len vs by length\n\n{as_markdown(rows)}\n")
+    (out / "speed_bench.json").write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
