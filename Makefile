@@ -8,7 +8,7 @@ DEMO := demo
 # pile up on one); `make test PYTEST_WORKERS=0` runs in one process.
 PYTEST_WORKERS ?= 2
 
-.PHONY: install demo test bench bench-shard bench-serve bench-fit bench-zoo bench-real bench-classes bench-max-len bench-hf-env bench-real-pretrained bench-explain bench-gpu clean
+.PHONY: install demo test bench bench-shard bench-serve bench-fit bench-zoo bench-real bench-classes bench-max-len bench-hf-env bench-real-pretrained bench-explain bench-gpu bench-speed clean
 
 install: $(STAMP)
 
@@ -85,6 +85,12 @@ bench-explain: install
 GPU_BENCH_OPTIONS ?=
 bench-gpu: install
 	$(BIN)/python benchmarks/gpu_bench.py $(GPU_BENCH_OPTIONS)
+
+# ngram_bag beside fastText, linear beside scikit-learn (training and prediction), and every zoo model's
+# training examples/s padded to --max-len vs by length, on a synthetic Amazon-like corpus and IMDB.
+bench-speed: install
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python benchmarks/speed_bench.py $(SPEED_BENCH_OPTIONS)
 
 bench-max-len: install
 	$(BIN)/python benchmarks/max_len_bench.py

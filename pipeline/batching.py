@@ -21,8 +21,15 @@ SMALLEST_WIDTH = 8
 # longest review (a quarter, on average), and --max-len 2048 meets 17 shapes.
 WIDTH_STEPS = (1.5, 4 / 3)
 # Batches sorted together: the larger the pool, the closer its batches' lengths (and the more memory: 16
-# batches of 256 reviews of --max-len 2048 int32 ids are 32 MB).
+# batches of 256 reviews of --max-len 2048 int32 ids are 32 MB). At least POOL_EXAMPLES reviews: each pool
+# costs tf.data a dataset of its own, which small batches would pay too often.
 POOL_BATCHES = 16
+POOL_EXAMPLES = 4096
+
+
+def pool_blocks(batch_size: int, block_size: int) -> int:
+    """Blocks of `block_size` reviews in one pool."""
+    return max(1, max(POOL_BATCHES * batch_size, POOL_EXAMPLES) // block_size)
 
 
 def bucket_widths(max_len: int) -> tuple[int, ...]:
@@ -82,12 +89,13 @@ def bucket_of(lengths: tf.Tensor, widths: tf.Tensor) -> tf.Tensor:
     return tf.minimum(tf.searchsorted(widths, lengths), tf.cast(tf.size(widths) - 1, tf.int32))
 
 
-def cut_in_order(pool, keys: tf.Tensor, batch_size: int) -> tf.data.Dataset:
-    """A pool (a structure of tensors, one row per review) -> its batches of `batch_size`, in order of `keys`."""
+def cut_in_order(pool, keys: tf.Tensor, batch_size: int, finish=lambda *batch: batch) -> tf.data.Dataset:
+    """A pool (a structure of tensors, one row per review) -> its batches of `batch_size`, in order of `keys`,
+    each passed through `finish` (one map a batch: tf.data's cost is per call)."""
     ordered = tf.nest.map_structure(lambda part: tf.gather(part, tf.argsort(keys, stable=True)), pool)
     starts = tf.range(0, tf.shape(keys, out_type=tf.int64)[0], batch_size)
     return tf.data.Dataset.from_tensor_slices(starts).map(
-        lambda start: tf.nest.map_structure(lambda part: part[start:start + batch_size], ordered))
+        lambda start: finish(*tf.nest.map_structure(lambda part: part[start:start + batch_size], ordered)))
 
 
 def texts_by_length(dataset: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
@@ -108,17 +116,17 @@ def sorted_batches(dataset: tf.data.Dataset, batch_size: int, max_len: int, shuf
     """
     widths = tf.constant(bucket_widths(max_len), tf.int64)
 
-    def cut(ids, labels):
-        buckets = tf.cast(bucket_of(lengths_of(ids), widths), tf.float32)
-        if shuffle:
-            buckets += tf.random.uniform(tf.shape(buckets), seed=seed)
-        return cut_in_order((ids, labels), buckets, batch_size)
-
     def pad_to_bucket(ids, labels):
         width = widths[bucket_of(tf.reduce_max(lengths_of(ids))[None], widths)[0]]
         return tf.nest.map_structure(lambda part: to_width(part, width), ids), labels
 
+    def cut(ids, labels):
+        buckets = tf.cast(bucket_of(lengths_of(ids), widths), tf.float32)
+        if shuffle:
+            buckets += tf.random.uniform(tf.shape(buckets), seed=seed)
+        return cut_in_order((ids, labels), buckets, batch_size, pad_to_bucket)
+
     dataset = dataset.flat_map(cut)
     if shuffle:
         dataset = dataset.shuffle(POOL_BATCHES, seed=seed, reshuffle_each_iteration=True)
-    return dataset.map(pad_to_bucket, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return dataset

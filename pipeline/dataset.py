@@ -130,7 +130,7 @@ def make_dataset(data: DataDir, split: str, batch_size: int, max_len: int = text
         if shuffle:
             dataset = batching.shuffle_blocks(dataset, shuffle_buffer, block, seed)
     if by_length:
-        dataset = batching.pools(dataset, max(1, batching.POOL_BATCHES * batch_size // block))
+        dataset = batching.pools(dataset, batching.pool_blocks(batch_size, block))
         dataset = batching.sorted_batches(dataset, batch_size, max_len, shuffle, seed)
     else:
         dataset = batching.pools(dataset, 1).map(lambda ids, labels: (tf.nest.map_structure(

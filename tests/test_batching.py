@@ -97,3 +97,23 @@ def test_the_end_to_end_model_cuts_padding_and_gives_the_same_probabilities(name
     whole = end_to_end(vectorizer, model)
     np.testing.assert_allclose(whole(texts), model(vectorizer(texts)), atol=1e-6)  # padded to 64, as before
     assert whole.get_layer("trim_padding")(vectorizer(texts)).shape == (4, 5)  # the longest review's 5 tokens
+
+
+def test_fit_without_length_buckets_records_it_and_its_model_predicts_in_a_new_process(data_dir, tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    import cli
+
+    run = tmp_path / "run"
+    result = CliRunner().invoke(cli.cli, ["fit", "--model", "ffn", "--data", str(data_dir), "--out", str(run),
+                                           "--epochs", "1", "--max-len", "24", "--no-length-buckets", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "config.json").read_text())["settings"]["length_buckets"] is False
+    predicted = subprocess.run([sys.executable, "cli.py", "predict", str(run), "good film", "bad"],
+                               capture_output=True, text=True, cwd=Path(cli.__file__).parent, check=True)
+    assert len(predicted.stdout.splitlines()) == 2
