@@ -45,6 +45,7 @@ from models.evaluation import compute_metrics, evaluate, predict  # noqa: E402
 from models.run_dir import RunDir  # noqa: E402
 from models.training import FitSettings, fit, open_data  # noqa: E402
 from pipeline import synthetic  # noqa: E402
+from zoo_bench import steady_speed  # noqa: E402
 from pipeline.shard.job import shard_corpus  # noqa: E402
 from pipeline.shard.plan import ShardSettings  # noqa: E402
 
@@ -153,46 +154,50 @@ def bag_ratios(rows: list[dict]) -> list[str]:
             f" (accuracy {linear['accuracy']:.4f} vs {sklearn['accuracy']:.4f})"]
 
 
-def zoo_rows(data: Path, out: Path, models: list[str]) -> list[dict]:
-    """Each model's training examples/s padded to --max-len and by length: ZOO_STEPS steps of its default batch
-    after a warm-up epoch of as many (compilation, the id cache)."""
+def both_ways(out: Path, models: list[str], measure) -> list[dict]:
+    """A row per model: `measure(model, run directory, length_buckets)`'s fields, padded to --max-len then by
+    length, each prefixed with its way (max_len_..., by_length_...; the chosen `max_len` as it is)."""
     rows = []
     for model in models:
         row = {"model": model}
         for label, buckets in (("max_len", False), ("by_length", True)):
-            run = out / f"zoo-{model}-{label}"
+            run = out / f"{model}-{label}"
             shutil.rmtree(run, ignore_errors=True)
-            # No id cache either way: capped epochs never finish a pass, so it would never be read.
-            fit(FitSettings(model=model, data=data, out=run, seed=1, epochs=2, steps_per_epoch=ZOO_STEPS,
-                            validation_steps=2, calibrate=False, cache=False, length_buckets=buckets), verbose=0)
-            row[f"{label}_examples_per_s"] = round(RunDir(run).history()[-1]["examples_per_second"], 1)
-            row["max_len"] = json.loads((run / "config.json").read_text())["max_len"]["max_len"]
-            shutil.rmtree(run, ignore_errors=True)
-        row["speedup"] = round(row["by_length_examples_per_s"] / row["max_len_examples_per_s"], 2)
+            row.update({key if key == "max_len" else f"{label}_{key}": value
+                        for key, value in measure(model, run, buckets).items()})
         rows.append(row)
         click.echo(json.dumps(row), err=True)
+    return rows
+
+
+def zoo_rows(data: Path, out: Path, models: list[str]) -> list[dict]:
+    """Each model's training examples/s padded to --max-len and by length: ZOO_STEPS steps of its default batch
+    after a warm-up epoch of as many (compilation)."""
+    def measure(model: str, run: Path, buckets: bool) -> dict:
+        # No id cache either way: capped epochs never finish a pass, so it would never be read.
+        fit(FitSettings(model=model, data=data, out=run, seed=1, epochs=2, steps_per_epoch=ZOO_STEPS,
+                        validation_steps=2, calibrate=False, cache=False, length_buckets=buckets), verbose=0)
+        measured = {"examples_per_s": round(RunDir(run).history()[-1]["examples_per_second"], 1),
+                    "max_len": json.loads((run / "config.json").read_text())["max_len"]["max_len"]}
+        shutil.rmtree(run, ignore_errors=True)
+        return measured
+
+    rows = both_ways(out / "zoo", models, measure)
+    for row in rows:
+        row["speedup"] = round(row["by_length_examples_per_s"] / row["max_len_examples_per_s"], 2)
     return rows
 
 
 def accuracy_rows(data: Path, out: Path, models: list[str]) -> list[dict]:
     """Each model trained with its defaults padded to --max-len and by length: test accuracy, examples/s."""
-    rows = []
-    for model in models:
-        row = {"model": model}
-        for label, buckets in (("max_len", False), ("by_length", True)):
-            run = out / f"accuracy-{model}-{label}"
-            shutil.rmtree(run, ignore_errors=True)
-            _, seconds = timed(fit, FitSettings(model=model, data=data, out=run, seed=1, length_buckets=buckets),
-                               verbose=0)
-            history = RunDir(run).history()
-            steady = history[1:] or history
-            row[f"{label}_accuracy"] = round(evaluate(run, open_data(data), errors=0)["accuracy"], 4)
-            row[f"{label}_examples_per_s"] = round(sum(e["examples_per_second"] for e in steady) / len(steady))
-            row[f"{label}_fit_s"] = round(seconds, 1)
-            row[f"{label}_epochs"] = len(history)
-        rows.append(row)
-        click.echo(json.dumps(row), err=True)
-    return rows
+    def measure(model: str, run: Path, buckets: bool) -> dict:
+        _, seconds = timed(fit, FitSettings(model=model, data=data, out=run, seed=1, length_buckets=buckets),
+                           verbose=0)
+        history = RunDir(run).history()
+        return {"accuracy": round(evaluate(run, open_data(data), errors=0)["accuracy"], 4),
+                "examples_per_s": round(steady_speed(history)), "fit_s": round(seconds, 1), "epochs": len(history)}
+
+    return both_ways(out / "accuracy", models, measure)
 
 
 def as_markdown(rows: list[dict]) -> str:
