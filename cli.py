@@ -244,7 +244,8 @@ def parse_hparams(ctx, param, values: tuple[str, ...]) -> dict:
 # Training options shared by `fit` and `study`, defined once.
 TRAINING_OPTIONS = [
     click.option("--data", type=EXISTING_DIRECTORY, required=True, help="Data directory written by `shard`."),
-    click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="Maximum epochs."),
+    click.option("--epochs", type=click.IntRange(min=1), default=None,
+                 help=f"Maximum epochs. Default: the model's ({zoo.defaults_text('epochs')})."),
     click.option("--batch-size", type=click.IntRange(min=1), default=None,
                  help="Examples per batch and replica (the global batch is this times the replicas). Default: the "
                       f"model's ({zoo.defaults_text('batch_size')}), lowered for a small corpus so that an epoch "
@@ -261,8 +262,8 @@ TRAINING_OPTIONS = [
                  help="Vocabulary ids the model uses: the most frequent words of the shard's vocab.txt (padding "
                       f"and [UNK] count as two). Default: the model's ({vocab_help()})."),
     click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=None,
-                 help=f"Default: the model's ({zoo.defaults_text('optimizer')}). lazy_adam updates only the "
-                      "embedding rows a batch uses; adamw decays weights decoupled from the gradient."),
+                 help=f"Default: the model's ({zoo.defaults_text('optimizer')}). row_adagrad and lazy_adam "
+                      "update only the embedding rows a batch uses; adamw decays weights decoupled from the gradient."),
     click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=None,
                  help=f"Default: the model's ({zoo.defaults_text('learning_rate', '{:g}'.format)})."),
     click.option("--patience", type=click.IntRange(min=0), default=3, show_default=True,

@@ -50,6 +50,7 @@ class RunPlan:
     vocab: vocab_size_lib.VocabChoice
     truncate: str
     batch: Choice               # per replica
+    epochs: Choice              # the most epochs fit trains
     replicas: int
     optimizer: Choice
     learning_rate: Choice
@@ -73,7 +74,8 @@ class RunPlan:
         """What `fit` prints of its choices."""
         return [f"--max-len {self.max_len.max_len} ({self.max_len.source}: {self.max_len.reason}); longer reviews "
                 f"keep their {self.truncate.replace('_', ' and ')}",
-                f"batch {self.batch_size} ({self.batch.source}: {self.batch.reason}); optimizer "
+                f"batch {self.batch_size} ({self.batch.source}: {self.batch.reason}); at most {self.epochs.value} "
+                f"epochs ({self.epochs.source}); optimizer "
                 f"{self.optimizer.value} at {self.learning_rate.value:g} ({self.optimizer.source})"]
 
 
@@ -93,23 +95,13 @@ def batch_choice(given: int | None, model_default: int, num_train_examples: int 
                   f"{MIN_STEPS_PER_EPOCH} steps an epoch")
 
 
-def optimizer_choice(given: str | None, spec: ModelSpec, jit_compile: bool) -> Choice:
-    if given is not None:
-        return Choice(given, "option", "--optimizer")
-    if spec.optimizer == "lazy_adam" and jit_compile:
-        # XLA compiles lazy Adam's de-duplication of rows (a dynamic shape) slowly: ngram_bag trained at
-        # 6.9k examples/s with it, 16.8k with Adam (CPU). Asked for by name, it is kept.
-        return Choice("adam", "model", "the model's lazy_adam compiles slowly under --jit-compile: adam")
-    return Choice(spec.optimizer, "model", "the model's")
-
-
 def given_or(value, default, option: str) -> Choice:
     return Choice(value, "option", option) if value is not None else Choice(default, "model", "the model's")
 
 
 # The plan's `Choice` fields and the FitSettings field each is the choice of.
-CHOICE_SETTINGS = {"batch": "batch_size", "optimizer": "optimizer", "learning_rate": "learning_rate",
-                   "warmup_share": "warmup_share"}
+CHOICE_SETTINGS = {"batch": "batch_size", "epochs": "epochs", "optimizer": "optimizer",
+                   "learning_rate": "learning_rate", "warmup_share": "warmup_share"}
 
 
 def from_interrupted_run(plan: "RunPlan", names: frozenset) -> "RunPlan":
@@ -146,14 +138,15 @@ def plan_run(settings, spec: ModelSpec, facts: DataFacts, vocab: vocab_size_lib.
     `from_run`: the settings a resume took from the interrupted run (`training.resume_settings`).
     """
     batch = batch_choice(settings.batch_size, spec.batch_size, facts.num_train_examples)
+    epochs = given_or(settings.epochs, spec.epochs, "--epochs")
     plan = RunPlan(
         model=spec.name, max_len=max_len_choice(settings.max_len, spec, facts), vocab=vocab,
-        truncate=settings.truncate or DEFAULT_TRUNCATE, batch=batch, replicas=replicas,
-        optimizer=optimizer_choice(settings.optimizer, spec, settings.jit_compile),
+        truncate=settings.truncate or DEFAULT_TRUNCATE, batch=batch, epochs=epochs, replicas=replicas,
+        optimizer=given_or(settings.optimizer, spec.optimizer, "--optimizer"),
         learning_rate=given_or(settings.learning_rate, spec.learning_rate, "--learning-rate"),
         warmup_share=given_or(settings.warmup_share, spec.warmup_share, "--warmup-share"),
         clipnorm=spec.clipnorm,
-        total_steps=count_steps(settings.epochs, settings.steps_per_epoch, facts.num_train_examples,
+        total_steps=count_steps(epochs.value, settings.steps_per_epoch, facts.num_train_examples,
                                 batch.value * replicas),
         early_stopping=spec.early_stopping)
     return from_interrupted_run(plan, from_run) if from_run else plan
@@ -164,7 +157,7 @@ def settings_record(settings, plan: RunPlan) -> dict:
     versions wrote it, so that they read it and a resume compares like with like)."""
     filled = dataclasses.replace(
         settings, max_len=plan.max_len.max_len, vocab_size=plan.vocab.vocab_size, truncate=plan.truncate,
-        batch_size=plan.batch_size, optimizer=plan.optimizer.value, learning_rate=plan.learning_rate.value,
+        batch_size=plan.batch_size, epochs=plan.epochs.value, optimizer=plan.optimizer.value, learning_rate=plan.learning_rate.value,
         warmup_share=plan.warmup_share.value, preset=settings.preset if plan.vocab.source == "preset" else None)
     return filled.to_json()
 

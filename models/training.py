@@ -31,7 +31,8 @@ ADAMW_WEIGHT_DECAY = 0.01
 # existed resumes and is calibrated at its end. Other missing settings meant their default.
 EARLIER_DEFAULTS = {"truncate": "head", "warmup_share": 0.0, "calibrate": True}
 # Settings a user may leave to the plan (None); resuming, each takes the interrupted run's value.
-PLANNED_SETTINGS = ("max_len", "vocab_size", "truncate", "batch_size", "optimizer", "learning_rate", "warmup_share")
+PLANNED_SETTINGS = ("max_len", "vocab_size", "truncate", "batch_size", "epochs", "optimizer", "learning_rate",
+                    "warmup_share")
 # Keras warns when a dataset of unknown size (a tf.data service's) ends its first epoch; that end is
 # how the epoch's size is learnt, not a fault, and capped epochs repeat their dataset.
 warnings.filterwarnings("ignore", message="Your input ran out of data")
@@ -44,7 +45,7 @@ class FitSettings:
     model: str
     data: Path
     out: Path
-    epochs: int = 10
+    epochs: int | None = None             # the most epochs; None: the model's spec's (10; linear 3)
     batch_size: int | None = None         # per replica; None: the model's (lowered for a small corpus)
     max_len: int | None = None            # None: chosen from the train split's lengths (models/max_len.py)
     truncate: str | None = None           # which tokens of a longer review are kept; None: text.DEFAULT_TRUNCATE
@@ -168,6 +169,7 @@ def make_optimizer(name: str, learning_rate: float, warmup_share: float = 0.0, t
     if name == "adamw":
         return keras.optimizers.AdamW(learning_rate=rate, weight_decay=ADAMW_WEIGHT_DECAY, **extra)
     return {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam, "lazy_adam": optimizers.LazyAdam,
+            "row_adagrad": optimizers.RowAdagrad,
             "sgd": keras.optimizers.SGD, "adagrad": keras.optimizers.Adagrad}[name](learning_rate=rate, **extra)
 
 
@@ -193,8 +195,16 @@ def build_and_compile(plan: RunPlan, settings: FitSettings, vocab_size: int,
         loss, accuracy = "binary_crossentropy", keras.metrics.BinaryAccuracy(name="accuracy")
     else:
         loss, accuracy = "sparse_categorical_crossentropy", keras.metrics.SparseCategoricalAccuracy(name="accuracy")
-    model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy], jit_compile=settings.jit_compile)
+    model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy], jit_compile=settings.jit_compile,
+                  steps_per_execution=steps_per_execution(settings.spec, tf.distribute.get_strategy()))
     return model
+
+
+def steps_per_execution(spec, strategy: tf.distribute.Strategy) -> int:
+    """The model's training steps per call into TensorFlow; 1 under a mirrored strategy, where Keras's loop of
+    several steps fails (a placeholder of its while loop left unfed: Keras 3.15, TensorFlow 2.21)."""
+    mirrored = (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy)
+    return 1 if isinstance(strategy, mirrored) else spec.steps_per_execution
 
 
 def end_to_end(vectorizer: keras.layers.TextVectorization, model: keras.Model,
@@ -388,13 +398,13 @@ def train_model(plan: RunPlan, settings: FitSettings, data: DataDir, model: kera
                 validation, callbacks: list, verbose) -> None:
     """`model.fit`, or our own loop under MultiWorkerMirroredStrategy (see multi_worker.py)."""
     if settings.strategy != "multi-worker":
-        model.fit(train, validation_data=validation, epochs=settings.epochs,
+        model.fit(train, validation_data=validation, epochs=plan.epochs.value,
                   steps_per_epoch=settings.steps_per_epoch, validation_steps=settings.validation_steps,
                   callbacks=callbacks, verbose=verbose, shuffle=False)
         return
     global_batch = plan.global_batch_size
     multi_worker.train(
-        model, strategy, train, validation, epochs=settings.epochs,
+        model, strategy, train, validation, epochs=plan.epochs.value,
         steps_per_epoch=multi_worker.steps_for(data.num_examples("train"), global_batch, settings.steps_per_epoch),
         validation_steps=multi_worker.steps_for(data.num_examples("validation"), global_batch,
                                                 settings.validation_steps),

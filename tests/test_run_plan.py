@@ -26,10 +26,11 @@ def test_every_choice_comes_with_its_source_and_reason():
     assert (chosen.batch.value, chosen.batch.source) == (64, "model")
     assert (chosen.optimizer.value, chosen.learning_rate.value) == ("rmsprop", 1e-3)
     assert chosen.truncate == "head_tail" and chosen.early_stopping
-    assert chosen.total_steps == -(-100_000 // 64) * 10
-    given = plan(max_len=40, batch_size=16, optimizer="adam", learning_rate=0.01, truncate="head")
-    assert [given.max_len.source, given.batch.source, given.optimizer.source, given.learning_rate.source] == [
-        "option"] * 4
+    assert chosen.total_steps == -(-100_000 // 64) * 10 and (chosen.epochs.value, chosen.epochs.source) == (10, "model")
+    given = plan(max_len=40, batch_size=16, optimizer="adam", learning_rate=0.01, truncate="head", epochs=2)
+    assert [given.max_len.source, given.batch.source, given.optimizer.source, given.learning_rate.source,
+            given.epochs.source] == ["option"] * 5
+    assert given.total_steps == -(-100_000 // 16) * 2
     assert json.loads(json.dumps(given.to_json()))["batch"] == {"value": 16, "source": "option",
                                                                "reason": "--batch-size"}
 
@@ -40,7 +41,7 @@ def test_a_small_corpus_gets_smaller_batches_and_replicas_multiply_the_global_ba
     two = make_plan(FitSettings(model="linear", data=".", out="."), replicas=2,
                     facts=run_plan.DataFacts(num_train_examples=100_000))
     assert (two.batch_size, two.global_batch_size) == (256, 512) and not two.early_stopping
-    assert two.total_steps == -(-100_000 // 512) * 10
+    assert two.total_steps == -(-100_000 // 512) * 3 and (two.epochs.value, two.epochs.source) == (3, "model")
 
 
 def test_the_plan_is_the_specs_and_the_same_for_the_same_inputs():

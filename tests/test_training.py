@@ -105,7 +105,7 @@ def test_every_model_learns_short_texts(name, short_data, tmp_path):
 
 @pytest.mark.parametrize("name, hparams, jit_compile", [
     ("lstm", {"units": 8}, True), ("transformer", {"num_layers": 1}, True), ("ngram_bag", {"buckets": 4096}, True),
-    ("ngram_bag", {"buckets": 4096}, False)])  # without XLA, ngram_bag trains with lazy Adam's sparse updates
+    ("ngram_bag", {"buckets": 4096}, False)])  # row-wise Adagrad's compiled scatter inside a step XLA compiles, or not
 def test_mixed_precision_and_xla_run_on_cpu(long_data, tmp_path, name, hparams, jit_compile):
     result = fit(FitSettings(model=name, data=long_data, out=tmp_path / "run", epochs=1, steps_per_epoch=5,
                              validation_steps=2, mixed_precision=True, jit_compile=jit_compile, hparams=hparams,
@@ -143,6 +143,15 @@ for strategy, batch in [("mirrored", 16), ("one-device", 32)]:
     steps = -(-train_examples // 32)
     assert results["mirrored"][:2] == results["one-device"][:2] == (4, steps)
     assert results["mirrored"][2] > 0.8 and abs(results["mirrored"][2] - results["one-device"][2]) < 0.05
+    # ngram_bag's row-wise Adagrad (a compiled scatter of rows) and its 8 steps per call, which mirrored runs
+    # leave out. A process of its own: a second model's mirrored fit after the first's fails in TensorFlow 2.21.
+    bag = script.split("from models.training")[0] + f"""
+from models.training import FitSettings, fit
+print("BAG", fit(FitSettings(model="ngram_bag", data={str(long_data)!r}, out={str(tmp_path / "bag")!r}, epochs=1,
+                             steps_per_epoch=10, validation_steps=2, strategy="mirrored", seed=1), verbose=0).epochs_run)
+"""
+    done = subprocess.run([sys.executable, "-c", bag], cwd=ROOT, capture_output=True, text=True)
+    assert "BAG 1" in done.stdout, done.stderr[-3000:]
     model = keras.saving.load_model(tmp_path / "mirrored" / "model.keras")
     assert model.predict(tf.constant(["great"]), verbose=0).shape == (1, 1)
 
@@ -317,7 +326,7 @@ def test_a_small_corpus_gets_batches_small_enough_to_learn(tmp_path):
                for name in ("linear", "ngram_bag")}
     assert RunDir(tmp_path / "linear").config().settings["batch_size"] == 9  # ~320 train reviews / 32 steps
     # Trained to convergence, not stopped at the first epoch by a noisy validation loss.
-    assert results["linear"].epochs_run == 10
+    assert results["linear"].epochs_run == zoo.spec("linear").epochs == 3
     for name in results:
         # Scored on 1,000 held-out reviews: the ~90 of the validation split are too few to judge by.
         assert evaluate(tmp_path / name, data, errors=0)["accuracy"] > 0.7, name  # the majority class is ~0.5

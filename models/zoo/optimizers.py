@@ -38,6 +38,60 @@ class LazyAdam(keras.optimizers.Adam):
         self.assign_sub(variable, tf.IndexedSlices(step_rows, rows))
 
 
+# Adagrad's accumulators start at 0 (not Keras's 0.1): a bag's row gradients are ~1e-5 (a mean over a review's
+# features and a batch), and a start of 0.1 would keep its steps that small.
+ROW_EPSILON = 1e-12
+
+
+@tf.function(jit_compile=True)
+def _row_adagrad_rows(variable, accumulator, values, indices, rate):
+    """Row-wise Adagrad on the rows of a sparse gradient, compiled by XLA: TensorFlow's own CPU scatter kernels
+    cost ~100 ns a row, XLA's ~6 (60k rows x 16: 5.7 vs 0.34 ms). Every occurrence of a row adds to it (no
+    de-duplication, whose count of rows would be a new shape, compiled again, every step)."""
+    accumulator.scatter_add(tf.IndexedSlices(tf.reduce_mean(tf.square(values), axis=1), indices))
+    scale = rate * tf.math.rsqrt(tf.gather(accumulator, indices) + ROW_EPSILON)
+    variable.scatter_sub(tf.IndexedSlices(values * scale[:, None], indices))
+
+
+def _tf_variable(variable):
+    """The tf.Variable under a Keras variable (what a compiled function takes)."""
+    return variable.value if isinstance(variable, keras.Variable) else variable
+
+
+@keras.saving.register_keras_serializable(package="reviewflow")
+class RowAdagrad(keras.optimizers.Optimizer):
+    """Adagrad with one accumulator per row (the mean of the row's squared gradients), as DLRM's and
+    TorchRec's embeddings train; a sparse gradient updates only the rows the batch used.
+
+    Each row's steps are normalized like Adam's, so rare and frequent n-grams learn alike, at one scalar of
+    state per row (lazy Adam keeps two whole tables more, written to every checkpoint) and, for an
+    embedding, one compiled scatter a step where lazy Adam needs a de-duplication and three scatters of
+    whole rows. A weight of one dimension (a bias) has an accumulator per element.
+    """
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        self._accumulators = [self.add_variable(tuple(variable.shape[:1]), initializer="zeros",
+                                                dtype=variable.dtype, name=f"{variable.name}_row_accumulator")
+                              for variable in variables]
+
+    def update_step(self, gradient, variable, learning_rate):
+        accumulator = self._accumulators[self._get_variable_index(variable)]
+        rate = ops.cast(learning_rate, variable.dtype)
+        if isinstance(gradient, tf.IndexedSlices):
+            _row_adagrad_rows(_tf_variable(variable), _tf_variable(accumulator),
+                              ops.cast(gradient.values, variable.dtype), gradient.indices, rate)
+            return
+        gradient = ops.cast(gradient, variable.dtype)
+        squares = ops.square(gradient)
+        self.assign_add(accumulator, ops.mean(ops.reshape(squares, (squares.shape[0], -1)), axis=1)
+                        if len(variable.shape) > 1 else squares)
+        scale = rate * ops.rsqrt(accumulator + ROW_EPSILON)
+        self.assign_sub(variable, gradient * ops.reshape(scale, (-1,) + (1,) * (len(variable.shape) - 1)))
+
+
 @keras.saving.register_keras_serializable(package="reviewflow")
 class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
     """0 -> `peak` linearly over `warmup_steps`, then linearly down to 0 at `total_steps` (BERT's schedule)."""

@@ -22,7 +22,7 @@ import importlib
 import inspect
 import types
 
-OPTIMIZERS = ("rmsprop", "adam", "lazy_adam", "sgd", "adagrad", "adamw")
+OPTIMIZERS = ("rmsprop", "adam", "lazy_adam", "row_adagrad", "sgd", "adagrad", "adamw")
 PREPROCESSORS = ("vocabulary", "preset")
 # Arguments of every builder that fit sets itself; `--param` sets only the others.
 FIT_ARGUMENTS = ("vocab_size", "max_len", "preset", "num_classes")
@@ -62,12 +62,14 @@ class ModelSpec:
     optimizer: str = "rmsprop"                 # the studies' optimizer, at Keras's default rate
     learning_rate: float = 1e-3
     batch_size: int = 64                       # per replica; fit lowers it for a small corpus
+    epochs: int = 10                           # the most epochs fit trains without --epochs
     early_stopping: bool = True                # keep the epoch of lowest validation loss, stop after `patience`
     lengths: LengthPolicy = SEQUENCE_LENGTHS
     vocab_size: int | None = EMBEDDING_VOCAB_SIZE   # ids taken of the shard's vocabulary; None: all of them
     inference_batch_size: int | None = None    # the most reviews evaluate/predict score at once; None: no cap
     warmup_share: float = 0.0                  # of all steps, a linear learning-rate warm-up, then decay to 0
     clipnorm: float | None = None
+    steps_per_execution: int = 1               # training steps per call into TensorFlow (Keras's compile)
     preprocessor: str = "vocabulary"           # "vocabulary": the shard's; "preset": a checkpoint's (--preset)
     module_name: str = ""                      # the builder's module; "" for models/zoo/NAME.py
 
@@ -78,7 +80,9 @@ class ModelSpec:
             self.preprocessor not in PREPROCESSORS)
         problems += ["learning_rate must be > 0"] * (not self.learning_rate > 0)
         problems += ["batch_size must be >= 1"] * (self.batch_size < 1)
+        problems += ["epochs must be >= 1"] * (self.epochs < 1)
         problems += ["warmup_share must be in [0, 1)"] * (not 0 <= self.warmup_share < 1)
+        problems += ["steps_per_execution must be >= 1"] * (self.steps_per_execution < 1)
         if problems:
             raise ValueError(f"model spec {self.name!r}: {'; '.join(problems)}")
 
