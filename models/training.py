@@ -284,13 +284,14 @@ def reads_whole_splits(settings: FitSettings) -> bool:
     return settings.strategy != "multi-worker" and settings.data_service is None
 
 
-def train_once(plan: RunPlan, settings: FitSettings, data: DataDir, vectorizer, cache_dir: Path) -> tf.data.Dataset:
-    """The train split once, in order, for a model's statistics (`adapt`). Where the id cache is on and this
-    process reads whole splits, the pass fills the training pipeline's cache (same blocks, same file), so
-    the first epoch reads ids instead of vectorizing the corpus a second time."""
+def train_once(plan: RunPlan, settings: FitSettings, data: DataDir, vectorizer, cache_dir: Path):
+    """The train split's batches once, in order, for a model's statistics (`adapt`). Where the id cache is on
+    and this process reads whole splits, the pass fills the training pipeline's cache (same blocks, same
+    file), so the first epoch reads ids instead of vectorizing the corpus a second time. The pipeline is
+    made when the first batch is asked for: most models read none (making it costs ~0.7 s of tracing)."""
     cache = settings.cache and reads_whole_splits(settings)
-    return dataset.make_dataset(data, "train", plan.global_batch_size, plan.max_len.max_len, vectorizer=vectorizer,
-                                cache_path=cache_dir / "train" if cache else None)
+    yield from dataset.make_dataset(data, "train", plan.global_batch_size, plan.max_len.max_len,
+                                    vectorizer=vectorizer, cache_path=cache_dir / "train" if cache else None)
 
 
 def make_inputs(plan: RunPlan, settings: FitSettings, data: DataDir, vectorizer,
@@ -342,8 +343,8 @@ def _fit(plan: RunPlan, settings: FitSettings, data: DataDir, vectors: Pretraine
     started = time.perf_counter()
     callbacks = make_callbacks(plan, settings, data, run, resuming)
     train_model(plan, settings, data, model, strategy, train, validation, callbacks, verbose)
+    result = finish_run(settings, run, vectorizer, model, plan, data, log if verbose else None, cache_dir)
     shutil.rmtree(cache_dir, ignore_errors=True)  # it can be large; a later run rebuilds it
-    result = finish_run(settings, run, vectorizer, model, plan, data, log if verbose else None)
     if verbose:
         log(f"trained {result.epochs_run} epochs in {time.perf_counter() - started:.1f} s; best validation "
             f"accuracy {result.best_val_accuracy:.4f} (epoch {result.best_epoch}); model: {run / MODEL_FILE}")
@@ -430,15 +431,26 @@ def inference_copy(model: keras.Model) -> keras.Model:
     return copy
 
 
-def calibrate(plan: RunPlan, data: DataDir, vectorizer, model: keras.Model) -> calibration.Calibration:
-    """The temperature for `model` (the trained token-id model), fitted on the validation split."""
+def calibrate(plan: RunPlan, data: DataDir, vectorizer, model: keras.Model,
+              cache_path: Path | None = None) -> calibration.Calibration:
+    """The temperature for `model` (the trained token-id model), fitted on the validation split (its ids read
+    from `cache_path` where training cached them)."""
     batches = dataset.make_dataset(data, "validation", plan.global_batch_size, plan.max_len.max_len,
-                                   vectorizer=vectorizer)
+                                   vectorizer=vectorizer, cache_path=cache_path)
     return calibration.fit_temperature(*calibration.validation_scores(model, batches))
 
 
+def complete_cache(settings: FitSettings, cache_dir: Path | None, split: str) -> Path | None:
+    """The split's id cache if training wrote it whole (tf.data writes its index last; a capped or partial
+    pass leaves none), and this process read whole splits; otherwise None."""
+    if cache_dir is None or not settings.cache or not reads_whole_splits(settings):
+        return None
+    path = cache_dir / split
+    return path if Path(f"{path}.index").exists() else None
+
+
 def finish_run(settings: FitSettings, run: RunDir, vectorizer, model: keras.Model, plan: RunPlan, data: DataDir,
-               log=None) -> FitResult:
+               log=None, cache_dir: Path | None = None) -> FitResult:
     """The best epoch's weights, curves, the calibration, the export and, last, `model.keras`, which marks the
     run complete."""
     rows = run.history()
@@ -450,7 +462,7 @@ def finish_run(settings: FitSettings, run: RunDir, vectorizer, model: keras.Mode
     trained = inference_copy(model)  # a local copy: its predictions need no strategy, on any worker
     temperature = None
     if settings.calibrate:
-        fitted = calibrate(plan, data, vectorizer, trained)
+        fitted = calibrate(plan, data, vectorizer, trained, complete_cache(settings, cache_dir, "validation"))
         run.write_config(dataclasses.replace(run.config(), calibration=fitted.to_json()))
         temperature = fitted.temperature
         if log:

