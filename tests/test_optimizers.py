@@ -71,11 +71,12 @@ def test_row_adagrad_moves_only_the_rows_a_sparse_gradient_uses():
 
 def test_row_adagrad_on_a_dense_gradient_is_the_same_update_of_every_row():
     variable, start = table(), table().numpy()
-    bias = keras.Variable(np.zeros(DIM, "float32"))
+    bias, scalar = keras.Variable(np.zeros(DIM, "float32")), keras.Variable(np.float32(0.0))  # linear's bias: ()
     optimizer = RowAdagrad(learning_rate=0.1)
     gradients = [np.random.default_rng(seed).normal(size=(ROWS, DIM)).astype("float32") for seed in (3, 4)]
     for gradient in gradients:
-        optimizer.apply([tf.constant(gradient), tf.constant(gradient[0])], [variable, bias])
+        optimizer.apply([tf.constant(gradient), tf.constant(gradient[0]), tf.constant(gradient[0, 0])],
+                        [variable, bias, scalar])
     every_row = np.arange(ROWS)
     np.testing.assert_allclose(variable.numpy(), row_adagrad_steps(start, [(every_row, g) for g in gradients], 0.1),
                                rtol=1e-5)
@@ -83,6 +84,7 @@ def test_row_adagrad_on_a_dense_gradient_is_the_same_update_of_every_row():
     first, second = gradients[0][0], gradients[1][0]
     expected = -0.1 * np.sign(first) - 0.1 * second / np.sqrt(first ** 2 + second ** 2)
     np.testing.assert_allclose(bias.numpy(), expected, rtol=1e-5)
+    np.testing.assert_allclose(scalar.numpy(), expected[0], rtol=1e-5)
 
 
 def test_ngram_bag_trains_with_row_adagrad_and_lazy_adam_stays_lazy_under_xla():

@@ -65,8 +65,9 @@ class RowAdagrad(keras.optimizers.Optimizer):
 
     Each row's steps are normalized like Adam's, so rare and frequent n-grams learn alike, at one scalar of
     state per row (lazy Adam keeps two whole tables more, written to every checkpoint) and, for an
-    embedding, one compiled scatter a step where lazy Adam needs a de-duplication and three scatters of
-    whole rows. A weight of one dimension (a bias) has an accumulator per element.
+    embedding, one compiled function a step (a scatter of scalars, one of rows) where lazy Adam needs a
+    de-duplication and three scatters of whole rows. A weight of one dimension (a bias) has an accumulator
+    per element, a scalar weight one.
     """
 
     def build(self, variables):
@@ -88,8 +89,9 @@ class RowAdagrad(keras.optimizers.Optimizer):
         squares = ops.square(gradient)
         self.assign_add(accumulator, ops.mean(ops.reshape(squares, (squares.shape[0], -1)), axis=1)
                         if len(variable.shape) > 1 else squares)
-        scale = rate * ops.rsqrt(accumulator + ROW_EPSILON)
-        self.assign_sub(variable, gradient * ops.reshape(scale, (-1,) + (1,) * (len(variable.shape) - 1)))
+        scale = rate * ops.rsqrt(accumulator + ROW_EPSILON)   # () for a scalar weight, (rows,) otherwise
+        self.assign_sub(variable, gradient * ops.reshape(scale, tuple(accumulator.shape)
+                                                         + (1,) * max(len(variable.shape) - 1, 0)))
 
 
 @keras.saving.register_keras_serializable(package="reviewflow")
