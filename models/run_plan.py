@@ -157,8 +157,9 @@ def settings_record(settings, plan: RunPlan) -> dict:
     versions wrote it, so that they read it and a resume compares like with like)."""
     filled = dataclasses.replace(
         settings, max_len=plan.max_len.max_len, vocab_size=plan.vocab.vocab_size, truncate=plan.truncate,
-        batch_size=plan.batch_size, epochs=plan.epochs.value, optimizer=plan.optimizer.value, learning_rate=plan.learning_rate.value,
-        warmup_share=plan.warmup_share.value, preset=settings.preset if plan.vocab.source == "preset" else None)
+        batch_size=plan.batch_size, epochs=plan.epochs.value, optimizer=plan.optimizer.value,
+        learning_rate=plan.learning_rate.value, warmup_share=plan.warmup_share.value,
+        preset=settings.preset if plan.vocab.source == "preset" else None)
     return filled.to_json()
 
 

@@ -284,14 +284,18 @@ def reads_whole_splits(settings: FitSettings) -> bool:
     return settings.strategy != "multi-worker" and settings.data_service is None
 
 
+def whole_split_cache(settings: FitSettings, cache_dir: Path, split: str) -> Path | None:
+    """Where this process caches the split's ids whole; None without the cache, or where it reads some shards."""
+    return cache_dir / split if settings.cache and reads_whole_splits(settings) else None
+
+
 def train_once(plan: RunPlan, settings: FitSettings, data: DataDir, vectorizer, cache_dir: Path):
     """The train split's batches once, in order, for a model's statistics (`adapt`). Where the id cache is on
     and this process reads whole splits, the pass fills the training pipeline's cache (same blocks, same
     file), so the first epoch reads ids instead of vectorizing the corpus a second time. The pipeline is
     made when the first batch is asked for: most models read none (making it costs ~0.7 s of tracing)."""
-    cache = settings.cache and reads_whole_splits(settings)
     yield from dataset.make_dataset(data, "train", plan.global_batch_size, plan.max_len.max_len,
-                                    vectorizer=vectorizer, cache_path=cache_dir / "train" if cache else None)
+                                    vectorizer=vectorizer, cache_path=whole_split_cache(settings, cache_dir, "train"))
 
 
 def make_inputs(plan: RunPlan, settings: FitSettings, data: DataDir, vectorizer,
@@ -343,7 +347,7 @@ def _fit(plan: RunPlan, settings: FitSettings, data: DataDir, vectors: Pretraine
     started = time.perf_counter()
     callbacks = make_callbacks(plan, settings, data, run, resuming)
     train_model(plan, settings, data, model, strategy, train, validation, callbacks, verbose)
-    result = finish_run(settings, run, vectorizer, model, plan, data, log if verbose else None, cache_dir)
+    result = finish_run(settings, run, vectorizer, model, plan, data, cache_dir, log if verbose else None)
     shutil.rmtree(cache_dir, ignore_errors=True)  # it can be large; a later run rebuilds it
     if verbose:
         log(f"trained {result.epochs_run} epochs in {time.perf_counter() - started:.1f} s; best validation "
@@ -440,17 +444,15 @@ def calibrate(plan: RunPlan, data: DataDir, vectorizer, model: keras.Model,
     return calibration.fit_temperature(*calibration.validation_scores(model, batches))
 
 
-def complete_cache(settings: FitSettings, cache_dir: Path | None, split: str) -> Path | None:
-    """The split's id cache if training wrote it whole (tf.data writes its index last; a capped or partial
-    pass leaves none), and this process read whole splits; otherwise None."""
-    if cache_dir is None or not settings.cache or not reads_whole_splits(settings):
-        return None
-    path = cache_dir / split
-    return path if Path(f"{path}.index").exists() else None
+def complete_cache(settings: FitSettings, cache_dir: Path, split: str) -> Path | None:
+    """The split's whole-split id cache if training finished writing it (tf.data writes its index last; a capped
+    or partial pass leaves none); otherwise None."""
+    path = whole_split_cache(settings, cache_dir, split)
+    return path if path is not None and Path(f"{path}.index").exists() else None
 
 
 def finish_run(settings: FitSettings, run: RunDir, vectorizer, model: keras.Model, plan: RunPlan, data: DataDir,
-               log=None, cache_dir: Path | None = None) -> FitResult:
+               cache_dir: Path, log=None) -> FitResult:
     """The best epoch's weights, curves, the calibration, the export and, last, `model.keras`, which marks the
     run complete."""
     rows = run.history()

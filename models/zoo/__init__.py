@@ -22,8 +22,8 @@ SPECS = (
     # The study trains the hybrids with Adam at 1e-3.
     ModelSpec("hybrid", "the IMDB study's CNN || BiLSTM on one shared embedding", optimizer="adam"),
     ModelSpec("hybrid_split", "the IMDB study's CNN || BiLSTM, one embedding per branch", optimizer="adam"),
-    # Row-wise Adagrad on the embedding rows a batch uses, Adam on the output layer (models/zoo/optimizers.py):
-    # one compiled scatter a step, where Keras's Adam would update the whole table and both its moment tables.
+    # Row-wise Adagrad (models/zoo/optimizers.py), on the embedding rows a batch uses only: one compiled
+    # function a step, where Keras's Adam would update the whole table and both its moment tables.
     # A step costs ~4 ms: 8 steps per call into TensorFlow keep Keras's per-step overhead off it. A linear model
     # on averaged embeddings takes larger steps than the deep ones. Every word of the shard's vocabulary (32768
     # ids by default): a bag's weight per word is cheap, and rare words carry sentiment ("unwatchable"). On IMDB,

@@ -86,12 +86,11 @@ class RowAdagrad(keras.optimizers.Optimizer):
                               ops.cast(gradient.values, variable.dtype), gradient.indices, rate)
             return
         gradient = ops.cast(gradient, variable.dtype)
+        within_row = tuple(range(1, len(variable.shape)))   # a row's elements; none for a bias or a scalar
         squares = ops.square(gradient)
-        self.assign_add(accumulator, ops.mean(ops.reshape(squares, (squares.shape[0], -1)), axis=1)
-                        if len(variable.shape) > 1 else squares)
-        scale = rate * ops.rsqrt(accumulator + ROW_EPSILON)   # () for a scalar weight, (rows,) otherwise
-        self.assign_sub(variable, gradient * ops.reshape(scale, tuple(accumulator.shape)
-                                                         + (1,) * max(len(variable.shape) - 1, 0)))
+        self.assign_add(accumulator, ops.mean(squares, axis=within_row) if within_row else squares)
+        scale = rate * ops.rsqrt(accumulator + ROW_EPSILON)
+        self.assign_sub(variable, gradient * ops.reshape(scale, tuple(accumulator.shape) + (1,) * len(within_row)))
 
 
 @keras.saving.register_keras_serializable(package="reviewflow")
