@@ -275,7 +275,11 @@ TRAINING_OPTIONS = [
                  help="Cap validation at this many batches (default: the whole validation split)."),
     click.option("--mixed-precision", is_flag=True,
                  help="float16 compute on GPU (bfloat16 on CPU), float32 weights."),
-    click.option("--jit-compile", is_flag=True, help="Compile the training step with XLA."),
+    click.option("--jit-compile/--no-jit-compile", default=None,
+                 help="Compile the training step with XLA. Default: off, but for "
+                      + ", ".join(f"{spec.name} in runs sure to train {spec.xla_from_steps}+ steps"
+                                  for spec in zoo.SPECS if spec.xla_from_steps)
+                      + ", which repay a compile per batch width."),
     click.option("--strategy", type=click.Choice(["auto", "one-device", "mirrored", "multi-worker"]),
                  default="auto", show_default=True,
                  help="auto: MirroredStrategy when several GPUs are visible, else one device; multi-worker: "

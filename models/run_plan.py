@@ -55,6 +55,7 @@ class RunPlan:
     optimizer: Choice
     learning_rate: Choice
     warmup_share: Choice
+    jit_compile: Choice         # the training step compiled by XLA
     clipnorm: float | None
     total_steps: int | None     # what a decaying learning rate runs down over
     early_stopping: bool
@@ -76,7 +77,9 @@ class RunPlan:
                 f"keep their {self.truncate.replace('_', ' and ')}",
                 f"batch {self.batch_size} ({self.batch.source}: {self.batch.reason}); at most {self.epochs.value} "
                 f"epochs ({self.epochs.source}); optimizer "
-                f"{self.optimizer.value} at {self.learning_rate.value:g} ({self.optimizer.source})"]
+                f"{self.optimizer.value} at {self.learning_rate.value:g} ({self.optimizer.source})"
+                + (f"; step compiled by XLA ({self.jit_compile.source}: {self.jit_compile.reason})"
+                   if self.jit_compile.value else "")]
 
 
 def largest_batch_size(num_train_examples: int) -> int:
@@ -101,7 +104,7 @@ def given_or(value, default, option: str) -> Choice:
 
 # The plan's `Choice` fields and the FitSettings field each is the choice of.
 CHOICE_SETTINGS = {"batch": "batch_size", "epochs": "epochs", "optimizer": "optimizer",
-                   "learning_rate": "learning_rate", "warmup_share": "warmup_share"}
+                   "learning_rate": "learning_rate", "warmup_share": "warmup_share", "jit_compile": "jit_compile"}
 
 
 def from_interrupted_run(plan: "RunPlan", names: frozenset) -> "RunPlan":
@@ -126,6 +129,28 @@ def count_steps(epochs: int, steps_per_epoch: int | None, num_train_examples: in
     return -(-num_train_examples // global_batch) * epochs
 
 
+def sure_steps(epochs: int, patience: int, early_stopping: bool, steps_per_epoch: int | None,
+               num_train_examples: int | None, global_batch: int) -> int | None:
+    """The optimizer steps a run trains whatever its validation loss does: early stopping ends it after
+    `patience` epochs without a better one, so it trains at least patience + 1 (of `epochs`)."""
+    return count_steps(min(epochs, patience + 1) if early_stopping else epochs, steps_per_epoch,
+                       num_train_examples, global_batch)
+
+
+def jit_choice(given: bool | None, spec: ModelSpec, steps: int | None) -> Choice:
+    """--jit-compile / --no-jit-compile, or XLA where the model's spec says a run sure to train `steps` steps
+    repays the compiles (one per batch width and function, ~0.5-1 s each, for a cheaper step)."""
+    if given is not None:
+        return Choice(bool(given), "option", "--jit-compile" if given else "--no-jit-compile")
+    if spec.xla_from_steps is None:
+        return Choice(False, "model", "the model's")
+    if steps is not None and steps >= spec.xla_from_steps:
+        return Choice(True, "data", f"{steps} steps, at least the {spec.xla_from_steps} that repay compiling each "
+                                    "batch width")
+    return Choice(False, "data", f"{steps} steps sure to be trained, fewer than the {spec.xla_from_steps} that "
+                                 "repay compiling each batch width")
+
+
 def max_len_choice(given: int | None, spec: ModelSpec, facts: DataFacts) -> max_len_lib.MaxLenChoice:
     return max_len_lib.choose(given, spec.lengths.coverage, spec.lengths.cap, facts.lengths, facts.length_unit)
 
@@ -139,16 +164,17 @@ def plan_run(settings, spec: ModelSpec, facts: DataFacts, vocab: vocab_size_lib.
     """
     batch = batch_choice(settings.batch_size, spec.batch_size, facts.num_train_examples)
     epochs = given_or(settings.epochs, spec.epochs, "--epochs")
+    total_steps = count_steps(epochs.value, settings.steps_per_epoch, facts.num_train_examples, batch.value * replicas)
     plan = RunPlan(
         model=spec.name, max_len=max_len_choice(settings.max_len, spec, facts), vocab=vocab,
         truncate=settings.truncate or DEFAULT_TRUNCATE, batch=batch, epochs=epochs, replicas=replicas,
         optimizer=given_or(settings.optimizer, spec.optimizer, "--optimizer"),
         learning_rate=given_or(settings.learning_rate, spec.learning_rate, "--learning-rate"),
         warmup_share=given_or(settings.warmup_share, spec.warmup_share, "--warmup-share"),
-        clipnorm=spec.clipnorm,
-        total_steps=count_steps(epochs.value, settings.steps_per_epoch, facts.num_train_examples,
-                                batch.value * replicas),
-        early_stopping=spec.early_stopping)
+        jit_compile=jit_choice(settings.jit_compile, spec, sure_steps(
+            epochs.value, settings.patience, spec.early_stopping, settings.steps_per_epoch,
+            facts.num_train_examples, batch.value * replicas)), clipnorm=spec.clipnorm,
+        total_steps=total_steps, early_stopping=spec.early_stopping)
     return from_interrupted_run(plan, from_run) if from_run else plan
 
 
@@ -159,7 +185,7 @@ def settings_record(settings, plan: RunPlan) -> dict:
         settings, max_len=plan.max_len.max_len, vocab_size=plan.vocab.vocab_size, truncate=plan.truncate,
         batch_size=plan.batch_size, epochs=plan.epochs.value, optimizer=plan.optimizer.value,
         learning_rate=plan.learning_rate.value, warmup_share=plan.warmup_share.value,
-        preset=settings.preset if plan.vocab.source == "preset" else None)
+        jit_compile=plan.jit_compile.value, preset=settings.preset if plan.vocab.source == "preset" else None)
     return filled.to_json()
 
 

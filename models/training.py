@@ -32,7 +32,7 @@ ADAMW_WEIGHT_DECAY = 0.01
 EARLIER_DEFAULTS = {"truncate": "head", "warmup_share": 0.0, "calibrate": True}
 # Settings a user may leave to the plan (None); resuming, each takes the interrupted run's value.
 PLANNED_SETTINGS = ("max_len", "vocab_size", "truncate", "batch_size", "epochs", "optimizer", "learning_rate",
-                    "warmup_share")
+                    "warmup_share", "jit_compile")
 # Keras warns when a dataset of unknown size (a tf.data service's) ends its first epoch; that end is
 # how the epoch's size is learnt, not a fault, and capped epochs repeat their dataset.
 warnings.filterwarnings("ignore", message="Your input ran out of data")
@@ -57,7 +57,7 @@ class FitSettings:
     steps_per_epoch: int | None = None
     validation_steps: int | None = None
     mixed_precision: bool = False
-    jit_compile: bool = False
+    jit_compile: bool | None = None       # XLA; None: the plan's (where the model's spec says it pays)
     strategy: str = "auto"
     shuffle_buffer: int = dataset.SHUFFLE_BUFFER_EXAMPLES
     cache: bool = True                    # token ids cached on disk (RUN/cache) after the first epoch
@@ -195,7 +195,7 @@ def build_and_compile(plan: RunPlan, settings: FitSettings, vocab_size: int,
         loss, accuracy = "binary_crossentropy", keras.metrics.BinaryAccuracy(name="accuracy")
     else:
         loss, accuracy = "sparse_categorical_crossentropy", keras.metrics.SparseCategoricalAccuracy(name="accuracy")
-    model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy], jit_compile=settings.jit_compile,
+    model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy], jit_compile=plan.jit_compile.value,
                   steps_per_execution=steps_per_execution(settings.spec, tf.distribute.get_strategy()))
     return model
 
@@ -311,7 +311,7 @@ def make_inputs(plan: RunPlan, settings: FitSettings, data: DataDir, vectorizer,
             data, split, plan.global_batch_size, plan.max_len.max_len, shuffle=shuffle,
             seed=settings.seed if shuffle else None, vectorizer=vectorizer, shuffle_buffer=settings.shuffle_buffer,
             cache_path=cache_dir / split if cache else None, known_size=known_size,
-            by_length=settings.length_buckets)
+            by_length=settings.length_buckets, compiled=plan.jit_compile.value)
         return data_service.distribute(batches, settings.data_service) if remote else batches
 
     train = make("train", shuffle=True)

@@ -20,6 +20,9 @@ SMALLEST_WIDTH = 8
 # Two widths per octave (8, 12, 16, 24, 32, 48, ...): a batch carries at most 50% padding beyond its
 # longest review (a quarter, on average), and --max-len 2048 meets 17 shapes.
 WIDTH_STEPS = (1.5, 4 / 3)
+# For a step XLA compiles, one per octave (8, 16, 32, ...): each width is a compile of its own (~0.5-1 s a
+# function), and a bag model's step, whose cost is linear in the width, pays less for the padding than that.
+COMPILED_WIDTH_STEPS = (2,)
 # Batches sorted together: the larger the pool, the closer its batches' lengths (and the more memory: 16
 # batches of 256 reviews of --max-len 2048 int32 ids are 32 MB). At least POOL_EXAMPLES reviews: each pool
 # costs tf.data a dataset of its own, which small batches would pay too often.
@@ -32,12 +35,13 @@ def pool_blocks(batch_size: int, block_size: int) -> int:
     return max(1, max(POOL_BATCHES * batch_size, POOL_EXAMPLES) // block_size)
 
 
-def bucket_widths(max_len: int) -> tuple[int, ...]:
-    """The widths a batch may be padded to: 8, 12, 16, 24, ... below `max_len`, then `max_len` itself."""
+def bucket_widths(max_len: int, steps: tuple[float, ...] = WIDTH_STEPS) -> tuple[int, ...]:
+    """The widths a batch may be padded to: 8, then each `steps` times the last (in turn) below `max_len`,
+    then `max_len` itself."""
     widths, width, step = [], SMALLEST_WIDTH, 0
     while width < max_len:
         widths.append(width)
-        width = round(width * WIDTH_STEPS[step % 2])
+        width = round(width * steps[step % len(steps)])
         step += 1
     return (*widths, max_len)
 
@@ -106,15 +110,15 @@ def texts_by_length(dataset: tf.data.Dataset, batch_size: int) -> tf.data.Datase
 
 
 def sorted_batches(dataset: tf.data.Dataset, batch_size: int, max_len: int, shuffle: bool,
-                   seed: int | None) -> tf.data.Dataset:
+                   seed: int | None, compiled: bool = False) -> tf.data.Dataset:
     """Pools of (ids, labels) -> batches of `batch_size` reviews of similar length, each padded to its bucket.
 
     A pool is ordered by bucket: padding is the same whatever the order within one, so with `shuffle` the
     reviews of a bucket come in a random order (the same review meets other batch mates each epoch), and
     the pool's batches too (otherwise every pool would run from its shortest reviews to its longest, and
-    the steps' gradients with it).
+    the steps' gradients with it). `compiled`: for a step XLA compiles, fewer widths (COMPILED_WIDTH_STEPS).
     """
-    widths = tf.constant(bucket_widths(max_len), tf.int64)
+    widths = tf.constant(bucket_widths(max_len, COMPILED_WIDTH_STEPS if compiled else WIDTH_STEPS), tf.int64)
 
     def pad_to_bucket(ids, labels):
         width = widths[bucket_of(tf.reduce_max(lengths_of(ids))[None], widths)[0]]

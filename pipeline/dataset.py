@@ -108,11 +108,12 @@ def make_dataset(data: DataDir, split: str, batch_size: int, max_len: int = text
                  shuffle: bool = False, seed: int | None = None,
                  vectorizer: keras.layers.TextVectorization | None = None,
                  shuffle_buffer: int = SHUFFLE_BUFFER_EXAMPLES, cache_path: Path | None = None,
-                 known_size: bool = True, by_length: bool = True) -> tf.data.Dataset:
+                 known_size: bool = True, by_length: bool = True, compiled: bool = False) -> tf.data.Dataset:
     """(token_ids, labels) batches of a split, vectorized in the pipeline and prefetched.
 
     With `by_length`, batches hold reviews of similar length, each padded to its own bucket width
-    (pipeline/batching.py); without it, every batch is padded to `max_len` (as before length buckets).
+    (pipeline/batching.py; `compiled`: fewer widths, for a step XLA compiles); without it, every batch is
+    padded to `max_len` (as before length buckets).
     With `cache_path`, the first pass writes the token ids to that file (disk, not memory: ~4 bytes a
     token, padding left out) and later passes read them back instead of parsing and vectorizing again;
     shuffling then happens in a bounded buffer of blocks after the cache, so every epoch gets a new order.
@@ -131,7 +132,7 @@ def make_dataset(data: DataDir, split: str, batch_size: int, max_len: int = text
             dataset = batching.shuffle_blocks(dataset, shuffle_buffer, block, seed)
     if by_length:
         dataset = batching.pools(dataset, batching.pool_blocks(batch_size, block))
-        dataset = batching.sorted_batches(dataset, batch_size, max_len, shuffle, seed)
+        dataset = batching.sorted_batches(dataset, batch_size, max_len, shuffle, seed, compiled)
     else:
         dataset = batching.pools(dataset, 1).map(lambda ids, labels: (tf.nest.map_structure(
             lambda part: batching.to_width(part, max_len), ids), labels)).rebatch(batch_size)

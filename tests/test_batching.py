@@ -25,6 +25,14 @@ def test_bucket_widths_are_few_and_end_at_max_len(max_len, expected):
     assert batching.bucket_widths(max_len) == expected
 
 
+def test_a_compiled_step_meets_one_width_per_octave(data_dir):
+    assert batching.bucket_widths(920, batching.COMPILED_WIDTH_STEPS) == (8, 16, 32, 64, 128, 256, 512, 920)
+    data = DataDir.open(data_dir)
+    batches = list(dataset.make_dataset(data, "train", 16, max_len=40, compiled=True))
+    assert reviews(batches) == reviews(dataset.make_dataset(data, "train", 16, max_len=40, by_length=False))
+    assert {int(ids.shape[1]) for ids, _ in batches} <= {8, 16, 32, 40}
+
+
 def test_batches_by_length_hold_every_review_once_padded_to_a_bucket(data_dir):
     data = DataDir.open(data_dir)
     padded = list(dataset.make_dataset(data, "train", 16, max_len=40, by_length=False))

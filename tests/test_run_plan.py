@@ -55,6 +55,24 @@ def test_the_plan_is_the_specs_and_the_same_for_the_same_inputs():
                                     spec.clipnorm)
 
 
+def test_xla_is_planned_where_the_spec_says_the_run_repays_its_compiles():
+    spec = zoo.spec("ngram_bag")
+    steps_per_epoch = -(-spec.xla_from_steps // 4)   # early stopping (patience 3) trains at least 4 epochs
+    enough = run_plan.DataFacts(num_train_examples=steps_per_epoch * spec.batch_size, lengths=LENGTHS)
+    few = run_plan.DataFacts(num_train_examples=(steps_per_epoch - 1) * spec.batch_size, lengths=LENGTHS)
+    assert (plan("ngram_bag", enough).jit_compile.value, plan("ngram_bag", enough).jit_compile.source) == (True, "data")
+    assert (plan("ngram_bag", few).jit_compile.value, plan("ngram_bag", few).jit_compile.source) == (False, "data")
+    assert not plan("ngram_bag", enough, epochs=3).jit_compile.value  # fewer steps
+    assert not plan("ngram_bag", enough, patience=2).jit_compile.value  # early stopping may end it sooner
+    refused = plan("ngram_bag", enough, jit_compile=False).jit_compile
+    assert (refused.value, refused.source) == (False, "option")
+    assert plan("cnn", jit_compile=True).jit_compile.value
+    assert (plan("cnn", enough).jit_compile.value, plan("cnn", enough).jit_compile.source) == (False, "model")
+    assert "step compiled by XLA (data:" in " ".join(plan("ngram_bag", enough).lines())
+    settings = FitSettings(model="ngram_bag", data=".", out=".")
+    assert run_plan.settings_record(settings, make_plan(settings, facts=enough))["jit_compile"] is True
+
+
 def test_stats_advice_is_fits_choice():
     for names, choice in run_plan.max_len_advice(LENGTHS):
         for name in names:

@@ -111,6 +111,8 @@ def test_mixed_precision_and_xla_run_on_cpu(long_data, tmp_path, name, hparams, 
                              validation_steps=2, mixed_precision=True, jit_compile=jit_compile, hparams=hparams,
                              max_len=16), verbose=0)  # XLA compiles every bucket width anew: 8, 12 and 16 here
     assert result.epochs_run == 1
+    assert RunDir(tmp_path / "run").config().plan["jit_compile"] == {
+        "value": jit_compile, "source": "option", "reason": "--jit-compile" if jit_compile else "--no-jit-compile"}
     assert keras.mixed_precision.global_policy().name == "float32"  # restored for the rest of the process
     probabilities = RunDir(tmp_path / "run").load_model().predict(tf.constant(["great", ""]), verbose=0)
     assert probabilities.dtype == np.float32 and np.all(np.isfinite(probabilities))

@@ -70,6 +70,7 @@ class ModelSpec:
     warmup_share: float = 0.0                  # of all steps, a linear learning-rate warm-up, then decay to 0
     clipnorm: float | None = None
     steps_per_execution: int = 1               # training steps per call into TensorFlow (Keras's compile)
+    xla_from_steps: int | None = None          # fit compiles the step with XLA from this many planned steps on
     preprocessor: str = "vocabulary"           # "vocabulary": the shard's; "preset": a checkpoint's (--preset)
     module_name: str = ""                      # the builder's module; "" for models/zoo/NAME.py
 
@@ -83,6 +84,8 @@ class ModelSpec:
         problems += ["epochs must be >= 1"] * (self.epochs < 1)
         problems += ["warmup_share must be in [0, 1)"] * (not 0 <= self.warmup_share < 1)
         problems += ["steps_per_execution must be >= 1"] * (self.steps_per_execution < 1)
+        problems += ["xla_from_steps must be None or >= 1"] * (self.xla_from_steps is not None and
+                                                              self.xla_from_steps < 1)
         if problems:
             raise ValueError(f"model spec {self.name!r}: {'; '.join(problems)}")
 
