@@ -145,8 +145,8 @@ def jit_choice(given: bool | None, spec: ModelSpec, steps: int | None) -> Choice
     if spec.xla_from_steps is None:
         return Choice(False, "model", "the model's")
     if steps is not None and steps >= spec.xla_from_steps:
-        return Choice(True, "data", f"{steps} steps, at least the {spec.xla_from_steps} that repay compiling each "
-                                    "batch width")
+        return Choice(True, "data", f"{steps} steps sure to be trained, at least the {spec.xla_from_steps} that "
+                                    "repay compiling each batch width")
     return Choice(False, "data", f"{steps} steps sure to be trained, fewer than the {spec.xla_from_steps} that "
                                  "repay compiling each batch width")
 
