@@ -164,17 +164,18 @@ def plan_run(settings, spec: ModelSpec, facts: DataFacts, vocab: vocab_size_lib.
     """
     batch = batch_choice(settings.batch_size, spec.batch_size, facts.num_train_examples)
     epochs = given_or(settings.epochs, spec.epochs, "--epochs")
-    total_steps = count_steps(epochs.value, settings.steps_per_epoch, facts.num_train_examples, batch.value * replicas)
+    global_batch = batch.value * replicas
+    sure = sure_steps(epochs.value, settings.patience, spec.early_stopping, settings.steps_per_epoch,
+                      facts.num_train_examples, global_batch)
     plan = RunPlan(
         model=spec.name, max_len=max_len_choice(settings.max_len, spec, facts), vocab=vocab,
         truncate=settings.truncate or DEFAULT_TRUNCATE, batch=batch, epochs=epochs, replicas=replicas,
         optimizer=given_or(settings.optimizer, spec.optimizer, "--optimizer"),
         learning_rate=given_or(settings.learning_rate, spec.learning_rate, "--learning-rate"),
         warmup_share=given_or(settings.warmup_share, spec.warmup_share, "--warmup-share"),
-        jit_compile=jit_choice(settings.jit_compile, spec, sure_steps(
-            epochs.value, settings.patience, spec.early_stopping, settings.steps_per_epoch,
-            facts.num_train_examples, batch.value * replicas)), clipnorm=spec.clipnorm,
-        total_steps=total_steps, early_stopping=spec.early_stopping)
+        jit_compile=jit_choice(settings.jit_compile, spec, sure), clipnorm=spec.clipnorm,
+        total_steps=count_steps(epochs.value, settings.steps_per_epoch, facts.num_train_examples, global_batch),
+        early_stopping=spec.early_stopping)
     return from_interrupted_run(plan, from_run) if from_run else plan
 
 

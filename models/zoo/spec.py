@@ -70,7 +70,7 @@ class ModelSpec:
     warmup_share: float = 0.0                  # of all steps, a linear learning-rate warm-up, then decay to 0
     clipnorm: float | None = None
     steps_per_execution: int = 1               # training steps per call into TensorFlow (Keras's compile)
-    xla_from_steps: int | None = None          # fit compiles the step with XLA from this many planned steps on
+    xla_from_steps: int | None = None          # XLA for the step where a run is sure to train this many; None: off
     preprocessor: str = "vocabulary"           # "vocabulary": the shard's; "preset": a checkpoint's (--preset)
     module_name: str = ""                      # the builder's module; "" for models/zoo/NAME.py
 
