@@ -273,6 +273,10 @@ TRAINING_OPTIONS = [
                  help="Cap an epoch at this many batches (default: the whole train split)."),
     click.option("--validation-steps", type=click.IntRange(min=1), default=None,
                  help="Cap validation at this many batches (default: the whole validation split)."),
+    click.option("--validation-sample", type=click.IntRange(min=0), default=None,
+                 help="Score at most this many validation reviews each epoch: every k-th review of a larger split, "
+                      "the same ones each epoch, also what calibration fits on. 0 scores the whole split. "
+                      f"Default: {run_plan.VALIDATION_SAMPLE_REVIEWS}."),
     click.option("--mixed-precision", is_flag=True,
                  help="float16 compute on GPU (bfloat16 on CPU), float32 weights."),
     click.option("--jit-compile/--no-jit-compile", default=None,

@@ -26,13 +26,13 @@ from pipeline.vectors import PretrainedVectors
 STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker")
 ADAMW_WEIGHT_DECAY = 0.01
 # What a setting an interrupted run does not record meant when it was written, by an earlier reviewflow that
-# had no such option: reviews cut at their end, no warm-up (a missing vocab_size, all of the shard's ids, is
+# had no such option: reviews cut at their end, no warm-up, the whole validation split scored each epoch (a missing vocab_size, all of the shard's ids, is
 # added where the data directory is known). Calibration comes after training, so a run interrupted before it
 # existed resumes and is calibrated at its end. Other missing settings meant their default.
-EARLIER_DEFAULTS = {"truncate": "head", "warmup_share": 0.0, "calibrate": True}
+EARLIER_DEFAULTS = {"truncate": "head", "warmup_share": 0.0, "calibrate": True, "validation_sample": 0}
 # Settings a user may leave to the plan (None); resuming, each takes the interrupted run's value.
 PLANNED_SETTINGS = ("max_len", "vocab_size", "truncate", "batch_size", "epochs", "optimizer", "learning_rate",
-                    "warmup_share", "jit_compile")
+                    "warmup_share", "jit_compile", "validation_sample")
 # Keras warns when a dataset of unknown size (a tf.data service's) ends its first epoch; that end is
 # how the epoch's size is learnt, not a fault, and capped epochs repeat their dataset.
 warnings.filterwarnings("ignore", message="Your input ran out of data")
@@ -56,6 +56,7 @@ class FitSettings:
     seed: int | None = None
     steps_per_epoch: int | None = None
     validation_steps: int | None = None
+    validation_sample: int | None = None  # most validation reviews an epoch scores; None: the plan's (50k); 0: all
     mixed_precision: bool = False
     jit_compile: bool | None = None       # XLA; None: the plan's (where the model's spec says it pays)
     strategy: str = "auto"
@@ -112,6 +113,7 @@ def data_facts(settings: FitSettings, data: DataDir) -> run_plan.DataFacts:
     """What the plan needs of the data directory; review lengths counted in the model's own units."""
     preprocessor = preprocessors.for_spec(settings.spec)
     return run_plan.DataFacts(num_train_examples=data.num_examples("train"),
+                              num_validation_examples=data.num_examples("validation"),
                               lengths=preprocessor.lengths(settings, data), length_unit=preprocessor.length_unit,
                               vocabulary_size=data.manifest.vocabulary.size)
 
@@ -311,7 +313,8 @@ def make_inputs(plan: RunPlan, settings: FitSettings, data: DataDir, vectorizer,
             data, split, plan.global_batch_size, plan.max_len.max_len, shuffle=shuffle,
             seed=settings.seed if shuffle else None, vectorizer=vectorizer, shuffle_buffer=settings.shuffle_buffer,
             cache_path=cache_dir / split if cache else None, known_size=known_size,
-            by_length=settings.length_buckets, compiled=plan.jit_compile.value)
+            by_length=settings.length_buckets, compiled=plan.jit_compile.value,
+            every=plan.validation_every.value if split == "validation" else 1)
         return data_service.distribute(batches, settings.data_service) if remote else batches
 
     train = make("train", shuffle=True)
@@ -411,8 +414,9 @@ def train_model(plan: RunPlan, settings: FitSettings, data: DataDir, model: kera
     multi_worker.train(
         model, strategy, train, validation, epochs=plan.epochs.value,
         steps_per_epoch=multi_worker.steps_for(data.num_examples("train"), global_batch, settings.steps_per_epoch),
-        validation_steps=multi_worker.steps_for(data.num_examples("validation"), global_batch,
-                                                settings.validation_steps),
+        validation_steps=multi_worker.steps_for(
+            dataset.sample_size(data.num_examples("validation"), plan.validation_every.value), global_batch,
+            settings.validation_steps),
         global_batch=global_batch, callbacks=callbacks, verbose=verbose)
 
 
@@ -437,10 +441,10 @@ def inference_copy(model: keras.Model) -> keras.Model:
 
 def calibrate(plan: RunPlan, data: DataDir, vectorizer, model: keras.Model,
               cache_path: Path | None = None) -> calibration.Calibration:
-    """The temperature for `model` (the trained token-id model), fitted on the validation split (its ids read
-    from `cache_path` where training cached them)."""
+    """The temperature for `model` (the trained token-id model), fitted on the validation reviews the epochs
+    scored (the plan's sample; their ids read from `cache_path` where training cached them)."""
     batches = dataset.make_dataset(data, "validation", plan.global_batch_size, plan.max_len.max_len,
-                                   vectorizer=vectorizer, cache_path=cache_path)
+                                   vectorizer=vectorizer, cache_path=cache_path, every=plan.validation_every.value)
     return calibration.fit_temperature(*calibration.validation_scores(model, batches))
 
 

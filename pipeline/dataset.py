@@ -86,6 +86,16 @@ def vectorize_with(vectorizer: keras.layers.TextVectorization):
     return vectorize
 
 
+def every_kth(dataset: tf.data.Dataset, every: int) -> tf.data.Dataset:
+    """Every `every`-th example, from the first: a sample spread over the whole split, the same each pass."""
+    return dataset.shard(every, 0) if every > 1 else dataset
+
+
+def sample_size(num_examples: int, every: int) -> int:
+    """Examples `every_kth` keeps of `num_examples`."""
+    return -(-num_examples // every)
+
+
 def with_known_batches(dataset: tf.data.Dataset, num_examples: int, batch_size: int) -> tf.data.Dataset:
     """Tell tf.data how many batches come (the manifest knows): Keras then shows progress and epoch ends."""
     return dataset.apply(tf.data.experimental.assert_cardinality(-(-num_examples // batch_size)))
@@ -93,14 +103,15 @@ def with_known_batches(dataset: tf.data.Dataset, num_examples: int, batch_size: 
 
 def make_text_dataset(data: DataDir, split: str, batch_size: int, shuffle: bool = False,
                       seed: int | None = None, shuffle_buffer: int = SHUFFLE_BUFFER_EXAMPLES,
-                      known_size: bool = True) -> tf.data.Dataset:
-    """(texts, labels) batches of a split; `known_size=False` where workers each read only some files."""
-    dataset = read_records(data.shard_paths(split), data.compression, shuffle, seed)
+                      known_size: bool = True, every: int = 1) -> tf.data.Dataset:
+    """(texts, labels) batches of a split (of every `every`-th review: `every_kth`); `known_size=False` where
+    workers each read only some files."""
+    dataset = every_kth(read_records(data.shard_paths(split), data.compression, shuffle, seed), every)
     if shuffle:
         dataset = shuffle_examples(dataset, shuffle_buffer, seed)
     dataset = dataset.batch(batch_size)
     if known_size:
-        dataset = with_known_batches(dataset, data.num_examples(split), batch_size)
+        dataset = with_known_batches(dataset, sample_size(data.num_examples(split), every), batch_size)
     return dataset.map(parse_batch_for(data.classes), num_parallel_calls=AUTOTUNE, deterministic=True)
 
 
@@ -108,9 +119,11 @@ def make_dataset(data: DataDir, split: str, batch_size: int, max_len: int = text
                  shuffle: bool = False, seed: int | None = None,
                  vectorizer: keras.layers.TextVectorization | None = None,
                  shuffle_buffer: int = SHUFFLE_BUFFER_EXAMPLES, cache_path: Path | None = None,
-                 known_size: bool = True, by_length: bool = True, compiled: bool = False) -> tf.data.Dataset:
+                 known_size: bool = True, by_length: bool = True, compiled: bool = False,
+                 every: int = 1) -> tf.data.Dataset:
     """(token_ids, labels) batches of a split, vectorized in the pipeline and prefetched.
 
+    `every`: only every `every`-th review of the split (`every_kth`; a validation sample).
     With `by_length`, batches hold reviews of similar length, each padded to its own bucket width
     (pipeline/batching.py; `compiled`: fewer widths, for a step XLA compiles); without it, every batch is
     padded to `max_len` (as before length buckets).
@@ -120,7 +133,7 @@ def make_dataset(data: DataDir, split: str, batch_size: int, max_len: int = text
     """
     block = batch_size * max(1, BLOCK_EXAMPLES // batch_size)
     dataset = make_text_dataset(data, split, block, shuffle and cache_path is None, seed, shuffle_buffer,
-                                known_size)
+                                known_size, every)
     if vectorizer is None:
         vectorizer = text.vocabulary_vectorizer(data.vocabulary(), max_len)
     dataset = dataset.map(vectorize_with(vectorizer), num_parallel_calls=AUTOTUNE, deterministic=True)
@@ -137,7 +150,7 @@ def make_dataset(data: DataDir, split: str, batch_size: int, max_len: int = text
         dataset = batching.pools(dataset, 1).map(lambda ids, labels: (tf.nest.map_structure(
             lambda part: batching.to_width(part, max_len), ids), labels)).rebatch(batch_size)
     if known_size:
-        dataset = with_known_batches(dataset, data.num_examples(split), batch_size)
+        dataset = with_known_batches(dataset, sample_size(data.num_examples(split), every), batch_size)
     return dataset.prefetch(AUTOTUNE)
 
 

@@ -70,3 +70,19 @@ def test_cached_ids_are_the_same_examples_reshuffled_each_epoch(data_dir, tmp_pa
     assert collections.Counter(first) == collections.Counter(plain) == collections.Counter(second)
     assert first != second
     assert list((tmp_path / "cache").glob("train*"))  # the second pass came from the file
+
+
+def test_a_validation_sample_is_every_kth_review_of_the_split_the_same_each_pass(data_dir, tmp_path):
+    data = DataDir.open(data_dir)
+    whole = texts_of(dataset.make_text_dataset(data, "validation", 16))
+    sample = dataset.make_text_dataset(data, "validation", 16, every=3)
+    assert texts_of(sample) == whole[::3] and sample.cardinality().numpy() == -(-len(whole[::3]) // 16)
+    assert dataset.sample_size(len(whole), 3) == len(whole[::3])
+
+    def reviews(ds):  # each review's ids without its batch's padding
+        return collections.Counter(tuple(np.trim_zeros(row, "b")) for ids, _ in ds for row in ids.numpy())
+
+    cached = dataset.make_dataset(data, "validation", 16, max_len=24, every=3, cache_path=tmp_path / "validation")
+    first, second = reviews(cached), reviews(cached)
+    assert first == second == reviews(dataset.make_dataset(data, "validation", 16, max_len=24, every=3))
+    assert sum(first.values()) == len(whole[::3]) and cached.cardinality().numpy() == -(-len(whole[::3]) // 16)

@@ -73,6 +73,26 @@ def test_xla_is_planned_where_the_spec_says_the_run_repays_its_compiles():
     assert run_plan.settings_record(settings, make_plan(settings, facts=enough))["jit_compile"] is True
 
 
+def test_each_epoch_scores_a_bounded_sample_of_a_large_validation_split():
+    def validation(num_validation, **settings):
+        return plan(facts=run_plan.DataFacts(num_train_examples=100_000, num_validation_examples=num_validation,
+                                             lengths=LENGTHS), **settings).validation_every
+
+    limit = run_plan.VALIDATION_SAMPLE_REVIEWS
+    assert (validation(limit).value, validation(limit).source) == (1, "data")
+    large = validation(720_000)   # the held-out 20% of Amazon's 3.6M reviews
+    assert (large.value, large.source) == (15, "data") and "the same 48000" in large.reason
+    assert validation(limit + 1).value == 2
+    assert (validation(720_000, validation_sample=0).value, validation(720_000, validation_sample=0).source) == (
+        1, "option")
+    assert validation(1000, validation_sample=100).value == 10
+    facts = run_plan.DataFacts(num_train_examples=100_000, num_validation_examples=720_000)
+    settings = FitSettings(model="cnn", data=".", out=".")
+    chosen = make_plan(settings, facts=facts)
+    assert "validation: every 15th of 720000 reviews" in " ".join(chosen.lines())
+    assert run_plan.settings_record(settings, chosen)["validation_sample"] == limit
+
+
 def test_stats_advice_is_fits_choice():
     for names, choice in run_plan.max_len_advice(LENGTHS):
         for name in names:
@@ -89,13 +109,26 @@ ROOT = Path(__file__).resolve().parents[1]
 KILLED = dict(epochs=8, steps_per_epoch=2, validation_steps=1, seed=0, patience=100)
 
 
-def interrupted_run(data, out) -> dict:
+def interrupted_run(data, out, *more_options: str) -> dict:
     """A `fit` killed after its first epoch (of 8), as a user's is; its config.json."""
     options = [f"--{key.replace('_', '-')}={value}" for key, value in KILLED.items()]
     command = [sys.executable, "cli.py", "fit", "--model", "cnn", "--data", str(data), "--out", str(out),
-               "--quiet", *options]
+               "--quiet", *options, *more_options]
     assert kill_after_first_epoch(command, out, ROOT) and not RunDir(out).is_complete()
     return json.loads((out / "config.json").read_text())
+
+
+def test_the_epochs_and_calibration_score_the_validation_sample_and_a_resume_keeps_it(data, tmp_path):
+    out = tmp_path / "sampled"
+    config = interrupted_run(data, out, "--validation-sample=10")
+    every = config["plan"]["validation_every"]["value"]
+    num_validation = json.loads((data / "manifest.json").read_text())["splits"]["validation"]["num_examples"]
+    assert every == -(-num_validation // 10) > 1 and config["settings"]["validation_sample"] == 10
+    fit(FitSettings(model="cnn", data=data, out=out, **KILLED), verbose=0)   # --validation-sample not given
+    resumed = RunDir(out).config()
+    assert resumed.plan["validation_every"] == {**config["plan"]["validation_every"], "source": "run",
+                                                "reason": "the interrupted run's"}
+    assert resumed.calibration["num_examples"] == -(-num_validation // every)   # calibrated on the sample
 
 
 def test_config_records_the_plan_and_a_new_process_reads_it(data, tmp_path):
