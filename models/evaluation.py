@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 from sklearn import metrics as sk_metrics
 
-from models import diagnostics, zoo
+from models import diagnostics, run_plan, zoo
 from models.run_dir import CONFUSION_PNG, LENGTH_PNG, RELIABILITY_PNG, ROC_PNG, RunDir
 from pipeline import batching, dataset, formats, plots
 from pipeline.data_dir import DataDir
@@ -52,12 +52,12 @@ def model_scores(model, texts) -> np.ndarray:
     return scores / scores.sum(axis=1, keepdims=True)  # float32's softmax sums to 1 only within ~1e-7
 
 
-def score_split(model, data: DataDir, split: str, batch_size: int, mistakes=None) -> SplitScores:
-    """Every review of a split streamed through the end-to-end model, in batches of similar lengths (a pool of
-    SCORING_POOL_BATCHES batches sorted at a time; the order of reviews changes no metric); the most
-    confident mistakes kept aside."""
+def score_split(model, data: DataDir, split: str, batch_size: int, mistakes=None, every: int = 1) -> SplitScores:
+    """Every review of a split (or every `every`-th) streamed through the end-to-end model, in batches of similar
+    lengths (a pool of SCORING_POOL_BATCHES batches sorted at a time; the order of reviews changes no metric);
+    the most confident mistakes kept aside."""
     labels, scores, lengths = [], [], []
-    pool = dataset.make_text_dataset(data, split, batch_size * SCORING_POOL_BATCHES)
+    pool = dataset.make_text_dataset(data, split, batch_size * SCORING_POOL_BATCHES, every=every)
     for texts, batch_labels in batching.texts_by_length(pool, batch_size).prefetch(2):
         batch_scores = model_scores(model, texts)
         batch_labels = dataset.class_ids(batch_labels)
@@ -117,14 +117,17 @@ def compute_class_metrics(labels: np.ndarray, probabilities: np.ndarray, names: 
     }
 
 
-def f1_threshold(model, data: DataDir, split: str, batch_size: int, scored: SplitScores) -> dict | None:
-    """The threshold of best F1 on the validation split, and this split's metrics at it beside 0.5's."""
+def f1_threshold(model, data: DataDir, split: str, batch_size: int, scored: SplitScores,
+                 validation_sample: int | None = None) -> dict | None:
+    """The threshold of best F1 on the validation split (the sample `fit`'s epochs score of it: at most
+    `validation_sample` reviews, every k-th), and this split's metrics at it beside 0.5's."""
     if split == "validation" or "validation" not in data.manifest.splits:
         return None
-    validation = score_split(model, data, "validation", batch_size)
+    every = run_plan.validation_choice(validation_sample, data.num_examples("validation")).value
+    validation = score_split(model, data, "validation", batch_size, every=every)
     threshold = diagnostics.best_f1_threshold(validation.labels, validation.scores)
     at = compute_metrics(scored.labels, scored.scores, threshold)
-    return {"value": threshold, "chosen_on": "validation",
+    return {"value": threshold, "chosen_on": "validation", "validation_reviews": len(validation.labels),
             "metrics": {key: at[key] for key in ("accuracy", "precision", "recall", "f1", "confusion_matrix")}}
 
 
@@ -157,7 +160,8 @@ def evaluate(run_dir: Path, data: DataDir, split: str = "test", batch_size: int 
     max_len = config.settings["max_len"]
     if two_classes:
         measured = {**compute_metrics(labels, scores), "calibration": diagnostics.calibration(labels, scores),
-                    "f1_threshold": f1_threshold(model, data, split, batch_size, scored),
+                    "f1_threshold": f1_threshold(model, data, split, batch_size, scored,
+                                                 config.settings.get("validation_sample")),
                     "roc_curve": diagnostics.roc_points(labels, scores)}
     else:
         measured = {**compute_class_metrics(labels, scores, names),
@@ -220,7 +224,8 @@ def summary_lines(metrics: dict) -> list[str]:
                  f"{calibration['ece']:.4f}{temperature_note(metrics)}")
     if metrics["f1_threshold"] is not None:
         chosen = metrics["f1_threshold"]
-        lines.append(f"{'threshold':>10}: {chosen['value']:.3f} (best F1 on validation): accuracy "
+        reviews = f"{chosen['validation_reviews']:,} " if "validation_reviews" in chosen else ""  # older runs: none
+        lines.append(f"{'threshold':>10}: {chosen['value']:.3f} (best F1 on {reviews}validation reviews): accuracy "
                      f"{chosen['metrics']['accuracy']:.4f}, F1 {chosen['metrics']['f1']:.4f} (0.5: accuracy "
                      f"{metrics['accuracy']:.4f}, F1 {metrics['f1']:.4f})")
     return lines

@@ -66,6 +66,20 @@ def test_metrics_agree_with_sklearn_on_predict_output(run_dir, data_dir, corpus_
         assert all(e["label"] == label for e in errors if e["kind"] == kind)
 
 
+def test_the_f1_threshold_is_chosen_on_the_validation_sample_the_epochs_scored(run_dir, data_dir):
+    from models import evaluation
+
+    data = DataDir.open(data_dir)
+    model, num_validation = RunDir(run_dir).load_model(), data.num_examples("validation")
+    scored = evaluation.score_split(model, data, "test", 64)
+    whole = evaluation.f1_threshold(model, data, "test", 64, scored)   # a small split: all of it
+    every = -(-num_validation // 10)
+    sampled = evaluation.f1_threshold(model, data, "test", 64, scored, validation_sample=10)
+    assert whole["validation_reviews"] == num_validation
+    assert sampled["validation_reviews"] == len(range(0, num_validation, every)) <= 10
+    assert evaluate(run_dir, data)["f1_threshold"]["validation_reviews"] == num_validation   # fit's default sample
+
+
 def test_evaluate_refuses_another_vocabulary(run_dir, data_dir, tmp_path):
     other = tmp_path / "other"
     shutil.copytree(data_dir, other)
