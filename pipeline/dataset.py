@@ -79,10 +79,13 @@ def class_ids(labels) -> np.ndarray:
     return np.asarray(labels).reshape(-1).astype(int)
 
 
-def vectorize_with(vectorizer: keras.layers.TextVectorization):
-    """Texts -> token ids, a whole batch at a time."""
+def vectorize_with(vectorizer):
+    """Texts -> ragged token ids without padding, a whole block at a time (`text.ragged_ids`; a preset's
+    preprocessor pads, and its padding is cut off here)."""
     def vectorize(texts, labels):
-        return vectorizer(texts), labels
+        if isinstance(vectorizer, keras.layers.TextVectorization):
+            return text.ragged_ids(vectorizer, texts), labels
+        return as_ragged_ids(vectorizer(texts), labels)
     return vectorize
 
 
@@ -137,7 +140,6 @@ def make_dataset(data: DataDir, split: str, batch_size: int, max_len: int = text
     if vectorizer is None:
         vectorizer = text.vocabulary_vectorizer(data.vocabulary(), max_len)
     dataset = dataset.map(vectorize_with(vectorizer), num_parallel_calls=AUTOTUNE, deterministic=True)
-    dataset = dataset.map(as_ragged_ids, num_parallel_calls=AUTOTUNE, deterministic=True)
     if cache_path is not None:
         Path(cache_path).parent.mkdir(parents=True, exist_ok=True)
         dataset = dataset.cache(str(cache_path))

@@ -66,15 +66,22 @@ def vocabulary_vectorizer(vocabulary: list[str], max_len: int = DEFAULT_MAX_LEN,
 
 def head_and_tail(ids: tf.RaggedTensor, max_len: int, head: int) -> tf.RaggedTensor:
     """Ragged ids (batch, None) -> ragged (batch, <= max_len): a longer row keeps its first `head` and last
-    `max_len - head` ids, a shorter one all of them."""
+    `max_len - head` ids, a shorter one all of them.
+
+    Only the long rows (a few in a block) lose values: a +1 where a long row's dropped middle starts and a -1
+    where it ends, summed along the values, marks what to drop; ~2 ms a block of 1024 reviews, where
+    positions computed for every value took ~4.
+    """
     lengths = ids.row_lengths()
-    kept = tf.minimum(lengths, tf.cast(max_len, lengths.dtype))
-    positions = tf.ragged.range(kept)
-    rows = positions.value_rowids()
-    row_length, position = tf.gather(lengths, rows), positions.flat_values
-    source = tf.where((row_length > max_len) & (position >= head), row_length - max_len + position, position)
-    values = tf.gather(ids.values, tf.gather(ids.row_starts(), rows) + source)
-    return tf.RaggedTensor.from_row_lengths(values, kept)
+    long_rows = lengths > max_len
+    starts = tf.boolean_mask(ids.row_splits[:-1], long_rows)
+    ends = tf.boolean_mask(ids.row_splits[1:], long_rows)
+    edges = tf.concat([starts + head, ends - (max_len - head)], 0)
+    signs = tf.concat([tf.ones_like(starts, tf.int32), -tf.ones_like(ends, tf.int32)], 0)
+    num_values = tf.shape(ids.values, out_type=edges.dtype)[0]
+    dropped = tf.cumsum(tf.math.unsorted_segment_sum(signs, edges, num_values + 1)[:-1]) > 0
+    return tf.RaggedTensor.from_row_lengths(tf.boolean_mask(ids.values, ~dropped),
+                                            tf.minimum(lengths, tf.cast(max_len, lengths.dtype)), validate=False)
 
 
 def keep_head_and_tail(ids: tf.RaggedTensor, max_len: int, head: int) -> tf.Tensor:
@@ -98,16 +105,31 @@ class TruncatingVectorization(keras.layers.TextVectorization):
         self.max_len, self.truncate = max_len, truncate
 
     def call(self, inputs):
+        return self.ragged_ids(inputs).to_tensor(default_value=0, shape=[None, self.max_len])
+
+    def ragged_ids(self, inputs) -> tf.RaggedTensor:
+        """Texts -> ragged ids (batch, <= max_len): `call`'s ids without their padding."""
         ids = self._lookup_layer.call(self._preprocess(inputs))
         if not isinstance(ids, tf.RaggedTensor):
             ids = tf.RaggedTensor.from_tensor(ids)
-        return keep_head_and_tail(ids, self.max_len, int(self.max_len * HEAD_SHARE[self.truncate]))
+        return head_and_tail(ids, self.max_len, int(self.max_len * HEAD_SHARE[self.truncate]))
 
     def compute_output_spec(self, inputs):
         return keras.KerasTensor((inputs.shape[0], self.max_len), dtype="int64")
 
     def get_config(self):
         return {**super().get_config(), "max_len": self.max_len, "truncate": self.truncate}
+
+
+def ragged_ids(vectorizer: keras.layers.TextVectorization, texts: tf.Tensor) -> tf.RaggedTensor:
+    """Texts -> int32 ids (batch, None): what `vectorizer` gives each review, without the padding to its
+    max_len. The input pipeline keeps ragged ids (the id cache, the pools); padding them to --max-len and
+    cutting it off again cost as much as the lookup."""
+    if isinstance(vectorizer, TruncatingVectorization):
+        ids = vectorizer.ragged_ids(texts)
+    else:  # TextVectorization's own cut keeps the head
+        ids = vectorizer._lookup_layer.call(vectorizer._preprocess(texts))[:, :vectorizer._output_sequence_length]
+    return tf.cast(ids, tf.int32)
 
 
 def _is_word_character(character: str) -> bool:

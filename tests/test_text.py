@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from pipeline import text
@@ -49,3 +50,14 @@ def test_head_truncation_equals_keep_head_and_tail_with_the_whole_head():
     for row, length in zip(range(64), lengths):
         expected = ragged[row].numpy()[-16:] if length > 16 else ragged[row].numpy()
         np.testing.assert_array_equal(tail[row][: min(length, 16)], expected)
+
+
+@pytest.mark.parametrize("max_len", [1, 7, 16, 40])
+def test_head_and_tail_keeps_what_kept_positions_says_for_every_row(max_len):
+    rng = np.random.default_rng(max_len)
+    lengths = np.concatenate([[0, max_len, max_len + 1], rng.integers(0, 3 * max_len, size=61)])
+    rows = [rng.integers(2, 1000, size=length).tolist() for length in lengths]
+    ragged = tf.RaggedTensor.from_row_lengths(np.concatenate(rows).astype(np.int64), lengths)
+    for truncate in text.TRUNCATIONS:
+        kept = text.head_and_tail(ragged, max_len, int(max_len * text.HEAD_SHARE[truncate])).to_list()
+        assert kept == [[row[i] for i in text.kept_positions(len(row), max_len, truncate)] for row in rows]
