@@ -109,26 +109,22 @@ ROOT = Path(__file__).resolve().parents[1]
 KILLED = dict(epochs=8, steps_per_epoch=2, validation_steps=1, seed=0, patience=100)
 
 
-def interrupted_run(data, out, *more_options: str) -> dict:
+def interrupted_run(data, out) -> dict:
     """A `fit` killed after its first epoch (of 8), as a user's is; its config.json."""
     options = [f"--{key.replace('_', '-')}={value}" for key, value in KILLED.items()]
     command = [sys.executable, "cli.py", "fit", "--model", "cnn", "--data", str(data), "--out", str(out),
-               "--quiet", *options, *more_options]
+               "--quiet", *options]
     assert kill_after_first_epoch(command, out, ROOT) and not RunDir(out).is_complete()
     return json.loads((out / "config.json").read_text())
 
 
-def test_the_epochs_and_calibration_score_the_validation_sample_and_a_resume_keeps_it(data, tmp_path):
-    out = tmp_path / "sampled"
-    config = interrupted_run(data, out, "--validation-sample=10")
-    every = config["plan"]["validation_every"]["value"]
+def test_the_epochs_and_calibration_score_the_validation_sample(data, tmp_path):
+    fit(FitSettings(model="linear", data=data, out=tmp_path / "run", validation_sample=10, **QUICK), verbose=0)
+    config = RunDir(tmp_path / "run").config()
     num_validation = json.loads((data / "manifest.json").read_text())["splits"]["validation"]["num_examples"]
-    assert every == -(-num_validation // 10) > 1 and config["settings"]["validation_sample"] == 10
-    fit(FitSettings(model="cnn", data=data, out=out, **KILLED), verbose=0)   # --validation-sample not given
-    resumed = RunDir(out).config()
-    assert resumed.plan["validation_every"] == {**config["plan"]["validation_every"], "source": "run",
-                                                "reason": "the interrupted run's"}
-    assert resumed.calibration["num_examples"] == -(-num_validation // every)   # calibrated on the sample
+    every = config.plan["validation_every"]["value"]
+    assert every == -(-num_validation // 10) > 1 and config.settings["validation_sample"] == 10
+    assert config.calibration["num_examples"] == -(-num_validation // every)   # calibrated on the sample
 
 
 def test_config_records_the_plan_and_a_new_process_reads_it(data, tmp_path):
@@ -142,9 +138,10 @@ def test_config_records_the_plan_and_a_new_process_reads_it(data, tmp_path):
 def test_a_run_from_before_three_options_resumes_with_what_they_meant_then(data, tmp_path):
     out = tmp_path / "old"
     config = interrupted_run(data, out)
-    # Written before --truncate, --vocab-size, --warmup-share and --calibrate: they were head, the whole
-    # vocabulary and 0; calibration comes after training, so the resumed run is calibrated at its end.
-    for key in ("truncate", "vocab_size", "warmup_share", "calibrate"):
+    # Written before --truncate, --vocab-size, --warmup-share, --calibrate and --validation-sample: they were
+    # head, the whole vocabulary, 0 and the whole validation split; calibration comes after training, so the
+    # resumed run is calibrated at its end.
+    for key in ("truncate", "vocab_size", "warmup_share", "calibrate", "validation_sample"):
         del config["settings"][key]
     del config["plan"]
     (out / "config.json").write_text(json.dumps(config))
@@ -157,6 +154,9 @@ def test_a_run_from_before_three_options_resumes_with_what_they_meant_then(data,
     assert resumed.settings["vocab_size"] == json.loads((data / "manifest.json").read_text())["vocabulary"]["size"]
     assert resumed.plan["vocab"]["source"] == "run"
     assert resumed.settings["calibrate"] is True and resumed.calibration["temperature"] > 0
+    # Before --validation-sample, every epoch scored the whole validation split.
+    assert resumed.settings["validation_sample"] == 0 and resumed.plan["validation_every"]["value"] == 1
+    assert resumed.plan["validation_every"]["source"] == "run"
 
 
 def test_an_option_given_otherwise_than_the_interrupted_runs_is_still_refused(data, tmp_path):
