@@ -105,14 +105,12 @@ class TruncatingVectorization(keras.layers.TextVectorization):
         self.max_len, self.truncate = max_len, truncate
 
     def call(self, inputs):
-        return self.ragged_ids(inputs).to_tensor(default_value=0, shape=[None, self.max_len])
+        return keep_head_and_tail(uncut_ids(self, inputs), self.max_len, self.head)
 
-    def ragged_ids(self, inputs) -> tf.RaggedTensor:
-        """Texts -> ragged ids (batch, <= max_len): `call`'s ids without their padding."""
-        ids = self._lookup_layer.call(self._preprocess(inputs))
-        if not isinstance(ids, tf.RaggedTensor):
-            ids = tf.RaggedTensor.from_tensor(ids)
-        return head_and_tail(ids, self.max_len, int(self.max_len * HEAD_SHARE[self.truncate]))
+    @property
+    def head(self) -> int:
+        """Tokens a longer review keeps from its start; the rest of max_len from its end."""
+        return int(self.max_len * HEAD_SHARE[self.truncate])
 
     def compute_output_spec(self, inputs):
         return keras.KerasTensor((inputs.shape[0], self.max_len), dtype="int64")
@@ -125,11 +123,18 @@ def ragged_ids(vectorizer: keras.layers.TextVectorization, texts: tf.Tensor) -> 
     """Texts -> int32 ids (batch, None): what `vectorizer` gives each review, without the padding to its
     max_len. The input pipeline keeps ragged ids (the id cache, the pools); padding them to --max-len and
     cutting it off again cost as much as the lookup."""
+    ids = uncut_ids(vectorizer, texts)
     if isinstance(vectorizer, TruncatingVectorization):
-        ids = vectorizer.ragged_ids(texts)
+        ids = head_and_tail(ids, vectorizer.max_len, vectorizer.head)
     else:  # TextVectorization's own cut keeps the head
-        ids = vectorizer._lookup_layer.call(vectorizer._preprocess(texts))[:, :vectorizer._output_sequence_length]
+        ids = ids[:, :vectorizer._output_sequence_length]
     return tf.cast(ids, tf.int32)
+
+
+def uncut_ids(vectorizer: keras.layers.TextVectorization, texts: tf.Tensor) -> tf.RaggedTensor:
+    """Texts -> ragged ids of every token (batch, None), before any cut to max_len."""
+    ids = vectorizer._lookup_layer.call(vectorizer._preprocess(texts))
+    return ids if isinstance(ids, tf.RaggedTensor) else tf.RaggedTensor.from_tensor(ids)
 
 
 def _is_word_character(character: str) -> bool:
