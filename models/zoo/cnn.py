@@ -7,6 +7,12 @@ from keras import layers
 
 from models.zoo.layers import ClearPadding, MaskedGlobalMax, MaskedMaxPooling, PaddingMask, class_probabilities
 
+# Batch norm's moving statistics follow ~10 batches (PyTorch's default), not Keras's ~100 (0.99): the weights
+# move faster than a 100-batch average on a small corpus, and validation used stale statistics. On 3,000 short
+# reviews (batch 32, 3 epochs), validation accuracy, seeds 1-3: 0.99 swung 0.50-0.82 with training accuracy
+# 0.96-0.98 every time; 0.9 gave 0.84-0.87 in either order of reviews.
+BATCH_NORM_MOMENTUM = 0.9
+
 
 def build(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 64, filters: int = 64,
           kernel_sizes: tuple[int, int, int] = (3, 5, 5), pool_sizes: tuple[int, int] = (3, 5),
@@ -22,7 +28,7 @@ def build(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 64, f
     x = layers.Embedding(vocab_size, embedding_dim, name="embedding")(ids)
     for kernel_size, pool_size in zip(kernel_sizes[:2], pool_sizes):
         x = layers.Conv1D(filters, kernel_size, activation="relu", padding="same")(ClearPadding()(x, mask))
-        x = layers.BatchNormalization()(x, mask=mask)
+        x = layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM)(x, mask=mask)
         x, mask = MaskedMaxPooling(pool_size)(x, mask)
     x = layers.Conv1D(filters, kernel_sizes[2], activation="relu", padding="same")(ClearPadding()(x, mask))
     x = MaskedGlobalMax()(x, mask)
