@@ -174,7 +174,7 @@ def validation_choice(given: int | None, num_validation: int | None) -> Choice:
         return Choice(1, source, f"{whole} each epoch" + (f", at most {limit}" if limit else ""))
     every = -(-num_validation // limit)
     return Choice(every, source, f"every {every}th of {num_validation} reviews each epoch, the same "
-                                 f"{-(-num_validation // every)} (at most {limit}; calibration too)")
+                                 f"~{num_validation // every} (at most {limit}; calibration too)")
 
 
 def max_len_choice(given: int | None, spec: ModelSpec, facts: DataFacts) -> max_len_lib.MaxLenChoice:

@@ -415,7 +415,7 @@ def train_model(plan: RunPlan, settings: FitSettings, data: DataDir, model: kera
         model, strategy, train, validation, epochs=plan.epochs.value,
         steps_per_epoch=multi_worker.steps_for(data.num_examples("train"), global_batch, settings.steps_per_epoch),
         validation_steps=multi_worker.steps_for(
-            dataset.sample_size(data.num_examples("validation"), plan.validation_every.value), global_batch,
+            dataset.sample_size(data, "validation", plan.validation_every.value), global_batch,
             settings.validation_steps),
         global_batch=global_batch, callbacks=callbacks, verbose=verbose)
 

@@ -72,12 +72,17 @@ def test_cached_ids_are_the_same_examples_reshuffled_each_epoch(data_dir, tmp_pa
     assert list((tmp_path / "cache").glob("train*"))  # the second pass came from the file
 
 
-def test_a_validation_sample_is_every_kth_review_of_the_split_the_same_each_pass(data_dir, tmp_path):
+def test_a_validation_sample_is_every_kth_review_of_each_shard_the_same_each_pass(data_dir, tmp_path):
     data = DataDir.open(data_dir)
     whole = texts_of(dataset.make_text_dataset(data, "validation", 16))
+    each_shard = [texts_of(tf.data.TFRecordDataset(path).batch(64).map(lambda records: (
+        tf.io.parse_example(records, dataset.FEATURES)["text"], 0))) for path in data.shard_paths("validation")]
+    expected = [text for shard in each_shard for text in shard[::3]]
     sample = dataset.make_text_dataset(data, "validation", 16, every=3)
-    assert texts_of(sample) == whole[::3] and sample.cardinality().numpy() == -(-len(whole[::3]) // 16)
-    assert dataset.sample_size(len(whole), 3) == len(whole[::3])
+    assert collections.Counter(texts_of(sample)) == collections.Counter(expected)
+    assert len(expected) == dataset.sample_size(data, "validation", 3) < len(whole) / 2
+    assert sample.cardinality().numpy() == -(-len(expected) // 16)
+    assert all(shard[0] in expected for shard in each_shard)   # every shard is sampled
 
     def reviews(ds):  # each review's ids without its batch's padding
         return collections.Counter(tuple(np.trim_zeros(row, "b")) for ids, _ in ds for row in ids.numpy())
@@ -85,4 +90,10 @@ def test_a_validation_sample_is_every_kth_review_of_the_split_the_same_each_pass
     cached = dataset.make_dataset(data, "validation", 16, max_len=24, every=3, cache_path=tmp_path / "validation")
     first, second = reviews(cached), reviews(cached)
     assert first == second == reviews(dataset.make_dataset(data, "validation", 16, max_len=24, every=3))
-    assert sum(first.values()) == len(whole[::3]) and cached.cardinality().numpy() == -(-len(whole[::3]) // 16)
+    assert sum(first.values()) == len(expected) and cached.cardinality().numpy() == -(-len(expected) // 16)
+
+
+def test_unshuffled_batches_are_exactly_the_batch_size_across_shards(data_dir):
+    data = DataDir.open(data_dir)
+    sizes = [len(texts) for texts, _ in dataset.make_text_dataset(data, "train", 48)]
+    assert len(data.shard_paths("train")) > 1 and set(sizes[:-1]) == {48} and sum(sizes) == data.num_examples("train")
