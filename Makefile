@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO := demo
 # Two pytest workers on CI's two cores, each taking the next test when free (worksteal: the long tests do not
-# pile up on one); `make test PYTEST_WORKERS=0` runs in one process.
+# pile up on one); `make test PYTEST_WORKERS=0` runs in one process. The 30 slowest tests are listed at the end
+# (the suite must stay under 15 minutes on CI).
 PYTEST_WORKERS ?= 2
 
 .PHONY: install demo test bench bench-shard bench-serve bench-fit bench-zoo bench-real bench-classes bench-max-len bench-hf-env bench-real-pretrained bench-explain bench-gpu bench-speed clean
@@ -38,7 +39,7 @@ demo: install
 	@echo "the whole study on one page: $(DEMO)/runs/report.html"
 
 test: install
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal tests
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal --durations=30 tests
 
 bench: bench-shard bench-fit
 
