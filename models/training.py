@@ -27,8 +27,9 @@ STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker")
 ADAMW_WEIGHT_DECAY = 0.01
 # What a setting an interrupted run does not record meant when it was written, by an earlier reviewflow that
 # had no such option: reviews cut at their end, no warm-up, the whole validation split scored each epoch (a
-# missing vocab_size, all of the shard's ids, is added where the data directory is known). Calibration comes after training, so a run interrupted before it
-# existed resumes and is calibrated at its end. Other missing settings meant their default.
+# missing vocab_size, all of the shard's ids, is added where the data directory is known). Calibration comes
+# after training, so a run interrupted before it existed resumes and is calibrated at its end. Other missing
+# settings meant their default.
 EARLIER_DEFAULTS = {"truncate": "head", "warmup_share": 0.0, "calibrate": True, "validation_sample": 0}
 # Settings a user may leave to the plan (None); resuming, each takes the interrupted run's value.
 PLANNED_SETTINGS = ("max_len", "vocab_size", "truncate", "batch_size", "epochs", "optimizer", "learning_rate",

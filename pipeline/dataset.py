@@ -116,11 +116,11 @@ def make_text_dataset(data: DataDir, split: str, batch_size: int, shuffle: bool 
                       known_size: bool = True, every: int = 1) -> tf.data.Dataset:
     """(texts, labels) batches of a split (of every `every`-th review: `every_kth`); `known_size=False` where
     workers each read only some files."""
-    if shuffle:  # review by review, in a bounded buffer
-        dataset = read_records(data.shard_paths(split), data.compression, shuffle, seed, every)
+    # Shuffled: review by review, in a bounded buffer; otherwise read in blocks of the batch.
+    dataset = read_records(data.shard_paths(split), data.compression, shuffle, seed, every,
+                           None if shuffle else batch_size)
+    if shuffle:
         dataset = shuffle_examples(dataset, shuffle_buffer, seed).batch(batch_size)
-    else:
-        dataset = read_records(data.shard_paths(split), data.compression, shuffle, seed, every, batch_size)
     if known_size:
         dataset = with_known_batches(dataset, sample_size(data, split, every), batch_size)
     return dataset.map(parse_batch_for(data.classes), num_parallel_calls=AUTOTUNE, deterministic=True)

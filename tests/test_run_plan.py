@@ -137,7 +137,7 @@ def test_config_records_the_plan_and_a_new_process_reads_it(data, tmp_path):
     assert config.settings["batch_size"] == config.plan["batch"]["value"]
 
 
-def test_a_run_from_before_three_options_resumes_with_what_they_meant_then(data, tmp_path):
+def test_a_run_from_before_five_options_resumes_with_what_they_meant_then(data, tmp_path):
     out = tmp_path / "old"
     config = interrupted_run(data, out)
     # Written before --truncate, --vocab-size, --warmup-share, --calibrate and --validation-sample: they were
