@@ -212,7 +212,11 @@ class RunDir:
         import tensorflow as tf
 
         archive = keras.export.ExportArchive()
-        archive.track(model)
+        # The endpoint tracks the variables it uses; only resources (the vocabulary's lookup tables) need
+        # tracking. Tracking the model would also trace Keras's own serving signature of it (~0.4 s a fit).
+        for resource in tf.train.TrackableView(model).descendants():
+            if isinstance(resource, tf.saved_model.experimental.TrackableResource):
+                archive.track(resource)
         archive.add_endpoint(name="serve", fn=model.call,
                              input_signature=[tf.TensorSpec(shape=(None,), dtype=tf.string, name="text")])
         export_dir = self / EXPORT_DIR
