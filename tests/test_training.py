@@ -144,10 +144,10 @@ for strategy, batch in [("mirrored", 16), ("one-device", 32)]:
     train_examples = json.loads((long_data / "manifest.json").read_text())["splits"]["train"]["num_examples"]
     steps = -(-train_examples // 32)
     assert results["mirrored"][:2] == results["one-device"][:2] == (4, steps)
-    # Similar accuracy, not the same: the two runs part ways over ~300 RMSprop steps (ffn has no dropout; likely
-    # the replicas summing each gradient in another order, not pinned down): 0.8707 against 0.9218 on CI once,
-    # at the lowest validation loss of 4 epochs. A broken mirrored run shows in the exact steps above, or learns
-    # far less.
+    # Similar accuracy, not the same: the two runs see the reviews in another order (every review once an epoch
+    # either way: tf.distribute's copy of the input pipeline shuffles with other seeds, so even the first batch
+    # differs), and part ways over ~300 RMSprop steps: 0.8707 against 0.9218 on CI once, at the lowest
+    # validation loss of 4 epochs. A broken mirrored run shows in the exact steps above, or learns far less.
     mirrored, one_device = results["mirrored"][2], results["one-device"][2]
     assert mirrored > 0.8 and abs(mirrored - one_device) < 0.08
     # ngram_bag's row-wise Adagrad (a compiled scatter of rows) and its 8 steps per call, which mirrored runs
