@@ -310,8 +310,9 @@ def make_inputs(plan: RunPlan, settings: FitSettings, data: DataDir, vectorizer,
     cache = settings.cache and not remote  # service workers start afresh every epoch; nothing to cache here
 
     def make(split: str, shuffle: bool) -> tf.data.Dataset:
+        batch_size = plan.validation_batch_size if split == "validation" else plan.global_batch_size
         batches = dataset.make_dataset(
-            data, split, plan.global_batch_size, plan.max_len.max_len, shuffle=shuffle,
+            data, split, batch_size, plan.max_len.max_len, shuffle=shuffle,
             seed=settings.seed if shuffle else None, vectorizer=vectorizer, shuffle_buffer=settings.shuffle_buffer,
             cache_path=cache_dir / split if cache else None, known_size=known_size,
             by_length=settings.length_buckets, compiled=plan.jit_compile.value,
@@ -416,7 +417,7 @@ def train_model(plan: RunPlan, settings: FitSettings, data: DataDir, model: kera
         model, strategy, train, validation, epochs=plan.epochs.value,
         steps_per_epoch=multi_worker.steps_for(data.num_examples("train"), global_batch, settings.steps_per_epoch),
         validation_steps=multi_worker.steps_for(
-            dataset.sample_size(data, "validation", plan.validation_every.value), global_batch,
+            dataset.sample_size(data, "validation", plan.validation_every.value), plan.validation_batch_size,
             settings.validation_steps),
         global_batch=global_batch, callbacks=callbacks, verbose=verbose)
 
@@ -444,7 +445,7 @@ def calibrate(plan: RunPlan, data: DataDir, vectorizer, model: keras.Model,
               cache_path: Path | None = None) -> calibration.Calibration:
     """The temperature for `model` (the trained token-id model), fitted on the validation reviews the epochs
     scored (the plan's sample; their ids read from `cache_path` where training cached them)."""
-    batches = dataset.make_dataset(data, "validation", plan.global_batch_size, plan.max_len.max_len,
+    batches = dataset.make_dataset(data, "validation", plan.validation_batch_size, plan.max_len.max_len,
                                    vectorizer=vectorizer, cache_path=cache_path, every=plan.validation_every.value)
     return calibration.fit_temperature(*calibration.validation_scores(model, batches))
 

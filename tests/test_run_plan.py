@@ -37,6 +37,25 @@ def test_every_choice_comes_with_its_source_and_reason():
                                                                "reason": "--batch-size"}
 
 
+def test_validation_scores_larger_batches_within_the_models_inference_cap():
+    assert plan("ngram_bag").validation_batch_size == run_plan.VALIDATION_BATCH_REVIEWS == 1024
+    assert plan("transformer").validation_batch_size == zoo.spec("transformer").inference_batch_size == 256
+    assert plan("cnn", batch_size=4096).validation_batch_size == 4096   # never fewer than a training step
+    assert "1024 a batch" in plan("cnn").lines()[-1]
+
+
+def test_fits_validation_batches_hold_the_plans_validation_batch_size(tmp_path):
+    from models import training
+
+    data = DataDir.open(easy_data(tmp_path, 3000, 12))
+    settings = FitSettings(model="ngram_bag", data=data.path, out=tmp_path / "run", cache=False)
+    chosen = make_plan(settings, data)
+    vectorizer = training.make_vectorizer(chosen, settings, data)
+    train, validation = training.make_inputs(chosen, settings, data, vectorizer, tmp_path / "cache")
+    assert max(len(labels) for _, labels in train) == chosen.global_batch_size < data.num_examples("validation")
+    assert [len(labels) for _, labels in validation] == [data.num_examples("validation")]   # < 1024: one batch
+
+
 def test_a_small_corpus_gets_smaller_batches_and_replicas_multiply_the_global_batch():
     small = plan(facts=run_plan.DataFacts(num_train_examples=640))
     assert (small.batch_size, small.batch.source) == (640 // run_plan.MIN_STEPS_PER_EPOCH, "data")
