@@ -273,8 +273,8 @@ TRAINING_OPTIONS = [
                  help="Cap an epoch at this many batches (default: the whole train split)."),
     click.option("--validation-steps", type=click.IntRange(min=1), default=None,
                  help="Cap validation at this many batches (default: the whole validation split). A validation "
-                      f"batch holds up to {run_plan.VALIDATION_BATCH_REVIEWS} reviews: more than a training batch, as it runs "
-                      "no backward pass."),
+                      f"batch holds up to {run_plan.VALIDATION_BATCH_REVIEWS} reviews: more than a training batch, "
+                      "as it runs no backward pass."),
     click.option("--validation-sample", type=click.IntRange(min=0), default=None,
                  help="Score at most this many validation reviews each epoch: every k-th review of a larger split, "
                       "the same ones each epoch, also what calibration fits on. 0 scores the whole split. "
