@@ -177,9 +177,7 @@ class HashedNgrams(keras.layers.Layer):
         """Token ids (batch, L) -> in how many of the batch's reviews each feature occurs (num_features,)."""
         # Sorting each review's features puts a feature's occurrences side by side, so its first one counts it:
         # 0.64 s on IMDB's training split where tf.unique over (review, feature) keys took 0.89 s.
-        features = tf.sort(tf.convert_to_tensor(self.all_features(ids)), axis=-1)
-        first = tf.concat([tf.ones_like(features[:, :1], tf.bool), tf.not_equal(features[:, 1:], features[:, :-1])],
-                          axis=1)
+        features, first, _ = sorted_runs(tf.convert_to_tensor(self.all_features(ids)))
         distinct = tf.boolean_mask(features, tf.logical_and(first, tf.not_equal(features, 0)))
         return tf.math.bincount(tf.cast(distinct, tf.int32), minlength=self.num_features, dtype=tf.int64)
 
@@ -244,6 +242,14 @@ class PositionEmbedding(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "max_len": self.max_len}
+
+
+def sorted_runs(features):
+    """(batch, F) ids -> each row sorted, and where each run of equal ids in it starts and where it ends."""
+    ordered = tf.sort(features, axis=1)
+    changes = tf.not_equal(ordered[:, 1:], ordered[:, :-1])
+    edge = tf.ones_like(ordered[:, :1], tf.bool)
+    return ordered, tf.concat([edge, changes], axis=1), tf.concat([changes, edge], axis=1)
 
 
 def term_counts(features):
@@ -348,10 +354,7 @@ class TfIdfLogit(keras.layers.Layer):
         run, and its weights are gathered once. A forward pass costs ~2/3 of `terms`' two binary searches a
         position (IMDB's widths: 8.6-10.3 against 14.5 ms a batch of 256), and it is most of this model's step.
         """
-        ordered = tf.sort(features, axis=1)
-        changes = tf.not_equal(ordered[:, 1:], ordered[:, :-1])
-        edge = tf.ones_like(ordered[:, :1], tf.bool)
-        first, last = tf.concat([edge, changes], axis=1), tf.concat([changes, edge], axis=1)
+        ordered, first, last = sorted_runs(features)
         positions = tf.broadcast_to(tf.range(tf.shape(ordered)[1])[None, :], tf.shape(ordered))
         rows = tf.broadcast_to(tf.range(tf.shape(ordered)[0])[:, None], tf.shape(ordered))
         counts = tf.boolean_mask(positions, last) - tf.boolean_mask(positions, first) + 1
