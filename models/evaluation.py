@@ -266,25 +266,38 @@ def predict(run_dir: Path, texts: Iterable[str | Reject], batch_size: int | None
     model, config = run.load_model(), run.config()
     batch_size = inference_batch_size(config.settings.get("model"), batch_size, DEFAULT_PREDICT_BATCH)
     labels = [config.label_prefix() + name for name in config.class_names()]
-    batch: list[str] = []
+    pool: list[str | Reject] = []
     for text in texts:
-        batch.append(text)
-        if len(batch) >= batch_size:
-            yield from _predict_batch(model, batch, labels)
-            batch = []
-    if batch:
-        yield from _predict_batch(model, batch, labels)
+        pool.append(text)
+        if len(pool) >= batch_size * SCORING_POOL_BATCHES:
+            yield from _predict_pool(model, pool, labels, batch_size)
+            pool = []
+    if pool:
+        yield from _predict_pool(model, pool, labels, batch_size)
 
 
-def _predict_batch(model, items: list[str | Reject], labels: list[str]) -> Iterator[Prediction]:
+def _predict_pool(model, items: list[str | Reject], labels: list[str], batch_size: int) -> Iterator[Prediction]:
     texts = [item for item in items if not isinstance(item, Reject)]
-    scored = _score_texts(model, texts, labels) if texts else iter(())
+    scored = iter(_score_texts(model, texts, labels, batch_size))
     for item in items:
         yield (Prediction(None, float("nan"), rejected=item.value) if isinstance(item, Reject)
                else next(scored))
 
 
-def _score_texts(model, texts: list[str], labels: list[str]) -> Iterator[Prediction]:
+def _score_texts(model, texts: list[str], labels: list[str], batch_size: int) -> list[Prediction]:
+    """The texts' predictions in their order, scored in batches of similar length (as `score_split` scores a
+    split): the end-to-end model cuts each batch's padding after its longest review, so one long review no
+    longer makes its whole batch pay for its length."""
+    by_length = np.argsort([len(text) for text in texts], kind="stable")
+    predictions: list[Prediction | None] = [None] * len(texts)
+    for start in range(0, len(texts), batch_size):
+        part = by_length[start:start + batch_size]
+        for index, prediction in zip(part, _predictions(model, [texts[i] for i in part], labels)):
+            predictions[index] = prediction
+    return predictions
+
+
+def _predictions(model, texts: list[str], labels: list[str]) -> Iterator[Prediction]:
     scores = model_scores(model, tf.constant(texts))
     if scores.ndim == 1:
         for score in scores.tolist():

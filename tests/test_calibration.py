@@ -73,6 +73,23 @@ def test_temperature_layer_is_the_fitted_function(num_classes):
     assert restored.temperature == 2.5
 
 
+def test_validation_scores_read_batches_of_every_width_in_order():
+    """Batches padded by length have many widths; one graph scores them all, and each score keeps its label."""
+    import keras
+    import tensorflow as tf
+
+    ids = keras.Input((None,), dtype="int32")
+    pooled = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(50, 4, mask_zero=True)(ids))
+    model = keras.Model(ids, keras.layers.Dense(1, activation="sigmoid")(pooled))
+    rows = [[1 + (i * 7 + j) % 49 for j in range(1 + i % 9)] for i in range(40)]
+    batches = tf.data.Dataset.from_generator(lambda: ((row, i % 2) for i, row in enumerate(rows)), output_signature=(
+        tf.TensorSpec((None,), tf.int32), tf.TensorSpec((), tf.int64))).padded_batch(6)   # widths 6..9
+    scores, labels = calibration.validation_scores(model, batches)
+    alone = [float(model.predict_on_batch(np.array([row]))[0, 0]) for row in rows]
+    np.testing.assert_allclose(scores, alone, atol=1e-6)
+    assert labels.tolist() == [i % 2 for i in range(40)]
+
+
 @pytest.fixture(scope="module")
 def noisy_data(tmp_path_factory):
     """Reviews with 15% of labels flipped: a model trained long without a penalty learns to be too sure."""

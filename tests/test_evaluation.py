@@ -113,6 +113,19 @@ def test_predict_keeps_order_and_count_with_blank_and_non_ascii_lines(run_dir, t
     assert float(out[3].split("\t")[1]) == pytest.approx(expected, abs=1e-6)
 
 
+def test_predict_scores_texts_by_length_and_answers_each_in_its_place(run_dir):
+    """predict sorts a pool of texts by length before cutting it into batches (a batch's padding ends at its
+    longest review); every answer still belongs to its own text, in input order."""
+    rng = np.random.default_rng(0)
+    words = ["great", "awful", "love", "waste", "fine", "plot", "excellent", "terrible"]
+    texts = [" ".join(rng.choice(words, size=int(size))) for size in rng.integers(1, 60, size=37)]
+    got = [prediction.p_positive for prediction in predict(run_dir, iter(texts), batch_size=4)]
+    model = RunDir(run_dir).load_model()
+    alone = [float(model.predict_on_batch(tf.constant([text]))[0, 0]) for text in texts]
+    assert len(set(np.round(alone, 4))) > 10   # the texts get scores of their own: a misplaced one would show
+    assert got == pytest.approx(alone, abs=2e-6)
+
+
 def test_predict_file_gives_a_hostile_record_its_own_rejected_line(run_dir, tmp_path):
     path = tmp_path / "reviews.jsonl"
     deep = "[" * 50_000 + "]" * 50_000
