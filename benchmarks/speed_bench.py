@@ -179,24 +179,42 @@ def bag_rows(data: Path, out: Path, only_ngram_bag: bool = False) -> list[dict]:
     return rows + [sklearn_row(data), fit_row(data, out / "linear", "linear")]
 
 
-def bag_ratios(rows: list[dict]) -> list[str]:
+def bag_ratio_values(rows: list[dict]) -> dict[str, float]:
+    """One run's ratios, the goals' (>= 1 for ngram_bag / fastText, <= 1 for linear / scikit-learn's time)."""
     by_model = {row["model"]: row for row in rows}
-    bag, fasttext_ = by_model["ngram_bag"], by_model["fastText"]
-    lines = [f"{row['model']} / fastText training examples/s: "
-             f"{row['train_examples_per_s'] / fasttext_['train_examples_per_s']:.2f}"
-             f" (accuracy {row['accuracy']:.4f} vs {fasttext_['accuracy']:.4f})"
-             for row in (bag, by_model[SAME_EPOCHS])]
-    lines.append(f"ngram_bag predict / fastText predict texts/s: "
-                 f"{bag['predict_texts_per_s'] / fasttext_['predict_texts_per_s']:.2f}")
+    fasttext_ = by_model["fastText"]
+    values = {f"{name} / fastText training examples/s":
+              by_model[name]["train_examples_per_s"] / fasttext_["train_examples_per_s"]
+              for name in ("ngram_bag", SAME_EPOCHS)}
+    values["ngram_bag predict / fastText predict texts/s"] = (by_model["ngram_bag"]["predict_texts_per_s"]
+                                                             / fasttext_["predict_texts_per_s"])
     if "ngram_bag --no-jit-compile" in by_model:
-        no_xla = by_model["ngram_bag --no-jit-compile"]
-        lines.append(f"ngram_bag / ngram_bag --no-jit-compile training examples/s: "
-                     f"{bag['train_examples_per_s'] / no_xla['train_examples_per_s']:.2f}")
+        values["ngram_bag / ngram_bag --no-jit-compile training examples/s"] = (
+            by_model["ngram_bag"]["train_examples_per_s"]
+            / by_model["ngram_bag --no-jit-compile"]["train_examples_per_s"])
     if "linear" in by_model:
-        linear, sklearn = by_model["linear"], by_model["TF-IDF+LR (scikit-learn)"]
-        lines.append(f"linear / scikit-learn training time: {linear['train_s'] / sklearn['train_s']:.2f}"
-                     f" (accuracy {linear['accuracy']:.4f} vs {sklearn['accuracy']:.4f})")
+        values["linear / scikit-learn training time"] = (by_model["linear"]["train_s"]
+                                                         / by_model["TF-IDF+LR (scikit-learn)"]["train_s"])
+    return values
+
+
+def bag_ratios(rows: list[dict]) -> list[str]:
+    """`bag_ratio_values` as lines, with the accuracies each ratio was measured at."""
+    by_model = {row["model"]: row for row in rows}
+    versus = {"ngram_bag": "fastText", SAME_EPOCHS: "fastText", "linear": "TF-IDF+LR (scikit-learn)"}
+    lines = []
+    for name, value in bag_ratio_values(rows).items():
+        model = name.split(" / ")[0]
+        accuracy = (f" (accuracy {by_model[model]['accuracy']:.4f} vs {by_model[versus[model]]['accuracy']:.4f})"
+                    if model in versus and "predict" not in name and "--no-jit" not in name else "")
+        lines.append(f"{name}: {value:.2f}{accuracy}")
     return lines
+
+
+def median_lines(runs: list[dict[str, float]]) -> list[str]:
+    """Each ratio's median and range over repeated runs (this machine's noise moves one run's by ~20%)."""
+    return [f"{name}: median {np.median([run[name] for run in runs]):.2f} over {len(runs)} runs "
+            f"({', '.join(f'{run[name]:.2f}' for run in runs)})" for name in runs[0]]
 
 
 def both_ways(out: Path, models: list[str], measure) -> list[dict]:
@@ -264,18 +282,29 @@ def as_markdown(rows: list[dict]) -> str:
               show_default=True, help="The zoo section's models.")
 @click.option("--accuracy-models", default=ACCURACY_MODELS, show_default=True,
               help="The accuracy section's models (each trained twice with its defaults).")
+@click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Times the `bags` section runs each corpus, one run after another: each run's ratios, then "
+                   "their medians.")
 @click.option("--out", type=click.Path(path_type=Path), default=ROOT / "bench-out" / "speed", show_default=True,
               help="Where corpora, shards and runs go.")
-def main(sections: str, corpora: str, model_list: str, accuracy_models: str, out: Path) -> None:
+def main(sections: str, corpora: str, model_list: str, accuracy_models: str, repeats: int, out: Path) -> None:
     results = {}
     if "bags" in sections.split(","):
         for corpus in corpora.split(","):
             data = corpus_dir(corpus, out)
-            rows = bag_rows(data, out / corpus / "runs", corpus in ONLY_NGRAM_BAG)
-            results[f"bags-{corpus}"] = rows
-            click.echo(f"\n## {corpus}: the bag models beside their peers\n\n{as_markdown(rows)}\n")
-            for line in bag_ratios(rows):
-                click.echo(line)
+            runs = []
+            for repeat in range(1, repeats + 1):
+                rows = bag_rows(data, out / corpus / "runs", corpus in ONLY_NGRAM_BAG)
+                results[f"bags-{corpus}" + (f"-{repeat}" if repeats > 1 else "")] = rows
+                runs.append(bag_ratio_values(rows))
+                click.echo(f"\n## {corpus}: the bag models beside their peers"
+                           f"{f' (run {repeat} of {repeats})' if repeats > 1 else ''}\n\n{as_markdown(rows)}\n")
+                for line in bag_ratios(rows):
+                    click.echo(line)
+            if repeats > 1:
+                click.echo(f"\n## {corpus}: the ratios over {repeats} runs\n")
+                for line in median_lines(runs):
+                    click.echo(line)
     if "zoo" in sections.split(","):
         rows = zoo_rows(corpus_dir("imdb", out), out / "imdb" / "runs", model_list.split(","))
         results["zoo"] = rows
