@@ -44,22 +44,32 @@ class SplitScores:
     lengths: np.ndarray     # tokens, as training's standardize() splits them (before --max-len cuts)
 
 
-def model_scores(model, texts) -> np.ndarray:
-    """P(positive) (batch,) of a two-class model, or the class probabilities (batch, N) of an N-class one."""
-    scores = np.asarray(model.predict_on_batch(texts)).astype(float)
+def text_scorer(model):
+    """A loaded end-to-end model's forward pass, texts (batch,) -> probabilities, as one graph for every batch
+    size (Keras's `predict_on_batch` traces each new size anew: a split's or a file's last batch, ~0.15 s)."""
+    forward = tf.function(lambda texts: model(texts, training=False),
+                          input_signature=[tf.TensorSpec([None], tf.string)])
+    return lambda texts: forward(tf.convert_to_tensor(texts)).numpy()
+
+
+def model_scores(score, texts) -> np.ndarray:
+    """P(positive) (batch,) of a two-class model, or the class probabilities (batch, N) of an N-class one.
+
+    `score`: texts -> the model's probabilities (`text_scorer(model)`, or `model.predict_on_batch`)."""
+    scores = np.asarray(score(texts)).astype(float)
     if scores.shape[-1] == 1:
         return scores.reshape(-1)
     return scores / scores.sum(axis=1, keepdims=True)  # float32's softmax sums to 1 only within ~1e-7
 
 
-def score_split(model, data: DataDir, split: str, batch_size: int, mistakes=None, every: int = 1) -> SplitScores:
+def score_split(score, data: DataDir, split: str, batch_size: int, mistakes=None, every: int = 1) -> SplitScores:
     """Every review of a split (or every `every`-th) streamed through the end-to-end model, in batches of similar
     lengths (a pool of SCORING_POOL_BATCHES batches sorted at a time; the order of reviews changes no metric);
     the most confident mistakes kept aside."""
     labels, scores, lengths = [], [], []
     pool = dataset.make_text_dataset(data, split, batch_size * SCORING_POOL_BATCHES, every=every)
     for texts, batch_labels in batching.texts_by_length(pool, batch_size).prefetch(2):
-        batch_scores = model_scores(model, texts)
+        batch_scores = model_scores(score, texts)
         batch_labels = dataset.class_ids(batch_labels)
         batch_lengths = token_lengths(texts).numpy()
         if mistakes is not None:
@@ -117,14 +127,14 @@ def compute_class_metrics(labels: np.ndarray, probabilities: np.ndarray, names: 
     }
 
 
-def f1_threshold(model, data: DataDir, split: str, batch_size: int, scored: SplitScores,
+def f1_threshold(score, data: DataDir, split: str, batch_size: int, scored: SplitScores,
                  validation_sample: int | None = None) -> dict | None:
     """The threshold of best F1 on the validation split (the sample `fit`'s epochs score of it: at most
     `validation_sample` reviews, every k-th), and this split's metrics at it beside 0.5's."""
     if split == "validation" or "validation" not in data.manifest.splits:
         return None
     every = run_plan.validation_choice(validation_sample, data.num_examples("validation")).value
-    validation = score_split(model, data, "validation", batch_size, every=every)
+    validation = score_split(score, data, "validation", batch_size, every=every)
     threshold = diagnostics.best_f1_threshold(validation.labels, validation.scores)
     at = compute_metrics(scored.labels, scored.scores, threshold)
     return {"value": threshold, "chosen_on": "validation", "validation_reviews": len(validation.labels),
@@ -149,18 +159,18 @@ def evaluate(run_dir: Path, data: DataDir, split: str = "test", batch_size: int 
     """
     run = RunDir(run_dir)
     check_same_vocabulary(run, data)
-    model, config = run.load_model(), run.config()
+    score, config = text_scorer(run.load_model()), run.config()
     batch_size = inference_batch_size(config.settings.get("model"), batch_size, DEFAULT_EVAL_BATCH)
     names = config.class_names()
     two_classes = len(names) == 2
     mistakes = (diagnostics.ConfidentMistakes(errors) if two_classes else
                 diagnostics.ConfidentClassMistakes(errors, names))
-    scored = score_split(model, data, split, batch_size, mistakes)
+    scored = score_split(score, data, split, batch_size, mistakes)
     labels, scores = scored.labels, scored.scores
     max_len = config.settings["max_len"]
     if two_classes:
         measured = {**compute_metrics(labels, scores), "calibration": diagnostics.calibration(labels, scores),
-                    "f1_threshold": f1_threshold(model, data, split, batch_size, scored,
+                    "f1_threshold": f1_threshold(score, data, split, batch_size, scored,
                                                  config.settings.get("validation_sample")),
                     "roc_curve": diagnostics.roc_points(labels, scores)}
     else:
@@ -263,28 +273,28 @@ def predict(run_dir: Path, texts: Iterable[str | Reject], batch_size: int | None
     A `Reject` in `texts` (a record `texts_of_file` could not read) gets a rejected prediction in its place.
     """
     run = RunDir(run_dir)
-    model, config = run.load_model(), run.config()
+    score, config = text_scorer(run.load_model()), run.config()
     batch_size = inference_batch_size(config.settings.get("model"), batch_size, DEFAULT_PREDICT_BATCH)
     labels = [config.label_prefix() + name for name in config.class_names()]
     pool: list[str | Reject] = []
     for text in texts:
         pool.append(text)
         if len(pool) >= batch_size * SCORING_POOL_BATCHES:
-            yield from _predict_pool(model, pool, labels, batch_size)
+            yield from _predict_pool(score, pool, labels, batch_size)
             pool = []
     if pool:
-        yield from _predict_pool(model, pool, labels, batch_size)
+        yield from _predict_pool(score, pool, labels, batch_size)
 
 
-def _predict_pool(model, items: list[str | Reject], labels: list[str], batch_size: int) -> Iterator[Prediction]:
+def _predict_pool(score, items: list[str | Reject], labels: list[str], batch_size: int) -> Iterator[Prediction]:
     texts = [item for item in items if not isinstance(item, Reject)]
-    scored = iter(_score_texts(model, texts, labels, batch_size))
+    scored = iter(_score_texts(score, texts, labels, batch_size))
     for item in items:
         yield (Prediction(None, float("nan"), rejected=item.value) if isinstance(item, Reject)
                else next(scored))
 
 
-def _score_texts(model, texts: list[str], labels: list[str], batch_size: int) -> list[Prediction]:
+def _score_texts(score, texts: list[str], labels: list[str], batch_size: int) -> list[Prediction]:
     """The texts' predictions in their order, scored in batches of similar length (as `score_split` scores a
     split): the end-to-end model cuts each batch's padding after its longest review, so one long review no
     longer makes its whole batch pay for its length."""
@@ -292,13 +302,13 @@ def _score_texts(model, texts: list[str], labels: list[str], batch_size: int) ->
     predictions: list[Prediction | None] = [None] * len(texts)
     for start in range(0, len(texts), batch_size):
         part = by_length[start:start + batch_size]
-        for index, prediction in zip(part, _predictions(model, [texts[i] for i in part], labels)):
+        for index, prediction in zip(part, _predictions(score, [texts[i] for i in part], labels)):
             predictions[index] = prediction
     return predictions
 
 
-def _predictions(model, texts: list[str], labels: list[str]) -> Iterator[Prediction]:
-    scores = model_scores(model, tf.constant(texts))
+def _predictions(score, texts: list[str], labels: list[str]) -> Iterator[Prediction]:
+    scores = model_scores(score, tf.constant(texts))
     if scores.ndim == 1:
         for score in scores.tolist():
             positive = score >= THRESHOLD

@@ -100,7 +100,7 @@ def test_a_star_run_is_evaluated_as_scikit_learn_would_then_predicted_compared_a
     labels, probabilities = [], []
     for texts, batch_labels in make_text_dataset(data, "test", 128):
         labels.append(class_ids(batch_labels))
-        probabilities.append(model_scores(model, texts))
+        probabilities.append(model_scores(model.predict_on_batch, texts))
     labels, probabilities = np.concatenate(labels), np.concatenate(probabilities)
     predicted = probabilities.argmax(axis=1)
     assert metrics["classes"] == ["1", "2", "3", "4", "5"] and metrics["num_examples"] == 500

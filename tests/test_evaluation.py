@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from sklearn import metrics as sk_metrics
 
 import cli
-from models import comparison, embedding_inspection as embedding
+from models import comparison, embedding_inspection as embedding, evaluation as evaluation_module
 from models.evaluation import evaluate, predict, texts_of_file
 from models.run_dir import RunConfig, RunDir
 from models.training import FitSettings, fit
@@ -71,11 +71,11 @@ def test_the_f1_threshold_is_chosen_on_the_validation_sample_the_epochs_scored(r
     from pipeline import dataset
 
     data = DataDir.open(data_dir)
-    model, num_validation = RunDir(run_dir).load_model(), data.num_examples("validation")
-    scored = evaluation.score_split(model, data, "test", 64)
-    whole = evaluation.f1_threshold(model, data, "test", 64, scored)   # a small split: all of it
+    score, num_validation = evaluation.text_scorer(RunDir(run_dir).load_model()), data.num_examples("validation")
+    scored = evaluation.score_split(score, data, "test", 64)
+    whole = evaluation.f1_threshold(score, data, "test", 64, scored)   # a small split: all of it
     every = -(-num_validation // 10)
-    sampled = evaluation.f1_threshold(model, data, "test", 64, scored, validation_sample=10)
+    sampled = evaluation.f1_threshold(score, data, "test", 64, scored, validation_sample=10)
     assert whole["validation_reviews"] == num_validation
     assert sampled["validation_reviews"] == dataset.sample_size(data, "validation", every) < num_validation
     assert evaluate(run_dir, data)["f1_threshold"]["validation_reviews"] == num_validation   # fit's default sample
@@ -124,6 +124,9 @@ def test_predict_scores_texts_by_length_and_answers_each_in_its_place(run_dir):
     alone = [float(model.predict_on_batch(tf.constant([text]))[0, 0]) for text in texts]
     assert len(set(np.round(alone, 4))) > 10   # the texts get scores of their own: a misplaced one would show
     assert got == pytest.approx(alone, abs=2e-6)
+    score = evaluation_module.text_scorer(model)   # one graph for every batch size, the model's probabilities
+    for size in (1, 5, 37):
+        np.testing.assert_allclose(score(tf.constant(texts[:size]))[:, 0], alone[:size], atol=2e-6)
 
 
 def test_predict_file_gives_a_hostile_record_its_own_rejected_line(run_dir, tmp_path):
