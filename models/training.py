@@ -352,7 +352,7 @@ def _fit(plan: RunPlan, settings: FitSettings, data: DataDir, vectors: Pretraine
     started = time.perf_counter()
     callbacks = make_callbacks(plan, settings, data, run, resuming)
     train_model(plan, settings, data, model, strategy, train, validation, callbacks, verbose)
-    result = finish_run(settings, run, vectorizer, model, plan, data, cache_dir, log if verbose else None)
+    result = finish_run(settings, run, vectorizer, model, plan, data, cache_dir, validation, log if verbose else None)
     shutil.rmtree(cache_dir, ignore_errors=True)  # it can be large; a later run rebuilds it
     if verbose:
         log(f"trained {result.epochs_run} epochs in {time.perf_counter() - started:.1f} s; best validation "
@@ -442,11 +442,13 @@ def inference_copy(model: keras.Model) -> keras.Model:
 
 
 def calibrate(plan: RunPlan, data: DataDir, vectorizer, model: keras.Model,
-              cache_path: Path | None = None) -> calibration.Calibration:
+              cache_path: Path | None = None, validation: tf.data.Dataset | None = None) -> calibration.Calibration:
     """The temperature for `model` (the trained token-id model), fitted on the validation reviews the epochs
-    scored (the plan's sample; their ids read from `cache_path` where training cached them)."""
-    batches = dataset.make_dataset(data, "validation", plan.validation_batch_size, plan.max_len.max_len,
-                                   vectorizer=vectorizer, cache_path=cache_path, every=plan.validation_every.value)
+    scored (the plan's sample): `validation`, training's own batches of them where its id cache is complete
+    (building a pipeline anew costs ~0.25 s), else their ids read from `cache_path` where training cached them."""
+    batches = validation if validation is not None else dataset.make_dataset(
+        data, "validation", plan.validation_batch_size, plan.max_len.max_len, vectorizer=vectorizer,
+        cache_path=cache_path, every=plan.validation_every.value)
     return calibration.fit_temperature(*calibration.validation_scores(model, batches))
 
 
@@ -458,9 +460,9 @@ def complete_cache(settings: FitSettings, cache_dir: Path, split: str) -> Path |
 
 
 def finish_run(settings: FitSettings, run: RunDir, vectorizer, model: keras.Model, plan: RunPlan, data: DataDir,
-               cache_dir: Path, log=None) -> FitResult:
+               cache_dir: Path, validation: tf.data.Dataset, log=None) -> FitResult:
     """The best epoch's weights, curves, the calibration, the export and, last, `model.keras`, which marks the
-    run complete."""
+    run complete. `validation`: training's validation batches."""
     rows = run.history()
     if not rows:
         raise ReviewflowError("training stopped before completing an epoch (NaN loss?); nothing was saved.")
@@ -470,7 +472,11 @@ def finish_run(settings: FitSettings, run: RunDir, vectorizer, model: keras.Mode
     trained = inference_copy(model)  # a local copy: its predictions need no strategy, on any worker
     temperature = None
     if settings.calibrate:
-        fitted = calibrate(plan, data, vectorizer, trained, complete_cache(settings, cache_dir, "validation"))
+        cached = complete_cache(settings, cache_dir, "validation")
+        # Training's pipeline read again where it reads its finished cache of the whole split, and locally (a
+        # tf.data service's would stream the split anew from its workers).
+        reusable = cached is not None and settings.data_service is None
+        fitted = calibrate(plan, data, vectorizer, trained, cached, validation if reusable else None)
         run.write_config(dataclasses.replace(run.config(), calibration=fitted.to_json()))
         temperature = fitted.temperature
         if log:

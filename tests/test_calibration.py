@@ -15,6 +15,7 @@ import cli
 from models import calibration
 from models.zoo.layers import Temperature
 from pipeline import synthetic
+from pipeline.data_dir import DataDir
 from pipeline.shard.job import shard_corpus
 from pipeline.shard.plan import ShardSettings
 
@@ -114,6 +115,8 @@ def test_fit_calibrates_an_over_confident_model_and_evaluate_in_a_new_process_ag
     config = json.loads((runs["--calibrate"] / "config.json").read_text())
     recorded = config["calibration"]
     assert recorded["temperature"] > 1.2 and recorded["ece_after"] < recorded["ece_before"]
+    # Fitted on every validation review once: training's own validation batches, read again from its id cache.
+    assert recorded["num_examples"] == DataDir.open(noisy_data).num_examples("validation")
     assert json.loads((runs["--no-calibrate"] / "config.json").read_text()).get("calibration") is None
 
     metrics = {}
