@@ -310,9 +310,9 @@ def _score_texts(score, texts: list[str], labels: list[str], batch_size: int) ->
 def _predictions(score, texts: list[str], labels: list[str]) -> Iterator[Prediction]:
     scores = model_scores(score, tf.constant(texts))
     if scores.ndim == 1:
-        for score in scores.tolist():
-            positive = score >= THRESHOLD
-            yield Prediction(labels[int(positive)], score if positive else 1 - score, p_positive=score)
+        for p_positive in scores.tolist():
+            positive = p_positive >= THRESHOLD
+            yield Prediction(labels[int(positive)], p_positive if positive else 1 - p_positive, p_positive=p_positive)
         return
     for row in scores.tolist():
         top = int(np.argmax(row))
