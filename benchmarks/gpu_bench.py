@@ -90,6 +90,17 @@ def train_speed(data: Path, out: Path, name: str, mixed: bool, jit: bool, steps:
     return {"examples_per_s": run.history()[-1]["examples_per_second"], "max_len": run.config().settings["max_len"]}
 
 
+def no_gpu_message() -> str:
+    """Why TensorFlow sees no GPU, as far as it can say, and the fix: figures from a CPU are no GPU figures."""
+    build = tf.sysconfig.get_build_info()
+    wants = (f"CUDA {build['cuda_version']} and cuDNN {build['cudnn_version']}" if build.get("is_cuda_build")
+             else "no CUDA (a CPU-only build)")
+    return (f"TensorFlow {tf.__version__} sees no GPU; this build wants {wants}. A machine whose driver and "
+            f"libraries are another CUDA (say 13) leaves it on the CPU. Install TensorFlow's own GPU build "
+            f"with its CUDA libraries (.venv/bin/pip install -e '.[gpu]'), or run with --smoke for a CPU smoke "
+            f"test.")
+
+
 @click.command()
 @click.option("--models", default=",".join(MODELS), show_default=True)
 @click.option("--steps", type=int, default=40, show_default=True, help="Steps per epoch of each timed fit.")
@@ -103,6 +114,8 @@ def main(models: str, steps: int, lines: int, smoke: bool, out: Path) -> None:
     started = time.perf_counter()
     devices = tf.config.list_physical_devices("GPU")
     click.echo(f"devices: {[device.name for device in devices] or 'CPU only'}", err=True)
+    if not devices and not smoke:
+        raise click.ClickException(no_gpu_message())
     root = out / ("smoke" if smoke else "full")
     data = make_data(root, lines)
     names = models.split(",")
