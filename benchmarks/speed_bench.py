@@ -65,6 +65,8 @@ EPOCHS = 5
 # fastText's settings, as the issue measured them: the same as ngram_bag's defaults.
 FASTTEXT = dict(wordNgrams=2, dim=16, bucket=1 << 18, thread=2, epoch=EPOCHS, verbose=0, seed=1)
 SAME_EPOCHS = f"ngram_bag, all {EPOCHS} epochs"   # the row that trains as many epochs as fastText (patience EPOCHS)
+NO_XLA = "ngram_bag --no-jit-compile"   # the row of the same fit without the XLA step
+SKLEARN = "TF-IDF+LR (scikit-learn)"
 FASTTEXT_ATTEMPTS = 3   # a diverged fastText run is timed again (the table says how many it took)
 ZOO_STEPS = 10   # training steps timed per model and padding (after one warm-up epoch of the same steps)
 ACCURACY_MODELS = "linear,ngram_bag,ffn,cnn"   # trained whole both ways: the models this CPU trains in minutes
@@ -155,7 +157,7 @@ def sklearn_row(data: Path) -> dict:
                                LogisticRegression(max_iter=2000, C=4.0))
     _, seconds = timed(classifier.fit, train_texts, train_labels)
     scores, predict_seconds = timed(classifier.predict_proba, test_texts)
-    return {"model": "TF-IDF+LR (scikit-learn)", "accuracy": compute_metrics(np.array(test_labels), scores[:, 1])[
+    return {"model": SKLEARN, "accuracy": compute_metrics(np.array(test_labels), scores[:, 1])[
         "accuracy"], "train_s": round(seconds, 1), "epochs": None,
         "train_examples_per_s": round(len(train_texts) / seconds),
         "predict_texts_per_s": round(len(test_texts) / predict_seconds)}
@@ -174,41 +176,41 @@ def bag_rows(data: Path, out: Path, only_ngram_bag: bool = False) -> list[dict]:
             fit_row(data, out / "ngram_bag-all-epochs", "ngram_bag", SAME_EPOCHS, epochs=EPOCHS, patience=EPOCHS)]
     if only_ngram_bag:
         return rows
-    rows.append(fit_row(data, out / "ngram_bag-no-xla", "ngram_bag", "ngram_bag --no-jit-compile", epochs=EPOCHS,
+    rows.append(fit_row(data, out / "ngram_bag-no-xla", "ngram_bag", NO_XLA, epochs=EPOCHS,
                         jit_compile=False))
     return rows + [sklearn_row(data), fit_row(data, out / "linear", "linear")]
 
 
-def bag_ratio_values(rows: list[dict]) -> dict[str, float]:
-    """One run's ratios, the goals' (>= 1 for ngram_bag / fastText, <= 1 for linear / scikit-learn's time)."""
+def bag_ratio_rows(rows: list[dict]) -> list[tuple[str, float, tuple[float, float] | None]]:
+    """One run's ratios, the goals' (>= 1 for ngram_bag / fastText, <= 1 for linear / scikit-learn's time):
+    (name, value, the two sides' accuracies where the ratio compares two models' training)."""
     by_model = {row["model"]: row for row in rows}
-    fasttext_ = by_model["fastText"]
-    values = {f"{name} / fastText training examples/s":
-              by_model[name]["train_examples_per_s"] / fasttext_["train_examples_per_s"]
-              for name in ("ngram_bag", SAME_EPOCHS)}
-    values["ngram_bag predict / fastText predict texts/s"] = (by_model["ngram_bag"]["predict_texts_per_s"]
-                                                             / fasttext_["predict_texts_per_s"])
-    if "ngram_bag --no-jit-compile" in by_model:
-        values["ngram_bag / ngram_bag --no-jit-compile training examples/s"] = (
-            by_model["ngram_bag"]["train_examples_per_s"]
-            / by_model["ngram_bag --no-jit-compile"]["train_examples_per_s"])
+
+    def ratio(name: str, model: str, peer: str, field: str, accuracies: bool = True):
+        mine, theirs = by_model[model], by_model[peer]
+        return name, mine[field] / theirs[field], (mine["accuracy"], theirs["accuracy"]) if accuracies else None
+
+    found = [ratio(f"{model} / fastText training examples/s", model, "fastText", "train_examples_per_s")
+             for model in ("ngram_bag", SAME_EPOCHS)]
+    found.append(ratio("ngram_bag predict / fastText predict texts/s", "ngram_bag", "fastText",
+                       "predict_texts_per_s", accuracies=False))
+    if NO_XLA in by_model:
+        found.append(ratio(f"ngram_bag / {NO_XLA} training examples/s", "ngram_bag", NO_XLA, "train_examples_per_s",
+                           accuracies=False))
     if "linear" in by_model:
-        values["linear / scikit-learn training time"] = (by_model["linear"]["train_s"]
-                                                         / by_model["TF-IDF+LR (scikit-learn)"]["train_s"])
-    return values
+        found.append(ratio("linear / scikit-learn training time", "linear", SKLEARN, "train_s"))
+    return found
+
+
+def bag_ratio_values(rows: list[dict]) -> dict[str, float]:
+    """`bag_ratio_rows`' values by name (what `median_lines` gathers over repeated runs)."""
+    return {name: value for name, value, _ in bag_ratio_rows(rows)}
 
 
 def bag_ratios(rows: list[dict]) -> list[str]:
-    """`bag_ratio_values` as lines, with the accuracies each ratio was measured at."""
-    by_model = {row["model"]: row for row in rows}
-    versus = {"ngram_bag": "fastText", SAME_EPOCHS: "fastText", "linear": "TF-IDF+LR (scikit-learn)"}
-    lines = []
-    for name, value in bag_ratio_values(rows).items():
-        model = name.split(" / ")[0]
-        accuracy = (f" (accuracy {by_model[model]['accuracy']:.4f} vs {by_model[versus[model]]['accuracy']:.4f})"
-                    if model in versus and "predict" not in name and "--no-jit" not in name else "")
-        lines.append(f"{name}: {value:.2f}{accuracy}")
-    return lines
+    """`bag_ratio_rows` as lines, with the accuracies each training ratio was measured at."""
+    return [f"{name}: {value:.2f}" + (f" (accuracy {accuracies[0]:.4f} vs {accuracies[1]:.4f})" if accuracies else "")
+            for name, value, accuracies in bag_ratio_rows(rows)]
 
 
 def median_lines(runs: list[dict[str, float]]) -> list[str]:

@@ -44,12 +44,16 @@ class SplitScores:
     lengths: np.ndarray     # tokens, as training's standardize() splits them (before --max-len cuts)
 
 
+def forward_graph(model, input_spec):
+    """`model`'s forward pass, inputs -> numpy outputs, as one graph for every shape `input_spec` allows (Keras's
+    `predict_on_batch` traces each new shape anew: each batch width, a file's or a split's last batch)."""
+    forward = tf.function(lambda inputs: model(inputs, training=False), input_signature=[input_spec])
+    return lambda inputs: forward(inputs).numpy()
+
+
 def text_scorer(model):
-    """A loaded end-to-end model's forward pass, texts (batch,) -> probabilities, as one graph for every batch
-    size (Keras's `predict_on_batch` traces each new size anew: a split's or a file's last batch, ~0.15 s)."""
-    forward = tf.function(lambda texts: model(texts, training=False),
-                          input_signature=[tf.TensorSpec([None], tf.string)])
-    return lambda texts: forward(tf.convert_to_tensor(texts)).numpy()
+    """A loaded end-to-end model's forward pass, texts (batch,) -> probabilities, for any batch size."""
+    return forward_graph(model, tf.TensorSpec([None], tf.string))
 
 
 def model_scores(score, texts) -> np.ndarray:

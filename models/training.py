@@ -442,13 +442,13 @@ def inference_copy(model: keras.Model) -> keras.Model:
 
 
 def calibrate(plan: RunPlan, data: DataDir, vectorizer, model: keras.Model,
-              cache_path: Path | None = None, validation: tf.data.Dataset | None = None) -> calibration.Calibration:
+              validation: tf.data.Dataset | None = None) -> calibration.Calibration:
     """The temperature for `model` (the trained token-id model), fitted on the validation reviews the epochs
-    scored (the plan's sample): `validation`, training's own batches of them where its id cache is complete
-    (building a pipeline anew costs ~0.25 s), else their ids read from `cache_path` where training cached them."""
+    scored (the plan's sample): `validation`, training's own batches of them, where they read a finished id
+    cache (building a pipeline anew costs ~0.25 s); else those reviews vectorized again."""
     batches = validation if validation is not None else dataset.make_dataset(
         data, "validation", plan.validation_batch_size, plan.max_len.max_len, vectorizer=vectorizer,
-        cache_path=cache_path, every=plan.validation_every.value)
+        every=plan.validation_every.value)
     return calibration.fit_temperature(*calibration.validation_scores(model, batches))
 
 
@@ -472,11 +472,10 @@ def finish_run(settings: FitSettings, run: RunDir, vectorizer, model: keras.Mode
     trained = inference_copy(model)  # a local copy: its predictions need no strategy, on any worker
     temperature = None
     if settings.calibrate:
-        cached = complete_cache(settings, cache_dir, "validation")
-        # Training's pipeline read again where it reads its finished cache of the whole split, and locally (a
-        # tf.data service's would stream the split anew from its workers).
-        reusable = cached is not None and settings.data_service is None
-        fitted = calibrate(plan, data, vectorizer, trained, cached, validation if reusable else None)
+        # Training's pipeline read again only where it wrote a finished cache of the whole split: so never one a
+        # tf.data service streams (make_inputs caches nothing there), nor one capped by --validation-steps.
+        cached = complete_cache(settings, cache_dir, "validation") is not None
+        fitted = calibrate(plan, data, vectorizer, trained, validation if cached else None)
         run.write_config(dataclasses.replace(run.config(), calibration=fitted.to_json()))
         temperature = fitted.temperature
         if log:

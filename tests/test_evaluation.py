@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from sklearn import metrics as sk_metrics
 
 import cli
-from models import comparison, embedding_inspection as embedding, evaluation as evaluation_module
-from models.evaluation import evaluate, predict, texts_of_file
+from models import comparison, embedding_inspection as embedding
+from models.evaluation import evaluate, predict, text_scorer, texts_of_file
 from models.run_dir import RunConfig, RunDir
 from models.training import FitSettings, fit
 from pipeline.data_dir import DataDir
@@ -124,7 +124,7 @@ def test_predict_scores_texts_by_length_and_answers_each_in_its_place(run_dir):
     alone = [float(model.predict_on_batch(tf.constant([text]))[0, 0]) for text in texts]
     assert len(set(np.round(alone, 4))) > 10   # the texts get scores of their own: a misplaced one would show
     assert got == pytest.approx(alone, abs=2e-6)
-    score = evaluation_module.text_scorer(model)   # one graph for every batch size, the model's probabilities
+    score = text_scorer(model)   # one graph for every batch size, the model's probabilities
     for size in (1, 5, 37):
         np.testing.assert_allclose(score(tf.constant(texts[:size]))[:, 0], alone[:size], atol=2e-6)
 
