@@ -40,6 +40,9 @@ class Calibration:
     log_loss_before: float
     log_loss_after: float
     reason: str
+    # Two classes: the threshold of best F1 on the same reviews' calibrated probabilities, so that `evaluate`
+    # reports a split's metrics at it without scoring the validation split again (None: N classes, or one class).
+    f1_threshold: float | None = None
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -100,10 +103,13 @@ def fit_temperature(scores: np.ndarray, labels: np.ndarray) -> Calibration:
 
 
 def _kept(temperature: float, logits: np.ndarray, labels: np.ndarray, before: float, reason: str) -> Calibration:
+    calibrated = scaled(logits, temperature)
+    two_classes = calibrated.ndim == 1 and len(np.unique(labels)) == 2
     return Calibration(temperature=temperature, num_examples=int(len(labels)),
                        ece_before=ece(scaled(logits, 1.0), labels),
-                       ece_after=ece(scaled(logits, temperature), labels), log_loss_before=before,
-                       log_loss_after=log_loss(logits, labels, temperature), reason=reason)
+                       ece_after=ece(calibrated, labels), log_loss_before=before,
+                       log_loss_after=log_loss(logits, labels, temperature), reason=reason,
+                       f1_threshold=diagnostics.best_f1_threshold(labels, calibrated) if two_classes else None)
 
 
 def validation_scores(model, batches) -> tuple[np.ndarray, np.ndarray]:

@@ -132,16 +132,25 @@ def compute_class_metrics(labels: np.ndarray, probabilities: np.ndarray, names: 
 
 
 def f1_threshold(score, data: DataDir, split: str, batch_size: int, scored: SplitScores,
-                 validation_sample: int | None = None) -> dict | None:
+                 validation_sample: int | None = None, fitted: dict | None = None) -> dict | None:
     """The threshold of best F1 on the validation split (the sample `fit`'s epochs score of it: at most
-    `validation_sample` reviews, every k-th), and this split's metrics at it beside 0.5's."""
+    `validation_sample` reviews, every k-th), and this split's metrics at it beside 0.5's.
+
+    `fitted`: the run's calibration record, whose threshold `fit` chose on the calibrated scores of this data
+    directory's validation sample; taken where it covers the whole sample, instead of scoring it again.
+    """
     if split == "validation" or "validation" not in data.manifest.splits:
         return None
     every = run_plan.validation_choice(validation_sample, data.num_examples("validation")).value
-    validation = score_split(score, data, "validation", batch_size, every=every)
-    threshold = diagnostics.best_f1_threshold(validation.labels, validation.scores)
+    reviews = dataset.sample_size(data, "validation", every)
+    if fitted and fitted.get("f1_threshold") is not None and fitted["num_examples"] == reviews:
+        threshold = fitted["f1_threshold"]
+    else:  # not calibrated, calibrated on part of the sample, or by a reviewflow that did not record it
+        validation = score_split(score, data, "validation", batch_size, every=every)
+        threshold = diagnostics.best_f1_threshold(validation.labels, validation.scores)
+        reviews = len(validation.labels)
     at = compute_metrics(scored.labels, scored.scores, threshold)
-    return {"value": threshold, "chosen_on": "validation", "validation_reviews": len(validation.labels),
+    return {"value": threshold, "chosen_on": "validation", "validation_reviews": reviews,
             "metrics": {key: at[key] for key in ("accuracy", "precision", "recall", "f1", "confusion_matrix")}}
 
 
@@ -175,19 +184,25 @@ def evaluate(run_dir: Path, data: DataDir, split: str = "test", batch_size: int 
     if two_classes:
         measured = {**compute_metrics(labels, scores), "calibration": diagnostics.calibration(labels, scores),
                     "f1_threshold": f1_threshold(score, data, split, batch_size, scored,
-                                                 config.settings.get("validation_sample")),
+                                                 config.settings.get("validation_sample"), fitted_on(config, data)),
                     "roc_curve": diagnostics.roc_points(labels, scores)}
     else:
         measured = {**compute_class_metrics(labels, scores, names),
                     "calibration": diagnostics.top_label_calibration(labels, scores),
                     "f1_threshold": None, "roc_curve": None}
     temperature = (config.calibration or {}).get("temperature")  # None: not calibrated
-    result = {**measured, "temperature": temperature, "split": split, "data_dir": str(data.path), "data_manifest_sha256": data.manifest_sha256,
-              "max_len": max_len, "by_length": diagnostics.by_length(labels, scores, scored.lengths, max_len)}
+    result = {**measured, "temperature": temperature, "split": split, "data_dir": str(data.path),
+              "data_manifest_sha256": data.manifest_sha256, "max_len": max_len,
+              "by_length": diagnostics.by_length(labels, scores, scored.lengths, max_len)}
     write_plots(run, result, config.model)
     run.write_errors(mistakes.records())
     run.write_metrics(result)
     return result
+
+
+def fitted_on(config, data: DataDir) -> dict | None:
+    """The run's calibration record if `fit` made it on this data directory (its validation split), else None."""
+    return config.calibration if config.data_manifest_sha256 == data.manifest_sha256 else None
 
 
 def write_plots(run: RunDir, metrics: dict, title: str) -> None:

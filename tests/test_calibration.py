@@ -131,3 +131,6 @@ def test_fit_calibrates_an_over_confident_model_and_evaluate_in_a_new_process_ag
     assert calibrated["log_loss"] < raw["log_loss"]
     assert calibrated["confusion_matrix"] == raw["confusion_matrix"]  # same weights, no class changed
     assert calibrated["temperature"] == pytest.approx(recorded["temperature"]) and raw["temperature"] is None
+    # The F1-best threshold fit chose on the calibrated validation scores, taken as it is; the raw run's, scored.
+    assert calibrated["f1_threshold"]["value"] == recorded["f1_threshold"]
+    assert raw["f1_threshold"]["validation_reviews"] == recorded["num_examples"]

@@ -78,7 +78,18 @@ def test_the_f1_threshold_is_chosen_on_the_validation_sample_the_epochs_scored(r
     sampled = evaluation.f1_threshold(score, data, "test", 64, scored, validation_sample=10)
     assert whole["validation_reviews"] == num_validation
     assert sampled["validation_reviews"] == dataset.sample_size(data, "validation", every) < num_validation
-    assert evaluate(run_dir, data)["f1_threshold"]["validation_reviews"] == num_validation   # fit's default sample
+    # fit chose a threshold on the same reviews' calibrated scores (its token-id model, then the temperature):
+    # evaluate takes it as it is, where scoring them again through model.keras gives the same one.
+    fitted = RunDir(run_dir).config().calibration
+    assert fitted["num_examples"] == num_validation and whole["value"] == pytest.approx(fitted["f1_threshold"],
+                                                                                        abs=1e-5)
+    evaluated = evaluate(run_dir, data)["f1_threshold"]
+    assert evaluated["value"] == fitted["f1_threshold"]
+    assert evaluated["validation_reviews"] == num_validation   # fit's default sample
+    assert evaluated["metrics"] == whole["metrics"]
+    # Not where fit calibrated on other reviews than the sample asked for: those are scored.
+    assert evaluation.f1_threshold(score, data, "test", 64, scored, validation_sample=10,
+                                   fitted=fitted) == sampled
 
 
 def test_evaluate_refuses_another_vocabulary(run_dir, data_dir, tmp_path):
