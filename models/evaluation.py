@@ -72,10 +72,13 @@ def score_split(score, data: DataDir, split: str, batch_size: int, mistakes=None
     the most confident mistakes kept aside."""
     labels, scores, lengths = [], [], []
     pool = dataset.make_text_dataset(data, split, batch_size * SCORING_POOL_BATCHES, every=every)
-    for texts, batch_labels in batching.texts_by_length(pool, batch_size).prefetch(2):
+    # The lengths are tokenized in tf.data, beside the model scoring the batch before (the other core).
+    batches = batching.texts_by_length(pool, batch_size).map(
+        lambda texts, labels: (texts, labels, token_lengths(texts)), num_parallel_calls=tf.data.AUTOTUNE)
+    for texts, batch_labels, batch_lengths in batches.prefetch(2):
         batch_scores = model_scores(score, texts)
         batch_labels = dataset.class_ids(batch_labels)
-        batch_lengths = token_lengths(texts).numpy()
+        batch_lengths = batch_lengths.numpy()
         if mistakes is not None:
             mistakes.add(texts.numpy().tolist(), batch_labels, batch_scores, batch_lengths)
         labels.append(batch_labels)
