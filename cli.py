@@ -448,13 +448,15 @@ def predict(run, texts, file_path, input_format, text_field, output_format, batc
     import json
 
     from models.evaluation import predict as predict_texts, texts_of_file
+    from pipeline import live
 
     if texts and file_path:
         raise click.UsageError("give reviews as arguments or with --file, not both")
     if explain_class is not None and not explain:
         raise click.UsageError("--explain-class needs --explain")
+    # Standard input may be a stream still being written: what has come is answered whenever it pauses.
     inputs = texts or (texts_of_file(file_path, input_format, text_field) if file_path else
-                       (line.rstrip("\r\n") for line in sys.stdin))
+                       live.with_pauses(line.rstrip("\r\n") for line in sys.stdin))
     explainer = None
     if explain:
         from models.explain import Explainer
@@ -463,7 +465,8 @@ def predict(run, texts, file_path, input_format, text_field, output_format, batc
     # Each review beside its prediction, read once (a file is streamed; tee holds one batch of reviews).
     mine, theirs = itertools.tee(inputs)
     rejected = collections.Counter()
-    for item, prediction in zip(mine, predict_texts(run, theirs, batch_size)):
+    reviews = (item for item in mine if item is not live.PAUSE)
+    for item, prediction in zip(reviews, predict_texts(run, theirs, batch_size)):
         if prediction.rejected is not None:  # a record of --file that could not be read: its line says why
             rejected[prediction.rejected] += 1
             click.echo(json.dumps({"rejected": prediction.rejected}) if output_format == "jsonl"

@@ -12,10 +12,11 @@ from sklearn import metrics as sk_metrics
 
 from models import diagnostics, run_plan, zoo
 from models.run_dir import CONFUSION_PNG, LENGTH_PNG, RELIABILITY_PNG, ROC_PNG, RunDir
-from pipeline import batching, dataset, formats, plots
+from pipeline import batching, dataset, formats, live, plots
 from pipeline.data_dir import DataDir
 from pipeline.errors import ReviewflowError
 from pipeline.formats import FormatSettings
+from pipeline.live import Pause
 from pipeline.rejects import Reject
 from pipeline.text import token_lengths
 
@@ -289,10 +290,12 @@ class Prediction:
     rejected: str | None = None               # why the record could not be read (label None, probability nan)
 
 
-def predict(run_dir: Path, texts: Iterable[str | Reject], batch_size: int | None = None) -> Iterator[Prediction]:
+def predict(run_dir: Path, texts: Iterable[str | Reject | Pause],
+            batch_size: int | None = None) -> Iterator[Prediction]:
     """One prediction per text, in input order, in batches: flat memory for any number of texts.
 
-    A `Reject` in `texts` (a record `texts_of_file` could not read) gets a rejected prediction in its place.
+    A `Reject` in `texts` (a record `texts_of_file` could not read) gets a rejected prediction in its place; at
+    a `live.PAUSE` (a live stream waiting for its next review), the texts that came are answered at once.
     """
     run = RunDir(run_dir)
     score, config = text_scorer(run.load_model()), run.config()
@@ -300,6 +303,11 @@ def predict(run_dir: Path, texts: Iterable[str | Reject], batch_size: int | None
     labels = [config.label_prefix() + name for name in config.class_names()]
     pool: list[str | Reject] = []
     for text in texts:
+        if text is live.PAUSE:
+            if pool:
+                yield from _predict_pool(score, pool, labels, batch_size)
+                pool = []
+            continue
         pool.append(text)
         if len(pool) >= batch_size * SCORING_POOL_BATCHES:
             yield from _predict_pool(score, pool, labels, batch_size)

@@ -4,6 +4,7 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -161,6 +162,46 @@ def test_predict_reads_stdin_and_writes_jsonl(run_dir):
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in done.stdout.splitlines()]
     assert [r["label"] for r in rows][::2] == ["__label__2", "__label__1"] and len(rows) == 3
+
+
+def test_predict_answers_a_live_stream_on_stdin_when_it_pauses(run_dir):
+    # A stream still open (someone typing, `tail -f`): each review's line comes while the next has yet to be
+    # written, not when thousands more reviews fill a pool. The deadline only bounds a command that waits on.
+    import select
+
+    process = subprocess.Popen([sys.executable, "cli.py", "predict", str(run_dir)], cwd=ROOT, text=True,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        answers = []
+        for review in ("great excellent", "terrible awful"):
+            process.stdin.write(review + "\n")
+            process.stdin.flush()
+            ready, _, _ = select.select([process.stdout], [], [], 120)
+            assert ready, "no answer while the stream stayed open"
+            answers.append(process.stdout.readline().split("\t")[0])
+        assert answers == ["__label__2", "__label__1"]
+        process.stdin.close()
+        assert process.wait(timeout=60) == 0 and process.stdout.read() == ""
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_live_input_marks_each_pause_once_and_hands_over_a_reading_error():
+    from pipeline import live
+
+    def slow_then_failing():
+        yield "a"
+        yield "b"
+        threading.Event().wait(1.5)   # the stream pauses: far longer than the wait below, on any machine
+        yield "c"
+        raise OSError("stdin went away")
+
+    items = []
+    with pytest.raises(OSError, match="stdin went away"):
+        for item in live.with_pauses(slow_then_failing(), pause_after_s=0.5):
+            items.append(item)
+    assert items == ["a", "b", live.PAUSE, "c"]
 
 
 def test_compare_orders_by_test_accuracy(tmp_path):
