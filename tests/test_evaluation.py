@@ -156,30 +156,29 @@ def test_predict_file_gives_a_hostile_record_its_own_rejected_line(run_dir, tmp_
     assert "Traceback" not in done.stderr
 
 
-def test_predict_reads_stdin_and_writes_jsonl(run_dir):
-    done = subprocess.run([sys.executable, "cli.py", "predict", str(run_dir), "--format", "jsonl"], cwd=ROOT,
-                          input="great excellent\n\nterrible awful\n", capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    rows = [json.loads(line) for line in done.stdout.splitlines()]
-    assert [r["label"] for r in rows][::2] == ["__label__2", "__label__1"] and len(rows) == 3
-
-
-def test_predict_answers_a_live_stream_on_stdin_when_it_pauses(run_dir):
-    # A stream still open (someone typing, `tail -f`): each review's line comes while the next has yet to be
-    # written, not when thousands more reviews fill a pool. The deadline only bounds a command that waits on.
+def test_predict_answers_stdin_in_jsonl_and_a_live_stream_when_it_pauses(run_dir):
+    # Standard input still open (someone typing, `tail -f`): each review's line comes while the next has yet to
+    # be written, not when thousands more fill a pool. The deadline only bounds a command that waits on.
     import select
 
-    process = subprocess.Popen([sys.executable, "cli.py", "predict", str(run_dir)], cwd=ROOT, text=True,
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        answers = []
-        for review in ("great excellent", "terrible awful"):
-            process.stdin.write(review + "\n")
-            process.stdin.flush()
+    process = subprocess.Popen([sys.executable, "cli.py", "predict", str(run_dir), "--format", "jsonl"], cwd=ROOT,
+                               text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def answers(lines: str, count: int) -> list[dict]:
+        process.stdin.write(lines)
+        process.stdin.flush()
+        rows = []
+        for _ in range(count):
             ready, _, _ = select.select([process.stdout], [], [], 120)
             assert ready, "no answer while the stream stayed open"
-            answers.append(process.stdout.readline().split("\t")[0])
-        assert answers == ["__label__2", "__label__1"]
+            rows.append(json.loads(process.stdout.readline()))
+        return rows
+
+    try:
+        first = answers("great excellent\n", 1)
+        rest = answers("\nterrible awful\n", 2)   # a blank line gets its prediction too
+        assert [row["label"] for row in first + rest][::2] == ["__label__2", "__label__1"]
+        assert 0 <= rest[0]["p_positive"] <= 1
         process.stdin.close()
         assert process.wait(timeout=60) == 0 and process.stdout.read() == ""
     finally:
