@@ -159,20 +159,21 @@ def test_predict_file_gives_a_hostile_record_its_own_rejected_line(run_dir, tmp_
 def test_predict_answers_stdin_in_jsonl_and_a_live_stream_when_it_pauses(run_dir):
     # Standard input still open (someone typing, `tail -f`): each review's line comes while the next has yet to
     # be written, not when thousands more fill a pool. The deadline only bounds a command that waits on.
-    import select
+    import queue
 
     process = subprocess.Popen([sys.executable, "cli.py", "predict", str(run_dir), "--format", "jsonl"], cwd=ROOT,
-                               text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                               text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    lines: queue.Queue = queue.Queue()  # read on a thread: a line already in the pipe's buffer escapes select()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True)
+    reader.start()
 
-    def answers(lines: str, count: int) -> list[dict]:
-        process.stdin.write(lines)
+    def answers(reviews: str, count: int) -> list[dict]:
+        process.stdin.write(reviews)
         process.stdin.flush()
-        rows = []
-        for _ in range(count):
-            ready, _, _ = select.select([process.stdout], [], [], 120)
-            assert ready, "no answer while the stream stayed open"
-            rows.append(json.loads(process.stdout.readline()))
-        return rows
+        try:
+            return [json.loads(lines.get(timeout=120)) for _ in range(count)]
+        except queue.Empty:
+            raise AssertionError("no answer while the stream stayed open") from None
 
     try:
         first = answers("great excellent\n", 1)
@@ -180,7 +181,9 @@ def test_predict_answers_stdin_in_jsonl_and_a_live_stream_when_it_pauses(run_dir
         assert [row["label"] for row in first + rest][::2] == ["__label__2", "__label__1"]
         assert 0 <= rest[0]["p_positive"] <= 1
         process.stdin.close()
-        assert process.wait(timeout=60) == 0 and process.stdout.read() == ""
+        assert process.wait(timeout=60) == 0
+        reader.join(timeout=60)
+        assert lines.empty()   # nothing more than one line per review
     finally:
         process.kill()
         process.wait()
