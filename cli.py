@@ -454,9 +454,10 @@ def predict(run, texts, file_path, input_format, text_field, output_format, batc
         raise click.UsageError("give reviews as arguments or with --file, not both")
     if explain_class is not None and not explain:
         raise click.UsageError("--explain-class needs --explain")
-    # Standard input may be a stream still being written: what has come is answered whenever it pauses.
-    inputs = texts or (texts_of_file(file_path, input_format, text_field) if file_path else
-                       live.with_pauses(line.rstrip("\r\n") for line in sys.stdin))
+    # Standard input may be a stream still being written: what has come is answered whenever it pauses. Its
+    # lines are decoded as --file's plain lines are: bytes that are not UTF-8 become U+FFFD, not a traceback.
+    inputs = texts or (texts_of_file(file_path, input_format, text_field) if file_path else live.with_pauses(
+        line.rstrip(b"\r\n").decode("utf-8", errors="replace") for line in sys.stdin.buffer))
     explainer = None
     if explain:
         from models.explain import Explainer

@@ -125,6 +125,17 @@ def test_predict_keeps_order_and_count_with_blank_and_non_ascii_lines(run_dir, t
     assert float(out[3].split("\t")[1]) == pytest.approx(expected, abs=1e-6)
 
 
+def test_predict_reads_bytes_that_are_not_utf8_on_stdin_as_it_reads_them_in_a_file(run_dir, tmp_path):
+    # A stray Latin-1 byte in a review typed or piped in: replaced, scored, in its place (it was a traceback).
+    reviews = b"Great: excellent\r\ncaf\xe9 awful \xff\xfe\n\ncaf\xc3\xa9 great\n"
+    path = tmp_path / "reviews.txt"
+    path.write_bytes(reviews)
+    from_file = CliRunner().invoke(cli.cli, ["predict", str(run_dir), "--file", str(path)])
+    from_stdin = CliRunner().invoke(cli.cli, ["predict", str(run_dir)], input=reviews)
+    assert from_stdin.exit_code == 0, from_stdin.output
+    assert len(from_stdin.output.splitlines()) == 4 and from_stdin.output == from_file.output
+
+
 def test_predict_scores_texts_by_length_and_answers_each_in_its_place(run_dir):
     """predict sorts a pool of texts by length before cutting it into batches (a batch's padding ends at its
     longest review); every answer still belongs to its own text, in input order."""
