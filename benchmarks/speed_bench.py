@@ -122,17 +122,18 @@ def fasttext_row(data: Path) -> dict:
     test_texts, test_labels = load_split(data, "test")
     with tempfile.NamedTemporaryFile("w", suffix=".txt", encoding="utf-8", delete=False) as file:
         file.writelines(f"__label__{label} {text}\n" for text, label in zip(train_texts, train_labels))
-    for attempt in range(1, FASTTEXT_ATTEMPTS + 1):
-        try:  # its 2 lock-free threads sometimes diverge on IMDB's long reviews ("Encountered NaN")
-            model, seconds = timed(fasttext.train_supervised, file.name, **FASTTEXT)
-            break
-        except RuntimeError as error:
-            click.echo(f"fastText attempt {attempt}: {error}", err=True)
-            if attempt == FASTTEXT_ATTEMPTS:  # the row says so, and the ratios against it are left out
-                Path(file.name).unlink()
-                return {"model": "fastText", "accuracy": None, "epochs": EPOCHS, "attempts": attempt,
-                        "failed": str(error)}
-    Path(file.name).unlink()
+    try:
+        for attempt in range(1, FASTTEXT_ATTEMPTS + 1):
+            try:  # its 2 lock-free threads sometimes diverge on IMDB's long reviews ("Encountered NaN")
+                model, seconds = timed(fasttext.train_supervised, file.name, **FASTTEXT)
+                break
+            except RuntimeError as error:
+                click.echo(f"fastText attempt {attempt}: {error}", err=True)
+                if attempt == FASTTEXT_ATTEMPTS:  # the row says so, and the ratios against it are left out
+                    return {"model": "fastText", "accuracy": None, "epochs": EPOCHS, "attempts": attempt,
+                            "failed": str(error)}
+    finally:
+        Path(file.name).unlink()
     one_line = [text.replace("\n", " ") for text in test_texts]   # fastText predicts one line per text
     # From its saved file, as reviewflow's `predict` loads model.keras: a user's prediction run pays the load.
     saved = Path(file.name).with_suffix(".bin")
@@ -189,11 +190,10 @@ def bag_ratio_rows(rows: list[dict]) -> list[tuple[str, float, tuple[float, floa
     by_model = {row["model"]: row for row in rows}
 
     def ratio(name: str, model: str, peer: str, field: str, accuracies: bool = True, peer_field: str | None = None):
-        mine, theirs = by_model[model], by_model[peer]
-        if field not in mine or (peer_field or field) not in theirs:  # a peer that failed (fastText's NaN)
+        mine, theirs, peer_field = by_model[model], by_model[peer], peer_field or field
+        if field not in mine or peer_field not in theirs:  # a peer that failed (fastText's NaN)
             return None
-        return (name, mine[field] / theirs[peer_field or field],
-                (mine["accuracy"], theirs["accuracy"]) if accuracies else None)
+        return name, mine[field] / theirs[peer_field], (mine["accuracy"], theirs["accuracy"]) if accuracies else None
 
     found = [ratio(f"{model} / fastText training examples/s", model, "fastText", "train_examples_per_s")
              for model in ("ngram_bag", SAME_EPOCHS)]

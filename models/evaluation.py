@@ -16,7 +16,6 @@ from pipeline import batching, dataset, formats, live, plots
 from pipeline.data_dir import DataDir
 from pipeline.errors import ReviewflowError
 from pipeline.formats import FormatSettings
-from pipeline.live import Pause
 from pipeline.rejects import Reject
 from pipeline.text import token_lengths
 
@@ -146,9 +145,9 @@ def f1_threshold(score, data: DataDir, split: str, batch_size: int, scored: Spli
     if split == "validation" or "validation" not in data.manifest.splits:
         return None
     every = run_plan.validation_choice(validation_sample, data.num_examples("validation")).value
-    reviews = dataset.sample_size(data, "validation", every)
-    if fitted and fitted.get("f1_threshold") is not None and fitted["num_examples"] == reviews:
-        threshold = fitted["f1_threshold"]
+    sample = dataset.sample_size(data, "validation", every)
+    if fitted and fitted.get("f1_threshold") is not None and fitted["num_examples"] == sample:
+        threshold, reviews = fitted["f1_threshold"], sample
     else:  # not calibrated, calibrated on part of the sample, or by a reviewflow that did not record it
         validation = score_split(score, data, "validation", batch_size, every=every)
         threshold = diagnostics.best_f1_threshold(validation.labels, validation.scores)
@@ -290,7 +289,7 @@ class Prediction:
     rejected: str | None = None               # why the record could not be read (label None, probability nan)
 
 
-def predict(run_dir: Path, texts: Iterable[str | Reject | Pause],
+def predict(run_dir: Path, texts: Iterable[str | Reject | live.Pause],
             batch_size: int | None = None) -> Iterator[Prediction]:
     """One prediction per text, in input order, in batches: flat memory for any number of texts.
 
@@ -301,19 +300,21 @@ def predict(run_dir: Path, texts: Iterable[str | Reject | Pause],
     score, config = text_scorer(run.load_model()), run.config()
     batch_size = inference_batch_size(config.settings.get("model"), batch_size, DEFAULT_PREDICT_BATCH)
     labels = [config.label_prefix() + name for name in config.class_names()]
+    for pool in _pools(texts, batch_size * SCORING_POOL_BATCHES):
+        yield from _predict_pool(score, pool, labels, batch_size)
+
+
+def _pools(texts: Iterable[str | Reject | live.Pause], size: int) -> Iterator[list[str | Reject]]:
+    """`texts` in lists of `size`, a shorter one at each `live.PAUSE` that follows a text, and the rest."""
     pool: list[str | Reject] = []
     for text in texts:
-        if text is live.PAUSE:
-            if pool:
-                yield from _predict_pool(score, pool, labels, batch_size)
-                pool = []
-            continue
-        pool.append(text)
-        if len(pool) >= batch_size * SCORING_POOL_BATCHES:
-            yield from _predict_pool(score, pool, labels, batch_size)
+        if text is not live.PAUSE:
+            pool.append(text)
+        if pool and (text is live.PAUSE or len(pool) >= size):
+            yield pool
             pool = []
     if pool:
-        yield from _predict_pool(score, pool, labels, batch_size)
+        yield pool
 
 
 def _predict_pool(score, items: list[str | Reject], labels: list[str], batch_size: int) -> Iterator[Prediction]:
