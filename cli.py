@@ -447,7 +447,7 @@ def predict(run, texts, file_path, input_format, text_field, output_format, batc
     import itertools
     import json
 
-    from models.evaluation import predict as predict_texts, texts_of_file
+    from models.evaluation import predict as predict_texts, texts_of_file, texts_of_stream
     from pipeline import live
 
     if texts and file_path:
@@ -455,9 +455,9 @@ def predict(run, texts, file_path, input_format, text_field, output_format, batc
     if explain_class is not None and not explain:
         raise click.UsageError("--explain-class needs --explain")
     # Standard input may be a stream still being written: what has come is answered whenever it pauses. Its
-    # lines are decoded as --file's plain lines are: bytes that are not UTF-8 become U+FFFD, not a traceback.
+    # lines are read as --file's plain lines are (texts_of_stream).
     inputs = texts or (texts_of_file(file_path, input_format, text_field) if file_path else live.with_pauses(
-        line.rstrip(b"\r\n").decode("utf-8", errors="replace") for line in sys.stdin.buffer))
+        texts_of_stream(sys.stdin.buffer)))
     explainer = None
     if explain:
         from models.explain import Explainer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import BinaryIO, Iterable, Iterator
 
 import numpy as np
 import tensorflow as tf
@@ -12,9 +12,10 @@ from sklearn import metrics as sk_metrics
 
 from models import diagnostics, run_plan, zoo
 from models.run_dir import CONFUSION_PNG, LENGTH_PNG, RELIABILITY_PNG, ROC_PNG, RunDir
-from pipeline import batching, dataset, formats, live, plots
+from pipeline import batching, dataset, formats, live, plots, sources
 from pipeline.data_dir import DataDir
 from pipeline.errors import ReviewflowError
+from pipeline.fasttext_format import strip_label
 from pipeline.formats import FormatSettings
 from pipeline.rejects import Reject
 from pipeline.text import token_lengths
@@ -278,6 +279,14 @@ def texts_of_file(path: Path, input_format: str | None = None,
             yield ""  # an empty (or null) review is scored, as an empty line is
         else:
             yield record.parsed
+
+
+def texts_of_stream(stream: BinaryIO) -> Iterator[str]:
+    """The reviews of a stream of lines (standard input) as each comes, read as `texts_of_file` reads a plain
+    file's lines: a fastText label left out, bytes that are not UTF-8 replaced (U+FFFD), a line cut at 1 MiB
+    (the rest dropped unread into memory: one hostile line must not hold the whole of itself)."""
+    for line in sources.stream_lines(stream):
+        yield strip_label(line).decode("utf-8", errors="replace")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -143,3 +143,22 @@ class LineReader:
             self.lines_read += 1
             yield pending if len(pending) <= self.max_line_bytes else TooLongLine(
                 pending[:self.max_line_bytes], len(pending))
+
+
+def stream_lines(stream: BinaryIO, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[bytes]:
+    """A stream's lines (without line endings) as each one comes, each cut at `max_line_bytes`: the rest of a
+    longer line is read and dropped, never held.
+
+    For a pipe someone is still writing (standard input), where `LineReader`'s fixed-size reads would wait for
+    a whole chunk before a line was seen; `readline` returns at each line's end. A UTF-8 byte order mark that
+    starts the stream is left out, as `LineReader` leaves it out.
+    """
+    first = True
+    while line := stream.readline(max_line_bytes + 1):
+        if len(line) > max_line_bytes and not line.endswith(b"\n"):
+            line = line[:max_line_bytes]
+            while (rest := stream.readline(max_line_bytes)) and not rest.endswith(b"\n"):
+                pass  # the middle of an over-long line: one piece at a time, each dropped
+        if first:
+            line, first = line.removeprefix(UTF8_BOM), False
+        yield line.rstrip(b"\r\n")

@@ -125,15 +125,20 @@ def test_predict_keeps_order_and_count_with_blank_and_non_ascii_lines(run_dir, t
     assert float(out[3].split("\t")[1]) == pytest.approx(expected, abs=1e-6)
 
 
-def test_predict_reads_bytes_that_are_not_utf8_on_stdin_as_it_reads_them_in_a_file(run_dir, tmp_path):
-    # A stray Latin-1 byte in a review typed or piped in: replaced, scored, in its place (it was a traceback).
-    reviews = b"Great: excellent\r\ncaf\xe9 awful \xff\xfe\n\ncaf\xc3\xa9 great\n"
+def test_predict_reads_stdin_as_it_reads_a_file_of_lines(run_dir, tmp_path):
+    # A stray Latin-1 byte (replaced: it was a traceback), a fastText label (left out: it was scored as words)
+    # and a line over 1 MiB (scored on its first MiB, the rest dropped: it was held whole) typed or piped in.
+    hostile = b"awful " * 300_000
+    reviews = (b"Great: excellent\r\ncaf\xe9 awful \xff\xfe\n\n__label__2 caf\xc3\xa9 great\n" + hostile
+               + b"\nexcellent\n")
     path = tmp_path / "reviews.txt"
     path.write_bytes(reviews)
     from_file = CliRunner().invoke(cli.cli, ["predict", str(run_dir), "--file", str(path)])
     from_stdin = CliRunner().invoke(cli.cli, ["predict", str(run_dir)], input=reviews)
     assert from_stdin.exit_code == 0, from_stdin.output
-    assert len(from_stdin.output.splitlines()) == 4 and from_stdin.output == from_file.output
+    assert len(from_stdin.output.splitlines()) == 6 and from_stdin.output == from_file.output
+    unlabeled = CliRunner().invoke(cli.cli, ["predict", str(run_dir)], input=b"caf\xc3\xa9 great\n")
+    assert unlabeled.output == from_stdin.output.splitlines(keepends=True)[3]
 
 
 def test_predict_scores_texts_by_length_and_answers_each_in_its_place(run_dir):

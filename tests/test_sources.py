@@ -1,10 +1,14 @@
 import bz2
 import gzip
+import io
+import os
+import threading
+import tracemalloc
 
 import pytest
 
 from pipeline.errors import SourceError
-from pipeline.sources import LineReader, TooLongLine, compression_of
+from pipeline.sources import LineReader, TooLongLine, compression_of, stream_lines
 
 LINES = [b"__label__1 first", b"__label__2 caf\xc3\xa9 second", b"", b"__label__1 last"]
 CONTENT = b"\n".join(LINES) + b"\n"
@@ -57,3 +61,32 @@ def test_misnamed_compressed_file_is_refused(tmp_path):
     path.write_bytes(b"not compressed\n")
     with pytest.raises(SourceError, match="magic bytes"):
         compression_of(path)
+
+
+def test_stream_lines_cuts_each_line_at_the_limit_and_keeps_the_next():
+    data = b"\xef\xbb\xbfabcde\r\nnine bytes\n" + b"x" * 40 + b"\n\ncrlf\r\nlast"
+    assert list(stream_lines(io.BytesIO(data), 8)) == [b"abcde", b"nine byt", b"x" * 8, b"", b"crlf", b"last"]
+
+
+def test_one_hostile_line_on_a_pipe_is_never_held_whole():
+    """A 64 MiB line then a review, written into a real pipe: read with memory far under the line's size."""
+    reader_end, writer_end = os.pipe()
+
+    def write():
+        with os.fdopen(writer_end, "wb") as pipe:
+            for _ in range(64):
+                pipe.write(b"y" * (1 << 20))
+            pipe.write(b"\nthe next review\n")
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    tracemalloc.start()
+    try:
+        with os.fdopen(reader_end, "rb") as pipe:
+            lines = [(len(line), line[:16]) for line in stream_lines(pipe)]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        writer.join()
+    assert lines == [(1 << 20, b"y" * 16), (15, b"the next review")]
+    assert peak < 8 << 20, f"{peak:,} bytes held reading a 64 MiB line"
