@@ -53,14 +53,22 @@ def claim(path: Path, layout: Layout) -> None:
         atomic.write_json(marker, {"kind": layout.kind, "written_by": "reviewflow"})
 
 
+def marked_kind(path: Path) -> str | None:
+    """The kind of directory `path`'s marker names ("data directory", "run directory"); None without one."""
+    marker = Path(path) / MARKER_FILE
+    if not marker.is_file():
+        return None
+    try:
+        kind = json.loads(marker.read_text(encoding="utf-8")).get("kind")
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        return None
+    return kind if isinstance(kind, str) else None
+
+
 def is_marked(path: Path, layout: Layout) -> bool:
     """True when `path` carries reviewflow's marker for this kind, or an older reviewflow's tell-tale file."""
-    marker = Path(path) / MARKER_FILE
-    if marker.is_file():
-        try:
-            return json.loads(marker.read_text(encoding="utf-8")).get("kind") == layout.kind
-        except (ValueError, UnicodeDecodeError, AttributeError):
-            return False
+    if (Path(path) / MARKER_FILE).is_file():
+        return marked_kind(path) == layout.kind
     return _is_legacy(Path(path) / layout.legacy_file, layout.legacy_keys)
 
 
@@ -94,6 +102,10 @@ def check_ours(path: Path, layout: Layout, option: str = "--out") -> list[Path]:
     entries = sorted(path.iterdir())
     if not entries:
         return []
+    kind = marked_kind(path)
+    if kind is not None and kind != layout.kind:  # e.g. `fit --out` naming the data directory it reads
+        raise ReviewflowError(f"{path} is a {kind} reviewflow wrote, not a {layout.kind}; it deletes and mixes "
+                              f"nothing there. Choose an empty or new {option}.")
     foreign = foreign_entries(path, layout)
     if foreign:
         shown = ", ".join(entry.name for entry in foreign[:3]) + (", ..." if len(foreign) > 3 else "")

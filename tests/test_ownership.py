@@ -81,6 +81,19 @@ def test_fit_and_tune_overwrite_refuse_a_users_folder_and_the_working_directory(
     assert result.exit_code == 1 and snapshot(folder) == before
 
 
+def test_a_data_directory_given_as_a_runs_out_is_named_as_such_and_left_as_it_was(data_dir, tmp_path):
+    before = snapshot(data_dir)
+    result = CliRunner().invoke(cli.cli, ["fit", "--model", "linear", "--data", str(data_dir), "--out",
+                                          str(data_dir), "--epochs", "1", "--overwrite"])
+    assert result.exit_code == 1, result.output
+    assert f"{data_dir} is a data directory reviewflow wrote, not a run directory" in result.output
+    assert snapshot(data_dir) == before
+    run = tmp_path / "run"
+    ownership.claim(run, RUN_LAYOUT)
+    with pytest.raises(ReviewflowError, match="is a run directory reviewflow wrote, not a data directory"):
+        ownership.check_ours(run, DATA_LAYOUT)
+
+
 def test_tune_checks_its_data_before_it_deletes_anything(tmp_path):
     run = tmp_path / "run"
     ownership.claim(run, RUN_LAYOUT)
