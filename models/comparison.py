@@ -38,7 +38,8 @@ def describe_run(run_dir: Path, error: str = "") -> dict:
         row.update(test_accuracy=metrics["accuracy"], test_f1=metrics["f1"], test_macro_f1=metrics.get("macro_f1"),
                    test_roc_auc=metrics["roc_auc"])
     elif not error and not run.is_complete():
-        row["error"] = "incomplete run"
+        # A folder that never held a run (a typo, the data directory) is not an interrupted one.
+        row["error"] = "incomplete run" if run.has_config() else "not a run (no config.json)"
     return row
 
 

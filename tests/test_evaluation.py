@@ -232,8 +232,10 @@ def test_compare_orders_by_test_accuracy(tmp_path):
                                                        "examples_per_second": 100.0}]))
         if accuracy is not None:
             (run / "metrics.json").write_text(json.dumps({"accuracy": accuracy, "f1": 0.5, "roc_auc": 0.5}))
-    rows = comparison.compare([tmp_path / n for n in "abcd"])
-    assert [row["model"] for row in rows] == ["b", "d", "a", "c"]
+    (tmp_path / "typo").mkdir()  # a folder that never held a run: named so, not taken for an interrupted one
+    rows = comparison.compare([tmp_path / n for n in ("a", "b", "c", "d", "typo")])
+    assert [row["model"] for row in rows] == ["b", "d", "a", "c", "typo"]
+    assert [row["error"] for row in rows[3:]] == ["incomplete run", "not a run (no config.json)"]
     result = CliRunner().invoke(cli.cli, ["compare", *(str(tmp_path / n) for n in "abcd"),
                                           "--out", str(tmp_path / "cmp")])
     assert result.exit_code == 0, result.output
