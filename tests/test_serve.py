@@ -249,3 +249,29 @@ def test_a_run_that_cannot_load_stops_the_server_before_it_listens(runs, tmp_pat
                            str(free_port())], cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert done.returncode == 1 and done.stderr.count("Error:") == 1 and "Traceback" not in done.stderr
     assert str(tmp_path) in done.stderr and "serving" not in done.stdout
+
+
+def test_a_port_in_use_is_refused_by_name_before_any_run_loads(runs, tmp_path):
+    with socket.create_server(("127.0.0.1", 0)) as taken:   # another server, listening there
+        port = taken.getsockname()[1]
+        # tmp_path is no run: had the runs loaded first, the error would name it instead of the port.
+        done = subprocess.run([sys.executable, "cli.py", "serve", str(runs[0]), str(tmp_path), "--port", str(port)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 1 and done.stderr.count("Error:") == 1 and "Traceback" not in done.stderr
+    assert f"port {port} on localhost is in use" in done.stderr and "another --port" in done.stderr
+    assert str(tmp_path) not in done.stderr and "serving" not in done.stdout
+
+
+def test_a_port_another_server_bound_while_the_runs_loaded_is_refused_when_listening():
+    from models.serving.server import bound_socket, refusing_busy_ports
+    from pipeline.errors import ReviewflowError
+
+    first = bound_socket("127.0.0.1", 0)
+    port = first.getsockname()[1]
+    second = bound_socket("127.0.0.1", port)   # both may bind while neither listens (SO_REUSEADDR, as uvicorn)
+    with first:
+        first.listen()
+        with pytest.raises(ReviewflowError, match=f"port {port} on 127.0.0.1 is in use"):
+            with refusing_busy_ports("127.0.0.1", port, second):
+                second.listen()
+    assert second.fileno() == -1   # closed, not left bound

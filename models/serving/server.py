@@ -1,8 +1,11 @@
-"""`serve`: load every run, then run the HTTP server (uvicorn) until SIGTERM or Ctrl-C."""
+"""`serve`: bind the port, load every run, then run the HTTP server (uvicorn) on it until SIGTERM or Ctrl-C."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import signal
+import socket
 from pathlib import Path
 
 from models.serving.app import Metrics, Server, configure_logging, load_served_model
@@ -11,6 +14,7 @@ from models.serving.protocols import Limits
 from pipeline.errors import ReviewflowError
 
 GRACEFUL_SHUTDOWN_S = 30   # SIGTERM: requests in flight get this long to finish
+LISTEN_BACKLOG = 2048      # uvicorn's default: connections the kernel queues before the server accepts them
 
 
 def served_names(runs: list[Path], names: list[str] | None) -> list[str]:
@@ -28,7 +32,7 @@ def served_names(runs: list[Path], names: list[str] | None) -> list[str]:
 
 def make_server(runs: list[Path], names: list[str] | None, batch: BatchSettings, limits: Limits,
                 max_body_bytes: int, log_every: int) -> Server:
-    """Every run loaded and warmed up (the first that cannot load stops everything, before any port opens)."""
+    """Every run loaded and warmed up (the first that cannot load stops everything, before the port listens)."""
     metrics = Metrics()
     models = {}
     for run, name in zip(runs, served_names(runs, names)):
@@ -37,18 +41,47 @@ def make_server(runs: list[Path], names: list[str] | None, batch: BatchSettings,
     return Server(models, limits, max_body_bytes, log_every, metrics)
 
 
+def bound_socket(host: str, port: int) -> socket.socket:
+    """The server's socket, bound as uvicorn binds one but before the runs load: a port in use is refused at
+    once, by name, instead of by uvicorn's log after minutes of loading. It listens only once they have loaded."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart need not wait out TIME_WAIT
+    with refusing_busy_ports(host, port, sock):
+        sock.bind((host, port))
+    return sock
+
+
+@contextlib.contextmanager
+def refusing_busy_ports(host: str, port: int, sock: socket.socket):
+    """An OSError of binding or listening as a ReviewflowError that names the port and the fix."""
+    try:
+        yield
+    except OSError as error:
+        sock.close()
+        # At bind: a server listens there. At listen: another one bound it too while these runs loaded.
+        if error.errno == errno.EADDRINUSE:
+            raise ReviewflowError(f"port {port} on {host} is in use (another server?): stop it, or pass another "
+                                  "--port.") from None
+        raise ReviewflowError(f"cannot listen on {host}:{port}: {error.strerror or error}. Pass a --host this "
+                              "machine has and a --port you may use (below 1024 needs root).") from None
+
+
 def serve(runs: list[Path], names: list[str] | None, host: str, port: int, max_batch_size: int, max_wait_s: float,
           max_instances: int, max_review_bytes: int, max_body_bytes: int, log_every: int, announce=print) -> None:
     import uvicorn
 
-    server = make_server(runs, names, BatchSettings(max_batch_size, max_wait_s),
-                         Limits(max_instances, max_review_bytes), max_body_bytes, log_every)
-    configure_logging()
-    announce(f"serving {', '.join(server.models)} on http://{host}:{port} (TF Serving REST: /v1/models/NAME:predict; "
-             f"KServe V2: /v2/models/NAME/infer; metrics: /metrics); no authentication")
-    config = uvicorn.Config(server.app(), host=host, port=port, log_level="warning", access_log=False,
-                            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, lifespan="on")
-    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again under the handler it found: with
-    # this one, that ends nothing, and a server stopped by SIGTERM exits 0 (as a service manager expects).
-    signal.signal(signal.SIGTERM, lambda *_: None)
-    uvicorn.Server(config).run()
+    sock = bound_socket(host, port)
+    with sock:
+        server = make_server(runs, names, BatchSettings(max_batch_size, max_wait_s),
+                             Limits(max_instances, max_review_bytes), max_body_bytes, log_every)
+        with refusing_busy_ports(host, port, sock):
+            sock.listen(LISTEN_BACKLOG)
+        configure_logging()
+        announce(f"serving {', '.join(server.models)} on http://{host}:{port} (TF Serving REST: "
+                 "/v1/models/NAME:predict; KServe V2: /v2/models/NAME/infer; metrics: /metrics); no authentication")
+        config = uvicorn.Config(server.app(), host=host, port=port, log_level="warning", access_log=False,
+                                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, lifespan="on", backlog=LISTEN_BACKLOG)
+        # uvicorn shuts down gracefully on SIGTERM, then raises the signal again under the handler it found: with
+        # this one, that ends nothing, and a server stopped by SIGTERM exits 0 (as a service manager expects).
+        signal.signal(signal.SIGTERM, lambda *_: None)
+        uvicorn.Server(config).run(sockets=[sock])   # it accepts on the socket above
