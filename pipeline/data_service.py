@@ -29,6 +29,7 @@ from pipeline.errors import ReviewflowError
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1")
 PROTOCOL = "grpc"
 CONNECT_TIMEOUT_SECONDS = 5.0
+DISPATCHER_POLL_SECONDS = 1.0   # how often a worker started first asks whether its dispatcher answers yet
 SHIM_MARKER = "REVIEWFLOW_LOOPBACK_SHIM"  # set in the environment of a process restarted with the shim
 
 
@@ -149,19 +150,61 @@ def distribute(dataset, address: str):
     return dataset.prefetch(tf.data.AUTOTUNE)  # keep batches arriving while the accelerator trains
 
 
+def check_port_free(port: int) -> None:
+    """Refuse a port something listens on, by name. TensorFlow's gRPC servers bind with SO_REUSEPORT: a second
+    dispatcher on a port would start beside the first and the kernel would split connections between them;
+    any other listener there fails their start with only "Could not start gRPC server"."""
+    if port == 0:  # any free port
+        return
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a stopped server's TIME_WAIT is no owner
+        try:
+            probe.bind(("", port))
+        except OSError as error:
+            raise ReviewflowError(f"port {port} is in use (another server?) or not yours ({error.strerror}): stop "
+                                  "what holds it, or pass another --port.") from None
+
+
+def wait_for_dispatcher(dispatcher: str, stop: threading.Event, announce: Callable[[str], None]) -> bool:
+    """Wait until the dispatcher answers (TensorFlow's worker would wait inside its start, silent and deaf to
+    Ctrl-C), saying so once; False if stopped first."""
+    try:
+        check_reachable(dispatcher)
+        return True
+    except ReviewflowError:
+        announce(f"no dispatcher answers at {dispatcher} yet; waiting for it (Ctrl-C stops)")
+    while not stop.wait(DISPATCHER_POLL_SECONDS):
+        try:
+            check_reachable(dispatcher)
+            return True
+        except ReviewflowError:
+            continue
+    return False
+
+
 def serve(port: int, dispatcher: str | None, host: str, work_dir: str | None,
           announce: Callable[[str], None] = print) -> None:
     """Start a dispatcher (or, given `dispatcher`, a worker) and serve until SIGINT or SIGTERM."""
-    if dispatcher is None:
-        server, role = start_dispatcher(port, work_dir), "dispatcher"
-    else:
-        server, role = start_worker(port, dispatcher, host), f"worker of {dispatcher}"
-    local = is_loopback(host)
-    if local:
-        check_loopback_only()
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    check_port_free(port)
+    if dispatcher is not None:
+        parse_address(dispatcher)  # a malformed address is refused before any wait
+        if not wait_for_dispatcher(dispatcher, stop, announce):
+            announce("stopped before the dispatcher answered")
+            return
+    try:
+        if dispatcher is None:
+            server, role = start_dispatcher(port, work_dir), "dispatcher"
+        else:
+            server, role = start_worker(port, dispatcher, host), f"worker of {dispatcher}"
+    except RuntimeError as error:  # TensorFlow's "Could not start gRPC server": a port taken since the check
+        raise ReviewflowError(f"the tf.data service could not start on port {port} ({error}): pass another "
+                              "--port.") from None
+    local = is_loopback(host)
+    if local:
+        check_loopback_only()
     listening = ", ".join(f"[{ip}]:{p}" if ":" in ip else f"{ip}:{p}" for ip, p in listening_addresses())
     announce(f"tf.data service {role} ready at {PROTOCOL}://{host}:{bound_port(server)} (listening on "
              f"{listening}{'' if local else ': ALL interfaces, no authentication'}); Ctrl-C stops it")

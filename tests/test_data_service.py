@@ -25,32 +25,68 @@ READY = re.compile(r"ready at (grpc://\S+)")
 START_SECONDS = 90
 
 
-def start_server(*args: str) -> tuple[subprocess.Popen, str]:
-    """A `data-service` process and the address it announces once it is ready."""
-    process = subprocess.Popen([sys.executable, "cli.py", "data-service", "--port", "0", *args], cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + START_SECONDS
+def launch(*args: str, port: int = 0) -> subprocess.Popen:
+    """A `data-service` process, its output (stderr too) on a pipe."""
+    return subprocess.Popen([sys.executable, "cli.py", "data-service", "--port", str(port), *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def read_until(process: subprocess.Popen, pattern: re.Pattern) -> tuple[re.Match, str]:
+    """The first match of `pattern` in the process's output, and the output up to it."""
+    deadline = time.monotonic() + START_SECONDS  # a bound for a server that never starts, not a timing under test
     output = ""
     while time.monotonic() < deadline and process.poll() is None:
         if select.select([process.stdout], [], [], 1.0)[0]:
             output += process.stdout.readline()
-            if match := READY.search(output):
-                return process, match.group(1)
+            if match := pattern.search(output):
+                return match, output
     process.kill()
-    raise AssertionError(f"data-service did not start: {output}{process.stdout.read()}")
+    raise AssertionError(f"data-service never said {pattern.pattern!r}: {output}{process.stdout.read()}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def service():
-    """A dispatcher and two workers on localhost; stopped with SIGTERM at the end, which must exit 0."""
-    dispatcher, address = start_server()
-    workers = [start_server("--dispatcher", address.removeprefix("grpc://"))[0] for _ in range(2)]
+    """Two workers, started first, then their dispatcher, on localhost; stopped with SIGTERM at the end, which
+    must exit 0."""
+    port = free_port()
+    workers = [launch("--dispatcher", f"localhost:{port}") for _ in range(2)]
+    for worker in workers:  # started before their dispatcher: they say so and wait
+        read_until(worker, re.compile(f"no dispatcher answers at localhost:{port} yet; waiting"))
+    dispatcher = launch(port=port)
+    address = read_until(dispatcher, READY)[0].group(1)
+    for worker in workers:
+        read_until(worker, READY)
     yield address, [dispatcher, *workers]
     for process in [*workers, dispatcher]:  # all at once: each server's stop takes seconds, and they overlap
         process.send_signal(signal.SIGTERM)
     for process in [*workers, dispatcher]:
         rest = process.communicate(timeout=60)[0]
         assert process.returncode == 0 and "stopped" in rest, rest
+
+
+def test_a_port_in_use_is_refused_by_name_even_a_dispatchers(service):
+    address, _ = service
+    with socket.create_server(("127.0.0.1", 0)) as other_server:
+        # TensorFlow's gRPC binds with SO_REUSEPORT: unchecked, a second dispatcher would start on the first's port.
+        for port in (data_service.parse_address(address)[1], other_server.getsockname()[1]):
+            done = subprocess.run([sys.executable, "cli.py", "data-service", "--port", str(port)], cwd=ROOT,
+                                  capture_output=True, text=True, timeout=120)
+            assert done.returncode == 1 and f"port {port} is in use" in done.stderr, done.stderr
+            assert "another --port" in done.stderr and "Traceback" not in done.stderr and "ready" not in done.stdout
+
+
+def test_a_worker_waiting_for_its_dispatcher_stops_on_ctrl_c():
+    worker = launch("--dispatcher", f"localhost:{free_port()}")
+    read_until(worker, re.compile("waiting for it"))
+    worker.send_signal(signal.SIGINT)
+    rest = worker.communicate(timeout=60)[0]
+    assert worker.returncode == 0 and "stopped before the dispatcher answered" in rest, rest
 
 
 def non_loopback_ipv4() -> str | None:
