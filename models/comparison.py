@@ -14,16 +14,26 @@ from models.run_dir import RunDir
 from models.training import FitSettings, fit, kept_epoch, open_data
 from pipeline import atomic, plots
 from pipeline.data_dir import DataDir
+from pipeline.errors import ReviewflowError
 
 COLUMNS = ["run", "model", "parameters", "epochs", "train_seconds", "examples_per_second", "best_val_accuracy",
            "test_accuracy", "test_f1", "test_macro_f1", "test_roc_auc", "error"]
 
 
 def describe_run(run_dir: Path, error: str = "") -> dict:
-    """One row of the comparison, from the run's config, history and metrics files."""
+    """One row of the comparison, from the run's config, history and metrics files (a damaged one is the row's
+    error: the other runs are still compared)."""
     run = RunDir(run_dir)
     row = {column: None for column in COLUMNS}
     row.update(run=str(run.path), model=run.name, error=error)
+    try:
+        fill_row(row, run)
+    except ReviewflowError as damaged:
+        row["error"] = str(damaged)
+    return row
+
+
+def fill_row(row: dict, run: RunDir) -> None:
     if run.has_config():
         config = run.config()
         row.update(model=config.model, parameters=config.parameters)
@@ -37,10 +47,9 @@ def describe_run(run_dir: Path, error: str = "") -> dict:
     if metrics is not None:
         row.update(test_accuracy=metrics["accuracy"], test_f1=metrics["f1"], test_macro_f1=metrics.get("macro_f1"),
                    test_roc_auc=metrics["roc_auc"])
-    elif not error and not run.is_complete():
+    elif not row["error"] and not run.is_complete():
         # A folder that never held a run (a typo, the data directory) is not an interrupted one.
         row["error"] = "incomplete run" if run.has_config() else "not a run (no config.json)"
-    return row
 
 
 def sort_rows(rows: list[dict]) -> list[dict]:

@@ -127,22 +127,30 @@ class RunDir:
         path = self / CONFIG_FILE
         if not path.is_file():
             raise ReviewflowError(f"{self.path}: no {CONFIG_FILE}; this is not a run directory. Run `fit` first.")
-        return RunConfig.from_json(json.loads(path.read_text(encoding="utf-8")))
+        obj = read_json(path, dict, REFIT)
+        missing = [field.name for field in dataclasses.fields(RunConfig)
+                   if field.default is dataclasses.MISSING and field.name not in obj]
+        if missing:
+            raise ReviewflowError(f"{path} is damaged: it lacks {', '.join(missing)}. {REFIT}")
+        return RunConfig.from_json(obj)
 
     def history(self) -> list[dict]:
         """Rows of per-epoch metrics; empty before the first epoch ends."""
         path = self / HISTORY_JSON
-        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
+        return read_json(path, list, REFIT) if path.exists() else []
 
     def metrics(self) -> dict | None:
         """What the last `evaluate` wrote, or None."""
         path = self / METRICS_FILE
-        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+        return read_json(path, dict, REEVALUATE) if path.exists() else None
 
     def errors(self) -> list[dict]:
         """The most confident mistakes `evaluate` kept; empty before it ran."""
         path = self / ERRORS_FILE
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] if path.exists() else []
+        if not path.exists():
+            return []
+        lines = path.read_bytes().splitlines()
+        return [read_json(path, dict, REEVALUATE, line, number) for number, line in enumerate(lines, start=1)]
 
     # Writing: every file atomically.
     def write_config(self, config: RunConfig) -> None:
@@ -238,6 +246,24 @@ class RunDir:
             raise ReviewflowError(f"{self.path}: no {MODEL_FILE}; the run is missing or incomplete. Run `fit` first.")
         written_by = self.config().versions if self.has_config() else None
         return saving.load_model(path, written_by)
+
+
+REFIT = "Train the run again (fit --overwrite), or restore the file from a copy."
+REEVALUATE = "Run `evaluate` on the run again, or restore the file from a copy."
+
+
+def read_json(path: Path, expected: type, fix: str, raw: bytes | None = None, line: int | None = None):
+    """A run's JSON file (or, given `raw`, its line `line`) as `expected`, else a ReviewflowError that names the
+    file, where it breaks and `fix` (a damaged or hand-edited file, not a traceback)."""
+    where = f"{path}, line {line}" if line else str(path)
+    try:
+        obj = json.loads(path.read_bytes() if raw is None else raw)
+    except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError is a ValueError
+        raise ReviewflowError(f"{where} is damaged, not JSON ({error}). {fix}") from None
+    if not isinstance(obj, expected):
+        shape = "object" if expected is dict else "list"
+        raise ReviewflowError(f"{where} is damaged: a JSON {type(obj).__name__}, not a JSON {shape}. {fix}")
+    return obj
 
 
 def _as_csv(rows: list[dict]) -> str:

@@ -233,9 +233,12 @@ def test_compare_orders_by_test_accuracy(tmp_path):
         if accuracy is not None:
             (run / "metrics.json").write_text(json.dumps({"accuracy": accuracy, "f1": 0.5, "roc_auc": 0.5}))
     (tmp_path / "typo").mkdir()  # a folder that never held a run: named so, not taken for an interrupted one
-    rows = comparison.compare([tmp_path / n for n in ("a", "b", "c", "d", "typo")])
-    assert [row["model"] for row in rows] == ["b", "d", "a", "c", "typo"]
-    assert [row["error"] for row in rows[3:]] == ["incomplete run", "not a run (no config.json)"]
+    shutil.copytree(tmp_path / "a", tmp_path / "damaged")
+    (tmp_path / "damaged" / "history.json").write_text('[{"epoch": 1, "val_')   # cut short: named, the rest compared
+    rows = comparison.compare([tmp_path / n for n in ("a", "b", "c", "d", "typo", "damaged")])
+    assert [row["model"] for row in rows] == ["b", "d", "a", "c", "typo", "a"]
+    assert [row["error"] for row in rows[3:5]] == ["incomplete run", "not a run (no config.json)"]
+    assert rows[5]["error"].startswith(f"{tmp_path / 'damaged' / 'history.json'} is damaged, not JSON")
     result = CliRunner().invoke(cli.cli, ["compare", *(str(tmp_path / n) for n in "abcd"),
                                           "--out", str(tmp_path / "cmp")])
     assert result.exit_code == 0, result.output

@@ -196,6 +196,9 @@ def test_bad_presets_and_options_are_one_clear_error(short_data, keras_hub_prese
         bad = tmp_path / "tokenizer.json"
         bad.write_text(json.dumps({"model": {"type": "BPE", "vocab": {}}}))
         pretrained.wordpiece_from_tokenizer_json(bad)
+    bad.write_text('{"model": {"type": "WordPiece", "vocab": {"[PAD]": 0,')   # cut short
+    with pytest.raises(ReviewflowError, match="not JSON .*tokenizer.json is damaged"):
+        pretrained.wordpiece_from_tokenizer_json(bad)
     assert not (tmp_path / "run" / "model.keras").exists()
 
 

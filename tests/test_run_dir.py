@@ -67,3 +67,39 @@ def test_a_complete_run_is_refused_without_overwrite(tmp_path):
     with pytest.raises(ReviewflowError, match="already holds a complete run"):
         run.prepare(SETTINGS, overwrite=False)
     assert run.prepare(SETTINGS, overwrite=True) is False and not (run / "model.keras").exists()
+
+
+@pytest.mark.parametrize("name, content, words", [
+    ("config.json", b'{"settings": {', "config.json is damaged, not JSON (Expecting"),
+    ("config.json", b"[1, 2]", "config.json is damaged: a JSON list, not a JSON object"),
+    ("config.json", b'{"settings": {}}', "config.json is damaged: it lacks global_batch_size"),
+    ("history.json", b"[{\"epoch\": 1}, \xff]", "history.json is damaged, not JSON ('utf-8' codec"),
+    ("metrics.json", b"{}\n{}", "metrics.json is damaged, not JSON (Extra data"),
+    ("errors.jsonl", b'{"text": "ok"}\n{"text": "cut', "errors.jsonl, line 2 is damaged, not JSON"),
+])
+def test_a_damaged_run_file_is_named_with_its_fix_not_a_traceback(tmp_path, name, content, words):
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    run.write_config(config())
+    (run / name).write_bytes(content)
+    reader = {"config.json": run.config, "history.json": run.history, "metrics.json": run.metrics,
+              "errors.jsonl": run.errors}[name]
+    with pytest.raises(ReviewflowError) as raised:
+        reader()
+    assert str(run / name) in str(raised.value) and words in str(raised.value)
+    fix = "fit --overwrite" if name in ("config.json", "history.json") else "Run `evaluate`"
+    assert fix in str(raised.value)
+
+
+def test_predict_on_a_run_with_a_damaged_config_says_so_and_exits_1(tmp_path):
+    from click.testing import CliRunner
+
+    import cli
+
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    (run / CONFIG_FILE).write_text('{"settings": {"model": "cnn"')   # cut short by a full disk, say
+    (run / "model.keras").write_bytes(b"PK")
+    result = CliRunner().invoke(cli.cli, ["predict", str(run.path), "good"])
+    assert result.exit_code == 1 and "config.json is damaged, not JSON" in result.output, result.output
+    assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)   # click's exit, no crash

@@ -113,8 +113,12 @@ def load_tokenizer(path: Path):
 
 def wordpiece_from_tokenizer_json(path: Path):
     """A BERT tokenizer from a Hugging Face `tokenizer.json` holding a WordPiece model (no vocab.txt)."""
-    spec = json.loads(Path(path).read_text(encoding="utf-8"))
-    model = spec.get("model") or {}
+    try:
+        spec = json.loads(Path(path).read_bytes())
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        raise ReviewflowError(f"{path}: not JSON ({exc}); the preset's tokenizer.json is damaged. Restore it, or "
+                              "give the preset a vocab.txt.") from None
+    model = (spec.get("model") if isinstance(spec, dict) else None) or {}
     if model.get("type") != "WordPiece":
         raise ReviewflowError(f"{path}: the tokenizer is {model.get('type')!r}, not WordPiece; give the preset a "
                               "vocab.txt, or convert it to a KerasHub preset (save_to_preset).")
