@@ -10,13 +10,18 @@ import tensorflow as tf
 
 from models.run_dir import RunDir
 from pipeline import atomic, text
+from pipeline.errors import ReviewflowError
 
 
 def parts(model: keras.Model) -> tuple[keras.layers.TextVectorization, list[keras.layers.Embedding]]:
-    """The vectorizer and the embedding layers of an end-to-end model."""
+    """The vectorizer and the embedding layers of an end-to-end model; a ReviewflowError for a model without one
+    (`linear`), which would otherwise show nothing and succeed."""
     vectorizer = model.get_layer("vectorizer")
     inner = next(layer for layer in model.layers if isinstance(layer, keras.Model))
     embeddings = [layer for layer in inner.layers if isinstance(layer, keras.layers.Embedding)]
+    if not embeddings:
+        raise ReviewflowError(f"the {inner.name} model has no embedding layer (it weighs each word directly): there "
+                              "are no vectors to show. `predict --explain` shows each word's part in a score.")
     return vectorizer, embeddings
 
 

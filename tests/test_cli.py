@@ -37,6 +37,10 @@ def test_a_bad_param_is_a_clear_error_not_a_traceback(data_dir, tmp_path):
                                          str(tmp_path / "run"), "--epochs", "1", "--param", param])
         assert result.exit_code == 1 and message in result.output, result.output
         assert not (tmp_path / "run" / "model.keras").exists()
+    # Refused as the model is built, not at the first step by TensorFlow ("Integer division by zero").
+    result = runner.invoke(cli.cli, ["fit", "--model", "ngram_bag", "--data", str(data_dir), "--out",
+                                     str(tmp_path / "bag"), "--epochs", "1", "--param", "buckets=0"])
+    assert result.exit_code == 1 and "buckets must be 1 or more, got 0" in result.output, result.output
     result = runner.invoke(cli.cli, ["tune", "--model", "ffn", "--data", str(data_dir), "--out", str(tmp_path / "t"),
                                      "--param", "nonsense=3"])
     assert result.exit_code == 1 and "takes no such argument" in result.output

@@ -145,6 +145,8 @@ def check_run(name: str, run: Path, said: dict, served: dict) -> None:
     assert len(predicted) == len(TEXTS)
     if "embedding_dim" in zoo.parameters(name):
         assert said["embed"][0] == 0 and "dimensions" in said["embed"][1], said["embed"][1]
+    else:  # linear: said so, not an empty success
+        assert said["embed"][0] == 1 and "has no embedding layer" in said["embed"][1], said["embed"][1]
     assert said["explain"][0] == 0, said["explain"][1]
     explained = json.loads(said["explain"][1])
     assert explained["p_positive"] == predicted[0]

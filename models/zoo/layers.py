@@ -133,6 +133,8 @@ class HashedNgrams(keras.layers.Layer):
         super().__init__(**kwargs)
         if not 1 <= ngrams <= 3:
             raise ValueError(f"ngrams must be 1, 2 or 3, got {ngrams}")
+        if buckets < 1:  # n-grams are hashed modulo buckets: 0 would fail only at the first training step
+            raise ValueError(f"buckets must be 1 or more, got {buckets}")
         self.vocab_size, self.ngrams, self.buckets, self.min_df = vocab_size, ngrams, buckets, min_df
 
     @property
