@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO := demo
+DEMO_CORPORA := train.ft.txt.bz2 test.ft.txt.bz2 stars-train.ft.txt stars-test.ft.txt
 # Two pytest workers on CI's two cores, each taking the next test when free (worksteal: the long tests do not
 # pile up on one); `make test PYTEST_WORKERS=0` runs in one process. The 30 slowest tests are listed at the end
 # (the suite must stay under 15 minutes on CI).
@@ -20,6 +21,7 @@ $(STAMP): setup.cfg setup.py pyproject.toml pipeline/loopback_bind.c
 	touch $(STAMP)
 
 demo: install
+	rm -f $(addprefix $(DEMO)/,$(DEMO_CORPORA))   # synth never replaces a file: these are the demo's own, made anew
 	$(BIN)/python cli.py synth $(DEMO)/train.ft.txt.bz2 --lines 20000 --seed 1 --bad-fraction 0.002
 	$(BIN)/python cli.py synth $(DEMO)/test.ft.txt.bz2 --lines 4000 --seed 2
 	$(BIN)/python cli.py shard --train $(DEMO)/train.ft.txt.bz2 --test $(DEMO)/test.ft.txt.bz2 \

@@ -125,9 +125,12 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 def synth(out: Path, num_lines: int, seed: int, mean_words: float, bad_fraction: float,
           sentiment_agreement: float | None, label_noise: float, style: str, positive_share: float,
           num_classes: int) -> None:
-    """Write an Amazon-like synthetic corpus OUT (.bz2, .gz or plain) in fastText format."""
+    """Write an Amazon-like synthetic corpus OUT (.bz2, .gz or plain) in fastText format; never over a file."""
     from pipeline import synthetic
 
+    if out.exists():  # it may be a real corpus (train.ft.txt.bz2): not ours to replace
+        raise click.ClickException(f"{out} exists: synth never replaces a file, which may be a real corpus. "
+                                   "Choose another name, or delete it yourself first.")
     if num_classes != 2 and (style != "simple" or positive_share != 0.5):
         raise click.UsageError("--classes takes the simple style and balanced classes; leave out --style and "
                                "--positive-share.")

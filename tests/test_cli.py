@@ -18,6 +18,9 @@ def test_synth_and_shard_through_click(tmp_path):
     assert runner.invoke(cli.cli, ["synth", str(train), "--lines", "400", "--seed", "1",
                                    "--bad-fraction", "0.05"]).exit_code == 0
     assert runner.invoke(cli.cli, ["synth", str(test), "--lines", "100", "--seed", "2"]).exit_code == 0
+    written = test.read_bytes()
+    over = runner.invoke(cli.cli, ["synth", str(test), "--lines", "5"])   # a user's corpus could be there
+    assert over.exit_code == 1 and "synth never replaces a file" in over.output and test.read_bytes() == written
     result = runner.invoke(cli.cli, ["shard", "--train", str(train), "--test", str(test), "--out", str(out),
                                      "--num-shards", "2", "--vocab-size", "300"])
     assert result.exit_code == 0, result.output
