@@ -533,10 +533,11 @@ def study(out, model_list, tune_first, tuner, max_trials, max_epochs, with_repor
     """The reference studies in one command: fit (or tune), evaluate and compare several models."""
     from models import comparison, training
 
-    names = [name.strip() for name in model_list.split(",") if name.strip()]
+    names = list(dict.fromkeys(name.strip() for name in model_list.split(",") if name.strip()))  # each once
     unknown = sorted(set(names) - set(MODEL_NAMES))
     if unknown or not names:
-        raise click.BadParameter(f"unknown model(s) {unknown}; choose from {MODEL_NAMES}", param_hint="--models")
+        said = f"unknown model(s) {unknown}" if unknown else "no model given"
+        raise click.BadParameter(f"{said}; choose from {MODEL_NAMES}", param_hint="--models")
     tune = dict(tuner=tuner, max_trials=max_trials, max_epochs=max_epochs) if tune_first else None
     data = training.open_data(options["data"])  # once, for every run, evaluation and the report
     rows = comparison.study(fit_settings(names[0], out, options), names, log=click.echo, tune=tune, data=data)

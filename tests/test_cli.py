@@ -111,3 +111,11 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(data_dir):
     stderr = process.communicate(timeout=120)[1]
     assert process.returncode == 141, stderr
     assert "Error" not in stderr and "Traceback" not in stderr, stderr
+
+
+def test_study_names_an_empty_or_unknown_model_list(data_dir, tmp_path):
+    for models, said in [("", "no model given"), (" , ", "no model given"), ("cnn,cnnn", "unknown model(s) ['cnnn']")]:
+        result = CliRunner().invoke(cli.cli, ["study", "--data", str(data_dir), "--out", str(tmp_path / "s"),
+                                              "--models", models])
+        assert result.exit_code == 2 and said in result.output, result.output
+        assert not (tmp_path / "s").exists()
