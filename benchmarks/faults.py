@@ -196,7 +196,7 @@ def concurrent_shards(work: Path) -> Outcome:
     results = [(p.wait(), p.stderr.read()) for p in processes]
     codes = sorted(code for code, _ in results)
     refused = [err for code, err in results if code == 1]
-    ok = (codes == [0, 1] and "another reviewflow run" in refused[0]
+    ok = (codes == [0, 1] and "another reviewflow process" in refused[0]
           and fingerprint(out) == fingerprint(reference(work)))
     return Outcome("two shards at once", ok, 0, "" if ok else str(results)[-300:])
 

@@ -23,7 +23,7 @@ import re
 import shutil
 from pathlib import Path
 
-from pipeline import atomic, ownership
+from pipeline import atomic, dir_lock, ownership
 from pipeline.errors import ReviewflowError
 
 MODEL_FILE = "model.keras"
@@ -51,7 +51,8 @@ RUN_LAYOUT = ownership.Layout(
     names=tuple(re.escape(name) for name in (
         MODEL_FILE, "model.incomplete.keras", EXPORT_DIR, EXPORT_DIR + ".old", CONFIG_FILE, HISTORY_JSON,
         HISTORY_CSV, METRICS_FILE, CURVES_PNG, ERRORS_FILE, ROC_PNG, CONFUSION_PNG, RELIABILITY_PNG, LENGTH_PNG,
-        BEST_CHECKPOINT.split("/")[0], BACKUP_DIR, CACHE_DIR, LOGS_DIR, TUNER_DIR, TRIALS_CSV, TRIALS_JSON)),
+        BEST_CHECKPOINT.split("/")[0], BACKUP_DIR, CACHE_DIR, LOGS_DIR, TUNER_DIR, TRIALS_CSV, TRIALS_JSON,
+        dir_lock.LOCK_FILE)),
     legacy_file=CONFIG_FILE, legacy_keys=("settings", "versions"))
 
 
@@ -167,14 +168,29 @@ class RunDir:
         atomic.write_text(self / ERRORS_FILE, "".join(json.dumps(record, ensure_ascii=False) + "\n"
                                                       for record in records))
 
+    def locked(self, overwrite: bool):
+        """Hold the run's lock (`pipeline/dir_lock.py`) for the block: one process writes a run at a time. The
+        refusals come first (a user's folder, a complete run without `overwrite`): a refused command changes
+        nothing, not even a lock file. The marker comes before the lock file: a folder left with a lock file
+        alone (a kill between the two) would look like a user's to every later run."""
+        ownership.check_ours(self.path, RUN_LAYOUT)
+        self.refuse_complete(overwrite)
+        ownership.claim(self.path, RUN_LAYOUT)
+        return dir_lock.locked(self.path)
+
+    def refuse_complete(self, overwrite: bool) -> None:
+        if self.is_complete() and not overwrite:
+            raise ReviewflowError(f"{self.path} already holds a complete run ({MODEL_FILE}). "
+                                  "Pass --overwrite to train again, or choose another --out.")
+
     def claim(self, overwrite: bool) -> None:
         """Make the directory reviewflow's run directory; with `overwrite`, delete what reviewflow wrote in it.
 
         Refuses (deleting nothing) a directory that holds anything reviewflow does not write in a run.
         """
         ownership.check_ours(self.path, RUN_LAYOUT)
-        if overwrite:
-            ownership.remove_ours(self.path, RUN_LAYOUT)
+        if overwrite:  # the lock file stays: deleted, another process could lock a new one beside this one's
+            ownership.remove_ours(self.path, RUN_LAYOUT, keep=(dir_lock.LOCK_FILE,))
         ownership.claim(self.path, RUN_LAYOUT)
 
     def interrupted_settings(self) -> dict | None:
@@ -193,9 +209,7 @@ class RunDir:
         earlier reviewflow, before the option existed).
         """
         ownership.check_ours(self.path, RUN_LAYOUT)
-        if self.is_complete() and not overwrite:
-            raise ReviewflowError(f"{self.path} already holds a complete run ({MODEL_FILE}). "
-                                  "Pass --overwrite to train again, or choose another --out.")
+        self.refuse_complete(overwrite)
         self.claim(overwrite)
         if not self.has_config():
             return False

@@ -269,17 +269,19 @@ def _fit_run(settings: FitSettings, data: DataDir, verbose, log) -> FitResult:
     settings, vectors = word_vectors.with_vectors(settings, data, plan.vocab.vocab_size)
     if settings.strategy == "multi-worker":
         multi_worker.check_enough_shards(data, multi_worker.cluster_task()[2])
-    resuming = run.prepare(run_plan.settings_record(settings, plan), settings.overwrite, earlier)
-    if settings.seed is not None:
-        keras.utils.set_random_seed(settings.seed)
-    previous_policy = keras.mixed_precision.global_policy()
-    if settings.mixed_precision:
-        keras.mixed_precision.set_global_policy(
-            "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16")
-    try:
-        return _fit(plan, settings, data, vectors, run, strategy, resuming, verbose, log)
-    finally:
-        keras.mixed_precision.set_global_policy(previous_policy)  # the policy is process-wide
+    # RUN changes from here: a second fit (or tune) into it is refused while this one writes.
+    with run.locked(settings.overwrite):
+        resuming = run.prepare(run_plan.settings_record(settings, plan), settings.overwrite, earlier)
+        if settings.seed is not None:
+            keras.utils.set_random_seed(settings.seed)
+        previous_policy = keras.mixed_precision.global_policy()
+        if settings.mixed_precision:
+            keras.mixed_precision.set_global_policy(
+                "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16")
+        try:
+            return _fit(plan, settings, data, vectors, run, strategy, resuming, verbose, log)
+        finally:
+            keras.mixed_precision.set_global_policy(previous_policy)  # the policy is process-wide
 
 
 def reads_whole_splits(settings: FitSettings) -> bool:

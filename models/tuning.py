@@ -200,9 +200,13 @@ def tune(settings: TuneSettings, log=print, verbose: int = 1,
     vocab = training.make_plan(settings.fit, data, facts=facts).vocab
     base, vectors = word_vectors.with_vectors(settings.fit, data, vocab.vocab_size)
     run = RunDir(settings.fit.out)
-    if run.is_complete() and not settings.fit.overwrite:  # every input is checked: only now may RUN change
-        raise ReviewflowError(f"{run.path} already holds a complete run. Pass --overwrite to tune again, "
-                              "or choose another --out.")
+    # Every input is checked: only now may RUN change. Held through the search and the best one's fit.
+    with run.locked(settings.fit.overwrite):
+        return _search_and_fit(run, settings, base, vectors, facts, data, log, verbose)
+
+
+def _search_and_fit(run: RunDir, settings: TuneSettings, base: training.FitSettings, vectors, facts, data: DataDir,
+                    log, verbose: int) -> tuple[training.FitResult, list[dict]]:
     run.claim(settings.fit.overwrite)
     if base.seed is not None:
         keras.utils.set_random_seed(base.seed)

@@ -1,11 +1,16 @@
 """The run directory: its files, what config.json holds as each version wrote it, and when a run resumes."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from models.run_dir import CONFIG_FILE, HISTORY_CSV, RunConfig, RunDir
 from pipeline.errors import ReviewflowError
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SETTINGS = {"model": "cnn", "epochs": 2, "max_len": 32, "truncate": "head_tail"}
 
@@ -103,3 +108,24 @@ def test_predict_on_a_run_with_a_damaged_config_says_so_and_exits_1(tmp_path):
     result = CliRunner().invoke(cli.cli, ["predict", str(run.path), "good"])
     assert result.exit_code == 1 and "config.json is damaged, not JSON" in result.output, result.output
     assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)   # click's exit, no crash
+
+
+def test_a_fit_or_tune_into_a_run_another_process_writes_is_refused_untouched(data_dir, tmp_path):
+    run = tmp_path / "run"
+    with RunDir(run).locked(overwrite=False):   # as a fit in another process holds it while it trains
+        for command in (["fit", "--model", "linear"], ["tune", "--model", "linear", "--max-trials", "1"]):
+            done = subprocess.run([sys.executable, "cli.py", *command, "--data", str(data_dir), "--out", str(run),
+                                   "--epochs", "1"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+            assert done.returncode == 1 and "another reviewflow process is writing here" in done.stderr, done.stderr
+            assert "Traceback" not in done.stderr
+            assert sorted(path.name for path in run.iterdir()) == [".lock", ".reviewflow"]   # nothing written
+
+
+def test_the_lock_is_taken_again_by_its_own_process_and_kept_by_overwrite(tmp_path):
+    run = RunDir(tmp_path / "run")
+    with run.locked(overwrite=True):
+        with run.locked(overwrite=True):   # tune holds it, then fits the best configuration into the same run
+            run.claim(overwrite=True)       # --overwrite deletes what reviewflow wrote, but not the lock it holds
+        assert (run / ".lock").exists()
+        assert subprocess.run([sys.executable, "-c", "import fcntl, sys; f = open(sys.argv[1]); "
+                               "fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)", str(run / ".lock")]).returncode != 0

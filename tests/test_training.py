@@ -220,8 +220,8 @@ def test_multi_worker_run_killed_after_an_epoch_resumes(long_data, tmp_path):
         tf.constant(["Great: excellent, love it", "Awful: terrible waste"]), verbose=0)
     assert probabilities[0, 0] > probabilities[1, 0]
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [".reviewflow", "checkpoints", "config.json", "curves.png", "export", "history.csv", "history.json", "logs",
-         "model.keras"])
+        [".lock", ".reviewflow", "checkpoints", "config.json", "curves.png", "export", "history.csv", "history.json",
+         "logs", "model.keras"])
     assert list((out / "logs").rglob("events.out.tfevents.*"))
 
 

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import re
 from pathlib import Path
-from typing import Iterator
 
-from pipeline import ownership
+from pipeline import dir_lock, ownership
+from pipeline.dir_lock import LOCK_FILE
 from pipeline.errors import DatasetError
 from pipeline.manifest import MANIFEST_FILE
 
-LOCK_FILE = ".lock"
 # Everything a shard run writes (temporary `.incomplete` names are added by the layout); an interrupted
 # run leaves only these, without a manifest. The last two: what `--runner beam` stages and reports.
 DATA_LAYOUT = ownership.Layout(
@@ -23,17 +20,9 @@ DATA_LAYOUT = ownership.Layout(
     legacy_file=LOCK_FILE)
 
 
-@contextlib.contextmanager
-def locked(data_dir: Path) -> Iterator[None]:
-    """Hold an exclusive lock on `data_dir` for the block; refuse if another run holds it."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    with open(data_dir / LOCK_FILE, "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise DatasetError(f"{data_dir}: another reviewflow run is writing here (it holds "
-                               f"{LOCK_FILE}). Wait for it, or choose another --out.") from None
-        yield  # the lock is released when the file closes, also if the process dies
+def locked(data_dir: Path):
+    """Hold `data_dir`'s lock for the block (`dir_lock`): one shard run writes it at a time."""
+    return dir_lock.locked(data_dir, DatasetError)
 
 
 def check_output_dir(data_dir: Path, overwrite: bool) -> None:
