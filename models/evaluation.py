@@ -175,7 +175,12 @@ def evaluate(run_dir: Path, data: DataDir, split: str = "test", batch_size: int 
     and top-label calibration.
     """
     run = RunDir(run_dir)
-    check_same_vocabulary(run, data)
+    check_same_vocabulary(run, data)   # a folder that is not a run is refused here, before the lock file
+    with run.evaluating():
+        return _evaluate(run, data, split, batch_size, errors)
+
+
+def _evaluate(run: RunDir, data: DataDir, split: str, batch_size: int | None, errors: int) -> dict:
     score, config = text_scorer(run.load_model()), run.config()
     batch_size = inference_batch_size(config.settings.get("model"), batch_size, DEFAULT_EVAL_BATCH)
     names = config.class_names()

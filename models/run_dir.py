@@ -178,6 +178,12 @@ class RunDir:
         ownership.claim(self.path, RUN_LAYOUT)
         return dir_lock.locked(self.path)
 
+    def evaluating(self):
+        """The run's lock while `evaluate` scores a complete run and writes its metrics, errors and plots: two at
+        once would mix their files (one split's metrics.json beside another's errors.jsonl), and a fit
+        retraining the run would get the old model's metrics."""
+        return dir_lock.locked(self.path)
+
     def refuse_complete(self, overwrite: bool) -> None:
         if self.is_complete() and not overwrite:
             raise ReviewflowError(f"{self.path} already holds a complete run ({MODEL_FILE}). "

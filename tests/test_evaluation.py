@@ -294,3 +294,17 @@ def test_a_pretrained_encoder_is_scored_in_small_batches_unless_told():
     assert evaluation.inference_batch_size("linear", None, evaluation.DEFAULT_PREDICT_BATCH) == 1024
     assert evaluation.inference_batch_size("transformer", None, evaluation.DEFAULT_EVAL_BATCH) == 256
     assert evaluation.inference_batch_size("pretrained", 999, evaluation.DEFAULT_EVAL_BATCH) == 999
+
+
+def test_evaluate_is_refused_while_another_process_writes_the_run(run_dir, data_dir):
+    from pipeline import dir_lock
+
+    def written() -> dict:
+        return {path.name: path.stat().st_mtime_ns for path in run_dir.iterdir() if path.name != ".lock"}
+
+    before = written()
+    with dir_lock.locked(run_dir):   # as a `fit --overwrite` (or another evaluate) in another process holds it
+        done = subprocess.run([sys.executable, "cli.py", "evaluate", str(run_dir), "--data", str(data_dir)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and "another reviewflow process is writing here" in done.stderr, done.stderr
+    assert written() == before   # no metrics.json, errors.jsonl or plot of its own
