@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from pipeline import dataset, plots, text
 from pipeline.data_dir import DataDir
+from pipeline.errors import ReviewflowError
 from pipeline import formats
 from pipeline.labels import natural_order
 from pipeline.vocab import TokenCounter
@@ -30,6 +31,7 @@ class SplitStats:
     num_examples: int = 0
     label_counts: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     lengths: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    rejected: collections.Counter = dataclasses.field(default_factory=collections.Counter)  # raw file: by reason
 
     def percentile(self, q: float) -> int:
         """The smallest length L such that at least q% of reviews have at most L tokens."""
@@ -59,14 +61,18 @@ def _batches_from_data_dir(data: DataDir, split: str) -> Iterator[tuple[tf.Tenso
         yield texts, names[dataset.class_ids(labels)]
 
 
-def _batches_from_file(path: Path, counter: TokenCounter) -> Iterator[tuple[tf.Tensor, np.ndarray]]:
-    """Valid records of a raw file (fastText, CSV, TSV, JSONL, Parquet) in batches; tokens counted for coverage."""
+def _batches_from_file(path: Path, counter: TokenCounter,
+                       rejected: collections.Counter) -> Iterator[tuple[tf.Tensor, np.ndarray]]:
+    """Valid records of a raw file (fastText, CSV, TSV, JSONL, Parquet) in batches; tokens counted for coverage,
+    the others in `rejected` by reason (shard would reject them)."""
     texts, labels = [], []
     for record in formats.open_records(path):
         parsed = record.parsed
         if isinstance(parsed, tuple):
             labels.append(parsed[0])
             texts.append(parsed[1])
+        else:
+            rejected[parsed.value] += 1
         if len(texts) >= BATCH:
             counter.add(texts)
             yield tf.constant(texts), np.array(labels)
@@ -106,9 +112,14 @@ def corpus_stats(source: Path | DataDir, read_shards: bool = False) -> CorpusSta
                   _accumulate(_batches_from_data_dir(data, split)) for split, info in data.manifest.splits.items()}
         return CorpusStats(splits, data.manifest.vocabulary.coverage, data.manifest.vocabulary.size)
     path = Path(source)
-    counter = TokenCounter()
-    split = _accumulate(_batches_from_file(path, counter))
+    counter, rejected = TokenCounter(), collections.Counter()
+    split = _accumulate(_batches_from_file(path, counter, rejected))
     counter.close()
+    split.rejected = rejected
+    if not split.num_examples:
+        found = f"every record was rejected ({reasons_text(rejected)})" if rejected else "it is empty"
+        raise ReviewflowError(f"{path}: no review to describe: {found}. Check its format (fastText: "
+                              "`__label__NAME text` per line; see --help), or shard it to see each line's reason.")
     kept = counter.most_common(text.SHARD_VOCAB_SIZE - text.NUM_SPECIAL_TOKENS)
     coverage = sum(count for _, count in kept) / counter.num_tokens if counter.num_tokens else 0.0
     return CorpusStats({path.name: split}, coverage, len(kept) + text.NUM_SPECIAL_TOKENS)
@@ -123,8 +134,15 @@ def summary_lines(stats: CorpusStats) -> list[str]:
                      + f", max {max(split.lengths)}")
         lines += [f"  share of reviews with at most {length} tokens: {split.share_at_most(length):.2%}"
                   for length in SHARE_LENGTHS]
+        if split.rejected:
+            lines.append(f"  not counted (shard would reject them): {reasons_text(split.rejected)}")
     lines.append(f"vocabulary of {stats.vocab_size:,} ids covers {stats.coverage:.2%} of (training) tokens")
     return lines
+
+
+def reasons_text(rejected: collections.Counter) -> str:
+    """`bad_label 2, empty_text 1`: the most frequent reason first."""
+    return ", ".join(f"{reason} {count:,}" for reason, count in rejected.most_common())
 
 
 def balance_text(split: SplitStats) -> str:

@@ -17,6 +17,7 @@ def test_length_shares_agree_with_a_direct_count(tmp_path):
     lengths = [len(stats.text.tokenize(stats.tf.constant([t]))[0]) for _, t in parsed]
     result = stats.corpus_stats(path).splits[path.name]
     assert result.num_examples == len(parsed)
+    assert sum(result.rejected.values()) == path.read_bytes().count(b"\n") - len(parsed) > 0   # each counted
     assert result.label_counts == collections.Counter(label for label, _ in parsed)
     for m in (100, 150, 300):
         assert result.share_at_most(m) == sum(n <= m for n in lengths) / len(lengths)
@@ -48,3 +49,16 @@ def test_the_manifests_length_table_equals_a_pass_over_the_shards(data_dir):
         assert recorded.splits[split].label_counts == counted.splits[split].label_counts
         assert recorded.splits[split].num_examples == counted.splits[split].num_examples
     assert stats.summary_lines(recorded) == stats.summary_lines(counted)
+
+
+def test_a_file_with_no_readable_review_is_named_not_a_traceback(tmp_path):
+    empty, rejected = tmp_path / "empty.ft.txt", tmp_path / "rejected.ft.txt"
+    empty.write_bytes(b"")
+    rejected.write_bytes(b"__label__1\nno label here\n__label__2   \n")
+    for path, said in [(empty, "it is empty"), (rejected, "every record was rejected (empty_text 2, no_label 1)")]:
+        result = CliRunner().invoke(cli.cli, ["stats", str(path)])
+        assert result.exit_code == 1 and f"{path}: no review to describe: {said}" in result.output, result.output
+    partly = tmp_path / "partly.ft.txt"
+    partly.write_bytes(b"__label__1 fine words\n__label__2\n")
+    result = CliRunner().invoke(cli.cli, ["stats", str(partly)])
+    assert result.exit_code == 0 and "not counted (shard would reject them): empty_text 1" in result.output
