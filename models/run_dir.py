@@ -127,6 +127,7 @@ class RunDir:
     def config(self) -> RunConfig:
         path = self / CONFIG_FILE
         if not path.is_file():
+            self.refuse_other_kind()
             raise ReviewflowError(f"{self.path}: no {CONFIG_FILE}; this is not a run directory. Run `fit` first.")
         obj = read_json(path, dict, REFIT)
         missing = [field.name for field in dataclasses.fields(RunConfig)
@@ -183,6 +184,13 @@ class RunDir:
         once would mix their files (one split's metrics.json beside another's errors.jsonl), and a fit
         retraining the run would get the old model's metrics."""
         return dir_lock.locked(self.path)
+
+    def refuse_other_kind(self) -> None:
+        """Name a directory reviewflow marked as another kind (a data directory given where a run belongs)."""
+        kind = ownership.marked_kind(self.path)
+        if kind is not None and kind != RUN_LAYOUT.kind:
+            raise ReviewflowError(f"{self.path} is a {kind} (`shard` wrote it), not a run directory: give the "
+                                  "run directory `fit --out` wrote.")
 
     def refuse_complete(self, overwrite: bool) -> None:
         if self.is_complete() and not overwrite:
@@ -263,6 +271,7 @@ class RunDir:
 
         path = self / MODEL_FILE
         if not path.is_file():
+            self.refuse_other_kind()
             raise ReviewflowError(f"{self.path}: no {MODEL_FILE}; the run is missing or incomplete. Run `fit` first.")
         written_by = self.config().versions if self.has_config() else None
         return saving.load_model(path, written_by)

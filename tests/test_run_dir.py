@@ -129,3 +129,15 @@ def test_the_lock_is_taken_again_by_its_own_process_and_kept_by_overwrite(tmp_pa
         assert (run / ".lock").exists()
         assert subprocess.run([sys.executable, "-c", "import fcntl, sys; f = open(sys.argv[1]); "
                                "fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)", str(run / ".lock")]).returncode != 0
+
+
+def test_a_data_directory_given_as_a_run_is_named_so(data_dir):
+    from click.testing import CliRunner
+
+    import cli
+
+    before = sorted(path.name for path in data_dir.iterdir())
+    for command in (["predict", str(data_dir), "good"], ["evaluate", str(data_dir), "--data", str(data_dir)]):
+        result = CliRunner().invoke(cli.cli, command)
+        assert result.exit_code == 1 and "is a data directory (`shard` wrote it), not a run directory" in result.output
+    assert sorted(path.name for path in data_dir.iterdir()) == before
