@@ -10,7 +10,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from pipeline import atomic
+from pipeline import atomic, ownership
 from pipeline.errors import DatasetError
 from pipeline.labels import LEGACY_CLASSES, ClassesInfo
 from pipeline.shard.writer import ShardInfo, file_sha256
@@ -123,6 +123,9 @@ def read_manifest_bytes(data_dir: Path) -> bytes:
     """`manifest.json` as written; refuses a directory without it."""
     path = Path(data_dir) / MANIFEST_FILE
     if not path.is_file():
+        if ownership.marked_kind(data_dir) == "run directory":  # RUN given as --data (the two get mixed up)
+            raise DatasetError(f"{data_dir} is a run directory (`fit` wrote it), not a data directory: give the "
+                               "directory `shard --out` wrote (the run's config.json names it under settings.data).")
         raise DatasetError(
             f"{data_dir}: no {MANIFEST_FILE}, so this is not a complete data directory "
             "(a shard run may have been interrupted). Run `reviewflow shard` to create it.")

@@ -141,3 +141,17 @@ def test_a_data_directory_given_as_a_run_is_named_so(data_dir):
         result = CliRunner().invoke(cli.cli, command)
         assert result.exit_code == 1 and "is a data directory (`shard` wrote it), not a run directory" in result.output
     assert sorted(path.name for path in data_dir.iterdir()) == before
+
+
+def test_a_run_directory_given_as_data_is_named_so(tmp_path):
+    from click.testing import CliRunner
+
+    import cli
+
+    run = RunDir(tmp_path / "run")
+    run.claim(overwrite=False)   # marked as a run directory, as fit marks it
+    for command in (["fit", "--model", "linear", "--data", str(run.path), "--out", str(tmp_path / "new")],
+                    ["stats", str(run.path)]):
+        result = CliRunner().invoke(cli.cli, command)
+        assert result.exit_code == 1 and "is a run directory (`fit` wrote it), not a data directory" in result.output
+    assert not (tmp_path / "new").exists()
