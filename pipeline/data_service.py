@@ -168,18 +168,17 @@ def check_port_free(port: int) -> None:
 def wait_for_dispatcher(dispatcher: str, stop: threading.Event, announce: Callable[[str], None]) -> bool:
     """Wait until the dispatcher answers (TensorFlow's worker would wait inside its start, silent and deaf to
     Ctrl-C), saying so once; False if stopped first."""
-    try:
-        check_reachable(dispatcher)
-        return True
-    except ReviewflowError:
-        announce(f"no dispatcher answers at {dispatcher} yet; waiting for it (Ctrl-C stops)")
-    while not stop.wait(DISPATCHER_POLL_SECONDS):
+    said = False
+    while True:
         try:
             check_reachable(dispatcher)
             return True
         except ReviewflowError:
-            continue
-    return False
+            if not said:
+                announce(f"no dispatcher answers at {dispatcher} yet; waiting for it (Ctrl-C stops)")
+                said = True
+        if stop.wait(DISPATCHER_POLL_SECONDS):
+            return False
 
 
 def serve(port: int, dispatcher: str | None, host: str, work_dir: str | None,
