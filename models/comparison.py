@@ -34,6 +34,7 @@ def describe_run(run_dir: Path, error: str = "") -> dict:
 
 
 def fill_row(row: dict, run: RunDir) -> None:
+    run.refuse_other_kind()  # the data directory given among the runs: named so
     if run.has_config():
         config = run.config()
         row.update(model=config.model, parameters=config.parameters)

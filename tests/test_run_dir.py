@@ -140,6 +140,8 @@ def test_a_data_directory_given_as_a_run_is_named_so(data_dir):
     for command in (["predict", str(data_dir), "good"], ["evaluate", str(data_dir), "--data", str(data_dir)]):
         result = CliRunner().invoke(cli.cli, command)
         assert result.exit_code == 1 and "is a data directory (`shard` wrote it), not a run directory" in result.output
+    compared = CliRunner().invoke(cli.cli, ["compare", str(data_dir)])   # a row that says so, among the runs
+    assert compared.exit_code == 0 and "is a data directory (`shard` wrote it)" in compared.output, compared.output
     assert sorted(path.name for path in data_dir.iterdir()) == before
 
 
