@@ -455,8 +455,9 @@ def predict(run, texts, file_path, input_format, text_field, output_format, batc
 
     if texts and file_path:
         raise click.UsageError("give reviews as arguments or with --file, not both")
-    if explain_class is not None and not explain:
-        raise click.UsageError("--explain-class needs --explain")
+    for given, option in ((explain_class, "--explain-class"), (explain_steps, "--steps")):
+        if given is not None and not explain:  # silently ignored, it would look as if it had been used
+            raise click.UsageError(f"{option} needs --explain")
     # Standard input may be a stream still being written: what has come is answered whenever it pauses. Its
     # lines are read as --file's plain lines are (texts_of_stream).
     inputs = texts or (texts_of_file(file_path, input_format, text_field) if file_path else live.with_pauses(

@@ -150,6 +150,9 @@ def test_predict_explain_in_a_new_process(runs, tmp_path):
     assert pushed.split()[1].rstrip("+-.0123456789") in {"Great", "excellent", "love"}
     refused = CliRunner().invoke(cli.cli, ["predict", str(run_dir), "--explain", "--explain-class", "9", "good"])
     assert refused.exit_code != 0 and "not one of the run's classes" in refused.output
+    for option in (["--explain-class", "2"], ["--steps", "8"]):   # without --explain: refused, not ignored
+        alone = CliRunner().invoke(cli.cli, ["predict", str(run_dir), *option, "good"])
+        assert alone.exit_code == 2 and f"{option[0]} needs --explain" in alone.output, alone.output
 
 
 def test_n_classes_explain_the_named_class_exactly(tmp_path):
