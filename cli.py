@@ -648,7 +648,7 @@ def data_service(ctx, port, dispatcher, host, work_dir) -> None:
 
     if dispatcher is not None and work_dir is not None:
         raise click.UsageError("--work-dir is for the dispatcher; a worker keeps no state.")
-    service_lib.check_port_free(port)  # here too: a port in use is refused before the restart and TensorFlow's import
+    service_lib.check_port_free(port)  # before the restart and TensorFlow's import: refused in a second
     if service_lib.needs_restart(host):  # with the loopback shim preloaded (see pipeline/loopback_bind.c)
         service_lib.restart_with_shim()
     quiet.import_tensorflow(ctx.obj["verbose"])

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import psutil
 
+from pipeline import ports
 from pipeline.errors import ReviewflowError
 
 # TensorFlow is imported inside the functions that use it, so that the CLI can
@@ -154,15 +155,8 @@ def check_port_free(port: int) -> None:
     """Refuse a port something listens on, by name. TensorFlow's gRPC servers bind with SO_REUSEPORT: a second
     dispatcher on a port would start beside the first and the kernel would split connections between them;
     any other listener there fails their start with only "Could not start gRPC server"."""
-    if port == 0:  # any free port
-        return
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a stopped server's TIME_WAIT is no owner
-        try:
-            probe.bind(("", port))
-        except OSError as error:
-            raise ReviewflowError(f"port {port} is in use (another server?) or not yours ({error.strerror}): stop "
-                                  "what holds it, or pass another --port.") from None
+    if port != 0:  # 0: any free port
+        ports.bound_socket("", port).close()
 
 
 def wait_for_dispatcher(dispatcher: str, stop: threading.Event, announce: Callable[[str], None]) -> bool:
@@ -187,8 +181,7 @@ def serve(port: int, dispatcher: str | None, host: str, work_dir: str | None,
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    check_port_free(port)
-    if dispatcher is not None:
+    if dispatcher is not None:  # the port was checked by the CLI, before TensorFlow's import
         parse_address(dispatcher)  # a malformed address is refused before any wait
         if not wait_for_dispatcher(dispatcher, stop, announce):
             announce("stopped before the dispatcher answered")

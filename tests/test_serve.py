@@ -263,7 +263,7 @@ def test_a_port_in_use_is_refused_by_name_before_any_run_loads(runs, tmp_path):
 
 
 def test_a_port_another_server_bound_while_the_runs_loaded_is_refused_when_listening():
-    from models.serving.server import bound_socket, refusing_busy_ports
+    from pipeline.ports import bound_socket, refusing_busy_ports
     from pipeline.errors import ReviewflowError
 
     first = bound_socket("127.0.0.1", 0)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import signal
-import socket
 from pathlib import Path
 
 from models.serving.app import Metrics, Server, configure_logging, load_served_model
 from models.serving.batching import BatchSettings
 from models.serving.protocols import Limits
 from pipeline.errors import ReviewflowError
+from pipeline.ports import bound_socket, refusing_busy_ports
 
 GRACEFUL_SHUTDOWN_S = 30   # SIGTERM: requests in flight get this long to finish
 LISTEN_BACKLOG = 2048      # uvicorn's default: connections the kernel queues before the server accepts them
@@ -41,37 +39,13 @@ def make_server(runs: list[Path], names: list[str] | None, batch: BatchSettings,
     return Server(models, limits, max_body_bytes, log_every, metrics)
 
 
-def bound_socket(host: str, port: int) -> socket.socket:
-    """The server's socket, bound as uvicorn binds one but before the runs load: a port in use is refused at
-    once, by name, instead of by uvicorn's log after minutes of loading. It listens only once they have loaded."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart need not wait out TIME_WAIT
-    with refusing_busy_ports(host, port, sock):
-        sock.bind((host, port))
-    return sock
-
-
-@contextlib.contextmanager
-def refusing_busy_ports(host: str, port: int, sock: socket.socket):
-    """An OSError of binding or listening as a ReviewflowError that names the port and the fix."""
-    try:
-        yield
-    except OSError as error:
-        sock.close()
-        # At bind: a server listens there. At listen: another one bound it too while these runs loaded.
-        if error.errno == errno.EADDRINUSE:
-            raise ReviewflowError(f"port {port} on {host} is in use (another server?): stop it, or pass another "
-                                  "--port.") from None
-        raise ReviewflowError(f"cannot listen on {host}:{port}: {error.strerror or error}. Pass a --host this "
-                              "machine has and a --port you may use (below 1024 needs root).") from None
-
-
 def serve(runs: list[Path], names: list[str] | None, host: str, port: int, max_batch_size: int, max_wait_s: float,
           max_instances: int, max_review_bytes: int, max_body_bytes: int, log_every: int, announce=print) -> None:
     import uvicorn
 
-    sock = bound_socket(host, port)
-    with sock:
+    # Bound before the runs load: a port in use is refused at once, not by uvicorn's log after minutes of
+    # loading; it listens only once they have loaded.
+    with bound_socket(host, port) as sock:
         server = make_server(runs, names, BatchSettings(max_batch_size, max_wait_s),
                              Limits(max_instances, max_review_bytes), max_body_bytes, log_every)
         with refusing_busy_ports(host, port, sock):
