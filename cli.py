@@ -450,7 +450,7 @@ def predict(run, texts, file_path, input_format, text_field, output_format, batc
     import itertools
     import json
 
-    from models.evaluation import predict as predict_texts, texts_of_file, texts_of_stream
+    from models.evaluation import NotUtf8Lines, predict as predict_texts, texts_of_file, texts_of_stream
     from pipeline import live
 
     if texts and file_path:
@@ -460,8 +460,9 @@ def predict(run, texts, file_path, input_format, text_field, output_format, batc
             raise click.UsageError(f"{option} needs --explain")
     # Standard input may be a stream still being written: what has come is answered whenever it pauses. Its
     # lines are read as --file's plain lines are (texts_of_stream).
-    inputs = texts or (texts_of_file(file_path, input_format, text_field) if file_path else live.with_pauses(
-        texts_of_stream(sys.stdin.buffer)))
+    not_utf8 = NotUtf8Lines()
+    inputs = texts or (texts_of_file(file_path, input_format, text_field, not_utf8) if file_path
+                       else live.with_pauses(texts_of_stream(sys.stdin.buffer, not_utf8)))
     explainer = None
     if explain:
         from models.explain import Explainer
@@ -484,6 +485,7 @@ def predict(run, texts, file_path, input_format, text_field, output_format, batc
         else:
             click.echo(prediction_tsv(prediction) + (f"\t{explanation.summary()}" if explanation else ""))
     warn_rejected(rejected, file_path)
+    warn_not_utf8(not_utf8, file_path)
 
 
 def prediction_json(prediction) -> dict:
@@ -498,6 +500,15 @@ def prediction_tsv(prediction) -> str:
     """`predict`'s line: label<TAB>P(positive), or (N classes) the label's probability."""
     score = prediction.p_positive if prediction.probabilities is None else prediction.probability
     return f"{prediction.label}\t{score:.6f}"
+
+
+def warn_not_utf8(not_utf8, file_path) -> None:
+    if not_utf8.count:
+        source = file_path or "standard input"
+        click.echo(f"warning: {not_utf8.count:,} line(s) of {source} are not UTF-8 (the first: line "
+                   f"{not_utf8.first_line:,}); they were scored with U+FFFD in place of their bad bytes. Is it the "
+                   "file you meant, and not a binary one? Text in another encoding: convert it first (`iconv -f "
+                   "latin1 -t utf-8`).", err=True)
 
 
 def warn_rejected(rejected, file_path) -> None:

@@ -269,29 +269,54 @@ def summary_lines(metrics: dict) -> list[str]:
     return lines
 
 
-def texts_of_file(path: Path, input_format: str | None = None,
-                  text_field: str | None = None) -> Iterator[str | Reject]:
+@dataclasses.dataclass
+class NotUtf8Lines:
+    """The lines of a plain file or stream that were not UTF-8 and were scored with U+FFFD in place of their
+    bad bytes: `predict` warns of them, since a binary file or another encoding must not pass silently."""
+
+    count: int = 0
+    first_line: int | None = None
+
+    def decode(self, text: bytes, line_number: int, cut: bool) -> str:
+        """`text` as a string; bad bytes replaced and counted (not a character cut in two where the line was)."""
+        try:
+            return text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if cut and exc.reason == "unexpected end of data":  # a character that straddled the 1 MiB cut
+                return text[:exc.start].decode("utf-8")
+            self.count += 1
+            self.first_line = self.first_line or line_number
+            return text.decode("utf-8", errors="replace")
+
+
+def texts_of_file(path: Path, input_format: str | None = None, text_field: str | None = None,
+                  not_utf8: NotUtf8Lines | None = None) -> Iterator[str | Reject]:
     """The reviews of a file to score, lazily, read by its format's reader (pipeline/formats) as `shard` reads
     it: a fastText or plain file's lines (labels left out), or a CSV/TSV/JSONL/Parquet file's text field. A
     record that cannot be read (too deep, too long, not UTF-8, ...) is its `Reject` reason, in its place:
-    `predict` gives it an output line that says so, and none is skipped."""
+    `predict` gives it an output line that says so, and none is skipped. A plain line that is not UTF-8 is
+    scored with its bad bytes replaced (U+FFFD) and counted in `not_utf8`."""
+    not_utf8 = not_utf8 if not_utf8 is not None else NotUtf8Lines()
     reader = formats.open_records(path, FormatSettings(format=input_format, text_field=text_field),
                                   need_label=False)
     for record in reader:
         if isinstance(record.parsed, tuple):
-            yield record.parsed[1].decode("utf-8", errors="replace")
+            cut = isinstance(record.raw, sources.TooLongLine)
+            yield not_utf8.decode(record.parsed[1], record.number, cut)
         elif record.parsed in (Reject.EMPTY_TEXT, Reject.MISSING_FIELD):
             yield ""  # an empty (or null) review is scored, as an empty line is
         else:
             yield record.parsed
 
 
-def texts_of_stream(stream: BinaryIO) -> Iterator[str]:
+def texts_of_stream(stream: BinaryIO, not_utf8: NotUtf8Lines | None = None) -> Iterator[str]:
     """The reviews of a stream of lines (standard input) as each comes, read as `texts_of_file` reads a plain
-    file's lines: a fastText label left out, bytes that are not UTF-8 replaced (U+FFFD), a line cut at 1 MiB
-    (the rest dropped unread into memory: one hostile line must not hold the whole of itself)."""
-    for line in sources.stream_lines(stream):
-        yield strip_label(line).decode("utf-8", errors="replace")
+    file's lines: a fastText label left out, bytes that are not UTF-8 replaced (U+FFFD) and counted, a line
+    cut at 1 MiB (the rest dropped unread into memory: one hostile line must not hold the whole of itself)."""
+    not_utf8 = not_utf8 if not_utf8 is not None else NotUtf8Lines()
+    for line_number, line in enumerate(sources.stream_lines(stream), start=1):
+        cut = len(line) >= sources.DEFAULT_MAX_LINE_BYTES
+        yield not_utf8.decode(strip_label(line), line_number, cut)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -126,9 +126,10 @@ def test_predict_keeps_order_and_count_with_blank_and_non_ascii_lines(run_dir, t
 
 
 def test_predict_reads_stdin_as_it_reads_a_file_of_lines(run_dir, tmp_path):
-    # A stray Latin-1 byte (replaced: it was a traceback), a fastText label (left out: it was scored as words)
-    # and a line over 1 MiB (scored on its first MiB, the rest dropped: it was held whole) typed or piped in.
-    hostile = b"awful " * 300_000
+    # A stray Latin-1 byte (replaced and warned of: it was a traceback, then silent), a fastText label (left
+    # out: it was scored as words) and a line over 1 MiB whose cut falls inside a character (scored on its
+    # first MiB, the rest dropped: it was held whole; the cut character is not a bad byte) typed or piped in.
+    hostile = b"awful " * 100_000 + "é".encode() * 300_000
     reviews = (b"Great: excellent\r\ncaf\xe9 awful \xff\xfe\n\n__label__2 caf\xc3\xa9 great\n" + hostile
                + b"\nexcellent\n")
     path = tmp_path / "reviews.txt"
@@ -136,9 +137,22 @@ def test_predict_reads_stdin_as_it_reads_a_file_of_lines(run_dir, tmp_path):
     from_file = CliRunner().invoke(cli.cli, ["predict", str(run_dir), "--file", str(path)])
     from_stdin = CliRunner().invoke(cli.cli, ["predict", str(run_dir)], input=reviews)
     assert from_stdin.exit_code == 0, from_stdin.output
-    assert len(from_stdin.output.splitlines()) == 6 and from_stdin.output == from_file.output
+    assert len(from_stdin.stdout.splitlines()) == 6 and from_stdin.stdout == from_file.stdout
+    for result, source in ((from_file, str(path)), (from_stdin, "standard input")):
+        assert f"warning: 1 line(s) of {source} are not UTF-8 (the first: line 2)" in result.stderr
     unlabeled = CliRunner().invoke(cli.cli, ["predict", str(run_dir)], input=b"caf\xc3\xa9 great\n")
-    assert unlabeled.output == from_stdin.output.splitlines(keepends=True)[3]
+    assert unlabeled.stdout == from_stdin.stdout.splitlines(keepends=True)[3] and not unlabeled.stderr
+
+
+def test_predict_warns_of_a_binary_file_it_scores(run_dir, tmp_path):
+    """A binary file given by mistake (a model, an archive) is scored line by line, but never in silence."""
+    path = tmp_path / "model.bin"
+    path.write_bytes(np.random.default_rng(0).integers(0, 256, size=20_000, dtype=np.uint8).tobytes())
+    done = subprocess.run([sys.executable, "cli.py", "predict", str(run_dir), "--file", str(path)], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.count("\n")
+    assert lines > 10 and f"warning: {lines:,} line(s) of {path} are not UTF-8 (the first: line 1)" in done.stderr
 
 
 def test_predict_scores_texts_by_length_and_answers_each_in_its_place(run_dir):

@@ -23,4 +23,4 @@ class FastTextReader(RecordReader):
                 yield Record(lines.lines_read, parse_line(line), line)
             else:  # predict: every line is a review, its label (if any) left out; none is rejected
                 raw = line.prefix if isinstance(line, TooLongLine) else line  # only the first tokens count anyway
-                yield Record(lines.lines_read, (None, strip_label(raw.rstrip(b"\r"))), raw)
+                yield Record(lines.lines_read, (None, strip_label(raw.rstrip(b"\r"))), line)
