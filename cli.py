@@ -222,6 +222,9 @@ def shard(train, test, out, num_shards, val_fraction, vocab_size, compression, s
     echo_lines(summary_lines(manifest, out))
     for warning in class_warnings(manifest):
         click.echo(warning, err=True)
+    if manifest.splits["validation"].num_examples == 0:
+        click.echo("warning: the validation split is empty (--val-fraction too small); fit and tune need one: "
+                   "shard again with --val-fraction 0.2 (the default) or 0.1.", err=True)
     for name, split in manifest.splits.items():
         if len(split.shards) < workers:
             click.echo(f"warning: {name} has {len(split.shards)} shard(s) for {workers} workers; "

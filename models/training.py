@@ -236,9 +236,15 @@ def describe_devices(model: keras.Model) -> str:
 
 
 def open_data(path: Path) -> DataDir:
-    """The data directory as training opens it: every shard hashed against the manifest first."""
+    """The data directory as training opens it: every shard hashed against the manifest first, and a
+    validation split to train with."""
     # Hashing every shard costs ~1 s per GB: cheap next to training on a damaged file.
-    return DataDir.open(path, hashes=True)
+    data = DataDir.open(path, hashes=True)
+    if data.num_examples("validation") == 0:  # it would train and then fail at the end, with nothing to keep
+        raise ReviewflowError(f"{path} has no validation reviews (sharded with --val-fraction 0, or too small a "
+                              "fraction of too few lines): training keeps its best epoch, stops early and "
+                              "calibrates on them. Shard again with --val-fraction 0.2 (the default) or 0.1.")
+    return data
 
 
 def fit(settings: FitSettings, verbose: int | str = "auto", log=print, data: DataDir | None = None) -> FitResult:

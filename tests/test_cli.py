@@ -119,3 +119,18 @@ def test_study_names_an_empty_or_unknown_model_list(data_dir, tmp_path):
                                               "--models", models])
         assert result.exit_code == 2 and said in result.output, result.output
         assert not (tmp_path / "s").exists()
+
+
+def test_a_data_directory_without_validation_reviews_is_refused_before_training(corpus_files, tmp_path):
+    # --val-fraction 0 is a valid shard; fit trained on it, then failed at the end (KeyError 'val_accuracy').
+    runner = CliRunner()
+    train, test = corpus_files
+    data = tmp_path / "data"
+    sharded = runner.invoke(cli.cli, ["shard", "--train", str(train), "--test", str(test), "--out", str(data),
+                                      "--val-fraction", "0"])
+    assert sharded.exit_code == 0 and "warning: the validation split is empty" in sharded.output
+    for command in (["fit", "--model", "ngram_bag"], ["tune", "--model", "ngram_bag"], ["study", "--models", "ffn"]):
+        out = tmp_path / command[0]
+        result = runner.invoke(cli.cli, [*command, "--data", str(data), "--out", str(out), "--epochs", "1"])
+        assert result.exit_code == 1 and f"{data} has no validation reviews" in result.output, result.output
+        assert "--val-fraction 0.2" in result.output and not out.exists()
