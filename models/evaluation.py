@@ -27,15 +27,18 @@ SCORING_POOL_BATCHES = 4
 THRESHOLD = 0.5
 
 
-def check_same_vocabulary(run: RunDir, data: DataDir) -> None:
-    """Refuse a data directory whose vocabulary is not the one the model was trained with."""
-    trained_on = run.config().vocab_sha256
-    if trained_on != data.vocab_sha256:
-        raise ReviewflowError(
-            f"{data.path} has another vocabulary (vocab.txt sha256 {data.vocab_sha256[:12]}...) than the one "
-            f"{run.path} was trained with ({trained_on[:12]}...): its token ids would not mean "
-            "the same. Evaluate on the data directory the model was trained on (config.json names it), "
-            "or train on this one.")
+def check_same_classes(run: RunDir, data: DataDir) -> None:
+    """Refuse a data directory whose classes (in class-id order) are not the ones the model was trained on.
+
+    Its vocabulary may differ: the model scores the shards' raw texts with its own (model.keras), so a new labeled
+    corpus, sharded on its own, is evaluated as the data directory it was trained on is."""
+    trained_on, given = run.config().class_names(), data.classes.names
+    if given != trained_on:
+        order = (f" (the same two with another positive class: shard it with --positive-class {trained_on[-1]})"
+                 if sorted(given) == sorted(trained_on) else "")
+        raise ReviewflowError(f"{data.path} holds the classes {given}, not the ones {run.path} was trained on "
+                              f"({trained_on}){order}: its labels would not mean the model's classes. Evaluate on "
+                              "a data directory of the same classes.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,7 +178,7 @@ def evaluate(run_dir: Path, data: DataDir, split: str = "test", batch_size: int 
     and top-label calibration.
     """
     run = RunDir(run_dir)
-    check_same_vocabulary(run, data)   # a folder that is not a run is refused here, before the lock file
+    check_same_classes(run, data)   # a folder that is not a run is refused here, before the lock file
     with run.evaluating():
         return _evaluate(run, data, split, batch_size, errors)
 

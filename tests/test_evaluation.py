@@ -21,7 +21,8 @@ from models.training import FitSettings, fit
 from pipeline.data_dir import DataDir
 from pipeline.errors import ReviewflowError
 from pipeline.manifest import read_manifest
-from pipeline.shard.writer import file_sha256
+from pipeline.shard.job import shard_corpus
+from pipeline.shard.plan import ShardSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -93,16 +94,24 @@ def test_the_f1_threshold_is_chosen_on_the_validation_sample_the_epochs_scored(r
                                    fitted=fitted) == sampled
 
 
-def test_evaluate_refuses_another_vocabulary(run_dir, data_dir, tmp_path):
+def test_evaluate_takes_another_vocabulary_and_refuses_other_classes(run_dir, data_dir, corpus_files, tmp_path):
+    """model.keras scores the shards' raw texts with its own vocabulary: a corpus sharded on its own (another
+    vocabulary) is evaluated as the one trained on; a data directory of other classes is refused."""
+    train, test = corpus_files
     other = tmp_path / "other"
-    shutil.copytree(data_dir, other)
-    tokens = (other / "vocab.txt").read_text().splitlines()
-    (other / "vocab.txt").write_text("\n".join([tokens[1], tokens[0], *tokens[2:]]) + "\n")  # other ids
-    manifest = json.loads((other / "manifest.json").read_text())
-    manifest["vocabulary"]["sha256"] = file_sha256(other / "vocab.txt")  # a consistent data directory
-    (other / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ReviewflowError, match="another vocabulary"):
-        evaluate(run_dir, DataDir.open(other))
+    shard_corpus(ShardSettings(train=train, test=test, out=other, num_shards=2, vocab_size=500))
+    assert DataDir.open(other).vocab_sha256 != DataDir.open(data_dir).vocab_sha256
+    keys = ("accuracy", "f1", "roc_auc", "log_loss")
+    on_its_own = evaluate(run_dir, DataDir.open(other))
+    on_trained = evaluate(run_dir, DataDir.open(data_dir))
+    assert {key: on_its_own[key] for key in keys} == pytest.approx({key: on_trained[key] for key in keys})
+    assert on_its_own["confusion_matrix"] == on_trained["confusion_matrix"]
+    assert json.loads((run_dir / "metrics.json").read_text())["data_dir"] == str(data_dir)
+    flipped = tmp_path / "flipped"   # the same two classes, the other one positive: its class ids are swapped
+    shard_corpus(ShardSettings(train=train, test=test, out=flipped, positive_class="1"))
+    with pytest.raises(ReviewflowError, match=r"not the ones .* trained on \(\['1', '2'\]\) \(the same two with "
+                                              r"another positive class: shard it with --positive-class 2\)"):
+        evaluate(run_dir, DataDir.open(flipped))
 
 
 def test_predict_keeps_order_and_count_with_blank_and_non_ascii_lines(run_dir, tmp_path):
