@@ -141,6 +141,18 @@ def synth(out: Path, num_lines: int, seed: int, mean_words: float, bad_fraction:
     click.echo(f"wrote {num_lines:,} lines to {out} ({out.stat().st_size:,} bytes)")
 
 
+def outside_reviewflow_dirs(ctx, param, value: Path | None) -> Path | None:
+    """An output path for a command's own files, refused in a data or run directory (ownership.refuse_managed)."""
+    if value is not None:
+        from pipeline import ownership
+
+        try:
+            ownership.refuse_managed(value, param.opts[0])
+        except ReviewflowError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
+
+
 def split_key_value(ctx, param, value: str) -> tuple[str, str]:
     """`"units=64"` -> ("units", "64"); anything without a key and "=" is a usage error."""
     key, sep, raw = value.partition("=")
@@ -523,7 +535,8 @@ def warn_rejected(rejected, file_path) -> None:
 
 @cli.command()
 @click.argument("runs", nargs=-1, required=True, type=RUN_DIR)
-@click.option("--out", type=DIRECTORY, default=None, help="Also write comparison.md, .csv and .png here.")
+@click.option("--out", type=DIRECTORY, default=None, callback=outside_reviewflow_dirs,
+              help="Also write comparison.md, .csv and .png here.")
 def compare(runs, out) -> None:
     """Put trained RUNS side by side, best test accuracy first."""
     from models import comparison
@@ -536,7 +549,8 @@ def compare(runs, out) -> None:
 
 
 @cli.command()
-@click.option("--out", type=DIRECTORY, required=True, help="Directory of runs, one per model, and the comparison.")
+@click.option("--out", type=DIRECTORY, required=True, callback=outside_reviewflow_dirs,
+              help="Directory of runs, one per model, and the comparison.")
 @click.option("--models", "model_list", default=",".join(MODEL_NAMES), show_default=True,
               help="Comma-separated models to fit, evaluate and compare.")
 @training_options
@@ -573,7 +587,8 @@ def study(out, model_list, tune_first, tuner, max_trials, max_epochs, with_repor
 @click.argument("runs", nargs=-1, required=True, type=RUN_DIR)
 @click.option("--data", type=EXISTING_DIRECTORY, default=None,
               help="Data directory to describe too (splits, rejects, vocabulary, lengths: one streamed pass).")
-@click.option("--out", type=DIRECTORY, required=True, help="Directory for report.html (and the comparison files).")
+@click.option("--out", type=DIRECTORY, required=True, callback=outside_reviewflow_dirs,
+              help="Directory for report.html (and the comparison files).")
 @click.option("--errors", type=click.IntRange(min=0), default=20, show_default=True,
               help="Most confident mistakes shown per run and kind (of those `evaluate` kept).")
 @click.option("--explain", "explained", type=click.IntRange(min=0), default=10, show_default=True,
@@ -591,6 +606,7 @@ def report(runs, data, out, errors, explained) -> None:
 @cli.command()
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              callback=outside_reviewflow_dirs,
               help="Write a review-length histogram PNG here.")
 def stats(path, plot_path) -> None:
     """Corpus statistics of a data directory or a raw fastText file: balance, lengths, coverage."""
@@ -611,18 +627,19 @@ def stats(path, plot_path) -> None:
 @cli.command()
 @click.argument("run", type=RUN_DIR)
 @click.argument("sentence")
-@click.option("--projector", type=DIRECTORY, default=None,
+@click.option("--projector", type=DIRECTORY, default=None, callback=outside_reviewflow_dirs,
               help="Write vectors.tsv and metadata.tsv of the vocabulary for TensorBoard's Embedding Projector.")
 @click.option("--decimals", type=click.IntRange(0, 8), default=3, show_default=True, help="Rounding of vectors.")
 def embed(run, sentence, projector, decimals) -> None:
     """Show each token of SENTENCE, its id and its vector in the model's embedding layer(s)."""
     from models import embedding_inspection as embedding
 
-    tokens, ids, vectors = embedding.embed_sentence(run, sentence)
-    for layer_name, matrix in vectors.items():
+    embedded = embedding.embed_sentence(run, sentence)
+    for layer_name, matrix in embedded.vectors.items():
         click.echo(f"[{layer_name}] {matrix.shape[1]} dimensions")
-        for token, token_id, row in zip(tokens, ids, matrix):
-            click.echo(f"  {token!r:>16} id {token_id:>5}: " + " ".join(f"{v:.{decimals}f}" for v in row))
+        for token, token_id, known, row in zip(embedded.tokens, embedded.ids, embedded.known, matrix):
+            unknown = "" if known else " (not in the vocabulary: the unknown token's row)"
+            click.echo(f"  {token!r:>16} id {token_id:>5}{unknown}: " + " ".join(f"{v:.{decimals}f}" for v in row))
     if projector:
         written = embedding.write_projector(run, projector)
         click.echo("-> " + ", ".join(str(p) for p in written))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import keras
@@ -11,6 +12,8 @@ import tensorflow as tf
 from models.run_dir import RunDir
 from pipeline import atomic, text
 from pipeline.errors import ReviewflowError
+
+OOV_ID = 1  # TextVectorization's id for every word outside its vocabulary ([UNK]; 0 is padding)
 
 
 def parts(model: keras.Model) -> tuple[keras.layers.TextVectorization, list[keras.layers.Embedding]]:
@@ -41,18 +44,35 @@ def _nested_layers(model):
             yield from _nested_layers(layer)
 
 
-def embed_sentence(run_dir: Path, sentence: str) -> tuple[list[str], list[int], dict[str, np.ndarray]]:
-    """(tokens, ids, {embedding layer name: (tokens, dim) vectors}) for a sentence."""
+@dataclasses.dataclass(frozen=True)
+class SentenceVectors:
+    """A sentence as the model embeds it: its tokens, their ids, which the vocabulary knows, each layer's rows."""
+
+    tokens: list[str]
+    ids: list[int]
+    known: list[bool]                   # False: out of the vocabulary, embedded as its unknown-token row
+    vectors: dict[str, np.ndarray]      # embedding layer name -> (tokens, dim)
+
+
+def embed_sentence(run_dir: Path, sentence: str) -> SentenceVectors:
+    """How the run's embedding layer(s) represent a sentence; a ReviewflowError for one with no tokens."""
     model = RunDir(run_dir).load_model()
     if (found := pretrained_parts(model)) is not None:  # the checkpoint's word pieces and token embedding
         tokenizer, token_embedding = found
         ids = [int(i) for i in np.asarray(tokenizer(tf.constant([sentence]))[0]).tolist()]
-        tokens = [tokenizer.id_to_token(i) for i in ids]
-        return tokens, ids, {token_embedding.name: token_embedding.embeddings.numpy()[ids]}
-    vectorizer, embeddings = parts(model)
-    tokens = [t.decode("utf-8") for t in text.tokenize(tf.constant([sentence]))[0].numpy().tolist()]
-    ids = vectorizer(tf.constant([sentence])).numpy()[0][: len(tokens)].tolist()
-    return tokens, ids, {layer.name: layer.embeddings.numpy()[ids] for layer in embeddings}
+        tokens = [tokenizer.id_to_token(i) for i in ids]  # an unknown word piece shows as the unknown token
+        embedded = SentenceVectors(tokens, ids, [True] * len(ids),
+                                   {token_embedding.name: token_embedding.embeddings.numpy()[ids]})
+    else:
+        vectorizer, embeddings = parts(model)
+        tokens = [t.decode("utf-8") for t in text.tokenize(tf.constant([sentence]))[0].numpy().tolist()]
+        ids = vectorizer(tf.constant([sentence])).numpy()[0][: len(tokens)].tolist()
+        embedded = SentenceVectors(tokens, ids, [token_id != OOV_ID for token_id in ids],
+                                   {layer.name: layer.embeddings.numpy()[ids] for layer in embeddings})
+    if not embedded.tokens:
+        raise ReviewflowError(f"{sentence!r} has no tokens once standardized (lowercased, punctuation taken out "
+                              "as training does): give a sentence with words.")
+    return embedded
 
 
 def write_projector(run_dir: Path, out_dir: Path) -> list[Path]:

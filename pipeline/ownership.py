@@ -65,6 +65,18 @@ def marked_kind(path: Path) -> str | None:
     return kind if isinstance(kind, str) else None
 
 
+def refuse_managed(path: Path, option: str) -> None:
+    """Refuse to put a command's other files (a report, a comparison, projector files, a plot) in or right under
+    a data or run directory: there they would be entries reviewflow does not write, which its `--overwrite`
+    would then refuse to touch."""
+    for place in (Path(path), Path(path).parent):
+        kind = marked_kind(place) if place.is_dir() else None
+        if kind is not None:
+            raise ReviewflowError(f"{place} is a {kind} reviewflow wrote: {option} {path} would put files of "
+                                  f"another kind in it (its --overwrite would then refuse to touch it). Choose "
+                                  f"another {option}, outside it.")
+
+
 def is_marked(path: Path, layout: Layout) -> bool:
     """True when `path` carries reviewflow's marker for this kind, or an older reviewflow's tell-tale file."""
     if (Path(path) / MARKER_FILE).is_file():

@@ -284,12 +284,17 @@ def test_study_fits_evaluates_compares_and_survives_a_failing_model(data_dir, tm
 
 
 def test_embed_shows_the_stored_vectors(run_dir, tmp_path):
-    tokens, ids, vectors = embedding.embed_sentence(run_dir, "Great, CAFÉ unseenword!")
-    assert tokens == ["great", "café", "unseenword"] and ids[2] == 1
+    embedded = embedding.embed_sentence(run_dir, "Great, CAFÉ unseenword!")
+    assert embedded.tokens == ["great", "café", "unseenword"] and embedded.ids[2] == 1
+    assert embedded.known == [True, True, False]
     stored = next(l for l in RunDir(run_dir).load_model().layers if hasattr(l, "layers")).get_layer("embedding")
-    np.testing.assert_array_equal(vectors["embedding"], stored.embeddings.numpy()[ids])
-    result = CliRunner().invoke(cli.cli, ["embed", str(run_dir), "great", "--projector", str(tmp_path / "p")])
-    assert result.exit_code == 0 and "'great'" in result.output
+    np.testing.assert_array_equal(embedded.vectors["embedding"], stored.embeddings.numpy()[embedded.ids])
+    result = CliRunner().invoke(cli.cli, ["embed", str(run_dir), "great unseenword", "--projector",
+                                          str(tmp_path / "p")])
+    assert result.exit_code == 0 and "'great' id" in result.output
+    assert "'unseenword' id     1 (not in the vocabulary: the unknown token's row)" in result.output
+    nothing = CliRunner().invoke(cli.cli, ["embed", str(run_dir), " !?, "])   # it printed a header and no row
+    assert nothing.exit_code == 1 and "' !?, ' has no tokens once standardized" in nothing.output
     metadata = (tmp_path / "p" / "metadata.tsv").read_text().splitlines()
     assert len(metadata) == len((tmp_path / "p" / "vectors.tsv").read_text().splitlines())
     assert metadata[:2] == ["[PAD]", "[UNK]"]
@@ -300,9 +305,9 @@ def test_embed_works_with_the_new_models(data_dir, tmp_path, name):
     run = tmp_path / name
     fit(FitSettings(model=name, data=data_dir, out=run, epochs=1, steps_per_epoch=3, validation_steps=1,
                     max_len=32, hparams={"buckets": 512} if name == "ngram_bag" else {}), verbose=0)
-    tokens, ids, vectors = embedding.embed_sentence(run, "great product")
-    assert list(vectors) == ["embedding"]  # the token embedding, not the positions or the n-gram buckets
-    assert vectors["embedding"].shape[0] == len(tokens) == 2
+    embedded = embedding.embed_sentence(run, "great product")
+    assert list(embedded.vectors) == ["embedding"]  # the token embedding, not the positions or the n-gram buckets
+    assert embedded.vectors["embedding"].shape[0] == len(embedded.tokens) == 2
     written = embedding.write_projector(run, tmp_path / "projector")
     rows = (tmp_path / "projector" / "vectors.tsv").read_text().splitlines()
     assert len(rows) == len((tmp_path / "projector" / "metadata.tsv").read_text().splitlines())

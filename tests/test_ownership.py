@@ -150,3 +150,22 @@ def test_shard_overwrite_keeps_the_old_dataset_when_a_source_lacks_its_fields(co
     result = runner.invoke(cli.cli, ["shard", "--train", str(wrong), *args, "--overwrite"])
     assert result.exit_code == 1 and "--text-field" in result.output, result.output
     assert snapshot(out) == before  # checked before anything was deleted
+
+
+def test_reports_plots_and_projector_files_are_refused_in_a_data_or_run_directory(data_dir, tmp_path):
+    # They were written there, and the directory's own --overwrite then refused it for holding foreign files.
+    run = tmp_path / "run"
+    ownership.claim(run, RUN_LAYOUT)
+    before = snapshot(data_dir), snapshot(run)
+    for args, option, place in [
+            (["compare", str(run), "--out", str(data_dir)], "--out", data_dir),
+            (["report", str(run), "--out", str(run / "report")], "--out", run),
+            (["study", "--models", "ffn", "--data", str(data_dir), "--out", str(run)], "--out", run),
+            (["stats", str(data_dir), "--plot", str(data_dir / "lengths.png")], "--plot", data_dir),
+            (["embed", str(run), "great", "--projector", str(run)], "--projector", run)]:
+        result = CliRunner().invoke(cli.cli, args)
+        assert result.exit_code == 2, result.output
+        assert f"{place} is a {ownership.marked_kind(place)} reviewflow wrote: {option}" in result.output
+    assert (snapshot(data_dir), snapshot(run)) == before
+    elsewhere = CliRunner().invoke(cli.cli, ["stats", str(data_dir), "--plot", str(tmp_path / "lengths.png")])
+    assert elsewhere.exit_code == 0 and (tmp_path / "lengths.png").is_file()
