@@ -541,7 +541,8 @@ def compare(runs, out) -> None:
     """Put trained RUNS side by side, best test accuracy first."""
     from models import comparison
 
-    rows = comparison.compare(list(runs))
+    unique = {run.resolve(): run for run in reversed(runs)}  # a run given twice (a glob, a typo) is one row
+    rows = comparison.compare([run for run in runs if unique[run.resolve()] is run])
     click.echo(comparison.as_text(rows))
     if out:
         comparison.write_comparison(rows, out)

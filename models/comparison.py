@@ -66,18 +66,39 @@ def cell(value) -> str:
     return str(value)
 
 
+def labelled(rows: list[dict]) -> tuple[list[str], list[dict]]:
+    """The columns a table shows, and its rows with each run named by its directory (its path where two share
+    a name). The `run` column is left out where every run is named after its model, as a study's are; two runs
+    of one model, say two learning rates, would otherwise be two rows that look alike."""
+    names = [Path(row["run"]).name for row in rows]
+    labels = [row["run"] if names.count(name) > 1 else name for row, name in zip(rows, names)]
+    named = any(label != row["model"] for label, row in zip(labels, rows))
+    columns = [column for column in COLUMNS if column != "run" or named]
+    return columns, [{**row, "run": label} for row, label in zip(rows, labels)]
+
+
 def as_text(rows: list[dict]) -> str:
-    shown = [c for c in COLUMNS if c != "run"]
+    shown, rows = labelled(rows)
     table = [shown] + [[cell(row[c]) for c in shown] for row in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(shown))]
     return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(line, widths)).rstrip() for line in table)
 
 
 def as_markdown(rows: list[dict]) -> str:
-    shown = [c for c in COLUMNS if c != "run"]
+    shown, rows = labelled(rows)
     lines = ["| " + " | ".join(shown) + " |", "|" + " --- |" * len(shown)]
     lines += ["| " + " | ".join(cell(row[c]).replace("|", "/") for c in shown) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def plot_accuracies(rows: list[dict], path: Path) -> bool:
+    """A bar per evaluated run (named as the tables name it): its test accuracy. False if none was evaluated."""
+    columns, shown = labelled(rows)
+    scored = [row for row in shown if row["test_accuracy"] is not None]
+    if scored:
+        plots.plot_bars([row["run" if "run" in columns else "model"] for row in scored],
+                        [row["test_accuracy"] for row in scored], path, "test accuracy", "models compared")
+    return bool(scored)
 
 
 def as_csv(rows: list[dict]) -> str:
@@ -94,10 +115,7 @@ def write_comparison(rows: list[dict], out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic.write_text(out_dir / "comparison.md", as_markdown(rows))
     atomic.write_text(out_dir / "comparison.csv", as_csv(rows))
-    scored = [row for row in rows if row["test_accuracy"] is not None]
-    if scored:
-        plots.plot_bars([row["model"] for row in scored], [row["test_accuracy"] for row in scored],
-                        out_dir / "comparison.png", "test accuracy", "models compared")
+    plot_accuracies(rows, out_dir / "comparison.png")
 
 
 def compare(run_dirs: list[Path]) -> list[dict]:

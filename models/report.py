@@ -101,10 +101,7 @@ def explain_mistakes(run: RunDir, shown: list[dict], explained: int) -> dict:
 
 def overview_figures(rows: list[dict], runs: list[RunDir], out_dir: Path) -> list[dict]:
     """The comparison chart and the ROC curves of every evaluated run on one plot."""
-    scored = [row for row in rows if row["test_accuracy"] is not None]
-    if scored:
-        plots.plot_bars([row["model"] for row in scored], [row["test_accuracy"] for row in scored],
-                        out_dir / COMPARISON_PNG, "test accuracy", "models compared")
+    comparison.plot_accuracies(rows, out_dir / COMPARISON_PNG)
     curves = {run.name: metrics["roc_curve"] for run in runs
               if (metrics := run.metrics()) and metrics.get("roc_curve")}
     if curves:
@@ -124,10 +121,11 @@ def write_report(run_dirs: list[Path], out_dir: Path, data: DataDir | None = Non
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = [RunDir(path) for path in run_dirs]
     rows = rows if rows is not None else comparison.compare(run_dirs)
+    columns, shown_rows = comparison.labelled(rows)
     page = _environment().get_template("report.html").render(
         title=title or out_dir.name, made=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
         data=describe_data(data) if data is not None else None,
-        columns=[column for column in comparison.COLUMNS if column != "run"], rows=rows, cell=comparison.cell,
+        columns=columns, rows=shown_rows, cell=comparison.cell,
         overview_figures=overview_figures(rows, runs, out_dir),
         runs=[describe_run(run, errors_shown, explained) for run in runs])
     path = out_dir / REPORT_FILE

@@ -268,6 +268,15 @@ def test_compare_orders_by_test_accuracy(tmp_path):
     assert result.output.splitlines()[1].split()[0] == "b"
     assert (tmp_path / "cmp" / "comparison.md").read_text().count("\n") == 6
     assert (tmp_path / "cmp" / "comparison.png").exists()
+    # Two runs of one model are told apart by their directories (they were two rows reading "a"); one run
+    # given twice is one row.
+    shutil.copytree(tmp_path / "a", tmp_path / "a-lr-0.01")
+    result = CliRunner().invoke(cli.cli, ["compare", str(tmp_path / "a"), str(tmp_path / "a-lr-0.01"),
+                                          str(tmp_path / "b"), f"{tmp_path}/./b"])
+    lines = result.output.splitlines()
+    assert result.exit_code == 0 and len(lines) == 4, result.output
+    assert lines[0].split()[:2] == ["run", "model"] and [line.split()[:2] for line in lines[2:]] == [
+        ["a", "a"], ["a-lr-0.01", "a"]]
 
 
 def test_study_fits_evaluates_compares_and_survives_a_failing_model(data_dir, tmp_path):
