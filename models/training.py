@@ -10,6 +10,7 @@ import warnings
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from models import calibration, callbacks as callbacks_lib, multi_worker, run_plan, saving, word_vectors, zoo
@@ -412,13 +413,27 @@ def make_callbacks(plan: RunPlan, settings: FitSettings, data: DataDir, run: Run
                         keras.callbacks.TensorBoard(str(run / LOGS_DIR))]
 
 
+def refuse_diverged(model: keras.Model, plan: RunPlan, exc: Exception) -> None:
+    """Name a step that failed because training diverged: a NaN or infinite weight can make an op fail inside
+    the optimizer (Keras's sparse RMSprop update gathers out of range) before TerminateOnNaN sees the loss."""
+    if all(np.isfinite(weight).all() for weight in model.get_weights()):
+        return
+    raise ReviewflowError(f"training diverged: its weights became NaN or infinite, and a step then failed inside "
+                          f"TensorFlow. Lower --learning-rate (this run's: {plan.learning_rate.value:g}) and run "
+                          "again with --overwrite.") from exc
+
+
 def train_model(plan: RunPlan, settings: FitSettings, data: DataDir, model: keras.Model, strategy, train,
                 validation, callbacks: list, verbose) -> None:
     """`model.fit`, or our own loop under MultiWorkerMirroredStrategy (see multi_worker.py)."""
     if settings.strategy != "multi-worker":
-        model.fit(train, validation_data=validation, epochs=plan.epochs.value,
-                  steps_per_epoch=settings.steps_per_epoch, validation_steps=settings.validation_steps,
-                  callbacks=callbacks, verbose=verbose, shuffle=False)
+        try:
+            model.fit(train, validation_data=validation, epochs=plan.epochs.value,
+                      steps_per_epoch=settings.steps_per_epoch, validation_steps=settings.validation_steps,
+                      callbacks=callbacks, verbose=verbose, shuffle=False)
+        except tf.errors.InvalidArgumentError as exc:
+            refuse_diverged(model, plan, exc)
+            raise
         return
     global_batch = plan.global_batch_size
     multi_worker.train(

@@ -10,7 +10,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from click.testing import CliRunner
 
+import cli
 from models.evaluation import evaluate
 from models.run_dir import RunDir
 from models.training import FitResult, FitSettings, fit, kept_epoch
@@ -337,3 +339,15 @@ def test_a_small_corpus_gets_batches_small_enough_to_learn(tmp_path):
     for name in results:
         # Scored on 1,000 held-out reviews: the ~90 of the validation split are too few to judge by.
         assert evaluate(tmp_path / name, data, errors=0)["accuracy"] > 0.7, name  # the majority class is ~0.5
+
+
+def test_a_run_that_diverges_says_so(data_dir, tmp_path):
+    # At an absurd rate RMSprop's weights turn NaN and Keras's sparse update then fails ("indices[884] = 3552 is
+    # not in [0, 3073)") before TerminateOnNaN sees a loss: that was the whole message.
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli.cli, ["fit", "--model", "cnn", "--data", str(data_dir), "--out", str(out),
+                                          "--learning-rate", "1e9", "--epochs", "1", "--steps-per-epoch", "4",
+                                          "--seed", "1", "--quiet"])
+    assert result.exit_code == 1, result.output
+    assert "training diverged: its weights became NaN or infinite" in result.output
+    assert "Lower --learning-rate (this run's: 1e+09)" in result.output and not (out / "model.keras").exists()
