@@ -306,8 +306,8 @@ def texts_of_file(path: Path, input_format: str | None = None, text_field: str |
         if isinstance(record.parsed, tuple):
             cut = isinstance(record.raw, sources.TooLongLine)
             yield not_utf8.decode(record.parsed[1], record.number, cut)
-        elif record.parsed in (Reject.EMPTY_TEXT, Reject.MISSING_FIELD):
-            yield ""  # an empty (or null) review is scored, as an empty line is
+        elif record.parsed is Reject.EMPTY_TEXT:
+            yield ""  # an empty review is scored, as an empty line is; one without the field (or null) is not
         else:
             yield record.parsed
 

@@ -183,15 +183,21 @@ def test_predict_scores_texts_by_length_and_answers_each_in_its_place(run_dir):
 def test_predict_file_gives_a_hostile_record_its_own_rejected_line(run_dir, tmp_path):
     path = tmp_path / "reviews.jsonl"
     deep = "[" * 50_000 + "]" * 50_000
+    # A record without the text field, or with null there, is no review (it was scored as an empty one).
     path.write_text("\n".join([json.dumps({"text": "great excellent"}), '{"text": ' + deep + "}", "not json",
-                               json.dumps({"text": "x" * (2 << 20)}), json.dumps({"text": "terrible awful"})]) + "\n")
+                               json.dumps({"text": "x" * (2 << 20)}), json.dumps({"text": "terrible awful"}),
+                               json.dumps({"title": "no text"}), json.dumps({"text": None}),
+                               json.dumps({"text": ""})]) + "\n")
     done = subprocess.run([sys.executable, "cli.py", "predict", str(run_dir), "--file", str(path)], cwd=ROOT,
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     out = [line.split("\t") for line in done.stdout.splitlines()]
     assert [row[0] for row in out] == ["__label__2", "rejected:too_deep", "rejected:bad_row",
-                                       "rejected:record_too_long", "__label__1"]
-    assert out[1][1] == "nan" and "3 record(s)" in done.stderr and "too_deep 1" in done.stderr
+                                       "rejected:record_too_long", "__label__1", "rejected:missing_field",
+                                       "rejected:missing_field", out[7][0]]
+    assert out[7][0].startswith("__label__")   # an empty text is a review, scored as an empty line is
+    assert out[1][1] == "nan" and "5 record(s)" in done.stderr and "too_deep 1" in done.stderr
+    assert "missing_field 2" in done.stderr
     assert "Traceback" not in done.stderr
 
 
