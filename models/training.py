@@ -364,7 +364,7 @@ def _fit(plan: RunPlan, settings: FitSettings, data: DataDir, vectors: Pretraine
     result = finish_run(settings, run, vectorizer, model, plan, data, cache_dir, validation, log if verbose else None)
     shutil.rmtree(cache_dir, ignore_errors=True)  # it can be large; a later run rebuilds it
     if verbose:
-        log(f"trained {result.epochs_run} epochs in {time.perf_counter() - started:.1f} s; best validation "
+        log(f"trained {result.epochs_run} epoch(s) in {time.perf_counter() - started:.1f} s; best validation "
             f"accuracy {result.best_val_accuracy:.4f} (epoch {result.best_epoch}); model: {run / MODEL_FILE}")
     return result
 

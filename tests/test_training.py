@@ -218,6 +218,8 @@ def test_multi_worker_run_killed_after_an_epoch_resumes(long_data, tmp_path):
     assert "2 replica(s), global batch 32" in outputs[0]
     assert "best validation accuracy" in outputs[0] and "Epoch" not in outputs[1]
     assert max(row["val_accuracy"] for row in history) > 0.7
+    kept = min(history, key=lambda row: row["val_loss"])   # the last line names the epoch kept, of all run
+    assert f"best validation accuracy: {kept['val_accuracy']:.4f} (epoch {kept['epoch']} of 3)" in outputs[0]
     probabilities = keras.saving.load_model(out / "model.keras").predict(
         tf.constant(["Great: excellent, love it", "Awful: terrible waste"]), verbose=0)
     assert probabilities[0, 0] > probabilities[1, 0]
