@@ -176,12 +176,18 @@ def test_a_source_with_no_valid_line_is_refused_with_its_first_reject(tmp_path, 
     assert "reviews.csv" in message and "none of its 3 lines" in message
     assert "line 1" in message and "no_label" in message and "'label,text'" in message
     assert "__label__1 <text>" in message  # says what the format is
-    assert not (out / "manifest.json").exists() and not list(out.glob("*.tfrecord*"))
+    # "Nothing was written": not even the directory (and its parents) the run made; it left an empty one behind.
+    assert not out.exists()
     empty = tmp_path / "empty.ft.txt"
     empty.write_bytes(b"")
+    nested = tmp_path / "new" / "data"
     with pytest.raises(SourceError, match="empty.ft.txt: the file holds no lines"):
+        shard_corpus(ShardSettings(train=corpus_files[0], test=empty, out=nested))
+    assert not (tmp_path / "new").exists()
+    out.mkdir()   # a directory the user made is kept (empty of what the run wrote)
+    with pytest.raises(SourceError):
         shard_corpus(ShardSettings(train=corpus_files[0], test=empty, out=out))
-    assert not (out / "manifest.json").exists()
+    assert out.is_dir() and not (out / "manifest.json").exists() and not list(out.glob("*.tfrecord*"))
 
 
 def test_a_train_split_without_examples_is_refused(tmp_path, corpus_files):

@@ -18,14 +18,25 @@ def shard_corpus(settings: ShardSettings, progress: bool = False) -> manifest_li
     shard_plan.check_sources(settings)
     out = Path(settings.out)
     output_dir.check_output_dir(out, settings.overwrite)  # before the lock file is made: a user's folder stays as it was
-    with output_dir.locked(out):
-        output_dir.prepare_output_dir(out, settings.overwrite)
-        if settings.runner == "beam":
-            if importlib.util.find_spec("apache_beam") is None:
-                raise ReviewflowError("--runner beam needs Apache Beam, an optional extra: pip install -e '.[beam]'.")
-            from pipeline.shard import beam as beam_shard  # imports Beam: only when asked for
+    made = output_dir.directories_to_make(out)
+    try:
+        with output_dir.locked(out):
+            output_dir.prepare_output_dir(out, settings.overwrite)
+            return run_shard_job(settings, out, progress)
+    except BaseException:
+        # "Nothing was written": not even the directories this run made (the failed run emptied them).
+        output_dir.remove_if_bare(made)
+        raise
 
-            return beam_shard.shard_with_beam(settings, out)
-        from pipeline.shard import local as local_shard
 
-        return local_shard.shard_locally(settings, out, progress)
+def run_shard_job(settings: ShardSettings, out: Path, progress: bool) -> manifest_lib.Manifest:
+    """The chosen runner's pass over the sources, into the prepared and locked `out`."""
+    if settings.runner == "beam":
+        if importlib.util.find_spec("apache_beam") is None:
+            raise ReviewflowError("--runner beam needs Apache Beam, an optional extra: pip install -e '.[beam]'.")
+        from pipeline.shard import beam as beam_shard  # imports Beam: only when asked for
+
+        return beam_shard.shard_with_beam(settings, out)
+    from pipeline.shard import local as local_shard
+
+    return local_shard.shard_locally(settings, out, progress)

@@ -48,3 +48,20 @@ def remove_dataset_files(data_dir: Path) -> None:
     # The manifest goes first: from then on the directory is marked incomplete.
     (data_dir / MANIFEST_FILE).unlink(missing_ok=True)
     ownership.remove_ours(data_dir, DATA_LAYOUT, keep=(LOCK_FILE,))
+
+
+def directories_to_make(data_dir: Path) -> list[Path]:
+    """`data_dir` and those of its parents that do not exist yet, deepest first: what a run would create."""
+    return [path for path in (data_dir, *data_dir.parents) if not path.exists()]
+
+
+def remove_if_bare(made: list[Path]) -> None:
+    """Remove the directories a failed run made (`directories_to_make`), deepest first, where they hold nothing
+    but reviewflow's marker and lock; any other entry (another run's, a user's) keeps them."""
+    bare = {ownership.MARKER_FILE, LOCK_FILE}
+    for path in made:
+        if not path.is_dir() or not {entry.name for entry in path.iterdir()} <= bare:
+            return
+        for name in bare:
+            (path / name).unlink(missing_ok=True)
+        path.rmdir()
