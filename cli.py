@@ -418,24 +418,52 @@ def echo_lines(lines: list[str]) -> None:
 
 @cli.command()
 @click.argument("run", type=RUN_DIR)
-@click.option("--data", type=EXISTING_DIRECTORY, required=True,
-              help="Data directory (the one the model was trained on, or one with the same vocabulary).")
-@click.option("--split", type=click.Choice(["test", "validation", "train"]), default="test", show_default=True,
-              help="Split to evaluate on.")
+@click.option("--data", type=EXISTING_DIRECTORY, default=None,
+              help="Data directory of the run's classes: the one it was trained on, or a labeled corpus sharded on "
+                   "its own (the model scores raw texts with its own vocabulary).")
+@click.option("--split", type=click.Choice(["test", "validation", "train"]), default=None,
+              help="--data's split to evaluate on.  [default: test]")
+@click.option("--file", "file_path", type=EXISTING_FILE, default=None,
+              help="Instead of --data: a labeled file (fastText, CSV, TSV, JSON lines or Parquet; plain, .gz or "
+                   ".bz2), read as shard reads it, no shards made. Unreadable records and labels outside the run's "
+                   "classes are counted, never scored.")
+@click.option("--format", "source_format", type=click.Choice(CORPUS_FORMATS), default=None,
+              help="Format of --file. Default: from its name (.csv, .tsv, .jsonl, .parquet; else fastText).")
+@click.option("--text-field", default=None,
+              help="CSV/TSV/JSONL/Parquet --file: the text field. Default: the first of text, review, content, ...")
+@click.option("--label-field", default=None,
+              help="CSV/TSV/JSONL/Parquet --file: the label field. Default: the first of label, sentiment, ...")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Reviews per prediction batch. Default: 4096 (pretrained 128, transformer 256: attention's memory).")
 @click.option("--errors", type=click.IntRange(min=0), default=20, show_default=True,
               help="Keep the N most confident false positives and N false negatives in RUN/errors.jsonl.")
-def evaluate(run, data, split, batch_size, errors) -> None:
-    """Measure a trained RUN on a split: metrics.json (with accuracy by length, calibration, the F1-best
-    threshold), errors.jsonl, and roc, confusion, reliability and length plots."""
+def evaluate(run, data, split, file_path, source_format, text_field, label_field, batch_size, errors) -> None:
+    """Measure a trained RUN on a split of --data, or on a labeled --file: metrics.json (with accuracy by
+    length, calibration, the F1-best threshold), errors.jsonl, and roc, confusion, reliability and length plots."""
     from models import evaluation
     from models.run_dir import METRICS_FILE
     from pipeline.data_dir import DataDir
+    from pipeline.formats import FormatSettings
 
-    # The shards it reads are hashed first (about 1 s per GB): a changed record must not become a metric.
-    metrics = evaluation.evaluate(run, DataDir.open(data, hashes=(split,)), split, batch_size, errors)
+    if (data is None) == (file_path is None):
+        raise click.UsageError("give --data DIR (a split of a data directory) or --file FILE (a labeled file)")
+    file_only = [option for option, given in (("--format", source_format), ("--text-field", text_field),
+                                              ("--label-field", label_field)) if given is not None]
+    if data is not None and file_only:
+        raise click.UsageError(f"{', '.join(file_only)}: for --file (a data directory records its own fields)")
+    if file_path is not None and split is not None:
+        raise click.UsageError("--split: for --data (a file is evaluated whole)")
+    if file_path is not None:
+        settings = FormatSettings(format=source_format, text_field=text_field, label_field=label_field)
+        metrics = evaluation.evaluate_file(run, file_path, settings, batch_size, errors)
+    else:  # the shards it reads are hashed first (about 1 s per GB): a changed record must not become a metric
+        split = split or "test"
+        metrics = evaluation.evaluate(run, DataDir.open(data, hashes=(split,)), split, batch_size, errors)
     echo_lines(evaluation.summary_lines(metrics))
+    if metrics.get("rejected"):
+        reasons = ", ".join(f"{reason} {count:,}" for reason, count in metrics["rejected"].items())
+        click.echo(f"warning: {sum(metrics['rejected'].values()):,} record(s) of {file_path} were not evaluated "
+                   f"({reasons}); metrics.json counts them under `rejected`.", err=True)
     click.echo(f"-> {run / METRICS_FILE}")
 
 
@@ -444,8 +472,8 @@ def evaluate(run, data, split, batch_size, errors) -> None:
 @click.argument("texts", nargs=-1)
 @click.option("--file", "file_path", type=EXISTING_FILE, default=None,
               help="Reviews: one per line (plain, .gz or .bz2; fastText labels are ignored), or a CSV, TSV, JSON "
-                   "lines or Parquet file's text field. A record that cannot be read (nested too deep, over 1 MiB, "
-                   "not UTF-8) gets the line `rejected:REASON<TAB>nan` (jsonl: {\"rejected\": REASON}) in its place.")
+                   "lines or Parquet file's text field. A record that cannot be read (no text field, nested too deep, "
+                   "over 1 MiB, not UTF-8) gets the line `rejected:REASON<TAB>nan` (jsonl: {\"rejected\": REASON}) in its place.")
 @click.option("--input-format", type=click.Choice(CORPUS_FORMATS), default=None,
               help="Format of --file. Default: from its name (.csv, .tsv, .jsonl, .parquet; else lines).")
 @click.option("--text-field", default=None,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import itertools
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
 
@@ -186,25 +188,108 @@ def evaluate(run_dir: Path, data: DataDir, split: str = "test", batch_size: int 
 def _evaluate(run: RunDir, data: DataDir, split: str, batch_size: int | None, errors: int) -> dict:
     score, config = text_scorer(run.load_model()), run.config()
     batch_size = inference_batch_size(config.settings.get("model"), batch_size, DEFAULT_EVAL_BATCH)
-    names = config.class_names()
-    two_classes = len(names) == 2
-    mistakes = (diagnostics.ConfidentMistakes(errors) if two_classes else
-                diagnostics.ConfidentClassMistakes(errors, names))
+    mistakes = confident_mistakes(config, errors)
     scored = score_split(score, data, split, batch_size, mistakes)
-    labels, scores = scored.labels, scored.scores
+    threshold = f1_threshold(score, data, split, batch_size, scored, config.settings.get("validation_sample"),
+                             fitted_on(config, data)) if len(config.class_names()) == 2 else None
+    source = {"split": split, "data_dir": str(data.path), "data_manifest_sha256": data.manifest_sha256}
+    return write_evaluation(run, config, scored, mistakes, threshold, source)
+
+
+def evaluate_file(run_dir: Path, path: Path, settings: FormatSettings = FormatSettings(),
+                  batch_size: int | None = None, errors: int = diagnostics.DEFAULT_ERRORS) -> dict:
+    """`evaluate` on a labeled file of any corpus format (fastText, CSV, TSV, JSON lines, Parquet), read as
+    `shard` reads it, with no shards made: a held-out corpus that came later, say. A record that cannot be read,
+    or whose label is none of the run's classes, is counted in the result's `rejected`, never scored. The
+    F1-best threshold is the one `fit` chose on its validation reviews (a file has no validation split)."""
+    run = RunDir(run_dir)
+    config = run.config()  # a folder that is not a run is refused here, before the lock file
+    with run.evaluating():
+        score = text_scorer(run.load_model())
+        batch_size = inference_batch_size(config.settings.get("model"), batch_size, DEFAULT_EVAL_BATCH)
+        mistakes = confident_mistakes(config, errors)
+        scored, rejected = score_file(score, path, settings, config.class_names(), batch_size, mistakes)
+        threshold = recorded_threshold(config, scored) if len(config.class_names()) == 2 else None
+        source = {"split": "file", "file": str(path), "rejected": dict(sorted(rejected.items())),
+                  "data_dir": None, "data_manifest_sha256": None}
+        return write_evaluation(run, config, scored, mistakes, threshold, source)
+
+
+def confident_mistakes(config, errors: int):
+    """The heaps of the most confident mistakes `evaluate` keeps (two classes: by kind; N: any)."""
+    names = config.class_names()
+    return (diagnostics.ConfidentMistakes(errors) if len(names) == 2 else
+            diagnostics.ConfidentClassMistakes(errors, names))
+
+
+def score_file(score, path: Path, settings: FormatSettings, names: list[str], batch_size: int,
+               mistakes) -> tuple[SplitScores, collections.Counter]:
+    """A labeled file's reviews scored as `score_split` scores a split (pools sorted by length, then batches),
+    and the count of its records rejected by reason."""
+    class_of = {name: index for index, name in enumerate(names)}
+    rejected = collections.Counter()
+
+    def labeled():
+        for record in formats.open_records(path, settings, need_label=True):
+            if isinstance(record.parsed, Reject):
+                rejected[record.parsed.value] += 1
+            elif record.parsed[0] not in class_of:
+                rejected[Reject.UNKNOWN_LABEL.value] += 1
+            else:
+                yield class_of[record.parsed[0]], record.parsed[1]
+
+    labels, scores, lengths = [], [], []
+    for pool in chunks(labeled(), batch_size * SCORING_POOL_BATCHES):
+        pool.sort(key=lambda item: len(item[1]))  # bytes for tokens: a batch's padding ends near its longest
+        for batch in chunks(pool, batch_size):
+            texts = tf.constant([text for _, text in batch])
+            batch_labels = np.array([label for label, _ in batch])
+            batch_scores, batch_lengths = model_scores(score, texts), token_lengths(texts).numpy()
+            mistakes.add(texts.numpy().tolist(), batch_labels, batch_scores, batch_lengths)
+            labels.append(batch_labels)
+            scores.append(batch_scores)
+            lengths.append(batch_lengths)
+    if not labels:
+        reasons = ", ".join(f"{reason} {count:,}" for reason, count in sorted(rejected.items())) or "it is empty"
+        raise ReviewflowError(f"{path}: no record to evaluate ({reasons}); its labels must be the run's classes "
+                              f"{names}. Check --format and --label-field.")
+    return SplitScores(np.concatenate(labels), np.concatenate(scores), np.concatenate(lengths)), rejected
+
+
+def chunks(items: Iterable, size: int) -> Iterator[list]:
+    """`items` in lists of `size` (the last shorter), read lazily."""
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+def recorded_threshold(config, scored: SplitScores) -> dict | None:
+    """The F1-best threshold `fit` chose on its validation reviews, and `scored`'s metrics at it; None where the
+    run recorded none (not calibrated, or written by an older reviewflow)."""
+    fitted = config.calibration or {}
+    if fitted.get("f1_threshold") is None:
+        return None
+    at = compute_metrics(scored.labels, scored.scores, fitted["f1_threshold"])
+    return {"value": fitted["f1_threshold"], "chosen_on": "validation", "validation_reviews": fitted["num_examples"],
+            "metrics": {key: at[key] for key in ("accuracy", "precision", "recall", "f1", "confusion_matrix")}}
+
+
+def write_evaluation(run: RunDir, config, scored: SplitScores, mistakes, threshold: dict | None,
+                     source: dict) -> dict:
+    """The metrics of `scored` (where its reviews came from: `source`), written as RUN/metrics.json with
+    errors.jsonl and the plots. Two classes: the metrics at 0.5 and at `threshold`, ROC; N classes:
+    `compute_class_metrics` and top-label calibration."""
+    labels, scores, names = scored.labels, scored.scores, config.class_names()
     max_len = config.settings["max_len"]
-    if two_classes:
+    if len(names) == 2:
         measured = {**compute_metrics(labels, scores), "calibration": diagnostics.calibration(labels, scores),
-                    "f1_threshold": f1_threshold(score, data, split, batch_size, scored,
-                                                 config.settings.get("validation_sample"), fitted_on(config, data)),
-                    "roc_curve": diagnostics.roc_points(labels, scores)}
+                    "f1_threshold": threshold, "roc_curve": diagnostics.roc_points(labels, scores)}
     else:
         measured = {**compute_class_metrics(labels, scores, names),
                     "calibration": diagnostics.top_label_calibration(labels, scores),
                     "f1_threshold": None, "roc_curve": None}
     temperature = (config.calibration or {}).get("temperature")  # None: not calibrated
-    result = {**measured, "temperature": temperature, "split": split, "data_dir": str(data.path),
-              "data_manifest_sha256": data.manifest_sha256, "max_len": max_len,
+    result = {**measured, "temperature": temperature, **source, "max_len": max_len,
               "by_length": diagnostics.by_length(labels, scores, scored.lengths, max_len)}
     write_plots(run, result, config.model)
     run.write_errors(mistakes.records())
@@ -234,7 +319,7 @@ def class_summary_lines(metrics: dict) -> list[str]:
     lines.append(f"{'class':>{name_width}}  {'precision':>9}  {'recall':>9}  {'f1':>9}  {'support':>9}")
     lines += [f"{row['class']:>{name_width}}  {row['precision']:9.4f}  {row['recall']:9.4f}  {row['f1']:9.4f}  "
               f"{row['support']:9,}" for row in metrics["per_class"]]
-    lines.append(f"confusion (true down, predicted across; {metrics['num_examples']:,} {metrics['split']} examples):")
+    lines.append(f"confusion (true down, predicted across; {examples_scored(metrics)}):")
     cells = max(len(f"{count:,}") for row in metrics["confusion_matrix"] for count in row)
     column = max(cells, width)
     lines.append(" " * width + "  " + " ".join(f"{name:>{column}}" for name in metrics["classes"]))
@@ -244,6 +329,13 @@ def class_summary_lines(metrics: dict) -> list[str]:
     lines.append(f"{'brier':>12}: {calibration['brier']:.4f}   top-label ECE ({calibration['bins']} bins): "
                  f"{calibration['ece']:.4f}{temperature_note(metrics)}")
     return lines
+
+
+def examples_scored(metrics: dict) -> str:
+    """"20,000 test examples", or "500 examples of test.ft.txt.bz2" for `evaluate --file`."""
+    if metrics.get("file"):
+        return f"{metrics['num_examples']:,} examples of {Path(metrics['file']).name}"
+    return f"{metrics['num_examples']:,} {metrics['split']} examples"
 
 
 def temperature_note(metrics: dict) -> str:
@@ -258,8 +350,7 @@ def summary_lines(metrics: dict) -> list[str]:
     lines = [f"{key:>10}: {metrics[key]:.4f}" if metrics[key] is not None else f"{key:>10}: n/a (one class)"
              for key in ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss")]
     (tn, fp), (fn, tp) = metrics["confusion_matrix"]
-    lines.append(f"{'confusion':>10}: tn {tn:,}  fp {fp:,}  fn {fn:,}  tp {tp:,}   ({metrics['num_examples']:,} "
-                 f"{metrics['split']} examples)")
+    lines.append(f"{'confusion':>10}: tn {tn:,}  fp {fp:,}  fn {fn:,}  tp {tp:,}   ({examples_scored(metrics)})")
     calibration = metrics["calibration"]
     lines.append(f"{'brier':>10}: {calibration['brier']:.4f}   ECE ({calibration['bins']} bins): "
                  f"{calibration['ece']:.4f}{temperature_note(metrics)}")

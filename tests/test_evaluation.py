@@ -1,5 +1,7 @@
 """evaluate, predict, compare, study and embed on a real trained run."""
 
+import bz2
+import csv
 import json
 import shutil
 import subprocess
@@ -14,7 +16,7 @@ from click.testing import CliRunner
 from sklearn import metrics as sk_metrics
 
 import cli
-from models import comparison, embedding_inspection as embedding
+from models import comparison, embedding_inspection as embedding, evaluation
 from models.evaluation import evaluate, predict, text_scorer, texts_of_file
 from models.run_dir import RunConfig, RunDir
 from models.training import FitSettings, fit
@@ -112,6 +114,42 @@ def test_evaluate_takes_another_vocabulary_and_refuses_other_classes(run_dir, da
     with pytest.raises(ReviewflowError, match=r"not the ones .* trained on \(\['1', '2'\]\) \(the same two with "
                                               r"another positive class: shard it with --positive-class 2\)"):
         evaluate(run_dir, DataDir.open(flipped))
+
+
+def test_evaluate_a_labeled_file_as_its_shards_are_evaluated(run_dir, data_dir, corpus_files, tmp_path):
+    """`evaluate --file`: a labeled file scored as `shard` would read it, no shards made; the test file (it has no
+    bad line) gives the metrics its test split gives. Unreadable records and labels outside the run's classes are
+    counted, never scored."""
+    keys = ("accuracy", "f1", "roc_auc", "log_loss")
+    from_file = evaluation.evaluate_file(run_dir, corpus_files[1])
+    from_shards = evaluate(run_dir, DataDir.open(data_dir))
+    assert {key: from_file[key] for key in keys} == pytest.approx({key: from_shards[key] for key in keys})
+    assert from_file["confusion_matrix"] == from_shards["confusion_matrix"]
+    assert from_file["f1_threshold"]["value"] == from_shards["f1_threshold"]["value"]   # fit's, on validation
+    assert from_file["split"] == "file" and from_file["rejected"] == {}
+    reviews = [line.decode() for line in bz2.open(corpus_files[1]).read().splitlines()[:40]]
+    mixed = tmp_path / "mixed.ft.txt"
+    mixed.write_text("\n".join(reviews[:20] + ["no label here", "__label__7 a stray class", "__label__2 "]
+                                + reviews[20:]) + "\n")
+    result = CliRunner().invoke(cli.cli, ["evaluate", str(run_dir), "--file", str(mixed)])
+    assert result.exit_code == 0, result.output
+    assert "(40 examples of mixed.ft.txt)" in result.stdout
+    assert ("warning: 3 record(s) of " + str(mixed) + " were not evaluated (empty_text 1, no_label 1, "
+            "unknown_label 1)") in result.stderr
+    written = json.loads((run_dir / "metrics.json").read_text())
+    assert written["num_examples"] == 40 and written["rejected"] == {"empty_text": 1, "no_label": 1,
+                                                                     "unknown_label": 1}
+    as_csv = tmp_path / "held_out.csv"   # any corpus format; its label field named as shard names it
+    with open(as_csv, "w", newline="") as out:
+        csv.writer(out).writerows([("stars", "body"), *((line[9], line[11:]) for line in reviews)])
+    result = CliRunner().invoke(cli.cli, ["evaluate", str(run_dir), "--file", str(as_csv), "--label-field", "stars"])
+    assert result.exit_code == 0 and "(40 examples of held_out.csv)" in result.stdout, result.output
+    for args, said in [([], "give --data DIR"), (["--data", str(data_dir), "--file", str(mixed)], "give --data DIR"),
+                       (["--file", str(mixed), "--split", "test"], "--split: for --data"),
+                       (["--data", str(data_dir), "--label-field", "x"], "--label-field: for --file")]:
+        refused = CliRunner().invoke(cli.cli, ["evaluate", str(run_dir), *args])
+        assert refused.exit_code == 2 and said in refused.output, refused.output
+    evaluate(run_dir, DataDir.open(data_dir))   # the module's run keeps its test split's metrics for later tests
 
 
 def test_predict_keeps_order_and_count_with_blank_and_non_ascii_lines(run_dir, tmp_path):
@@ -291,7 +329,7 @@ def test_study_fits_evaluates_compares_and_survives_a_failing_model(data_dir, tm
     result = CliRunner().invoke(cli.cli, args)
     # ffn takes no `units`: it fails and is reported (exit code 1); lstm trains all the same.
     assert result.exit_code == 1 and "1 of 2 models failed (ffn)" in result.output, result.output
-    rows = list(__import__("csv").DictReader(open(tmp_path / "runs" / "comparison.csv")))
+    rows = list(csv.DictReader(open(tmp_path / "runs" / "comparison.csv")))
     assert [row["model"] for row in rows] == ["lstm", "ffn"]
     assert "the ffn model takes no such argument" in rows[1]["error"] and rows[0]["test_accuracy"]
     again = CliRunner().invoke(cli.cli, args)
