@@ -14,7 +14,7 @@ from pathlib import Path
 
 import jinja2
 
-from models import comparison, run_plan
+from models import comparison, evaluation, run_plan
 from models.run_dir import CONFUSION_PNG, CURVES_PNG, LENGTH_PNG, RELIABILITY_PNG, RunDir
 from pipeline import atomic, plots
 from pipeline.data_dir import DataDir
@@ -78,6 +78,7 @@ def describe_run(run: RunDir, errors_shown: int, explained: int = DEFAULT_EXPLAI
     shading = explain_mistakes(run, shown, explained) if shown and explained and run.is_complete() else None
     return {"model": config.model if config else run.name, "path": str(run.path), "settings": settings,
             "calibration": config.calibration if config else None, "metrics": metrics,
+            "scored_on": evaluation.examples_scored(metrics) if metrics else None,  # a split's, or a file's
             "by_length": (metrics or {}).get("by_length"), "errors": shown, "shading": shading,
             "figures": [figure for name, alt in RUN_FIGURES if (figure := _figure(run / name, f"{run.name}: {alt}"))]}
 

@@ -54,6 +54,9 @@ def test_the_page_holds_every_run_and_escapes_reviews(study_dir):
     assert 'src="http' not in page and "src='http" not in page  # nothing fetched from a network
     for name in ("ffn", "linear"):
         assert f"<h2>{name} " in page
+    # Each run's figures say what was scored: the test split here (evaluate --file: "N examples of FILE").
+    test_reviews = RunDir(study_dir / "runs" / "ffn").metrics()["num_examples"]
+    assert page.count(f"On {test_reviews:,} test examples: accuracy ") == 2
     for figure in re.findall(r'src="data:image/png;base64,([^"]+)"', page):
         assert base64.b64decode(figure)[:8] == b"\x89PNG\r\n\x1a\n"
 
