@@ -15,7 +15,7 @@ from models.zoo.spec import OPTIMIZERS
 from pipeline import text_settings
 from pipeline.formats import FORMATS as CORPUS_FORMATS
 from pipeline.errors import ReviewflowError
-from pipeline.rejects import MAX_REJECTS_KEPT, RAW_BYTES_KEPT
+from pipeline.rejects import MAX_REJECTS_KEPT, RAW_BYTES_KEPT, reasons_text
 
 EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 DIRECTORY = click.Path(file_okay=False, path_type=Path)
@@ -461,9 +461,8 @@ def evaluate(run, data, split, file_path, source_format, text_field, label_field
         metrics = evaluation.evaluate(run, DataDir.open(data, hashes=(split,)), split, batch_size, errors)
     echo_lines(evaluation.summary_lines(metrics))
     if metrics.get("rejected"):
-        reasons = ", ".join(f"{reason} {count:,}" for reason, count in metrics["rejected"].items())
         click.echo(f"warning: {sum(metrics['rejected'].values()):,} record(s) of {file_path} were not evaluated "
-                   f"({reasons}); metrics.json counts them under `rejected`.", err=True)
+                   f"({reasons_text(metrics['rejected'])}); metrics.json counts them under `rejected`.", err=True)
     click.echo(f"-> {run / METRICS_FILE}")
 
 
@@ -562,8 +561,8 @@ def warn_not_utf8(not_utf8, file_path) -> None:
 
 def warn_rejected(rejected, file_path) -> None:
     if rejected:
-        reasons = ", ".join(f"{reason} {count:,}" for reason, count in sorted(rejected.items()))
-        click.echo(f"warning: {sum(rejected.values()):,} record(s) of {file_path} could not be read ({reasons}); "
+        click.echo(f"warning: {sum(rejected.values()):,} record(s) of {file_path} could not be read "
+                   f"({reasons_text(dict(sorted(rejected.items())))}); "
                    "their output lines say `rejected` and why, in their places.", err=True)
 
 

@@ -19,7 +19,7 @@ from pipeline.data_dir import DataDir
 from pipeline.errors import ReviewflowError
 from pipeline.fasttext_format import strip_label
 from pipeline.formats import FormatSettings
-from pipeline.rejects import Reject
+from pipeline.rejects import Reject, reasons_text
 from pipeline.text import token_lengths
 
 DEFAULT_EVAL_BATCH = 4096   # large: fills a workstation GPU; a few MB of text on a CPU
@@ -250,7 +250,7 @@ def score_file(score, path: Path, settings: FormatSettings, names: list[str], ba
             scores.append(batch_scores)
             lengths.append(batch_lengths)
     if not labels:
-        reasons = ", ".join(f"{reason} {count:,}" for reason, count in sorted(rejected.items())) or "it is empty"
+        reasons = reasons_text(dict(sorted(rejected.items()))) or "it is empty"
         raise ReviewflowError(f"{path}: no record to evaluate ({reasons}); its labels must be the run's classes "
                               f"{names}. Check --format and --label-field.")
     return SplitScores(np.concatenate(labels), np.concatenate(scores), np.concatenate(lengths)), rejected

@@ -13,6 +13,7 @@ from pathlib import Path
 from pipeline import atomic, ownership
 from pipeline.errors import DatasetError
 from pipeline.labels import LEGACY_CLASSES, ClassesInfo
+from pipeline.rejects import reasons_text
 from pipeline.shard.writer import ShardInfo, file_sha256
 
 MANIFEST_FILE = "manifest.json"
@@ -175,7 +176,7 @@ def summary_lines(manifest: Manifest, data_dir: Path) -> list[str]:
              f"({class_counts_text(manifest.class_info(), split.label_counts)})"
              for name, split in manifest.splits.items()]
     for source in manifest.sources:
-        reasons = ", ".join(f"{reason} {count:,}" for reason, count in source.rejected.items()) or "none"
+        reasons = reasons_text(source.rejected) or "none"
         unit = "lines" if source.format == "fasttext" else f"{source.format} records"
         lines.append(f"{Path(source.path).name}: {source.lines_read:,} {unit} read, "
                      f"{source.written:,} written, rejected: {reasons}")

@@ -6,6 +6,7 @@ import collections
 import enum
 import json
 from pathlib import Path
+from typing import Mapping
 
 from pipeline import atomic
 from pipeline.sources import TooLongLine
@@ -31,6 +32,11 @@ class Reject(str, enum.Enum):
     MISSING_FIELD = "missing_field"  # no text or label field (or null), or an empty row
     BAD_ROW = "bad_row"            # unparseable: not JSON, not an object, a field count unlike the header's
     BAD_QUOTE = "bad_quote"        # CSV/TSV: a quote where none may be, or one never closed
+
+
+def reasons_text(counts: Mapping[str, int]) -> str:
+    """`bad_row 1, too_deep 2`: each reason and its count, in `counts`' own order (callers choose it)."""
+    return ", ".join(f"{reason} {count:,}" for reason, count in counts.items())
 
 
 def text_problem(text: bytes) -> Reject | None:

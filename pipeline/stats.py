@@ -19,6 +19,7 @@ from pipeline.data_dir import DataDir
 from pipeline.errors import ReviewflowError
 from pipeline import formats
 from pipeline.labels import natural_order
+from pipeline.rejects import reasons_text
 from pipeline.vocab import TokenCounter
 
 BATCH = 4096
@@ -117,7 +118,7 @@ def corpus_stats(source: Path | DataDir, read_shards: bool = False) -> CorpusSta
     counter.close()
     split.rejected = rejected
     if not split.num_examples:
-        found = f"every record was rejected ({reasons_text(rejected)})" if rejected else "it is empty"
+        found = f"every record was rejected ({reasons_text(dict(rejected.most_common()))})" if rejected else "it is empty"
         raise ReviewflowError(f"{path}: no review to describe: {found}. Check its format (fastText: "
                               "`__label__NAME text` per line; see --help), or shard it to see each line's reason.")
     kept = counter.most_common(text.SHARD_VOCAB_SIZE - text.NUM_SPECIAL_TOKENS)
@@ -135,14 +136,9 @@ def summary_lines(stats: CorpusStats) -> list[str]:
         lines += [f"  share of reviews with at most {length} tokens: {split.share_at_most(length):.2%}"
                   for length in SHARE_LENGTHS]
         if split.rejected:
-            lines.append(f"  not counted (shard would reject them): {reasons_text(split.rejected)}")
+            lines.append(f"  not counted (shard would reject them): {reasons_text(dict(split.rejected.most_common()))}")
     lines.append(f"vocabulary of {stats.vocab_size:,} ids covers {stats.coverage:.2%} of (training) tokens")
     return lines
-
-
-def reasons_text(rejected: collections.Counter) -> str:
-    """`bad_label 2, empty_text 1`: the most frequent reason first."""
-    return ", ".join(f"{reason} {count:,}" for reason, count in rejected.most_common())
 
 
 def balance_text(split: SplitStats) -> str:
