@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import itertools
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
 
@@ -239,9 +238,10 @@ def score_file(score, path: Path, settings: FormatSettings, names: list[str], ba
                 yield class_of[record.parsed[0]], record.parsed[1]
 
     labels, scores, lengths = [], [], []
-    for pool in chunks(labeled(), batch_size * SCORING_POOL_BATCHES):
+    for pool in _pools(labeled(), batch_size * SCORING_POOL_BATCHES):
         pool.sort(key=lambda item: len(item[1]))  # bytes for tokens: a batch's padding ends near its longest
-        for batch in chunks(pool, batch_size):
+        for start in range(0, len(pool), batch_size):
+            batch = pool[start:start + batch_size]
             texts = tf.constant([text for _, text in batch])
             batch_labels = np.array([label for label, _ in batch])
             batch_scores, batch_lengths = model_scores(score, texts), token_lengths(texts).numpy()
@@ -254,13 +254,6 @@ def score_file(score, path: Path, settings: FormatSettings, names: list[str], ba
         raise ReviewflowError(f"{path}: no record to evaluate ({reasons}); its labels must be the run's classes "
                               f"{names}. Check --format and --label-field.")
     return SplitScores(np.concatenate(labels), np.concatenate(scores), np.concatenate(lengths)), rejected
-
-
-def chunks(items: Iterable, size: int) -> Iterator[list]:
-    """`items` in lists of `size` (the last shorter), read lazily."""
-    iterator = iter(items)
-    while chunk := list(itertools.islice(iterator, size)):
-        yield chunk
 
 
 def recorded_threshold(config, scored: SplitScores) -> dict | None:
@@ -437,13 +430,14 @@ def predict(run_dir: Path, texts: Iterable[str | Reject | live.Pause],
         yield from _predict_pool(score, pool, labels, batch_size)
 
 
-def _pools(texts: Iterable[str | Reject | live.Pause], size: int) -> Iterator[list[str | Reject]]:
-    """`texts` in lists of `size`, a shorter one at each `live.PAUSE` that follows a text, and the rest."""
-    pool: list[str | Reject] = []
-    for text in texts:
-        if text is not live.PAUSE:
-            pool.append(text)
-        if pool and (text is live.PAUSE or len(pool) >= size):
+def _pools(items: Iterable, size: int) -> Iterator[list]:
+    """`items` (texts to predict, labeled texts to evaluate) in lists of `size`, a shorter one at each
+    `live.PAUSE` that follows an item, and the rest."""
+    pool: list = []
+    for item in items:
+        if item is not live.PAUSE:
+            pool.append(item)
+        if pool and (item is live.PAUSE or len(pool) >= size):
             yield pool
             pool = []
     if pool:
