@@ -574,8 +574,10 @@ def compare(runs, out) -> None:
     """Put trained RUNS side by side, best test accuracy first."""
     from models import comparison
 
-    unique = {run.resolve(): run for run in reversed(runs)}  # a run given twice (a glob, a typo) is one row
-    rows = comparison.compare([run for run in runs if unique[run.resolve()] is run])
+    given = {}
+    for run in runs:  # a run given twice (a glob, a typo) is one row: the first spelling of it
+        given.setdefault(run.resolve(), run)
+    rows = comparison.compare(list(given.values()))
     click.echo(comparison.as_text(rows))
     if out:
         comparison.write_comparison(rows, out)

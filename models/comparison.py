@@ -91,14 +91,13 @@ def as_markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_accuracies(rows: list[dict], path: Path) -> bool:
-    """A bar per evaluated run (named as the tables name it): its test accuracy. False if none was evaluated."""
+def plot_accuracies(rows: list[dict], path: Path) -> None:
+    """A bar per evaluated run (named as the tables name it): its test accuracy; no chart if none was evaluated."""
     columns, shown = labelled(rows)
     scored = [row for row in shown if row["test_accuracy"] is not None]
     if scored:
         plots.plot_bars([row["run" if "run" in columns else "model"] for row in scored],
                         [row["test_accuracy"] for row in scored], path, "test accuracy", "models compared")
-    return bool(scored)
 
 
 def as_csv(rows: list[dict]) -> str:
