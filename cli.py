@@ -153,6 +153,18 @@ def outside_reviewflow_dirs(ctx, param, value: Path | None) -> Path | None:
     return value
 
 
+def text_field_option(of: str):
+    """--text-field, for a CSV/TSV/JSONL/Parquet source (`of`: " --file" where that option names it)."""
+    return click.option("--text-field", default=None, help=f"CSV/TSV/JSONL/Parquet{of}: the text field. Default: "
+                                                          "the first of text, review, content, ...")
+
+
+def label_field_option(of: str):
+    """--label-field, for a CSV/TSV/JSONL/Parquet source (`of` as for `text_field_option`)."""
+    return click.option("--label-field", default=None, help=f"CSV/TSV/JSONL/Parquet{of}: the label field. Default: "
+                                                           "the first of label, sentiment, rating, ...")
+
+
 def split_key_value(ctx, param, value: str) -> tuple[str, str]:
     """`"units=64"` -> ("units", "64"); anything without a key and "=" is a usage error."""
     key, sep, raw = value.partition("=")
@@ -198,10 +210,8 @@ def parse_beam_options(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
               help="Beam pipeline option, e.g. --beam-option runner=FlinkRunner (repeatable; --runner beam only).")
 @click.option("--format", "source_format", type=click.Choice(CORPUS_FORMATS), default=None,
               help="Format of both files. Default: from each name (.csv, .tsv, .jsonl, .parquet; else fastText).")
-@click.option("--text-field", default=None,
-              help="CSV/TSV/JSONL/Parquet: the text field. Default: the first of text, review, content, ...")
-@click.option("--label-field", default=None,
-              help="CSV/TSV/JSONL/Parquet: the label field. Default: the first of label, sentiment, rating, ...")
+@text_field_option("")
+@label_field_option("")
 @click.option("--classes", "class_names", default=None, metavar="A,B,...",
               help="The classes to keep; other labels are rejected. Default: every label of the training file.")
 @click.option("--positive-class", default=None,
@@ -429,10 +439,8 @@ def echo_lines(lines: list[str]) -> None:
                    "classes are counted, never scored.")
 @click.option("--format", "source_format", type=click.Choice(CORPUS_FORMATS), default=None,
               help="Format of --file. Default: from its name (.csv, .tsv, .jsonl, .parquet; else fastText).")
-@click.option("--text-field", default=None,
-              help="CSV/TSV/JSONL/Parquet --file: the text field. Default: the first of text, review, content, ...")
-@click.option("--label-field", default=None,
-              help="CSV/TSV/JSONL/Parquet --file: the label field. Default: the first of label, sentiment, ...")
+@text_field_option(" --file")
+@label_field_option(" --file")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Reviews per prediction batch. Default: 4096 (pretrained 128, transformer 256: attention's memory).")
 @click.option("--errors", type=click.IntRange(min=0), default=20, show_default=True,
@@ -475,8 +483,7 @@ def evaluate(run, data, split, file_path, source_format, text_field, label_field
                    "over 1 MiB, not UTF-8) gets the line `rejected:REASON<TAB>nan` (jsonl: {\"rejected\": REASON}) in its place.")
 @click.option("--input-format", type=click.Choice(CORPUS_FORMATS), default=None,
               help="Format of --file. Default: from its name (.csv, .tsv, .jsonl, .parquet; else lines).")
-@click.option("--text-field", default=None,
-              help="CSV/TSV/JSONL/Parquet --file: the text field. Default: the first of text, review, content, ...")
+@text_field_option(" --file")
 @click.option("--format", "output_format", type=click.Choice(["tsv", "jsonl"]), default="tsv", show_default=True,
               help="tsv: label<TAB>p_positive (N classes: the top label's probability); jsonl: one JSON object "
                    "per line, with every class's probability for N classes.")
