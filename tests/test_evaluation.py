@@ -139,6 +139,11 @@ def test_evaluate_a_labeled_file_as_its_shards_are_evaluated(run_dir, data_dir, 
     written = json.loads((run_dir / "metrics.json").read_text())
     assert written["num_examples"] == 40 and written["rejected"] == {"empty_text": 1, "no_label": 1,
                                                                      "unknown_label": 1}
+    # Read back by the next command in a new process, as a user runs them: the report says what was scored.
+    done = subprocess.run([sys.executable, "cli.py", "report", str(run_dir), "--out", str(tmp_path / "report"),
+                           "--explain", "0"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "On 40 examples of mixed.ft.txt: accuracy " in (tmp_path / "report" / "report.html").read_text()
     as_csv = tmp_path / "held_out.csv"   # any corpus format; its label field named as shard names it
     with open(as_csv, "w", newline="") as out:
         csv.writer(out).writerows([("stars", "body"), *((line[9], line[11:]) for line in reviews)])
