@@ -586,6 +586,9 @@ def compare(runs, out) -> None:
         given.setdefault(run.resolve(), run)
     rows = comparison.compare(list(given.values()))
     click.echo(comparison.as_text(rows))
+    warning = comparison.mixed_scoring(rows)
+    if warning:
+        click.echo(warning, err=True)
     if out:
         comparison.write_comparison(rows, out)
         click.echo(f"-> {out}/comparison.md, comparison.csv, comparison.png")
@@ -614,6 +617,9 @@ def study(out, model_list, tune_first, tuner, max_trials, max_epochs, with_repor
     data = training.open_data(options["data"])  # once, for every run, evaluation and the report
     rows = comparison.study(fit_settings(names[0], out, options), names, log=click.echo, tune=tune, data=data)
     click.echo("\n" + comparison.as_text(rows))
+    warning = comparison.mixed_scoring(rows)
+    if warning:
+        click.echo(warning, err=True)
     click.echo(f"-> {out}/comparison.md, comparison.csv, comparison.png")
     if with_report:
         from models.report import write_report

@@ -17,7 +17,9 @@ from pipeline.data_dir import DataDir
 from pipeline.errors import ReviewflowError
 
 COLUMNS = ["run", "model", "parameters", "epochs", "train_seconds", "examples_per_second", "best_val_accuracy",
-           "test_accuracy", "test_f1", "test_macro_f1", "test_roc_auc", "error"]
+           "scored_on", "test_accuracy", "test_f1", "test_macro_f1", "test_roc_auc", "error"]
+# The split `evaluate` scores unless told otherwise: the `scored_on` column is shown only where a run differs.
+TEST_SPLIT = "test"
 
 
 def describe_run(run_dir: Path, error: str = "") -> dict:
@@ -47,10 +49,44 @@ def fill_row(row: dict, run: RunDir) -> None:
     metrics = run.metrics()
     if metrics is not None:
         row.update(test_accuracy=metrics["accuracy"], test_f1=metrics["f1"], test_macro_f1=metrics.get("macro_f1"),
-                   test_roc_auc=metrics["roc_auc"])
+                   test_roc_auc=metrics["roc_auc"], **scored_on(metrics))
     elif not row["error"] and not run.is_complete():
         # A folder that never held a run (a typo, the data directory) is not an interrupted one.
         row["error"] = "incomplete run" if run.has_config() else "not a run (no config.json)"
+
+
+def scored_on(metrics: dict) -> dict:
+    """What the run's last `evaluate` scored: `scored_on`, the split or the file's name (the column), and
+    `scored_set`, which reviews those were, not a column: (what tells them apart, how to name them)."""
+    if metrics.get("file"):
+        return {"scored_on": Path(metrics["file"]).name,
+                "scored_set": (("file", str(Path(metrics["file"]).resolve())), f"the file {metrics['file']}")}
+    split = metrics.get("split", TEST_SPLIT)   # metrics.json of before `evaluate --split`: the test split
+    # The manifest's hash tells data directories apart: one directory given by two paths is one.
+    return {"scored_on": split, "scored_set": ((split, metrics.get("data_manifest_sha256")),
+                                               f"the {split} split of {metrics.get('data_dir') or 'its data'}")}
+
+
+def scored_test_of(run: RunDir, data: DataDir) -> bool:
+    """Whether the run's last `evaluate` scored `data`'s test split, as a study's does."""
+    metrics = run.metrics()
+    return metrics is not None and scored_on(metrics)["scored_set"][0] == (TEST_SPLIT, data.manifest_sha256)
+
+
+def mixed_scoring(rows: list[dict]) -> str | None:
+    """A warning where the runs' test columns came from different reviews (another split, another data
+    directory, a file), which makes them incomparable; None where they all scored the same reviews."""
+    _, named = labelled(rows)
+    runs_by_set = {}
+    for row in named:
+        if row.get("scored_set"):
+            key, name = row["scored_set"]
+            runs_by_set.setdefault(key, (name, []))[1].append(row["run"])
+    if len(runs_by_set) < 2:
+        return None
+    sets = "; ".join(f"{', '.join(runs)} on {name}" for name, runs in runs_by_set.values())
+    return (f"warning: these runs were last evaluated on different reviews ({sets}), so their test_* columns do "
+            "not compare. Evaluate each on the same ones (`evaluate RUN --data DIR`, or `--file FILE`) first.")
 
 
 def sort_rows(rows: list[dict]) -> list[dict]:
@@ -73,7 +109,8 @@ def labelled(rows: list[dict]) -> tuple[list[str], list[dict]]:
     names = [Path(row["run"]).name for row in rows]
     labels = [row["run"] if names.count(name) > 1 else name for row, name in zip(rows, names)]
     named = any(label != row["model"] for label, row in zip(labels, rows))
-    columns = [column for column in COLUMNS if column != "run" or named]
+    not_test = any(row["scored_on"] not in (None, TEST_SPLIT) for row in rows)
+    columns = [column for column in COLUMNS if (column != "run" or named) and (column != "scored_on" or not_test)]
     return columns, [{**row, "run": label} for row, label in zip(rows, labels)]
 
 
@@ -88,7 +125,8 @@ def as_markdown(rows: list[dict]) -> str:
     shown, rows = labelled(rows)
     lines = ["| " + " | ".join(shown) + " |", "|" + " --- |" * len(shown)]
     lines += ["| " + " | ".join(cell(row[c]).replace("|", "/") for c in shown) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
+    warning = mixed_scoring(rows)
+    return "\n".join(lines + ([f"\n{warning}"] if warning else [])) + "\n"
 
 
 def plot_accuracies(rows: list[dict], path: Path) -> None:
@@ -102,7 +140,7 @@ def plot_accuracies(rows: list[dict], path: Path) -> None:
 
 def as_csv(rows: list[dict]) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, COLUMNS, lineterminator="\n", extrasaction="ignore")  # not scored_set
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()
@@ -154,11 +192,14 @@ def study(base: FitSettings, model_names: list[str], log=print, tune: dict | Non
         run_dir = Path(base.out) / name
         run = RunDir(run_dir)
         try:
-            if run.is_complete() and run.has_metrics() and not base.overwrite:
+            trained = run.is_complete() and not base.overwrite
+            if trained and scored_test_of(run, data):
                 log(f"== {name}: complete in {run_dir}, skipped")
             else:
-                log(f"== {name}: {'tuning' if tune else 'training'} into {run_dir}")
-                if not run.is_complete() or base.overwrite:
+                if trained:  # evaluated on something else since (another split, a file), or not yet
+                    log(f"== {name}: complete in {run_dir}; evaluating it on the test split")
+                else:
+                    log(f"== {name}: {'tuning' if tune else 'training'} into {run_dir}")
                     _train(settings_for(base, name, run_dir, log), data, tune, log)
                 metrics = evaluate(run_dir, data)
                 log(f"== {name}: test accuracy {metrics['accuracy']:.4f}")

@@ -120,9 +120,6 @@ class RunDir:
     def has_config(self) -> bool:
         return (self / CONFIG_FILE).is_file()
 
-    def has_metrics(self) -> bool:
-        return (self / METRICS_FILE).is_file()
-
     # Reading: one reader per file.
     def config(self) -> RunConfig:
         path = self / CONFIG_FILE

@@ -328,6 +328,35 @@ def test_compare_orders_by_test_accuracy(tmp_path):
         ["a", "a"], ["a-lr-0.01", "a"]]
 
 
+def test_compare_names_runs_scored_on_other_reviews_and_study_scores_them_again(run_dir, data_dir, corpus_files,
+                                                                              tmp_path):
+    runs = tmp_path / "runs"
+    for name in ("ffn", "ffn-b"):
+        shutil.copytree(run_dir, runs / name)
+    evaluate(runs / "ffn", DataDir.open(data_dir))
+    held = tmp_path / "held.ft.txt"   # 30 of the test reviews: another set than the test split
+    held.write_bytes(b"".join(bz2.open(corpus_files[1]).readlines()[:30]))
+    assert CliRunner().invoke(cli.cli, ["evaluate", str(runs / "ffn-b"), "--file", str(held)]).exit_code == 0
+    result = CliRunner().invoke(cli.cli, ["compare", str(runs / "ffn"), str(runs / "ffn-b"), "--out",
+                                          str(tmp_path / "cmp")])
+    assert result.exit_code == 0, result.output
+    header, *rows = result.stdout.splitlines()[:3]
+    scored_on = header.split().index("scored_on")
+    assert sorted(row.split()[scored_on] for row in rows) == ["held.ft.txt", "test"]
+    said = (f"warning: these runs were last evaluated on different reviews (ffn on the test split of {data_dir}; "
+            f"ffn-b on the file {held})")
+    assert said in result.stderr and said in (tmp_path / "cmp" / "comparison.md").read_text()
+    # A study finds ffn-b trained, and scores it on the test split again instead of skipping it.
+    shutil.rmtree(runs / "ffn")
+    shutil.move(runs / "ffn-b", runs / "ffn")
+    result = CliRunner().invoke(cli.cli, ["study", "--data", str(data_dir), "--out", str(runs), "--models", "ffn",
+                                          "--no-report"])
+    assert result.exit_code == 0 and "complete in" in result.output and "evaluating it on the test split" in \
+        result.output, result.output
+    assert json.loads((runs / "ffn" / "metrics.json").read_text())["split"] == "test"
+    assert "warning" not in result.stderr and "scored_on" not in result.stdout
+
+
 def test_study_fits_evaluates_compares_and_survives_a_failing_model(data_dir, tmp_path):
     args = ["study", "--data", str(data_dir), "--out", str(tmp_path / "runs"), "--models", "ffn,lstm",
             "--epochs", "1", "--steps-per-epoch", "3", "--validation-steps", "2", "--param", "units=4"]
