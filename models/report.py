@@ -126,7 +126,7 @@ def write_report(run_dirs: list[Path], out_dir: Path, data: DataDir | None = Non
     page = _environment().get_template("report.html").render(
         title=title or out_dir.name, made=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
         data=describe_data(data) if data is not None else None,
-        columns=columns, rows=shown_rows, cell=comparison.cell,
+        columns=columns, rows=shown_rows, cell=comparison.cell, scoring_warning=comparison.mixed_scoring(rows),
         overview_figures=overview_figures(rows, runs, out_dir),
         runs=[describe_run(run, errors_shown, explained) for run in runs])
     path = out_dir / REPORT_FILE

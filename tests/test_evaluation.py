@@ -346,6 +346,9 @@ def test_compare_names_runs_scored_on_other_reviews_and_study_scores_them_again(
     said = (f"warning: these runs were last evaluated on different reviews (ffn on the test split of {data_dir}; "
             f"ffn-b on the file {held})")
     assert said in result.stderr and said in (tmp_path / "cmp" / "comparison.md").read_text()
+    result = CliRunner().invoke(cli.cli, ["report", str(runs / "ffn"), str(runs / "ffn-b"), "--out",
+                                          str(tmp_path / "report"), "--explain", "0"])
+    assert result.exit_code == 0 and said in (tmp_path / "report" / "report.html").read_text(), result.output
     # A study finds ffn-b trained, and scores it on the test split again instead of skipping it.
     shutil.rmtree(runs / "ffn")
     shutil.move(runs / "ffn-b", runs / "ffn")
