@@ -516,7 +516,7 @@ def predict(run, texts, file_path, input_format, text_field, output_format, batc
     # Standard input may be a stream still being written: what has come is answered whenever it pauses. Its
     # lines are read as --file's plain lines are (texts_of_stream).
     not_utf8 = NotUtf8Lines()
-    inputs = texts or (texts_of_file(file_path, input_format, text_field, not_utf8) if file_path
+    inputs = arguments_as_utf8(texts, not_utf8) or (texts_of_file(file_path, input_format, text_field, not_utf8) if file_path
                        else live.with_pauses(texts_of_stream(sys.stdin.buffer, not_utf8)))
     explainer = None
     if explain:
@@ -540,7 +540,19 @@ def predict(run, texts, file_path, input_format, text_field, output_format, batc
         else:
             click.echo(prediction_tsv(prediction) + (f"\t{explanation.summary()}" if explanation else ""))
     warn_rejected(rejected, file_path)
-    warn_not_utf8(not_utf8, file_path)
+    if texts:
+        warn_not_utf8_arguments(not_utf8)
+    else:
+        warn_not_utf8(not_utf8, file_path)
+
+
+def arguments_as_utf8(texts, not_utf8) -> list[str]:
+    """Reviews given as arguments, as a file's lines are read: a terminal or script in another encoding passes
+    bytes that are not UTF-8 (Python keeps them as lone surrogates, which TensorFlow refuses with a traceback);
+    they are replaced with U+FFFD and counted in `not_utf8`."""
+    import os
+
+    return [not_utf8.decode(os.fsencode(text), number, cut=False) for number, text in enumerate(texts, start=1)]
 
 
 def prediction_json(prediction) -> dict:
@@ -564,6 +576,14 @@ def warn_not_utf8(not_utf8, file_path) -> None:
                    f"{not_utf8.first_line:,}); they were scored with U+FFFD in place of their bad bytes. Is it the "
                    "file you meant, and not a binary one? Text in another encoding: convert it first (`iconv -f "
                    "latin1 -t utf-8`).", err=True)
+
+
+def warn_not_utf8_arguments(not_utf8) -> None:
+    if not_utf8.count:
+        click.echo(f"warning: {not_utf8.count:,} of the reviews given as arguments are not UTF-8 (the first: review "
+                   f"{not_utf8.first_line:,}); they were scored with U+FFFD in place of their bad bytes. Set a UTF-8 "
+                   "locale (LANG=C.UTF-8) in the terminal or script that passes them, or give them in a --file.",
+                   err=True)
 
 
 def warn_rejected(rejected, file_path) -> None:
@@ -682,7 +702,13 @@ def stats(path, plot_path) -> None:
 def embed(run, sentence, projector, decimals) -> None:
     """Show each token of SENTENCE, its id and its vector in the model's embedding layer(s)."""
     from models import embedding_inspection as embedding
+    from models.evaluation import NotUtf8Lines
 
+    not_utf8 = NotUtf8Lines()
+    sentence = arguments_as_utf8([sentence], not_utf8)[0]
+    if not_utf8.count:
+        click.echo("warning: SENTENCE is not UTF-8; its bad bytes are shown as U+FFFD. Set a UTF-8 locale "
+                   "(LANG=C.UTF-8) in the terminal or script that passes it.", err=True)
     embedded = embedding.embed_sentence(run, sentence)
     for layer_name, matrix in embedded.vectors.items():
         click.echo(f"[{layer_name}] {matrix.shape[1]} dimensions")

@@ -207,6 +207,23 @@ def test_predict_warns_of_a_binary_file_it_scores(run_dir, tmp_path):
     assert lines > 10 and f"warning: {lines:,} line(s) of {path} are not UTF-8 (the first: line 1)" in done.stderr
 
 
+def test_arguments_in_another_encoding_are_scored_and_warned_of_as_a_files_lines_are(run_dir):
+    """A terminal in Latin-1 passes bytes that are not UTF-8 as arguments: they were a traceback in predict,
+    predict --explain and embed; now they are read as a file's bad lines are (U+FFFD, and a warning)."""
+    latin1, utf8 = b"caf\xe9 awful", "café awful".encode()
+    predicted = subprocess.run([sys.executable, "cli.py", "predict", str(run_dir), utf8, latin1, "--format", "jsonl",
+                                "--explain"], cwd=ROOT, capture_output=True)
+    assert predicted.returncode == 0, predicted.stderr.decode()[-2000:]
+    lines = [json.loads(line) for line in predicted.stdout.splitlines()]
+    assert len(lines) == 2 and [word["text"] for word in lines[1]["explanation"]["tokens"]][-1] == "awful"
+    assert (b"warning: 1 of the reviews given as arguments are not UTF-8 (the first: review 2)"
+            in predicted.stderr)
+    embedded = subprocess.run([sys.executable, "cli.py", "embed", str(run_dir), latin1], cwd=ROOT,
+                              capture_output=True)
+    assert embedded.returncode == 0 and b"warning: SENTENCE is not UTF-8" in embedded.stderr, embedded.stderr
+    assert b"'awful' id" in embedded.stdout
+
+
 def test_predict_scores_texts_by_length_and_answers_each_in_its_place(run_dir):
     """predict sorts a pool of texts by length before cutting it into batches (a batch's padding ends at its
     longest review); every answer still belongs to its own text, in input order."""

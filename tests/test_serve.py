@@ -156,6 +156,11 @@ def test_status_metadata_and_health(server):
     ("/v1/models/cnn:predict", {"instances": "a review"}, 400, "must be a list"),
     ("/v1/models/cnn:predict", {"instances": ["fine", 3]}, 400, "instances[1] is not a string"),
     ("/v1/models/cnn:predict", {"instances": []}, 400, "is empty"),
+    # JSON's "\ud800": no UTF-8 holds it; it failed the model call (500) of every request batched with it.
+    ("/v1/models/cnn:predict", {"instances": ["fine", "bad \ud800"]}, 400,
+     "instances[1] is not valid Unicode: a lone surrogate (U+D800) at character 4"),
+    ("/v2/models/cnn/infer", {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["\udfff"]}]},
+     400, "lone surrogate (U+DFFF)"),
     ("/v1/models/cnn:predict", {"instances": ["x"] * 17}, 400, "at most 16"),
     ("/v1/models/cnn:predict", {"instances": ["x" * 2001]}, 400, "over 2000 bytes"),
     ("/v1/models/cnn:predict", {"instances": ["x" * 1500] * 14}, 413, "at most 20,000"),

@@ -38,9 +38,20 @@ def check_texts(texts: list, limits: Limits, where: str) -> list[str]:
         if not isinstance(text, str):
             raise RequestError(400, f"{where}[{index}] is not a string (it is {type(text).__name__}): each instance "
                                     "is one review's raw text.")
-        if len(text) > limits.max_review_bytes or len(text.encode("utf-8", "surrogatepass")) > limits.max_review_bytes:
+        if len(text) > limits.max_review_bytes or len(utf8(text, f"{where}[{index}]")) > limits.max_review_bytes:
             raise RequestError(400, f"{where}[{index}] is over {limits.max_review_bytes} bytes.")
     return texts
+
+
+def utf8(text: str, where: str) -> bytes:
+    """The review's UTF-8 bytes. JSON can spell a lone surrogate (`"\\ud800"`), which no UTF-8 holds: refused
+    here, as this request's error, rather than failing the model call of the batch it would share with others."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise RequestError(400, f"{where} is not valid Unicode: a lone surrogate (U+{ord(text[exc.start]):04X}) at "
+                                f"character {exc.start}. A JSON \\u escape of U+D800-U+DFFF must come in a pair (one "
+                                "character); send UTF-8 text.") from None
 
 
 def _named(value, where: str):
