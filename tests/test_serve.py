@@ -153,6 +153,8 @@ def test_status_metadata_and_health(server):
 @pytest.mark.parametrize("path, body, status, words", [
     ("/v1/models/cnn:predict", b"{not json", 400, "not JSON"),
     ("/v1/models/cnn:predict", {"instance": ["a"]}, 400, "exactly one of"),
+    # Python's JSON parser recurses once per level: it was a 500 saying "the model failed".
+    ("/v1/models/cnn:predict", b'{"instances": ' + b"[" * 5000 + b"]" * 5000 + b"}", 400, "nests too deep"),
     ("/v1/models/cnn:predict", {"instances": "a review"}, 400, "must be a list"),
     ("/v1/models/cnn:predict", {"instances": ["fine", 3]}, 400, "instances[1] is not a string"),
     ("/v1/models/cnn:predict", {"instances": []}, 400, "is empty"),

@@ -131,6 +131,9 @@ async def read_json(request: Request, max_body_bytes: int):
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise RequestError(400, f"the body is not JSON: {exc}") from exc
+    except RecursionError:  # Python's parser recurses once per level: "[[[[...]]]]" is a request's error
+        raise RequestError(400, "the body's JSON nests too deep; a request is an object of lists of reviews.") \
+            from None
 
 
 @dataclasses.dataclass
