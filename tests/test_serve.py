@@ -16,7 +16,9 @@ import pytest
 from conftest import built_once, easy_data
 from models.evaluation import predict
 from models.explain import Explainer
+from models.serving.server import served_names
 from models.training import FitSettings, fit
+from pipeline.errors import ReviewflowError
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMITS = ["--max-instances", "16", "--max-review-bytes", "2000", "--max-body-bytes", "20000"]
@@ -282,3 +284,14 @@ def test_a_port_another_server_bound_while_the_runs_loaded_is_refused_when_liste
             with refusing_busy_ports("127.0.0.1", port, second):
                 second.listen()
     assert second.fileno() == -1   # closed, not left bound
+
+
+def test_each_run_is_served_under_a_name_a_url_can_hold_and_no_two_under_one(tmp_path):
+    runs = [tmp_path / "runs" / "cnn", tmp_path / "other" / "cnn"]
+    assert served_names(runs[:1], None) == ["cnn"]
+    assert served_names(runs, ["cnn", "my cnn"]) == ["cnn", "my cnn"]   # a space is %20 in the URL
+    with pytest.raises(ReviewflowError, match="would both be served as 'cnn'; give each a --name"):
+        served_names(runs, None)
+    for name in ("a/b", "cnn:v2", "what?", "#1", ""):
+        with pytest.raises(ReviewflowError, match="cannot be a model name in a URL"):
+            served_names(runs[:1], [name])

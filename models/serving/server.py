@@ -15,13 +15,18 @@ GRACEFUL_SHUTDOWN_S = 30   # SIGTERM: requests in flight get this long to finish
 LISTEN_BACKLOG = 2048      # uvicorn's default: connections the kernel queues before the server accepts them
 
 
+# What ends a model's name in /v1/models/NAME:predict (or its path segment, or the path): never part of one.
+URL_DELIMITERS = "/:?#"
+
+
 def served_names(runs: list[Path], names: list[str] | None) -> list[str]:
     """Each run's name: the one given, else its directory's; two runs under one name are refused."""
     chosen = names or [Path(run).resolve().name for run in runs]
     seen = {}
     for run, name in zip(runs, chosen):
-        if not name or "/" in name or ":" in name:
-            raise ReviewflowError(f"{run}: {name!r} cannot be a model name in a URL; give --name NAME.")
+        if not name or any(character in name for character in URL_DELIMITERS):
+            raise ReviewflowError(f"{run}: {name!r} cannot be a model name in a URL (none of {URL_DELIMITERS!r}); "
+                                  "give --name NAME.")
         if name in seen:
             raise ReviewflowError(f"{seen[name]} and {run} would both be served as {name!r}; give each a --name.")
         seen[name] = run
