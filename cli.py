@@ -100,8 +100,26 @@ def cli(ctx: click.Context, verbose: bool) -> None:
         multi_worker.get_strategy()
 
 
+def outside_reviewflow_dirs(ctx, param, value: Path | None, itself: bool = True) -> Path | None:
+    """An output path for a command's own files, refused in a data or run directory (ownership.refuse_managed)."""
+    if value is not None:
+        from pipeline import ownership
+
+        try:
+            ownership.refuse_managed(value, param.opts[0] if isinstance(param, click.Option) else param.human_readable_name,
+                                     itself)
+        except ReviewflowError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
+
+
+def not_inside_reviewflow_dirs(ctx, param, value: Path | None) -> Path | None:
+    """A data or run directory to write (or a corpus file), refused inside another data or run directory."""
+    return outside_reviewflow_dirs(ctx, param, value, itself=False)
+
+
 @cli.command()
-@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path), callback=not_inside_reviewflow_dirs)
 @click.option("--lines", "num_lines", type=click.IntRange(min=1), default=10_000, show_default=True,
               help="Number of reviews to write.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed; same seed, same bytes.")
@@ -141,18 +159,6 @@ def synth(out: Path, num_lines: int, seed: int, mean_words: float, bad_fraction:
     click.echo(f"wrote {num_lines:,} lines to {out} ({out.stat().st_size:,} bytes)")
 
 
-def outside_reviewflow_dirs(ctx, param, value: Path | None) -> Path | None:
-    """An output path for a command's own files, refused in a data or run directory (ownership.refuse_managed)."""
-    if value is not None:
-        from pipeline import ownership
-
-        try:
-            ownership.refuse_managed(value, param.opts[0])
-        except ReviewflowError as exc:
-            raise click.BadParameter(str(exc)) from None
-    return value
-
-
 def text_field_option(of: str):
     """--text-field, for a CSV/TSV/JSONL/Parquet source (`of`: " --file" where that option names it)."""
     return click.option("--text-field", default=None, help=f"CSV/TSV/JSONL/Parquet{of}: the text field. Default: "
@@ -182,7 +188,8 @@ def parse_beam_options(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--train", type=EXISTING_FILE, required=True,
               help="Training corpus: fastText, CSV, TSV, JSON lines or Parquet (.bz2/.gz compressed or plain).")
 @click.option("--test", type=EXISTING_FILE, required=True, help="Test corpus, in any format --train takes.")
-@click.option("--out", type=DIRECTORY, required=True, help="Data directory to create.")
+@click.option("--out", type=DIRECTORY, required=True, callback=not_inside_reviewflow_dirs,
+              help="Data directory to create.")
 @click.option("--num-shards", type=click.IntRange(min=1), default=None,
               help="Shards per split. Default: one per ~128 MiB of text.")
 @click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.2, show_default=True,
@@ -383,7 +390,8 @@ def fit_settings(model_name: str, out: Path, options: dict):
 
 @cli.command()
 @click.option("--model", "model_name", type=click.Choice(MODEL_NAMES), required=True, help="Architecture to train.")
-@click.option("--out", type=DIRECTORY, required=True, help="Run directory; re-running an interrupted run resumes it.")
+@click.option("--out", type=DIRECTORY, required=True, callback=not_inside_reviewflow_dirs,
+              help="Run directory; re-running an interrupted run resumes it.")
 @training_options
 @click.option("--quiet", is_flag=True, help="No summary or progress bar; only the final line.")
 def fit(model_name, out, quiet, **options) -> None:
@@ -402,7 +410,7 @@ def result_line(result, out: Path) -> str:
 
 @cli.command()
 @click.option("--model", "model_name", type=click.Choice(MODEL_NAMES), required=True, help="Architecture to tune.")
-@click.option("--out", type=DIRECTORY, required=True,
+@click.option("--out", type=DIRECTORY, required=True, callback=not_inside_reviewflow_dirs,
               help="Run directory: the search (RUN/tuner, resumed if killed), trials.csv/json, then the best "
                    "configuration's run.")
 @training_options

@@ -65,12 +65,14 @@ def marked_kind(path: Path) -> str | None:
     return kind if isinstance(kind, str) else None
 
 
-def refuse_managed(path: Path, option: str) -> None:
-    """Refuse to put a command's other files (a report, a comparison, projector files, a plot) in or right under
-    a data or run directory: there they would be entries reviewflow does not write, which its `--overwrite`
-    would then refuse to touch."""
-    for place in (Path(path), Path(path).parent):
-        kind = marked_kind(place) if place.is_dir() else None
+def refuse_managed(path: Path, option: str, itself: bool = True) -> None:
+    """Refuse to put a command's files (a report, a comparison, projector files, a plot; a run, a data directory,
+    a corpus) in or anywhere under a data or run directory: there they would be entries reviewflow does not
+    write, which its `--overwrite` would then refuse to touch. `itself=False`: `path` may be such a directory
+    (`fit --out`, a run directory), only not inside one."""
+    places = Path(path).absolute()
+    for place in ([places] if itself else []) + list(places.parents):
+        kind = marked_kind(place)
         if kind is not None:
             raise ReviewflowError(f"{place} is a {kind} reviewflow wrote: {option} {path} would put files of "
                                   f"another kind in it (its --overwrite would then refuse to touch it). Choose "

@@ -156,13 +156,22 @@ def test_reports_plots_and_projector_files_are_refused_in_a_data_or_run_director
     # They were written there, and the directory's own --overwrite then refused it for holding foreign files.
     run = tmp_path / "run"
     ownership.claim(run, RUN_LAYOUT)
+    corpus = tmp_path / "corpus.ft.txt"
+    corpus.write_text("__label__2 great\n__label__1 awful\n")
     before = snapshot(data_dir), snapshot(run)
     for args, option, place in [
             (["compare", str(run), "--out", str(data_dir)], "--out", data_dir),
             (["report", str(run), "--out", str(run / "report")], "--out", run),
             (["study", "--models", "ffn", "--data", str(data_dir), "--out", str(run)], "--out", run),
             (["stats", str(data_dir), "--plot", str(data_dir / "lengths.png")], "--plot", data_dir),
-            (["embed", str(run), "great", "--projector", str(run)], "--projector", run)]:
+            (["embed", str(run), "great", "--projector", str(run)], "--projector", run),
+            # Anywhere under one, not only right under it; and a run, a data directory or a corpus too (a run
+            # was written inside a data directory, whose shard --overwrite then refused it).
+            (["report", str(run), "--out", str(data_dir / "a" / "b")], "--out", data_dir),
+            (["fit", "--model", "ffn", "--data", str(data_dir), "--out", str(data_dir / "run")], "--out", data_dir),
+            (["tune", "--model", "ffn", "--data", str(data_dir), "--out", str(run / "a" / "b")], "--out", run),
+            (["shard", "--train", str(corpus), "--test", str(corpus), "--out", str(run / "data")], "--out", run),
+            (["synth", str(data_dir / "more.ft.txt")], "OUT", data_dir)]:
         result = CliRunner().invoke(cli.cli, args)
         assert result.exit_code == 2, result.output
         assert f"{place} is a {ownership.marked_kind(place)} reviewflow wrote: {option}" in result.output
