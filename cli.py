@@ -100,6 +100,19 @@ def cli(ctx: click.Context, verbose: bool) -> None:
         multi_worker.get_strategy()
 
 
+class FiniteFloatRange(click.FloatRange):
+    """click's FloatRange without nan and inf: nan compares false with both bounds, so every range let it
+    through (`--label-noise nan`, `--learning-rate nan`), and an unbounded side lets inf through."""
+
+    def convert(self, value, param, ctx):
+        import math
+
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{number} is not a finite number.", param, ctx)
+        return number
+
+
 def outside_reviewflow_dirs(ctx, param, value: Path | None, itself: bool = True) -> Path | None:
     """An output path for a command's own files, refused in a data or run directory (ownership.refuse_managed)."""
     if value is not None:
@@ -123,19 +136,19 @@ def not_inside_reviewflow_dirs(ctx, param, value: Path | None) -> Path | None:
 @click.option("--lines", "num_lines", type=click.IntRange(min=1), default=10_000, show_default=True,
               help="Number of reviews to write.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed; same seed, same bytes.")
-@click.option("--mean-words", type=click.FloatRange(min=2), default=80.0, show_default=True,
+@click.option("--mean-words", type=FiniteFloatRange(min=2), default=80.0, show_default=True,
               help="Average review length in words (long-tailed around it).")
-@click.option("--bad-fraction", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+@click.option("--bad-fraction", type=FiniteFloatRange(0, 1), default=0.0, show_default=True,
               help="Share of lines replaced by malformed ones, to exercise the rejects.")
-@click.option("--sentiment-agreement", type=click.FloatRange(0.5, 1), default=None,
+@click.option("--sentiment-agreement", type=FiniteFloatRange(0.5, 1), default=None,
               help="Chance that a sentiment word matches the review's label (higher is easier). Default: 0.75; "
                    "for --classes, 0.9 (the lowest star's words are that negative, the highest's that positive).")
-@click.option("--label-noise", type=click.FloatRange(0, 0.5), default=0.03, show_default=True,
+@click.option("--label-noise", type=FiniteFloatRange(0, 0.5), default=0.03, show_default=True,
               help="Share of labels flipped outright.")
 @click.option("--style", type=click.Choice(["simple", "hard"]), default="simple", show_default=True,
               help="simple: sentiment in single words. hard: negation ('not great'), contrast where the clause "
                    "after 'but' decides, intensifiers; half the reviews need word order.")
-@click.option("--positive-share", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+@click.option("--positive-share", type=FiniteFloatRange(0, 1), default=0.5, show_default=True,
               help="Share of positive reviews before label noise (e.g. 0.72 for an imbalanced corpus).")
 @click.option("--classes", "num_classes", type=click.IntRange(min=2, max=10), default=2, show_default=True,
               help="2: polarity (__label__1/2). 3 or more: star ratings __label__1..N, where neighbouring stars "
@@ -192,7 +205,7 @@ def parse_beam_options(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
               help="Data directory to create.")
 @click.option("--num-shards", type=click.IntRange(min=1), default=None,
               help="Shards per split. Default: one per ~128 MiB of text.")
-@click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.2, show_default=True,
+@click.option("--val-fraction", type=FiniteFloatRange(0, 1, max_open=True), default=0.2, show_default=True,
               help="Share of the training file held out as the validation split.")
 @click.option("--vocab-size", type=click.IntRange(min=3), default=text_settings.SHARD_VOCAB_SIZE, show_default=True,
               help="Vocabulary size, counting padding and [UNK]: the most frequent training words. Each model "
@@ -299,7 +312,7 @@ TRAINING_OPTIONS = [
     click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=None,
                  help=f"Default: the model's ({zoo.defaults_text('optimizer')}). row_adagrad and lazy_adam "
                       "update only the embedding rows a batch uses; adamw decays weights decoupled from the gradient."),
-    click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=None,
+    click.option("--learning-rate", type=FiniteFloatRange(min=0, min_open=True), default=None,
                  help=f"Default: the model's ({zoo.defaults_text('learning_rate', '{:g}'.format)})."),
     click.option("--patience", type=click.IntRange(min=0), default=3, show_default=True,
                  help="Epochs without a better validation loss before stopping early."),
@@ -344,7 +357,7 @@ TRAINING_OPTIONS = [
                  help="--model pretrained: a local checkpoint directory, never downloaded: a KerasHub preset, or a "
                       "Hugging Face BERT-family checkpoint (config.json, model.safetensors, vocab.txt or "
                       "tokenizer.json). Other models ignore it (so study can mix them)."),
-    click.option("--warmup-share", type=click.FloatRange(0, 1, max_open=True), default=None,
+    click.option("--warmup-share", type=FiniteFloatRange(0, 1, max_open=True), default=None,
                  help="Share of all training steps over which the learning rate warms up linearly, then decays "
                       f"linearly to 0. Default: the model's ({zoo.defaults_text('warmup_share', '{:g}'.format)})."),
     click.option("--param", "hparams", multiple=True, callback=parse_hparams,
@@ -782,7 +795,7 @@ def data_service(ctx, port, dispatcher, host, work_dir) -> None:
 @click.option("--max-batch-size", type=click.IntRange(min=1), default=128, show_default=True,
               help="Most reviews scored in one model call; requests that arrive together share it (within the "
                    "model's own cap: pretrained 128). 1 turns batching off.")
-@click.option("--max-wait-ms", type=click.FloatRange(min=0), default=2.0, show_default=True,
+@click.option("--max-wait-ms", type=FiniteFloatRange(min=0), default=2.0, show_default=True,
               help="Longest a request waits for others to join its batch.")
 @click.option("--max-instances", type=click.IntRange(min=1), default=1024, show_default=True,
               help="Most reviews one request may hold.")

@@ -276,19 +276,26 @@ def _fit_run(settings: FitSettings, data: DataDir, verbose, log) -> FitResult:
     settings, vectors = word_vectors.with_vectors(settings, data, plan.vocab.vocab_size)
     if settings.strategy == "multi-worker":
         multi_worker.check_enough_shards(data, multi_worker.cluster_task()[2])
-    # RUN changes from here: a second fit (or tune) into it is refused while this one writes.
-    with run.locked(settings.overwrite):
-        resuming = run.prepare(run_plan.settings_record(settings, plan), settings.overwrite, earlier)
-        if settings.seed is not None:
-            keras.utils.set_random_seed(settings.seed)
-        previous_policy = keras.mixed_precision.global_policy()
-        if settings.mixed_precision:
-            keras.mixed_precision.set_global_policy(
-                "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16")
-        try:
-            return _fit(plan, settings, data, vectors, run, strategy, resuming, verbose, log)
-        finally:
-            keras.mixed_precision.set_global_policy(previous_policy)  # the policy is process-wide
+    if settings.seed is not None:
+        keras.utils.set_random_seed(settings.seed)
+    previous_policy = keras.mixed_precision.global_policy()
+    if settings.mixed_precision:
+        keras.mixed_precision.set_global_policy(
+            "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16")
+    try:
+        # Built before RUN changes: a builder argument the model refuses (`--param c=-1`) leaves the run an
+        # --overwrite would have deleted in place.
+        vectorizer = make_vectorizer(plan, settings, data)
+        with strategy.scope():
+            model = build_and_compile(plan, settings, vectorizer.vocabulary_size(), vectors, data.classes.num_classes)
+            # Optimizer slots are created here, in the strategy's scope, before a resume loads them.
+            model.optimizer.build(model.trainable_variables)
+        # RUN changes from here: a second fit (or tune) into it is refused while this one writes.
+        with run.locked(settings.overwrite):
+            resuming = run.prepare(run_plan.settings_record(settings, plan), settings.overwrite, earlier)
+            return _fit(plan, settings, data, vectors, run, strategy, resuming, verbose, log, vectorizer, model)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)  # the policy is process-wide
 
 
 def reads_whole_splits(settings: FitSettings) -> bool:
@@ -335,12 +342,7 @@ def make_inputs(plan: RunPlan, settings: FitSettings, data: DataDir, vectorizer,
 
 
 def _fit(plan: RunPlan, settings: FitSettings, data: DataDir, vectors: PretrainedVectors | None, run: RunDir,
-         strategy, resuming: bool, verbose, log) -> FitResult:
-    vectorizer = make_vectorizer(plan, settings, data)
-    with strategy.scope():
-        model = build_and_compile(plan, settings, vectorizer.vocabulary_size(), vectors, data.classes.num_classes)
-        # Optimizer slots are created here, in the strategy's scope, before a resume loads them.
-        model.optimizer.build(model.trainable_variables)
+         strategy, resuming: bool, verbose, log, vectorizer, model: keras.Model) -> FitResult:
     config = write_config(run, plan, settings, data, vectorizer.vocabulary_size(), model, vectors)
     if verbose:
         for line in plan.lines():

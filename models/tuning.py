@@ -199,6 +199,11 @@ def tune(settings: TuneSettings, log=print, verbose: int = 1,
     facts = training.data_facts(settings.fit, data)
     vocab = training.make_plan(settings.fit, data, facts=facts).vocab
     base, vectors = word_vectors.with_vectors(settings.fit, data, vocab.vocab_size)
+    # The --param values every trial keeps, built once: one the model refuses (c=-1) would fail every trial
+    # only after an --overwrite had deleted RUN.
+    plan = training.make_plan(base, data, facts=facts)
+    training.build_and_compile(plan, base, training.make_vectorizer(plan, base, data).vocabulary_size(), vectors,
+                               data.classes.num_classes)
     run = RunDir(settings.fit.out)
     # Every input is checked: only now may RUN change. Held through the search and the best one's fit.
     with run.locked(settings.fit.overwrite):

@@ -35,23 +35,49 @@ def test_synth_and_shard_through_click(tmp_path):
 def test_a_bad_param_is_a_clear_error_not_a_traceback(data_dir, tmp_path):
     runner = CliRunner()
     for param, message in [("nonsense=3", "the ffn model takes no such argument"),
-                           ("embedding_dim=abc", "the ffn model cannot be built")]:
+                           # Of the wrong kind: Keras said "'<=' not supported between instances of 'str' and
+                           # 'int'", or "input_dim=1020097.0 (of type float)", or trained on a NaN dropout.
+                           ("embedding_dim=abc", "--param embedding_dim='abc': the ffn model's embedding_dim is a "
+                                                 "whole number (default: 64)."),
+                           ("dense_units=1e3", "the ffn model's dense_units is a whole number"),
+                           ("embedding_dim=-1", "the ffn model cannot be built")]:
         result = runner.invoke(cli.cli, ["fit", "--model", "ffn", "--data", str(data_dir), "--out",
                                          str(tmp_path / "run"), "--epochs", "1", "--param", param])
         assert result.exit_code == 1 and message in result.output, result.output
         assert not (tmp_path / "run" / "model.keras").exists()
-    # Refused as the model is built, not at the first step by TensorFlow ("Integer division by zero").
-    result = runner.invoke(cli.cli, ["fit", "--model", "ngram_bag", "--data", str(data_dir), "--out",
-                                     str(tmp_path / "bag"), "--epochs", "1", "--param", "buckets=0"])
-    assert result.exit_code == 1 and "buckets must be 1 or more, got 0" in result.output, result.output
+    for model, param, message in [("cnn", "kernel_sizes=3", "kernel_sizes is a list of whole numbers"),
+                                  ("cnn_lstm", "dropout=NaN", "dropout is a finite number (default: 0.25)")]:
+        result = runner.invoke(cli.cli, ["fit", "--model", model, "--data", str(data_dir), "--out",
+                                         str(tmp_path / "run"), "--epochs", "1", "--param", param])
+        assert result.exit_code == 1 and message in result.output, result.output
+    # Refused as the model is built, not at the first step by TensorFlow ("Integer division by zero"), nor
+    # trained on (a negative C rewards large weights; min_df 0 keeps what 1 keeps).
+    for model, param, message in [("ngram_bag", "buckets=0", "buckets must be 1 or more, got 0"),
+                                  ("linear", "c=-1", "c must be > 0"), ("linear", "min_df=0", "min_df must be 1")]:
+        result = runner.invoke(cli.cli, ["fit", "--model", model, "--data", str(data_dir), "--out",
+                                         str(tmp_path / "bag"), "--epochs", "1", "--param", param])
+        assert result.exit_code == 1 and message in result.output, result.output
     result = runner.invoke(cli.cli, ["tune", "--model", "ffn", "--data", str(data_dir), "--out", str(tmp_path / "t"),
                                      "--param", "nonsense=3"])
     assert result.exit_code == 1 and "takes no such argument" in result.output
-    # A value only the builder can refuse: KerasTuner builds one model before the search, and it is refused there.
     result = runner.invoke(cli.cli, ["tune", "--model", "ffn", "--data", str(data_dir), "--out", str(tmp_path / "u"),
-                                     "--tuner", "random", "--max-trials", "1", "--param", "embedding_dim=abc"])
+                                     "--tuner", "random", "--max-trials", "1", "--param", "embedding_dim=-1"])
     assert result.exit_code == 1 and "the ffn model cannot be built" in result.output, result.output
     assert not (tmp_path / "u" / "model.keras").exists()
+
+
+def test_a_param_the_builder_refuses_leaves_the_run_an_overwrite_would_delete(data_dir, tmp_path):
+    """Every input is checked before a delete: the model is built before RUN changes. fit --overwrite deleted
+    the complete run, then failed building its replacement; tune failed every trial after deleting it."""
+    run = tmp_path / "run"
+    tiny = ["--data", str(data_dir), "--out", str(run), "--steps-per-epoch", "2", "--validation-steps", "1"]
+    assert CliRunner().invoke(cli.cli, ["fit", "--model", "ffn", "--epochs", "1", *tiny]).exit_code == 0
+    before = sorted(path.name for path in run.iterdir())
+    for command in (["fit", "--model", "ffn", "--epochs", "1"],
+                    ["tune", "--model", "ffn", "--tuner", "random", "--max-trials", "1", "--max-epochs", "1"]):
+        result = CliRunner().invoke(cli.cli, [*command, *tiny, "--overwrite", "--param", "embedding_dim=-1"])
+        assert result.exit_code == 1 and "the ffn model cannot be built" in result.output, result.output
+        assert sorted(path.name for path in run.iterdir()) == before and (run / "model.keras").is_file()
 
 
 def test_truncated_file_is_a_clear_error_with_nonzero_exit(tmp_path):

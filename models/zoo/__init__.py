@@ -10,6 +10,8 @@ made from this registry.
 
 from __future__ import annotations
 
+import math
+
 from models.zoo.spec import BAG_LENGTHS, EMBEDDING_VOCAB_SIZE, LengthPolicy, ModelSpec  # noqa: F401 - re-exported
 from pipeline.errors import ReviewflowError
 
@@ -75,12 +77,34 @@ def parameters(name: str) -> dict:
 
 
 def check_hyperparameters(name: str, hyperparameters: dict) -> None:
-    """Refuse a `--param` name the builder does not take, listing those it does."""
-    unknown = sorted(set(hyperparameters) - set(parameters(name)))
+    """Refuse a `--param` name the builder does not take, listing those it does, and a value not of its
+    default's kind (KINDS)."""
+    defaults = parameters(name)
+    unknown = sorted(set(hyperparameters) - set(defaults))
     if unknown:
-        accepted = ", ".join(f"{key}={value!r}" for key, value in parameters(name).items())
+        accepted = ", ".join(f"{key}={value!r}" for key, value in defaults.items())
         raise ReviewflowError(f"--param {', '.join(unknown)}: the {name} model takes no such argument. "
                               f"Its arguments, with their defaults: {accepted}.")
+    for key, value in hyperparameters.items():
+        kind = KINDS.get(type(defaults[key]))
+        if kind is not None and not kind[1](value):
+            default = defaults[key]
+            raise ReviewflowError(f"--param {key}={value!r}: the {name} model's {key} is {kind[0]} (default: "
+                                  f"{list(default) if isinstance(default, tuple) else default}).")
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# What a `--param` value must be, by the type of the argument's default: how the error names it, and the check.
+# (Keras would refuse a wrong one deep inside the builder, in words about its own arguments, or train on it.)
+KINDS = {
+    int: ("a whole number", _whole),
+    float: ("a finite number", lambda value: (_whole(value) or isinstance(value, float)) and math.isfinite(value)),
+    tuple: ("a list of whole numbers, like [3, 5]",
+            lambda value: isinstance(value, (tuple, list)) and bool(value) and all(map(_whole, value))),
+}
 
 
 def build(name: str, vocab_size: int, max_len: int, **hyperparameters):

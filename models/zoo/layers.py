@@ -135,6 +135,8 @@ class HashedNgrams(keras.layers.Layer):
             raise ValueError(f"ngrams must be 1, 2 or 3, got {ngrams}")
         if buckets < 1:  # n-grams are hashed modulo buckets: 0 would fail only at the first training step
             raise ValueError(f"buckets must be 1 or more, got {buckets}")
+        if min_df < 1:  # scikit-learn's min_df counts reviews: 1 keeps every feature
+            raise ValueError(f"min_df must be 1 or more, got {min_df}")
         self.vocab_size, self.ngrams, self.buckets, self.min_df = vocab_size, ngrams, buckets, min_df
 
     @property

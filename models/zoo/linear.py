@@ -25,6 +25,8 @@ def build(vocab_size: int = 8192, max_len: int = 128, ngrams: int = 2, buckets: 
 
     Two classes: one logit and a sigmoid; N: multinomial logistic regression, a logit per class and a softmax.
     """
+    if not c > 0:  # a negative penalty rewards large weights: it trained, and meant nothing
+        raise ValueError(f"c must be > 0 (scikit-learn's C: the inverse of the L2 penalty's strength), got {c}")
     ids = keras.Input((None,), dtype="int32", name="token_ids")
     hashing = HashedNgrams(vocab_size, ngrams, buckets, min_df, name="ngrams")
     units = 1 if num_classes == 2 else num_classes
