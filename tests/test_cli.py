@@ -160,3 +160,16 @@ def test_a_data_directory_without_validation_reviews_is_refused_before_training(
         result = runner.invoke(cli.cli, [*command, "--data", str(data), "--out", str(out), "--epochs", "1"])
         assert result.exit_code == 1 and f"{data} has no validation reviews" in result.output, result.output
         assert "--val-fraction 0.2" in result.output and not out.exists()
+
+
+def test_float_options_refuse_nan_and_inf(tmp_path):
+    """click's ranges let nan through every bound (it compares false), and inf through an open one: a
+    `--label-noise nan` corpus was written, `--learning-rate nan` trained."""
+    for args in (["synth", str(tmp_path / "a.txt"), "--label-noise", "nan"],
+                 ["synth", str(tmp_path / "b.txt"), "--mean-words", "inf"],
+                 ["fit", "--model", "ffn", "--data", str(tmp_path), "--out", str(tmp_path / "r"),
+                  "--learning-rate", "nan"],
+                 ["serve", str(tmp_path), "--max-wait-ms", "inf"]):
+        result = CliRunner().invoke(cli.cli, args)
+        assert result.exit_code == 2 and "is not a finite number" in result.output, result.output
+    assert not list(tmp_path.iterdir())
