@@ -113,6 +113,10 @@ class FiniteFloatRange(click.FloatRange):
         return number
 
 
+# What numpy's and Keras's seeds take: a negative or larger one was a ValueError traceback.
+SEED = click.IntRange(0, 2**32 - 1)
+
+
 def outside_reviewflow_dirs(ctx, param, value: Path | None, itself: bool = True) -> Path | None:
     """An output path for a command's own files, refused in a data or run directory (ownership.refuse_managed)."""
     if value is not None:
@@ -135,7 +139,7 @@ def not_inside_reviewflow_dirs(ctx, param, value: Path | None) -> Path | None:
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path), callback=not_inside_reviewflow_dirs)
 @click.option("--lines", "num_lines", type=click.IntRange(min=1), default=10_000, show_default=True,
               help="Number of reviews to write.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed; same seed, same bytes.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Sampling seed; same seed, same bytes.")
 @click.option("--mean-words", type=FiniteFloatRange(min=2), default=80.0, show_default=True,
               help="Average review length in words (long-tailed around it).")
 @click.option("--bad-fraction", type=FiniteFloatRange(0, 1), default=0.0, show_default=True,
@@ -212,7 +216,7 @@ def parse_beam_options(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
                    f"takes what it uses of it (fit --vocab-size: {vocab_help()}).")
 @click.option("--compression", type=click.Choice(["none", "gzip"]), default="none", show_default=True,
               help="Compression of the TFRecord shards.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the train/validation split.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the train/validation split.")
 @click.option("--max-line-bytes", type=click.IntRange(min=16), default=1 << 20, show_default=True,
               help="Longer lines (fastText), and records, rows or fields (CSV, TSV, JSON lines, Parquet), are "
                    "rejected as line_too_long or record_too_long, before they are parsed: memory stays bounded.")
@@ -316,7 +320,7 @@ TRAINING_OPTIONS = [
                  help=f"Default: the model's ({zoo.defaults_text('learning_rate', '{:g}'.format)})."),
     click.option("--patience", type=click.IntRange(min=0), default=3, show_default=True,
                  help="Epochs without a better validation loss before stopping early."),
-    click.option("--seed", type=int, default=None, help="Seed for weights and data order (deterministic order)."),
+    click.option("--seed", type=SEED, default=None, help="Seed for weights and data order (deterministic order)."),
     click.option("--steps-per-epoch", type=click.IntRange(min=1), default=None,
                  help="Cap an epoch at this many batches (default: the whole train split)."),
     click.option("--validation-steps", type=click.IntRange(min=1), default=None,

@@ -162,9 +162,14 @@ def test_a_data_directory_without_validation_reviews_is_refused_before_training(
         assert "--val-fraction 0.2" in result.output and not out.exists()
 
 
-def test_float_options_refuse_nan_and_inf(tmp_path):
+def test_float_options_refuse_nan_and_inf_and_seeds_their_generators_cannot_take(tmp_path):
     """click's ranges let nan through every bound (it compares false), and inf through an open one: a
-    `--label-noise nan` corpus was written, `--learning-rate nan` trained."""
+    `--label-noise nan` corpus was written, `--learning-rate nan` trained. A negative seed was a traceback."""
+    for seed in (["synth", str(tmp_path / "s.txt"), "--seed", "-1"],
+                 ["fit", "--model", "ffn", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--seed",
+                  str(2**32)]):
+        result = CliRunner().invoke(cli.cli, seed)
+        assert result.exit_code == 2 and "is not in the range 0<=x<=4294967295" in result.output, result.output
     for args in (["synth", str(tmp_path / "a.txt"), "--label-noise", "nan"],
                  ["synth", str(tmp_path / "b.txt"), "--mean-words", "inf"],
                  ["fit", "--model", "ffn", "--data", str(tmp_path), "--out", str(tmp_path / "r"),
