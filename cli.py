@@ -117,6 +117,11 @@ class FiniteFloatRange(click.FloatRange):
 SEED = click.IntRange(0, 2**32 - 1)
 
 
+# Integrated gradients' most steps: the midpoint rule's error falls as 1/steps**2, so float32 rounding rules long
+# before this; a typo of 10**8 would explain one review for hours.
+MAX_EXPLAIN_STEPS = 10_000
+
+
 def outside_reviewflow_dirs(ctx, param, value: Path | None, itself: bool = True) -> Path | None:
     """An output path for a command's own files, refused in a data or run directory (ownership.refuse_managed)."""
     if value is not None:
@@ -520,7 +525,7 @@ def evaluate(run, data, split, file_path, source_format, text_field, label_field
                    "ngram_bag; integrated gradients for the others (one review at a time: slower).")
 @click.option("--explain-class", default=None, metavar="CLASS",
               help="With --explain: explain this class (a name or label of the run's classes), not the predicted one.")
-@click.option("--steps", "explain_steps", type=click.IntRange(min=1), default=None,
+@click.option("--steps", "explain_steps", type=click.IntRange(1, MAX_EXPLAIN_STEPS), default=None,
               help="With --explain: integrated gradients' steps. Default: 50, as Captum's (more: a smaller "
                    "completeness error, which jsonl reports with each explanation).")
 def predict(run, texts, file_path, input_format, text_field, output_format, batch_size, explain, explain_class,

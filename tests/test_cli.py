@@ -178,3 +178,6 @@ def test_float_options_refuse_nan_and_inf_and_seeds_their_generators_cannot_take
         result = CliRunner().invoke(cli.cli, args)
         assert result.exit_code == 2 and "is not a finite number" in result.output, result.output
     assert not list(tmp_path.iterdir())
+    # Integrated gradients' steps are capped: a typo of 10**8 explained one review for hours.
+    result = CliRunner().invoke(cli.cli, ["predict", str(tmp_path), "good", "--explain", "--steps", "100000000"])
+    assert result.exit_code == 2 and "is not in the range 1<=x<=10000" in result.output, result.output
