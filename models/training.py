@@ -352,6 +352,22 @@ def _fit(plan: RunPlan, settings: FitSettings, data: DataDir, vectors: Pretraine
         log(word_vectors.coverage_line(config.embeddings))
     cache_dir = run / CACHE_DIR
     shutil.rmtree(cache_dir, ignore_errors=True)  # a killed run leaves a half-written cache; start it anew
+    started = time.perf_counter()
+    try:
+        result = _train_and_finish(plan, settings, data, run, strategy, resuming, verbose, log, vectorizer, model,
+                                   cache_dir)
+    finally:
+        # It can be large (4 bytes a token of the corpus), and a later run rebuilds it: not left behind by a
+        # failure either, least of all one of a full disk.
+        shutil.rmtree(cache_dir, ignore_errors=True)
+    if verbose:
+        log(f"trained {result.epochs_run} epoch(s) in {time.perf_counter() - started:.1f} s; best validation "
+            f"accuracy {result.best_val_accuracy:.4f} (epoch {result.best_epoch}); model: {run / MODEL_FILE}")
+    return result
+
+
+def _train_and_finish(plan: RunPlan, settings: FitSettings, data: DataDir, run: RunDir, strategy, resuming: bool,
+                      verbose, log, vectorizer, model: keras.Model, cache_dir: Path) -> FitResult:
     if settings.spec.adapt(model, train_once(plan, settings, data, vectorizer, cache_dir)) and verbose:
         log(f"{settings.model}: read the train split once for its statistics (adapt)")
     train, validation = make_inputs(plan, settings, data, vectorizer, cache_dir)
@@ -360,15 +376,9 @@ def _fit(plan: RunPlan, settings: FitSettings, data: DataDir, vectors: Pretraine
         log(describe_devices(model) + f"; {plan.replicas} replica(s), global batch {plan.global_batch_size}")
     if resuming:
         log(f"resuming the interrupted run in {run.path} after epoch {len(run.history())}")
-    started = time.perf_counter()
     callbacks = make_callbacks(plan, settings, data, run, resuming)
     train_model(plan, settings, data, model, strategy, train, validation, callbacks, verbose)
-    result = finish_run(settings, run, vectorizer, model, plan, data, cache_dir, validation, log if verbose else None)
-    shutil.rmtree(cache_dir, ignore_errors=True)  # it can be large; a later run rebuilds it
-    if verbose:
-        log(f"trained {result.epochs_run} epoch(s) in {time.perf_counter() - started:.1f} s; best validation "
-            f"accuracy {result.best_val_accuracy:.4f} (epoch {result.best_epoch}); model: {run / MODEL_FILE}")
-    return result
+    return finish_run(settings, run, vectorizer, model, plan, data, cache_dir, validation, log if verbose else None)
 
 
 def write_config(run: RunDir, plan: RunPlan, settings: FitSettings, data: DataDir, vocab_size: int,
