@@ -227,9 +227,10 @@ def _search_and_fit(run: RunDir, settings: TuneSettings, base: training.FitSetti
         tuner.search(epochs=settings.max_epochs, callbacks=[keras.callbacks.TerminateOnNaN()], verbose=verbose)
     except RuntimeError as exc:  # KerasTuner gives up after three failed trials in a row
         raise ReviewflowError(failed_search(tuner)) from exc
+    finally:
+        shutil.rmtree(cache_dir, ignore_errors=True)  # as fit's: not left by a failed search either
     if not any(trial.status == "COMPLETED" for trial in tuner.oracle.trials.values()):
         raise ReviewflowError(failed_search(tuner))
-    shutil.rmtree(cache_dir, ignore_errors=True)
     rows = trial_rows(tuner)
     write_trials(run, settings, rows)
     best = trial_settings(tuner.get_best_hyperparameters(1)[0], base, fixed, data.num_examples("train"))
