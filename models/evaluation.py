@@ -25,6 +25,11 @@ DEFAULT_EVAL_BATCH = 4096   # large: fills a workstation GPU; a few MB of text o
 DEFAULT_PREDICT_BATCH = 1024
 # Batches sorted by length together when scoring a split: 4 x 4096 reviews of IMDB's size are ~20 MB of text.
 SCORING_POOL_BATCHES = 4
+# The most text `predict` and `evaluate --file` hold at once, whatever the file's lines: a pool of reviews closes
+# at POOL_CHARS characters, a batch at BATCH_CHARS. Tokenizing a batch takes ~10x its text (a lowered copy, the
+# regex's, a string per token): 4096 lines cut at 1 MiB each, one pool, took 14 GB.
+POOL_CHARS = 64 << 20
+BATCH_CHARS = 16 << 20
 THRESHOLD = 0.5
 
 
@@ -238,10 +243,10 @@ def score_file(score, path: Path, settings: FormatSettings, names: list[str], ba
                 yield class_of[record.parsed[0]], record.parsed[1]
 
     labels, scores, lengths = [], [], []
-    for pool in _pools(labeled(), batch_size * SCORING_POOL_BATCHES):
+    for pool in _pools(labeled(), batch_size * SCORING_POOL_BATCHES, length=lambda item: len(item[1])):
         pool.sort(key=lambda item: len(item[1]))  # bytes for tokens: a batch's padding ends near its longest
-        for start in range(0, len(pool), batch_size):
-            batch = pool[start:start + batch_size]
+        for part in _batches([len(text) for _, text in pool], batch_size):
+            batch = pool[part]
             texts = tf.constant([text for _, text in batch])
             batch_labels = np.array([label for label, _ in batch])
             batch_scores, batch_lengths = model_scores(score, texts), token_lengths(texts).numpy()
@@ -426,22 +431,39 @@ def predict(run_dir: Path, texts: Iterable[str | Reject | live.Pause],
     score, config = text_scorer(run.load_model()), run.config()
     batch_size = inference_batch_size(config.settings.get("model"), batch_size, DEFAULT_PREDICT_BATCH)
     labels = [config.label_prefix() + name for name in config.class_names()]
-    for pool in _pools(texts, batch_size * SCORING_POOL_BATCHES):
+    for pool in _pools(texts, batch_size * SCORING_POOL_BATCHES,
+                       length=lambda item: 0 if isinstance(item, Reject) else len(item)):
         yield from _predict_pool(score, pool, labels, batch_size)
 
 
-def _pools(items: Iterable, size: int) -> Iterator[list]:
-    """`items` (texts to predict, labeled texts to evaluate) in lists of `size`, a shorter one at each
-    `live.PAUSE` that follows an item, and the rest."""
+def _pools(items: Iterable, size: int, length=len) -> Iterator[list]:
+    """`items` (texts to predict, labeled texts to evaluate) in lists of `size`, or of POOL_CHARS of text
+    (`length` of an item) if that comes first, a shorter one at each `live.PAUSE` that follows an item, and the
+    rest."""
     pool: list = []
+    chars = 0
     for item in items:
         if item is not live.PAUSE:
             pool.append(item)
-        if pool and (item is live.PAUSE or len(pool) >= size):
+            chars += length(item)
+        if pool and (item is live.PAUSE or len(pool) >= size or chars >= POOL_CHARS):
             yield pool
-            pool = []
+            pool, chars = [], 0
     if pool:
         yield pool
+
+
+def _batches(lengths: list[int], batch_size: int) -> Iterator[slice]:
+    """Consecutive slices over items of these text lengths: `batch_size` items, fewer where they would hold over
+    BATCH_CHARS of text (one item alone may)."""
+    start = chars = 0
+    for index, length in enumerate(lengths):
+        if index > start and (index - start >= batch_size or chars + length > BATCH_CHARS):
+            yield slice(start, index)
+            start, chars = index, 0
+        chars += length
+    if start < len(lengths):
+        yield slice(start, len(lengths))
 
 
 def _predict_pool(score, items: list[str | Reject], labels: list[str], batch_size: int) -> Iterator[Prediction]:
@@ -458,8 +480,8 @@ def _score_texts(score, texts: list[str], labels: list[str], batch_size: int) ->
     longer makes its whole batch pay for its length."""
     by_length = np.argsort([len(text) for text in texts], kind="stable")
     predictions: list[Prediction | None] = [None] * len(texts)
-    for start in range(0, len(texts), batch_size):
-        part = by_length[start:start + batch_size]
+    for batch in _batches([len(texts[index]) for index in by_length], batch_size):
+        part = by_length[batch]
         for index, prediction in zip(part, _predictions(score, [texts[i] for i in part], labels)):
             predictions[index] = prediction
     return predictions

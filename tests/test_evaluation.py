@@ -240,6 +240,24 @@ def test_predict_scores_texts_by_length_and_answers_each_in_its_place(run_dir):
         np.testing.assert_allclose(score(tf.constant(texts[:size]))[:, 0], alone[:size], atol=2e-6)
 
 
+def test_long_reviews_are_scored_in_pools_and_batches_of_bounded_text(run_dir, monkeypatch):
+    """A file of long lines was one pool of 4 x 1024 reviews scored 1024 at a time: predicting 1,500 lines cut
+    at 1 MiB took 14 GB. Pools and batches now also close at a bound of text (scaled down here)."""
+    monkeypatch.setattr(evaluation, "POOL_CHARS", 1000)
+    monkeypatch.setattr(evaluation, "BATCH_CHARS", 300)
+    lengths = [100, 250, 50, 400, 10, 10, 10]
+    assert [list(range(7))[part] for part in evaluation._batches(lengths, 4)] == [[0], [1, 2], [3], [4, 5, 6]]
+    assert [list(range(9))[part] for part in evaluation._batches([1] * 9, 4)] == [[0, 1, 2, 3], [4, 5, 6, 7], [8]]
+    assert [len(pool) for pool in evaluation._pools(["x" * 400] * 5, size=100)] == [3, 2]
+    rng = np.random.default_rng(1)
+    words = ["great", "awful", "love", "waste", "fine", "plot", "excellent", "terrible"]
+    texts = [" ".join(rng.choice(words, size=int(size))) for size in rng.integers(1, 90, size=23)]
+    got = [prediction.p_positive for prediction in predict(run_dir, iter(texts), batch_size=8)]
+    model = RunDir(run_dir).load_model()
+    assert got == pytest.approx([float(model.predict_on_batch(tf.constant([text]))[0, 0]) for text in texts],
+                                abs=2e-6)
+
+
 def test_predict_file_gives_a_hostile_record_its_own_rejected_line(run_dir, tmp_path):
     path = tmp_path / "reviews.jsonl"
     deep = "[" * 50_000 + "]" * 50_000
