@@ -19,6 +19,10 @@ MAX_BATCHES_IN_FLIGHT = 2  # bounds memory: at most this many text batches wait 
 # Distinct training tokens counted exactly, at most; more are pruned. At 1M the table and its export at the
 # end cost ~350 MiB of peak memory above a normal run (benchmarks/faults.py unique-tokens).
 MAX_DISTINCT_TOKENS = 1_000_000
+# The most text a counting batch holds (fewer reviews than a runner's batch, where they are long): tokenizing
+# takes ~10x a batch's bytes, and 4096 reviews of 1 MiB (the longest a record may be) made shard abort on
+# std::bad_alloc at 20 GB.
+COUNT_BATCH_BYTES = 4 << 20
 
 
 def count_tokens(texts: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

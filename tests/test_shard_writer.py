@@ -30,6 +30,13 @@ def test_encoder_memory_does_not_grow_with_what_it_encoded():
     for label in range(50_000):
         encoder.encode(text, label % 2)
     assert psutil.Process().memory_info().rss - before < 150 << 20
+    # Nor with long reviews: renewed every 10,000 texts, a template held 10,000 x 1 MiB (shard on a corpus of
+    # 1 MiB lines grew by its size, and aborted on std::bad_alloc at 20 GB). Now every 16 MiB of text too.
+    text = b"x" * (1 << 20)
+    before = psutil.Process().memory_info().rss
+    for label in range(1_000):
+        encoder.encode(text, label % 2)
+    assert psutil.Process().memory_info().rss - before < 150 << 20
 
 
 def test_shard_names():

@@ -33,10 +33,9 @@ from pipeline.fasttext_format import parse_line
 from pipeline.labels import LEGACY_RECORD_IDS
 from pipeline.rejects import REJECTS_FILE, Reject, reject_line
 from pipeline.shard.plan import ShardSettings
-from pipeline.vocab import count_tokens as count_batch_tokens, write_vocabulary_file
+from pipeline.vocab import COUNT_BATCH_BYTES, count_tokens as count_batch_tokens, write_vocabulary_file
 
 REPORT_FILE = "beam-report.jsonl"     # counts from the pipeline, read and removed by this process
-TOKEN_COUNT_BATCH = 4096              # texts tokenized per TensorFlow call
 
 
 def shard_with_beam(settings: ShardSettings, out: Path) -> manifest_lib.Manifest:
@@ -181,22 +180,29 @@ def describe_shard(path: str, split: str, compression: str) -> dict:
     return {"kind": "shard", "split": split, **dataclasses.asdict(shard_writer.shard_info(Path(path), num_examples))}
 
 
+def text_batches() -> beam.BatchElements:
+    """Texts in batches of at most COUNT_BATCH_BYTES (a batch's size is the sum of its texts' lengths; one text
+    alone may be longer), as the local runner's. (Beam may hand on an empty batch, where the first text alone
+    is over the size it is aiming at.)"""
+    return beam.BatchElements(min_batch_size=1, max_batch_size=COUNT_BATCH_BYTES, element_size_fn=len)
+
+
 def count_tokens(texts: list[bytes]) -> Iterable[tuple[bytes, int]]:
     """(token, count) within a batch of texts, counted as the local runner counts them."""
-    unique, counts = count_batch_tokens(tf.constant(texts))
+    unique, counts = count_batch_tokens(tf.constant(texts, tf.string))
     return zip(unique.numpy().tolist(), counts.numpy().tolist())
 
 
 def token_lengths(texts: list[bytes]) -> Iterable[int]:
     """Tokens per text of a batch, counted as the local runner counts them."""
-    return text.token_lengths(tf.constant(texts)).numpy().tolist()
+    return text.token_lengths(tf.constant(texts, tf.string)).numpy().tolist()
 
 
 def _length_items(split: str, examples):
     """Report items: reviews of the split per length in tokens (the manifest's length histogram)."""
     return (examples
             | f"Texts{split}" >> beam.Map(lambda example: example[3])
-            | f"TextBatches{split}" >> beam.BatchElements(min_batch_size=1, max_batch_size=TOKEN_COUNT_BATCH)
+            | f"TextBatches{split}" >> text_batches()
             | f"Lengths{split}" >> beam.FlatMap(token_lengths)
             | f"KeyLengths{split}" >> beam.Map(lambda length: (length, 1))
             | f"CountLengths{split}" >> beam.CombinePerKey(sum)
@@ -208,7 +214,7 @@ def _vocabulary_item(train_examples, num_tokens: int):
     """The report's vocabulary: the top tokens of the train split in adapt's order, and the totals."""
     counts = (train_examples
               | "Texts" >> beam.Map(lambda example: example[3])
-              | "TextBatches" >> beam.BatchElements(min_batch_size=1, max_batch_size=TOKEN_COUNT_BATCH)
+              | "TextBatches" >> text_batches()
               | "CountInBatch" >> beam.FlatMap(count_tokens)
               | "CountTokens" >> beam.CombinePerKey(sum))
     # Count descending, ties by the token's bytes descending: TextVectorization.adapt's order.

@@ -22,9 +22,9 @@ from pipeline.formats import Record, RecordReader
 from pipeline.labels import ClassesInfo, ClassTable
 from pipeline.rejects import Reject, RejectLog
 from pipeline.shard.plan import ShardSettings
-from pipeline.vocab import TokenCounter, write_vocabulary_file
+from pipeline.vocab import COUNT_BATCH_BYTES, TokenCounter, write_vocabulary_file
 
-VOCAB_BATCH_LINES = 4096   # texts per counting batch: big enough to amortize a TF call
+VOCAB_BATCH_LINES = 4096   # texts per counting batch: big enough to amortize a TF call (or COUNT_BATCH_BYTES)
 PROGRESS_EVERY_LINES = 20_000
 
 
@@ -75,6 +75,7 @@ class SourceWriter:
         self.reader = formats.open_records(path, settings.format_settings())
         self.encoder = shard_writer.ExampleEncoder()
         self.batches: dict[str, list[bytes]] = {split: [] for split in shard_plan.SOURCE_SPLITS[name]}
+        self.batch_bytes: dict[str, int] = {split: 0 for split in shard_plan.SOURCE_SPLITS[name]}
         self.written = 0
 
     def run(self, progress: bool) -> manifest_lib.SourceInfo:
@@ -135,9 +136,10 @@ class SourceWriter:
         self.written += 1
         batch = self.batches[split]  # counted for the split's length histogram (and, for train, the vocabulary)
         batch.append(text_bytes)
-        if len(batch) >= VOCAB_BATCH_LINES:
+        self.batch_bytes[split] += len(text_bytes)
+        if len(batch) >= VOCAB_BATCH_LINES or self.batch_bytes[split] >= COUNT_BATCH_BYTES:
             self.counter.add(batch, split)
-            self.batches[split] = []
+            self.batches[split], self.batch_bytes[split] = [], 0
 
 
 def _finish(writer: shard_writer.SplitWriter, lengths: dict[int, int], classes: ClassesInfo) -> manifest_lib.SplitInfo:
