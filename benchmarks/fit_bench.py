@@ -27,6 +27,7 @@ from pipeline import quiet  # noqa: E402
 quiet.import_tensorflow()
 
 import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
 import numpy as np  # noqa: E402
 
 from models.training import FitSettings, build_and_compile, make_plan  # noqa: E402
@@ -60,7 +61,7 @@ def in_memory_arrays(data_dir: Path, vectorizer) -> tuple[np.ndarray, np.ndarray
     return np.concatenate(ids), np.concatenate(labels)
 
 
-def streaming(data_dir: Path, batch_size: int, vectorizer, cache_path: Path | None) -> "tf.data.Dataset":
+def streaming(data_dir: Path, batch_size: int, vectorizer, cache_path: Path | None) -> tf.data.Dataset:
     """The training input of `fit`: shuffled, vectorized, cached on disk unless `cache_path` is None."""
     shutil.rmtree(cache_path.parent, ignore_errors=True) if cache_path else None
     return dataset.make_dataset(DataDir.open(data_dir), "train", batch_size, shuffle=True, seed=0, vectorizer=vectorizer,

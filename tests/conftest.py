@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -42,13 +43,12 @@ def data_dir(tmp_path_factory, corpus_files):
     return out
 
 
-def built_once(tmp_path_factory, name: str, build) -> "Path":
+def built_once(tmp_path_factory, name: str, build) -> Path:
     """A module fixture's files, made once per test session: by whichever pytest-xdist worker asks first,
     while the others wait on a lock and then read them (a module fixture is otherwise made once per worker
     that runs one of its tests). `build(root)` fills the empty directory `root`, which is returned."""
     import fcntl
     import shutil
-    from pathlib import Path
 
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     session = tmp_path_factory.getbasetemp()

@@ -3,6 +3,7 @@ the data directory, and a label outside the classes stops training with a clear 
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import tensorflow as tf
@@ -22,7 +23,7 @@ def copy_of(data_dir, tmp_path):
     return copy
 
 
-def edit_manifest(data: "Path", change) -> None:
+def edit_manifest(data: Path, change) -> None:
     path = data / "manifest.json"
     manifest = json.loads(path.read_text())
     change(manifest)
