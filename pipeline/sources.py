@@ -64,11 +64,19 @@ def default_parallelism() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def refuse_not_a_file(path: Path) -> None:
+    """A source must be a regular file: read twice (its records, its sha256) and sized for progress."""
+    if not path.exists():
+        raise SourceError(f"{path}: no such file. Check the path.")
+    if not path.is_file():  # /dev/stdin, a pipe such as bash's <(zcat ...), a directory
+        raise SourceError(f"{path}: not a regular file (a directory, a pipe or a device). Write it to a file "
+                          "first; `predict` also reads reviews piped into its standard input.")
+
+
 def open_source(path: Path, parallelism: int | None = None) -> BinaryIO:
     """A binary stream of the decompressed contents of `path`."""
     path = Path(path)
-    if not path.is_file():
-        raise SourceError(f"{path}: no such file. Check the path.")
+    refuse_not_a_file(path)
     compression = compression_of(path)
     parallelism = default_parallelism() if parallelism is None else parallelism
     if compression == "bz2":

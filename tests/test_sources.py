@@ -90,3 +90,25 @@ def test_one_hostile_line_on_a_pipe_is_never_held_whole():
         writer.join()
     assert lines == [(1 << 20, b"y" * 16), (15, b"the next review")]
     assert peak < 8 << 20, f"{peak:,} bytes held reading a 64 MiB line"
+
+
+def test_a_pipe_is_named_so_not_missing(tmp_path):
+    """`shard --train <(zcat ...)` and `predict --file /dev/stdin` were "no such file": they exist, and the fix
+    is another (a file; predict's standard input)."""
+    from click.testing import CliRunner
+
+    import cli
+
+    pipe = tmp_path / "reviews.fifo"
+    os.mkfifo(pipe)
+    corpus = tmp_path / "test.ft.txt"
+    corpus.write_text("__label__2 great\n")
+    for args in (["shard", "--train", str(pipe), "--test", str(corpus), "--out", str(tmp_path / "data")],
+                 ["stats", str(pipe)]):
+        result = CliRunner().invoke(cli.cli, args)
+        assert result.exit_code == 1 and "not a regular file (a directory, a pipe or a device)" in result.output, \
+            result.output
+    missing = CliRunner().invoke(cli.cli, ["shard", "--train", str(tmp_path / "gone.txt"), "--test", str(corpus),
+                                           "--out", str(tmp_path / "data")])
+    assert missing.exit_code != 0 and "does not exist" in missing.output
+    assert not (tmp_path / "data").exists()

@@ -152,8 +152,7 @@ def check_sources(settings: ShardSettings) -> None:
     """Refuse missing sources, the same file given as --train and --test (its reviews would leak), and a source
     whose first record cannot be read (a damaged compressed file, a header without the fields, not Parquet)."""
     for path in settings.sources().values():
-        if not path.is_file():
-            raise SourceError(f"{path}: no such file. Check the path.")
+        sources.refuse_not_a_file(path)
     train, test = settings.train, settings.test
     same = os.path.samefile(train, test) or (
         train.stat().st_size == test.stat().st_size and shard_writer.file_sha256(train) == shard_writer.file_sha256(test))
