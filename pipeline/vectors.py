@@ -61,13 +61,19 @@ def _parse(path: Path, line_number: int, line, dim: int | None) -> tuple[bytes, 
                           "word-vectors file (one word and its numbers per line).")
     fields = line.rstrip(b"\r").rstrip().split(b" ")
     try:
-        values = np.array(fields[1:], dtype=np.float32)
+        with np.errstate(over="ignore"):  # past float32's range: inf, refused below by name
+            values = np.array(fields[1:], dtype=np.float32)
     except ValueError:
         values = None
     if values is None or len(fields) < 2 or (dim is not None and len(values) != dim):
         expected = f"{dim} numbers" if dim is not None else "numbers"
         raise SourceError(f"{path}: line {line_number:,} is not `word` followed by {expected} separated by spaces "
                           f"({line[:60]!r}...). Use a fastText .vec or GloVe .txt file (plain, .gz or .bz2).")
+    if not np.isfinite(values).all():  # nan, inf, or past float32's range: training would diverge at once
+        word, bad = (field.decode("utf-8", errors="replace")
+                     for field in (fields[0][:60], fields[1 + int(np.argmin(np.isfinite(values)))]))
+        raise SourceError(f"{path}: line {line_number:,}: the vector of {word!r} holds {bad!r}, not a "
+                          "finite float32; the file is damaged or not word vectors. Fix or remove that line.")
     return fields[0], values
 
 

@@ -45,6 +45,14 @@ def test_a_malformed_line_names_the_file_and_line(tmp_path, bad_line):
         read_vectors(path, VOCABULARY)
 
 
+@pytest.mark.parametrize("value", ["nan", "-inf", "1e300"])
+def test_a_value_that_is_not_a_finite_float32_names_its_word_and_line(tmp_path, value):
+    # It was read, and `fit --embeddings` then "diverged", advising a lower learning rate.
+    path = write(tmp_path / "bad.vec", ["2 3", "awful 1 2 3", f"great 1 {value} 3"])
+    with pytest.raises(SourceError, match=rf"bad.vec: line 3: the vector of 'great' holds '{value}', not a finite"):
+        read_vectors(path, VOCABULARY)
+
+
 def test_an_empty_or_binary_file_is_refused(tmp_path):
     with pytest.raises(SourceError, match="no vectors"):
         read_vectors(write(tmp_path / "empty.vec", ["2 300"]), VOCABULARY)
