@@ -62,3 +62,32 @@ def test_a_discarded_split_leaves_nothing(tmp_path):
     writer.write(fresh_example(b"x", 1), 1)
     writer.discard()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_too_many_shards_for_the_open_file_limit_are_refused_before_a_file_is_written(tmp_path):
+    """`shard --num-shards 100000` failed with "Too many open files" after writing ~20,000 files, and left them;
+    now refused up front with the limit, and a split whose files cannot all be opened leaves none."""
+    import resource
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    def low_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (512, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
+    corpus, test = tmp_path / "c.ft.txt", tmp_path / "t.ft.txt"
+    corpus.write_text("__label__1 awful\n__label__2 great\n" * 50)
+    test.write_text("__label__1 bad\n__label__2 fine\n")
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "cli.py", "shard", "--train", str(corpus), "--test", str(test),
+                           "--out", str(tmp_path / "data"), "--num-shards", "200"], cwd=root, capture_output=True,
+                          text=True, preexec_fn=low_limit)
+    assert done.returncode == 1 and "600 shard files (every split's) would be open at once" in done.stderr
+    assert "may open 512 files" in done.stderr and not (tmp_path / "data").exists()
+    script = ("import resource, sys\nfrom pipeline.shard.writer import SplitWriter\n"
+              "resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))\n"
+              f"try:\n    SplitWriter({str(tmp_path / 'out')!r}, 'train', 1000, 'none')\n"
+              "except Exception as exc:\n    print(type(exc).__name__)\n")
+    (tmp_path / "out").mkdir()
+    done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() and not list((tmp_path / "out").iterdir()), done.stderr

@@ -16,6 +16,7 @@ def shard_corpus(settings: ShardSettings, progress: bool = False) -> manifest_li
     """Run the whole shard job; on any error nothing is left that looks complete."""
     settings.check_runner_reads()
     shard_plan.check_sources(settings)
+    shard_plan.check_open_files(settings)
     out = Path(settings.out)
     output_dir.check_output_dir(out, settings.overwrite)  # before the lock file is made: a user's folder stays as it was
     made = output_dir.directories_to_make(out)

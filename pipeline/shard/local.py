@@ -31,8 +31,14 @@ PROGRESS_EVERY_LINES = 20_000
 def shard_locally(settings: ShardSettings, out: Path, progress: bool) -> manifest_lib.Manifest:
     """Write the dataset into the (locked, emptied) `out`; the manifest last. On error, discard everything."""
     started = time.perf_counter()
-    writers = {split: shard_writer.SplitWriter(out, split, count, settings.compression)
-               for split, count in shard_plan.plan_split_shards(settings).items()}
+    writers = {}
+    try:
+        for split, count in shard_plan.plan_split_shards(settings).items():
+            writers[split] = shard_writer.SplitWriter(out, split, count, settings.compression)
+    except BaseException:
+        for writer in writers.values():
+            writer.discard()
+        raise
     rejects = RejectLog(out, settings.max_rejects_kept)
     counter = TokenCounter()
     table = ClassTable(settings.min_class_examples, settings.classes)

@@ -140,6 +140,23 @@ def plan_split_shards(settings: ShardSettings) -> dict[str, int]:
     }
 
 
+# File descriptors kept free for everything else a shard run opens (sources, TensorFlow, Python, the rejects).
+RESERVED_OPEN_FILES = 128
+
+
+def check_open_files(settings: ShardSettings) -> None:
+    """Refuse a `--num-shards` whose files, open together while writing, exceed the process's limit: the run
+    failed partway with "Too many open files", after writing thousands of files."""
+    import resource
+
+    num_files = sum(plan_split_shards(settings).values())
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if limit != resource.RLIM_INFINITY and num_files > limit - RESERVED_OPEN_FILES:
+        raise ReviewflowError(f"--num-shards {settings.num_shards}: {num_files:,} shard files (every split's) would be "
+                              f"open at once while writing, and this process may open {limit:,} files (`ulimit "
+                              "-n`). Give fewer shards (the default: one per ~128 MiB of text), or raise the limit.")
+
+
 def split_of(source_name: str, label: str, text_bytes: bytes, settings: ShardSettings) -> str:
     """The split a valid record of a source goes to."""
     if source_name == "test":

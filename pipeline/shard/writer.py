@@ -88,8 +88,13 @@ class SplitWriter:
         self.data_dir = Path(data_dir)
         self.names = [shard_filename(split, i, num_shards, compression) for i in range(num_shards)]
         options = tf.io.TFRecordOptions(compression_type=tf_compression(compression))
-        self._writers = [tf.io.TFRecordWriter(str(atomic.incomplete_path(self.data_dir / name)), options)
-                         for name in self.names]
+        self._writers = []
+        try:
+            for name in self.names:
+                self._writers.append(tf.io.TFRecordWriter(str(atomic.incomplete_path(self.data_dir / name)), options))
+        except BaseException:  # one that could not be opened (no inode left, too many open files): none stays
+            self.discard()
+            raise
         self.counts = [0] * num_shards
         self.label_counts: collections.Counter[int] = collections.Counter()  # by record id
         self.num_examples = 0
