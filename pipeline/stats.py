@@ -20,7 +20,7 @@ from pipeline.errors import ReviewflowError
 from pipeline import formats
 from pipeline.labels import natural_order
 from pipeline.rejects import reasons_text
-from pipeline.vocab import TokenCounter
+from pipeline.vocab import COUNT_BATCH_BYTES, TokenCounter
 
 BATCH = 4096
 SHARE_LENGTHS = tuple(range(100, 1000, 50))   # the reference study's padding table: 100, 150, ..., 950
@@ -66,18 +66,19 @@ def _batches_from_file(path: Path, counter: TokenCounter,
                        rejected: collections.Counter) -> Iterator[tuple[tf.Tensor, np.ndarray]]:
     """Valid records of a raw file (fastText, CSV, TSV, JSONL, Parquet) in batches; tokens counted for coverage,
     the others in `rejected` by reason (shard would reject them)."""
-    texts, labels = [], []
+    texts, labels, num_bytes = [], [], 0
     for record in formats.open_records(path):
         parsed = record.parsed
         if isinstance(parsed, tuple):
             labels.append(parsed[0])
             texts.append(parsed[1])
+            num_bytes += len(parsed[1])
         else:
             rejected[parsed.value] += 1
-        if len(texts) >= BATCH:
+        if len(texts) >= BATCH or num_bytes >= COUNT_BATCH_BYTES:  # as shard's counting batches
             counter.add(texts)
             yield tf.constant(texts), np.array(labels)
-            texts, labels = [], []
+            texts, labels, num_bytes = [], [], 0
     if texts:
         counter.add(texts)
         yield tf.constant(texts), np.array(labels)
