@@ -128,8 +128,8 @@ def outside_reviewflow_dirs(ctx, param, value: Path | None, itself: bool = True)
         from pipeline import ownership
 
         try:
-            ownership.refuse_managed(value, param.opts[0] if isinstance(param, click.Option) else param.human_readable_name,
-                                     itself)
+            option = param.opts[0] if isinstance(param, click.Option) else param.human_readable_name
+            ownership.refuse_managed(value, option, itself)
         except ReviewflowError as exc:
             raise click.BadParameter(str(exc)) from None
     return value
@@ -510,7 +510,8 @@ def evaluate(run, data, split, file_path, source_format, text_field, label_field
 @click.option("--file", "file_path", type=EXISTING_FILE, default=None,
               help="Reviews: one per line (plain, .gz or .bz2; fastText labels are ignored), or a CSV, TSV, JSON "
                    "lines or Parquet file's text field. A record that cannot be read (no text field, nested too deep, "
-                   "over 1 MiB, not UTF-8) gets the line `rejected:REASON<TAB>nan` (jsonl: {\"rejected\": REASON}) in its place.")
+                   "over 1 MiB, not UTF-8) gets the line `rejected:REASON<TAB>nan` (jsonl: {\"rejected\": REASON}) "
+                   "in its place.")
 @click.option("--input-format", type=click.Choice(CORPUS_FORMATS), default=None,
               help="Format of --file. Default: from its name (.csv, .tsv, .jsonl, .parquet; else lines).")
 @text_field_option(" --file")
@@ -546,8 +547,9 @@ def predict(run, texts, file_path, input_format, text_field, output_format, batc
     # Standard input may be a stream still being written: what has come is answered whenever it pauses. Its
     # lines are read as --file's plain lines are (texts_of_stream).
     not_utf8 = NotUtf8Lines()
-    inputs = arguments_as_utf8(texts, not_utf8) or (texts_of_file(file_path, input_format, text_field, not_utf8) if file_path
-                       else live.with_pauses(texts_of_stream(sys.stdin.buffer, not_utf8)))
+    inputs = arguments_as_utf8(texts, not_utf8) or (
+        texts_of_file(file_path, input_format, text_field, not_utf8) if file_path
+        else live.with_pauses(texts_of_stream(sys.stdin.buffer, not_utf8)))
     explainer = None
     if explain:
         from models.explain import Explainer
@@ -623,6 +625,16 @@ def warn_rejected(rejected, file_path) -> None:
                    "their output lines say `rejected` and why, in their places.", err=True)
 
 
+def echo_comparison(rows: list[dict]) -> None:
+    """compare's and study's table, and on stderr the warning where the runs scored different reviews."""
+    from models import comparison
+
+    click.echo(comparison.as_text(rows))
+    warning = comparison.mixed_scoring(rows)
+    if warning:
+        click.echo(warning, err=True)
+
+
 @cli.command()
 @click.argument("runs", nargs=-1, required=True, type=RUN_DIR)
 @click.option("--out", type=DIRECTORY, default=None, callback=outside_reviewflow_dirs,
@@ -635,10 +647,7 @@ def compare(runs, out) -> None:
     for run in runs:  # a run given twice (a glob, a typo) is one row: the first spelling of it
         given.setdefault(run.resolve(), run)
     rows = comparison.compare(list(given.values()))
-    click.echo(comparison.as_text(rows))
-    warning = comparison.mixed_scoring(rows)
-    if warning:
-        click.echo(warning, err=True)
+    echo_comparison(rows)
     if out:
         comparison.write_comparison(rows, out)
         click.echo(f"-> {out}/comparison.md, comparison.csv, comparison.png")
@@ -666,10 +675,8 @@ def study(out, model_list, tune_first, tuner, max_trials, max_epochs, with_repor
     tune = dict(tuner=tuner, max_trials=max_trials, max_epochs=max_epochs) if tune_first else None
     data = training.open_data(options["data"])  # once, for every run, evaluation and the report
     rows = comparison.study(fit_settings(names[0], out, options), names, log=click.echo, tune=tune, data=data)
-    click.echo("\n" + comparison.as_text(rows))
-    warning = comparison.mixed_scoring(rows)
-    if warning:
-        click.echo(warning, err=True)
+    click.echo()
+    echo_comparison(rows)
     click.echo(f"-> {out}/comparison.md, comparison.csv, comparison.png")
     if with_report:
         from models.report import write_report

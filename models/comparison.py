@@ -122,10 +122,10 @@ def as_text(rows: list[dict]) -> str:
 
 
 def as_markdown(rows: list[dict]) -> str:
+    warning = mixed_scoring(rows)
     shown, rows = labelled(rows)
     lines = ["| " + " | ".join(shown) + " |", "|" + " --- |" * len(shown)]
     lines += ["| " + " | ".join(cell(row[c]).replace("|", "/") for c in shown) + " |" for row in rows]
-    warning = mixed_scoring(rows)
     return "\n".join(lines + ([f"\n{warning}"] if warning else [])) + "\n"
 
 

@@ -70,8 +70,8 @@ def refuse_managed(path: Path, option: str, itself: bool = True) -> None:
     a corpus) in or anywhere under a data or run directory: there they would be entries reviewflow does not
     write, which its `--overwrite` would then refuse to touch. `itself=False`: `path` may be such a directory
     (`fit --out`, a run directory), only not inside one."""
-    places = Path(path).absolute()
-    for place in ([places] if itself else []) + list(places.parents):
+    absolute = Path(path).absolute()
+    for place in ([absolute] if itself else []) + list(absolute.parents):
         kind = marked_kind(place)
         if kind is not None:
             raise ReviewflowError(f"{place} is a {kind} reviewflow wrote: {option} {path} would put files of "

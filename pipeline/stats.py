@@ -119,7 +119,8 @@ def corpus_stats(source: Path | DataDir, read_shards: bool = False) -> CorpusSta
     counter.close()
     split.rejected = rejected
     if not split.num_examples:
-        found = f"every record was rejected ({reasons_text(dict(rejected.most_common()))})" if rejected else "it is empty"
+        found = (f"every record was rejected ({reasons_text(dict(rejected.most_common()))})" if rejected
+                 else "it is empty")
         raise ReviewflowError(f"{path}: no review to describe: {found}. Check its format (fastText: "
                               "`__label__NAME text` per line; see --help), or shard it to see each line's reason.")
     kept = counter.most_common(text.SHARD_VOCAB_SIZE - text.NUM_SPECIAL_TOKENS)

@@ -31,20 +31,15 @@ PROGRESS_EVERY_LINES = 20_000
 def shard_locally(settings: ShardSettings, out: Path, progress: bool) -> manifest_lib.Manifest:
     """Write the dataset into the (locked, emptied) `out`; the manifest last. On error, discard everything."""
     started = time.perf_counter()
-    writers = {}
-    try:
-        for split, count in shard_plan.plan_split_shards(settings).items():
-            writers[split] = shard_writer.SplitWriter(out, split, count, settings.compression)
-    except BaseException:
-        for writer in writers.values():
-            writer.discard()
-        raise
     rejects = RejectLog(out, settings.max_rejects_kept)
     counter = TokenCounter()
     table = ClassTable(settings.min_class_examples, settings.classes)
     hasher = concurrent.futures.ThreadPoolExecutor(max_workers=1)
     hashes = {name: hasher.submit(shard_writer.file_sha256, path) for name, path in settings.sources().items()}
+    writers: dict[str, shard_writer.SplitWriter] = {}
     try:
+        for split, count in shard_plan.plan_split_shards(settings).items():  # a split that fails to open: none left
+            writers[split] = shard_writer.SplitWriter(out, split, count, settings.compression)
         source_infos = []
         for name, path in settings.sources().items():
             writer = SourceWriter(settings, name, path, writers, rejects, counter, table)
