@@ -27,7 +27,8 @@ DEFAULT_PREDICT_BATCH = 1024
 SCORING_POOL_BATCHES = 4
 # The most text `predict` and `evaluate --file` hold at once, whatever the file's lines: a pool of reviews closes
 # at POOL_CHARS characters, a batch at BATCH_CHARS. Tokenizing a batch takes ~10x its text (a lowered copy, the
-# regex's, a string per token): 4096 lines cut at 1 MiB each, one pool, took 14 GB.
+# regex's, a string per token): 4096 lines cut at 1 MiB each, one pool, took 14 GB. `evaluate` on shards sizes
+# its batches from the manifest's bytes a review instead (1,500 documents of 114 kB, one pool, took 3.2 GB).
 POOL_CHARS = 64 << 20
 BATCH_CHARS = 16 << 20
 THRESHOLD = 0.5
@@ -81,6 +82,7 @@ def score_split(score, data: DataDir, split: str, batch_size: int, mistakes=None
     lengths (a pool of SCORING_POOL_BATCHES batches sorted at a time; the order of reviews changes no metric);
     the most confident mistakes kept aside."""
     labels, scores, lengths = [], [], []
+    batch_size = dataset.examples_within(data, split, BATCH_CHARS, batch_size)  # fewer where reviews are long
     pool = dataset.make_text_dataset(data, split, batch_size * SCORING_POOL_BATCHES, every=every)
     # The lengths are tokenized in tf.data, beside the model scoring the batch before (the other core).
     batches = batching.texts_by_length(pool, batch_size).map(

@@ -17,10 +17,16 @@ from pipeline.labels import ClassesInfo
 
 AUTOTUNE = tf.data.AUTOTUNE
 SHUFFLE_BUFFER_EXAMPLES = 10_000   # bounded: ~5 MB of reviews, whatever the corpus size
+SHUFFLE_BUFFER_BYTES = 64 << 20    # ... and fewer reviews where they are long (`examples_within`)
 READ_BUFFER_BYTES = 8 << 20
 # Parsing and vectorizing cost per call as well as per example: do both on
 # blocks of ~1024 examples, then cut the blocks into training batches.
 BLOCK_EXAMPLES = 1024
+# Tokenizing a block takes ~10x its text (pipeline/text.py's copies): where reviews are far longer than Amazon's
+# (~450 bytes), a block holds fewer of them, ~BLOCK_BYTES (1024 documents of 114 kB took `fit` to 3.5 GB).
+BLOCK_BYTES = 16 << 20
+# Gzipped shards hold about a quarter of their text's bytes.
+GZIP_TEXT_FACTOR = 4
 FEATURES = {
     "text": tf.io.FixedLenFeature([], tf.string),
     "label": tf.io.FixedLenFeature([], tf.int64),
@@ -106,6 +112,25 @@ def sample_size(data: DataDir, split: str, every: int) -> int:
     return sum(-(-shard.num_examples // every) for shard in data.split(split).shards)
 
 
+def record_bytes(data: DataDir, split: str) -> float:
+    """Bytes of a record of the split, about (the manifest's shard sizes: the largest shard's mean)."""
+    factor = GZIP_TEXT_FACTOR if data.compression else 1
+    means = [shard.bytes * factor / shard.num_examples for shard in data.split(split).shards if shard.num_examples]
+    return max(means, default=1.0)
+
+
+def examples_within(data: DataDir, split: str, num_bytes: int, most: int) -> int:
+    """How many of the split's reviews hold about `num_bytes`, at most `most` and at least 1: a block's, a
+    buffer's or a batch's count where reviews are long (memory follows a block's bytes, not its count)."""
+    return max(1, min(most, int(num_bytes // record_bytes(data, split))))
+
+
+def block_examples(data: DataDir, split: str, batch_size: int) -> int:
+    """Reviews a block parses and vectorizes at once: whole batches, ~BLOCK_EXAMPLES, ~BLOCK_BYTES at most
+    (one batch where a batch alone holds more)."""
+    return batch_size * max(1, examples_within(data, split, BLOCK_BYTES, BLOCK_EXAMPLES) // batch_size)
+
+
 def with_known_batches(dataset: tf.data.Dataset, num_examples: int, batch_size: int) -> tf.data.Dataset:
     """Tell tf.data how many batches come (the manifest knows): Keras then shows progress and epoch ends."""
     return dataset.apply(tf.data.experimental.assert_cardinality(-(-num_examples // batch_size)))
@@ -120,7 +145,8 @@ def make_text_dataset(data: DataDir, split: str, batch_size: int, shuffle: bool 
     dataset = read_records(data.shard_paths(split), data.compression, shuffle, seed, every,
                            None if shuffle else batch_size)
     if shuffle:
-        dataset = shuffle_examples(dataset, shuffle_buffer, seed).batch(batch_size)
+        buffer = examples_within(data, split, SHUFFLE_BUFFER_BYTES, shuffle_buffer)
+        dataset = shuffle_examples(dataset, buffer, seed).batch(batch_size)
     if known_size:
         dataset = with_known_batches(dataset, sample_size(data, split, every), batch_size)
     return dataset.map(parse_batch_for(data.classes), num_parallel_calls=AUTOTUNE, deterministic=True)
@@ -142,7 +168,7 @@ def make_dataset(data: DataDir, split: str, batch_size: int, max_len: int = text
     token, padding left out) and later passes read them back instead of parsing and vectorizing again;
     shuffling then happens in a bounded buffer of blocks after the cache, so every epoch gets a new order.
     """
-    block = batch_size * max(1, BLOCK_EXAMPLES // batch_size)
+    block = block_examples(data, split, batch_size)
     dataset = make_text_dataset(data, split, block, shuffle and cache_path is None, seed, shuffle_buffer,
                                 known_size, every)
     if vectorizer is None:

@@ -58,7 +58,8 @@ class CorpusStats:
 
 def _batches_from_data_dir(data: DataDir, split: str) -> Iterator[tuple[tf.Tensor, np.ndarray]]:
     names = np.array(data.classes.names, dtype=object)
-    for texts, labels in dataset.make_text_dataset(data, split, BATCH):
+    batch_size = dataset.examples_within(data, split, COUNT_BATCH_BYTES, BATCH)  # as a raw file's batches
+    for texts, labels in dataset.make_text_dataset(data, split, batch_size):
         yield texts, names[dataset.class_ids(labels)]
 
 

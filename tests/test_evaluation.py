@@ -3,6 +3,7 @@
 import bz2
 import csv
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from models import comparison, embedding_inspection as embedding, evaluation
 from models.evaluation import evaluate, predict, text_scorer, texts_of_file
 from models.run_dir import RunConfig, RunDir
 from models.training import FitSettings, fit
+from pipeline import dataset
 from pipeline.data_dir import DataDir
 from pipeline.errors import ReviewflowError
 from pipeline.manifest import read_manifest
@@ -256,6 +258,27 @@ def test_long_reviews_are_scored_in_pools_and_batches_of_bounded_text(run_dir, m
     model = RunDir(run_dir).load_model()
     assert got == pytest.approx([float(model.predict_on_batch(tf.constant([text]))[0, 0]) for text in texts],
                                 abs=2e-6)
+
+
+def test_evaluate_scores_a_split_of_long_reviews_in_batches_of_bounded_text(run_dir, data_dir, monkeypatch):
+    """`evaluate` scored a split in pools of 4 x 4096 reviews, whatever their length: 1,500 documents of 114 kB
+    were one pool and took 3.2 GB. Its batches now hold ~BATCH_CHARS of the manifest's bytes a record (scaled
+    down here), and score the same."""
+    data = DataDir.open(data_dir)
+    model = RunDir(run_dir).load_model()
+    scorer = text_scorer(model)
+    before = evaluation.score_split(scorer, data, "test", 4096)
+    monkeypatch.setattr(evaluation, "BATCH_CHARS", math.ceil(dataset.record_bytes(data, "test") * 50))
+    sizes = []
+
+    def score(texts):
+        sizes.append(int(tf.size(texts)))
+        return scorer(texts)
+    after = evaluation.score_split(score, data, "test", 4096)
+    assert max(sizes) == 50 and sum(sizes) == data.num_examples("test")
+    order, order_after = np.lexsort((before.scores, before.labels)), np.lexsort((after.scores, after.labels))
+    assert before.labels[order].tolist() == after.labels[order_after].tolist()
+    assert before.scores[order] == pytest.approx(after.scores[order_after], abs=1e-6)
 
 
 def test_predict_file_gives_a_hostile_record_its_own_rejected_line(run_dir, tmp_path):
