@@ -83,17 +83,26 @@ class ReviewflowGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, verbose: bool) -> None:
     """Train and compare sentiment classifiers on review corpora too large for memory."""
+    if any(flag in sys.argv for flag in ctx.help_option_names):
+        return  # help needs no TensorFlow: keep it instant
+    ctx.obj = {"verbose": verbose}
+    if ctx.invoked_subcommand not in STARTS_TENSORFLOW_ITSELF:
+        start_tensorflow(ctx)
+
+
+# Commands that import TensorFlow later or never: data-service may restart itself with the loopback shim first;
+# fit and tune start it once their --out is checked (a refusal there needs none); synth needs only numpy.
+STARTS_TENSORFLOW_ITSELF = ("data-service", "fit", "tune", "synth")
+
+
+def start_tensorflow(ctx: click.Context) -> None:
+    """Import TensorFlow quietly (unless --verbose), and in a cluster create its strategy first."""
     import os
 
     from pipeline import quiet
 
-    if any(flag in sys.argv for flag in ctx.help_option_names):
-        return  # help needs no TensorFlow: keep it instant
-    ctx.obj = {"verbose": verbose}
-    if ctx.invoked_subcommand == "data-service":
-        return  # it may restart itself with the loopback shim first; it imports TensorFlow after that
     in_cluster = bool(os.environ.get("TF_CONFIG"))
-    quiet.import_tensorflow(verbose, start_runtime=not in_cluster)
+    quiet.import_tensorflow(ctx.find_root().obj["verbose"], start_runtime=not in_cluster)
     if in_cluster:  # a worker of a cluster: TensorFlow wants the strategy before any op runs
         from models import multi_worker
 
@@ -410,6 +419,16 @@ def fit_settings(model_name: str, out: Path, options: dict):
     return FitSettings(model=model_name, out=out, **options)
 
 
+def start_after_checking_run_out(out: Path, options: dict) -> None:
+    """fit's and tune's RUN: a user's folder, or a complete run without --overwrite, refused at once; then
+    TensorFlow started. (Under multi-worker the chief alone checks, in models/training.py.)"""
+    from models.run_dir import RunDir
+
+    if options["strategy"] != "multi-worker":
+        RunDir(out).refuse_unusable(options["overwrite"])
+    start_tensorflow(click.get_current_context())
+
+
 @cli.command()
 @click.option("--model", "model_name", type=click.Choice(MODEL_NAMES), required=True, help="Architecture to train.")
 @click.option("--out", type=DIRECTORY, required=True, callback=not_inside_reviewflow_dirs,
@@ -418,6 +437,7 @@ def fit_settings(model_name: str, out: Path, options: dict):
 @click.option("--quiet", is_flag=True, help="No summary or progress bar; only the final line.")
 def fit(model_name, out, quiet, **options) -> None:
     """Train a model on a data directory, streaming; writes RUN/model.keras (raw text in)."""
+    start_after_checking_run_out(out, options)
     from models.training import fit as fit_model
 
     result = fit_model(fit_settings(model_name, out, options), verbose=0 if quiet else "auto", log=click.echo)
@@ -439,6 +459,7 @@ def result_line(result, out: Path) -> str:
 @tuning_options
 def tune(model_name, out, tuner, max_trials, max_epochs, **options) -> None:
     """Search a model's hyperparameters (validation loss), then train the best as an ordinary RUN."""
+    start_after_checking_run_out(out, options)
     from models import tuning
 
     settings = tuning.TuneSettings(fit_settings(model_name, out, options), tuner, max_trials, max_epochs)

@@ -171,8 +171,7 @@ class RunDir:
         refusals come first (a user's folder, a complete run without `overwrite`): a refused command changes
         nothing, not even a lock file. The marker comes before the lock file: a folder left with a lock file
         alone (a kill between the two) would look like a user's to every later run."""
-        ownership.check_ours(self.path, RUN_LAYOUT)
-        self.refuse_complete(overwrite)
+        self.refuse_unusable(overwrite)
         ownership.claim(self.path, RUN_LAYOUT)
         return dir_lock.locked(self.path)
 
@@ -188,6 +187,12 @@ class RunDir:
         if kind is not None and kind != RUN_LAYOUT.kind:
             raise ReviewflowError(f"{self.path} is a {kind} (`shard` wrote it), not a run directory: give the "
                                   "run directory `fit --out` wrote.")
+
+    def refuse_unusable(self, overwrite: bool) -> None:
+        """Refuse, before any work and changing nothing, what `locked` would refuse: a user's folder, another
+        kind of directory, a complete run without `overwrite`."""
+        ownership.check_ours(self.path, RUN_LAYOUT)
+        self.refuse_complete(overwrite)
 
     def refuse_complete(self, overwrite: bool) -> None:
         if self.is_complete() and not overwrite:

@@ -254,8 +254,11 @@ def fit(settings: FitSettings, verbose: int | str = "auto", log=print, data: Dat
     `data`: the data directory already opened by `open_data` (a study opens it once for all its runs).
     """
     zoo.check_hyperparameters(settings.model, settings.hparams)  # before the shards are hashed
+    chief = settings.strategy != "multi-worker" or multi_worker.is_chief()
+    if chief:  # a user's folder or a complete run is refused before the shards are hashed and the model built
+        RunDir(settings.out).refuse_unusable(settings.overwrite)
     data = data or open_data(settings.data)
-    if settings.strategy == "multi-worker" and not multi_worker.is_chief():
+    if not chief:
         # Only the chief writes the run (and its backup); the others write to a
         # scratch directory removed at the end, and take the chief's state on resume.
         scratch = Path(tempfile.mkdtemp(prefix="reviewflow-worker-"))

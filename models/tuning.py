@@ -195,6 +195,7 @@ def tune(settings: TuneSettings, log=print, verbose: int = 1,
     `verbose` 0 keeps KerasTuner's trial tables and the final fit's epochs off the output.
     """
     zoo.check_hyperparameters(settings.fit.model, settings.fit.hparams)
+    RunDir(settings.fit.out).refuse_unusable(settings.fit.overwrite)  # before the shards are hashed
     data = data or training.open_data(settings.fit.data)
     facts = training.data_facts(settings.fit, data)
     vocab = training.make_plan(settings.fit, data, facts=facts).vocab

@@ -111,6 +111,21 @@ def test_help_needs_no_tensorflow_and_shard_warns_about_too_few_shards(tmp_path)
     assert "warning: train has 2 shard(s) for 3 workers" in result.output
 
 
+def test_help_and_synth_load_no_tensorflow(tmp_path):
+    """`--help` and `synth` need none: TensorFlow's start-up is ~4 s of each otherwise (the demo runs synth 4 times)."""
+    script = f"""
+import sys
+from click.testing import CliRunner
+import cli
+for args in (["fit", "--help"], ["synth", {str(tmp_path / "c.ft.txt")!r}, "--lines", "20"]):
+    print(CliRunner().invoke(cli.cli, args).exit_code)
+print("tensorflow loaded:", "tensorflow" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["0", "0", "tensorflow", "loaded:", "False"], done.stdout + done.stderr
+    assert len((tmp_path / "c.ft.txt").read_text().splitlines()) == 20
+
+
 def test_installed_entry_point_flushes_output_and_keeps_exit_codes(tmp_path):
     # main() leaves with os._exit (skipping TensorFlow's slow teardown): piped output must still
     # arrive whole, and exit codes must be click's.

@@ -1,6 +1,8 @@
 """`--overwrite` deletes only what reviewflow wrote: the ownership layouts, then every command that takes it."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -8,9 +10,12 @@ from click.testing import CliRunner
 
 import cli
 from models.run_dir import RUN_LAYOUT, RunDir
+from models.training import FitSettings, fit
 from pipeline import ownership
 from pipeline.errors import ReviewflowError
 from pipeline.shard.output_dir import DATA_LAYOUT
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def user_folder(path: Path) -> dict[str, str]:
@@ -79,6 +84,34 @@ def test_fit_and_tune_overwrite_refuse_a_users_folder_and_the_working_directory(
     result = runner.invoke(cli.cli, ["fit", "--model", "linear", "--data", str(data_dir), "--out", ".",
                                      "--overwrite"])
     assert result.exit_code == 1 and snapshot(folder) == before
+
+
+def test_fit_and_tune_refuse_a_users_folder_or_a_complete_run_before_any_work(tmp_path):
+    """Before any work: without TensorFlow loaded (~4 s), a data directory hashed or a model built (a preset or
+    a file of vectors loaded). The data here is no data directory: the --out is what is wrong, and said first."""
+    folder, run, not_data = tmp_path / "projects", tmp_path / "run", tmp_path / "typo"
+    user_folder(folder)
+    not_data.mkdir()
+    ownership.claim(run, RUN_LAYOUT)
+    (run / "model.keras").write_bytes(b"a complete run")
+    (run / "config.json").write_text(json.dumps({"settings": {}, "versions": {}}))
+    script = f"""
+import sys
+from click.testing import CliRunner
+import cli
+for command, out in [("fit", {str(folder)!r}), ("tune", {str(folder)!r}), ("fit", {str(run)!r}), ("tune", {str(run)!r})]:
+    result = CliRunner().invoke(cli.cli, [command, "--model", "ffn", "--data", {str(not_data)!r}, "--out", out])
+    print(command, result.exit_code, result.output.strip().splitlines()[-1])
+print("tensorflow loaded:", "tensorflow" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+    lines = done.stdout.splitlines()
+    assert [line.split()[:2] for line in lines[:4]] == [["fit", "1"], ["tune", "1"], ["fit", "1"], ["tune", "1"]]
+    assert all("reviewflow did not write" in line for line in lines[:2]), lines
+    assert all("already holds a complete run" in line for line in lines[2:4]), lines
+    assert lines[4] == "tensorflow loaded: False"
+    with pytest.raises(ReviewflowError, match="already holds a complete run"):  # the library's fit, as early
+        fit(FitSettings(model="ffn", data=not_data, out=run))
 
 
 def test_a_data_directory_given_as_a_runs_out_is_named_as_such_and_left_as_it_was(data_dir, tmp_path):
