@@ -91,8 +91,9 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 
 
 # Commands that import TensorFlow later or never: data-service may restart itself with the loopback shim first;
-# fit and tune start it once their --out is checked (a refusal there needs none); synth needs only numpy.
-STARTS_TENSORFLOW_ITSELF = ("data-service", "fit", "tune", "synth")
+# fit and tune start it once their --out is checked (a refusal there needs none); synth needs only numpy, and
+# compare the runs' files.
+STARTS_TENSORFLOW_ITSELF = ("data-service", "fit", "tune", "synth", "compare")
 
 
 def start_tensorflow(ctx: click.Context) -> None:
@@ -686,7 +687,7 @@ def compare(runs, out) -> None:
               help="Write OUT/report.html at the end: the whole study on one page.")
 def study(out, model_list, tune_first, tuner, max_trials, max_epochs, with_report, **options) -> None:
     """The reference studies in one command: fit (or tune), evaluate and compare several models."""
-    from models import comparison, training
+    from models import study as study_lib, training
 
     names = list(dict.fromkeys(name.strip() for name in model_list.split(",") if name.strip()))  # each once
     unknown = sorted(set(names) - set(MODEL_NAMES))
@@ -695,7 +696,7 @@ def study(out, model_list, tune_first, tuner, max_trials, max_epochs, with_repor
         raise click.BadParameter(f"{said}; choose from {MODEL_NAMES}", param_hint="--models")
     tune = dict(tuner=tuner, max_trials=max_trials, max_epochs=max_epochs) if tune_first else None
     data = training.open_data(options["data"])  # once, for every run, evaluation and the report
-    rows = comparison.study(fit_settings(names[0], out, options), names, log=click.echo, tune=tune, data=data)
+    rows = study_lib.study(fit_settings(names[0], out, options), names, log=click.echo, tune=tune, data=data)
     click.echo()
     echo_comparison(rows)
     click.echo(f"-> {out}/comparison.md, comparison.csv, comparison.png")

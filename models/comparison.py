@@ -1,20 +1,18 @@
-"""`compare` runs side by side, and `study`: fit + evaluate + compare over several models."""
+"""`compare`: runs side by side (their files only: no TensorFlow), as a table, markdown, CSV and a chart."""
 
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
-import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from models import word_vectors
-from models.evaluation import evaluate
-from models.run_dir import RunDir
-from models.training import FitSettings, fit, kept_epoch, open_data
+from models.run_dir import RunDir, kept_epoch
 from pipeline import atomic, plots
-from pipeline.data_dir import DataDir
 from pipeline.errors import ReviewflowError
+
+if TYPE_CHECKING:  # pipeline.data_dir imports TensorFlow (tokenization); compare reads files only
+    from pipeline.data_dir import DataDir
 
 COLUMNS = ["run", "model", "parameters", "epochs", "train_seconds", "examples_per_second", "best_val_accuracy",
            "scored_on", "test_accuracy", "test_f1", "test_macro_f1", "test_roc_auc", "error"]
@@ -94,11 +92,12 @@ def sort_rows(rows: list[dict]) -> list[dict]:
     return sorted(rows, key=lambda r: (r["test_accuracy"] is None, -(r["test_accuracy"] or 0.0)))
 
 
-def cell(value) -> str:
+def cell(value, column: str | None = None) -> str:
+    """A table's cell: shares and scores (at most 1) to 4 decimals, seconds and larger numbers to 1."""
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) <= 1 else f"{value:,.1f}"
+        return f"{value:.4f}" if abs(value) <= 1 and column != "train_seconds" else f"{value:,.1f}"
     return str(value)
 
 
@@ -116,7 +115,7 @@ def labelled(rows: list[dict]) -> tuple[list[str], list[dict]]:
 
 def as_text(rows: list[dict]) -> str:
     shown, rows = labelled(rows)
-    table = [shown] + [[cell(row[c]) for c in shown] for row in rows]
+    table = [shown] + [[cell(row[c], c) for c in shown] for row in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(shown))]
     return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(line, widths)).rstrip() for line in table)
 
@@ -125,7 +124,7 @@ def as_markdown(rows: list[dict]) -> str:
     warning = mixed_scoring(rows)
     shown, rows = labelled(rows)
     lines = ["| " + " | ".join(shown) + " |", "|" + " --- |" * len(shown)]
-    lines += ["| " + " | ".join(cell(row[c]).replace("|", "/") for c in shown) + " |" for row in rows]
+    lines += ["| " + " | ".join(cell(row[c], c).replace("|", "/") for c in shown) + " |" for row in rows]
     return "\n".join(lines + ([f"\n{warning}"] if warning else [])) + "\n"
 
 
@@ -157,57 +156,3 @@ def write_comparison(rows: list[dict], out_dir: Path) -> None:
 
 def compare(run_dirs: list[Path]) -> list[dict]:
     return sort_rows([describe_run(run_dir) for run_dir in run_dirs])
-
-
-def settings_for(base: FitSettings, name: str, run_dir: Path, log) -> FitSettings:
-    """The study's settings for one model; pretrained vectors go only to models with a word embedding."""
-    settings = dataclasses.replace(base, model=name, out=run_dir)
-    if base.embeddings is not None and not word_vectors.has_word_embedding(name):
-        log(f"== {name}: has no word embedding; trained without --embeddings")
-        settings = dataclasses.replace(settings, embeddings=None, freeze_embeddings=False)
-    elif base.freeze_embeddings and word_vectors.table_holds_ngrams(name, base.hparams):
-        log(f"== {name}: its embedding table holds n-grams too; its vectors are not frozen")
-        settings = dataclasses.replace(settings, freeze_embeddings=False)
-    return settings
-
-
-def _train(settings: FitSettings, data: DataDir, tune: dict | None, log) -> None:
-    if tune is None:
-        fit(settings, verbose=2, log=log, data=data)
-        return
-    from models import tuning  # imports KerasTuner: only when asked for
-
-    tuning.tune(tuning.TuneSettings(fit=settings, **tune), log=log, data=data)
-
-
-def study(base: FitSettings, model_names: list[str], log=print, tune: dict | None = None,
-          data: DataDir | None = None) -> list[dict]:
-    """Fit (or, with `tune`, the TuneSettings' options, tune) and evaluate each model into `base.out/NAME`.
-
-    `data`: `base.data` opened by `training.open_data` (opened here if not given). A failure is a row, not the end.
-    """
-    data = data or open_data(base.data)
-    rows = []
-    for name in model_names:
-        run_dir = Path(base.out) / name
-        run = RunDir(run_dir)
-        try:
-            trained = run.is_complete() and not base.overwrite
-            if trained and scored_test_of(run, data):
-                log(f"== {name}: complete in {run_dir}, skipped")
-            else:
-                if trained:  # evaluated on something else since (another split, a file), or not yet
-                    log(f"== {name}: complete in {run_dir}; evaluating it on the test split")
-                else:
-                    log(f"== {name}: {'tuning' if tune else 'training'} into {run_dir}")
-                    _train(settings_for(base, name, run_dir, log), data, tune, log)
-                metrics = evaluate(run_dir, data)
-                log(f"== {name}: test accuracy {metrics['accuracy']:.4f}")
-            rows.append(describe_run(run_dir))
-        except Exception as exc:  # noqa: BLE001 - one model's failure must not stop the others
-            log(f"== {name}: FAILED: {exc}")
-            log(traceback.format_exc(limit=3))
-            rows.append(describe_run(run_dir, error=f"{type(exc).__name__}: {exc}"[:300]))
-    rows = sort_rows(rows)
-    write_comparison(rows, base.out)
-    return rows

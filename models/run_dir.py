@@ -23,6 +23,7 @@ import re
 import shutil
 from pathlib import Path
 
+from models import zoo  # plain data: the specs
 from pipeline import atomic, dir_lock, ownership
 from pipeline.errors import ReviewflowError
 
@@ -281,6 +282,13 @@ class RunDir:
 
 REFIT = "Train the run again (fit --overwrite), or restore the file from a copy."
 REEVALUATE = "Run `evaluate` on the run again, or restore the file from a copy."
+
+
+def kept_epoch(model: str, rows: list[dict]) -> dict:
+    """The history row of the epoch whose weights the run keeps: the lowest validation loss, or the last."""
+    if model in zoo.MODELS and not zoo.spec(model).early_stopping:
+        return rows[-1]
+    return min(rows, key=lambda row: row.get("val_loss", float("inf")))
 
 
 def read_json(path: Path, expected: type, fix: str, raw: bytes | None = None, line: int | None = None):

@@ -18,7 +18,8 @@ from models.run_plan import RunPlan
 from models.zoo import optimizers, preprocessors
 from models.zoo.layers import Temperature, TrimPadding, all_layers
 from models.zoo.spec import OPTIMIZERS
-from models.run_dir import BACKUP_DIR, BEST_CHECKPOINT, CACHE_DIR, CURVES_PNG, LOGS_DIR, MODEL_FILE, RunConfig, RunDir
+from models.run_dir import (BACKUP_DIR, BEST_CHECKPOINT, CACHE_DIR, CURVES_PNG, LOGS_DIR, MODEL_FILE, RunConfig, RunDir,
+                            kept_epoch)
 from pipeline import data_service, dataset, plots, text
 from pipeline.data_dir import DataDir
 from pipeline.errors import ReviewflowError
@@ -458,13 +459,6 @@ def train_model(plan: RunPlan, settings: FitSettings, data: DataDir, model: kera
             dataset.sample_size(data, "validation", plan.validation_every.value), plan.validation_batch_size,
             settings.validation_steps),
         global_batch=global_batch, callbacks=callbacks, verbose=verbose)
-
-
-def kept_epoch(model: str, rows: list[dict]) -> dict:
-    """The history row of the epoch whose weights the run keeps: the lowest validation loss, or the last."""
-    if model in zoo.MODELS and not zoo.spec(model).early_stopping:
-        return rows[-1]
-    return min(rows, key=lambda row: row.get("val_loss", float("inf")))
 
 
 def inference_copy(model: keras.Model) -> keras.Model:

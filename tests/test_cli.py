@@ -8,6 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 import cli
+from models.run_dir import RunConfig, RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -111,19 +112,34 @@ def test_help_needs_no_tensorflow_and_shard_warns_about_too_few_shards(tmp_path)
     assert "warning: train has 2 shard(s) for 3 workers" in result.output
 
 
-def test_help_and_synth_load_no_tensorflow(tmp_path):
-    """`--help` and `synth` need none: TensorFlow's start-up is ~4 s of each otherwise (the demo runs synth 4 times)."""
+def test_help_synth_and_compare_load_no_tensorflow(tmp_path):
+    """`--help`, `synth` and `compare` need none: TensorFlow's start-up is ~4 s of each otherwise (the demo runs
+    synth 4 times)."""
+    run = tmp_path / "cnn"
+    run.mkdir()
+    RunDir(run).write_config(RunConfig(settings={"model": "cnn"}, global_batch_size=8, replicas=1, vocab_size=9,
+                                       vocab_sha256="0", data_manifest_sha256="0", parameters=10, versions={}))
+    RunDir(run).write_history([{"epoch": 1, "val_accuracy": 0.75, "val_loss": 0.5, "train_seconds": 0.8,
+                                "examples_per_second": 100.0}])
+    RunDir(run).write_metrics({"accuracy": 0.7, "f1": 0.5, "roc_auc": 0.5})
     script = f"""
 import sys
 from click.testing import CliRunner
 import cli
-for args in (["fit", "--help"], ["synth", {str(tmp_path / "c.ft.txt")!r}, "--lines", "20"]):
-    print(CliRunner().invoke(cli.cli, args).exit_code)
+for args in (["fit", "--help"], ["synth", {str(tmp_path / "c.ft.txt")!r}, "--lines", "20"],
+             ["compare", {str(run)!r}, "--out", {str(tmp_path / "cmp")!r}]):
+    result = CliRunner().invoke(cli.cli, args)
+    print(result.exit_code, result.output.splitlines()[-2 if args[0] == "compare" else -1])
 print("tensorflow loaded:", "tensorflow" in sys.modules)
 """
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert done.stdout.split() == ["0", "0", "tensorflow", "loaded:", "False"], done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split()[0] for line in lines[:3]] == ["0", "0", "0"], done.stdout + done.stderr
+    # compare's row: seconds to one decimal (0.8 read "0.8000", as a share would), accuracies to four
+    assert lines[2].split()[1:] == ["cnn", "10", "1", "0.8", "100", "0.7500", "0.7000", "0.5000", "0.5000"], lines
+    assert lines[3] == "tensorflow loaded: False"
     assert len((tmp_path / "c.ft.txt").read_text().splitlines()) == 20
+    assert (tmp_path / "cmp" / "comparison.png").is_file()
 
 
 def test_installed_entry_point_flushes_output_and_keeps_exit_codes(tmp_path):

@@ -15,7 +15,8 @@ from click.testing import CliRunner
 import cli
 from models.evaluation import evaluate
 from models.run_dir import RunDir
-from models.training import FitResult, FitSettings, fit, kept_epoch
+from models.run_dir import kept_epoch
+from models.training import FitResult, FitSettings, fit
 from pipeline import synthetic
 from pipeline.data_dir import DataDir
 from pipeline.shard.job import shard_corpus
