@@ -25,8 +25,8 @@ BLOCK_EXAMPLES = 1024
 # Tokenizing a block takes ~10x its text (pipeline/text.py's copies): where reviews are far longer than Amazon's
 # (~450 bytes), a block holds fewer of them, ~BLOCK_BYTES (1024 documents of 114 kB took `fit` to 3.5 GB).
 BLOCK_BYTES = 16 << 20
-# Gzipped shards hold about a quarter of their text's bytes.
-GZIP_TEXT_FACTOR = 4
+# Gzipped shards hold about a third of their records' bytes (reviews compress ~2.8-3x).
+GZIP_TEXT_FACTOR = 3
 FEATURES = {
     "text": tf.io.FixedLenFeature([], tf.string),
     "label": tf.io.FixedLenFeature([], tf.int64),

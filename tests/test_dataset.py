@@ -8,6 +8,8 @@ from pipeline import dataset
 from pipeline.data_dir import DataDir
 from pipeline.errors import DatasetError
 from pipeline.manifest import read_manifest
+from pipeline.shard.job import shard_corpus
+from pipeline.shard.plan import ShardSettings
 
 
 def texts_of(ds):
@@ -121,3 +123,11 @@ def test_blocks_and_the_shuffle_buffer_hold_fewer_reviews_where_reviews_are_long
     monkeypatch.setattr(dataset, "SHUFFLE_BUFFER_BYTES", int(per_record * 20))  # ~20 reviews: still each once
     shuffled = texts_of(dataset.make_text_dataset(data, "train", 16, shuffle=True, seed=3))
     assert collections.Counter(shuffled) == collections.Counter(texts_of(blocks))
+
+
+def test_gzipped_shards_are_taken_for_their_records_bytes_not_their_compressed_ones(corpus_files, data_dir, tmp_path):
+    train, test = corpus_files
+    shard_corpus(ShardSettings(train=train, test=test, out=tmp_path / "gz", num_shards=3, vocab_size=2000,
+                               compression="gzip"))
+    gzipped, plain = (dataset.record_bytes(DataDir.open(path), "train") for path in (tmp_path / "gz", data_dir))
+    assert 0.8 < gzipped / plain < 1.5, (gzipped, plain)  # the shards' bytes alone: ~1/3
