@@ -64,7 +64,7 @@ def service():
         read_until(worker, READY)
     yield address, [dispatcher, *workers]
     # The dispatcher first: a worker stopped while its dispatcher lives took 10-60 s after a `fit` (a worker
-    # stopped after it, 0.5-3 s).
+    # stopped after it, 0.1-16 s: usually a few).
     for group in [[dispatcher], workers]:
         for process in group:
             process.send_signal(signal.SIGTERM)
