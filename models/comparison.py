@@ -5,14 +5,10 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from models.run_dir import RunDir, kept_epoch
 from pipeline import atomic, plots
 from pipeline.errors import ReviewflowError
-
-if TYPE_CHECKING:  # pipeline.data_dir imports TensorFlow (tokenization); compare reads files only
-    from pipeline.data_dir import DataDir
 
 COLUMNS = ["run", "model", "parameters", "epochs", "train_seconds", "examples_per_second", "best_val_accuracy",
            "scored_on", "test_accuracy", "test_f1", "test_macro_f1", "test_roc_auc", "error"]
@@ -63,12 +59,6 @@ def scored_on(metrics: dict) -> dict:
     # The manifest's hash tells data directories apart: one directory given by two paths is one.
     return {"scored_on": split, "scored_set": ((split, metrics.get("data_manifest_sha256")),
                                                f"the {split} split of {metrics.get('data_dir') or 'its data'}")}
-
-
-def scored_test_of(run: RunDir, data: DataDir) -> bool:
-    """Whether the run's last `evaluate` scored `data`'s test split, as a study's does."""
-    metrics = run.metrics()
-    return metrics is not None and scored_on(metrics)["scored_set"][0] == (TEST_SPLIT, data.manifest_sha256)
 
 
 def mixed_scoring(rows: list[dict]) -> str | None:

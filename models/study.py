@@ -7,11 +7,17 @@ import traceback
 from pathlib import Path
 
 from models import word_vectors
-from models.comparison import describe_run, scored_test_of, sort_rows, write_comparison
+from models.comparison import TEST_SPLIT, describe_run, scored_on, sort_rows, write_comparison
 from models.evaluation import evaluate
 from models.run_dir import RunDir
 from models.training import FitSettings, fit, open_data
 from pipeline.data_dir import DataDir
+
+
+def scored_test_of(run: RunDir, data: DataDir) -> bool:
+    """Whether the run's last `evaluate` scored `data`'s test split, as a study's does."""
+    metrics = run.metrics()
+    return metrics is not None and scored_on(metrics)["scored_set"][0] == (TEST_SPLIT, data.manifest_sha256)
 
 
 def settings_for(base: FitSettings, name: str, run_dir: Path, log) -> FitSettings:
