@@ -244,7 +244,8 @@ def parse_beam_options(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
                    "whole shards, so a split with fewer shards than workers gets a warning.")
 @click.option("--runner", type=click.Choice(["local", "beam"]), default="local", show_default=True,
               help="local: this process, in flat memory. beam: the same job as an Apache Beam pipeline "
-                   "(pip install -e '.[beam]'); DirectRunner unless --beam-option runner=... says otherwise.")
+                   "(pip install -e '.[beam]'); Beam's in-process FnApiRunner unless --beam-option runner=... "
+                   "says otherwise.")
 @click.option("--beam-option", "beam_options", multiple=True, metavar="KEY=VALUE", callback=parse_beam_options,
               help="Beam pipeline option, e.g. --beam-option runner=FlinkRunner (repeatable; --runner beam only).")
 @click.option("--format", "source_format", type=click.Choice(CORPUS_FORMATS), default=None,

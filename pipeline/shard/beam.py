@@ -1,7 +1,7 @@
 """`shard --runner beam`: the same sharding as an Apache Beam pipeline.
 
-The DirectRunner runs it here; Dataflow, Flink or Spark run it on a cluster
-(pass their pipeline options). Parsing, the split, rejects, the vocabulary and
+Beam's in-process FnApiRunner runs it here (LOCAL_RUNNER); Dataflow, Flink or
+Spark run it on a cluster (pass their pipeline options). Parsing, the split, rejects, the vocabulary and
 the accounting are the local command's own functions, so the output has the
 same layout, counts and vocabulary. Which shard holds which example is Beam's
 choice, so shard bytes and hashes differ from a local run's.
@@ -36,6 +36,10 @@ from pipeline.shard.plan import ShardSettings
 from pipeline.vocab import COUNT_BATCH_BYTES, count_tokens as count_batch_tokens, write_vocabulary_file
 
 REPORT_FILE = "beam-report.jsonl"     # counts from the pipeline, read and removed by this process
+# The runner where the user names none. Beam's DirectRunner first tries Prism, a job server it downloads at run
+# time (there may be no network), and leaves an empty /tmp/beam-temp* directory behind for every run where
+# that fails; then it falls back to this same in-process runner (~0.5 s later).
+LOCAL_RUNNER = "FnApiRunner"
 
 
 def shard_with_beam(settings: ShardSettings, out: Path) -> manifest_lib.Manifest:
@@ -55,7 +59,7 @@ def shard_with_beam(settings: ShardSettings, out: Path) -> manifest_lib.Manifest
 
 
 def _run_pipeline(settings: ShardSettings, out: Path, num_shards: dict[str, int]) -> None:
-    options = PipelineOptions(list(settings.beam_options))  # never sys.argv, which are our options
+    options = PipelineOptions(pipeline_arguments(settings.beam_options))
     try:
         with beam.Pipeline(options=options) as pipeline:
             build_pipeline(pipeline, settings, out, num_shards)
@@ -64,6 +68,13 @@ def _run_pipeline(settings: ShardSettings, out: Path, num_shards: dict[str, int]
     except Exception as exc:  # Beam wraps a worker's error; its message still names the file and place
         raise ReviewflowError(f"the Beam pipeline failed: {_first_line(exc)} Nothing was marked complete; "
                               "fix the cause and run again.") from exc
+
+
+def pipeline_arguments(beam_options: tuple[str, ...]) -> list[str]:
+    """Beam's arguments: the user's `--beam-option`s (never sys.argv, which are our options), LOCAL_RUNNER unless
+    they name a runner."""
+    names_runner = any(option.startswith("--runner=") for option in beam_options)
+    return list(beam_options) if names_runner else [f"--runner={LOCAL_RUNNER}", *beam_options]
 
 
 def _first_line(exc: BaseException) -> str:
