@@ -63,8 +63,7 @@ def service():
     for worker in workers:
         read_until(worker, READY)
     yield address, [dispatcher, *workers]
-    # The dispatcher first: a worker stopped while its dispatcher lives took 10-60 s after a `fit` (a worker
-    # stopped after it, 0.1-16 s: usually a few).
+    # Either order stops at once (workers heartbeat every second: data_service.WORKER_HEARTBEAT_MS).
     for group in [[dispatcher], workers]:
         for process in group:
             process.send_signal(signal.SIGTERM)
