@@ -443,13 +443,16 @@ def fit(model_name, out, quiet, **options) -> None:
     from models.training import fit as fit_model
 
     result = fit_model(fit_settings(model_name, out, options), verbose=0 if quiet else "auto", log=click.echo)
-    click.echo(result_line(result, out))
+    echo_result(result, out)
 
 
-def result_line(result, out: Path) -> str:
-    """fit's and tune's last line: the kept epoch's validation accuracy (early stopping may keep an earlier one)."""
-    return (f"best validation accuracy: {result.best_val_accuracy:.4f} (epoch {result.best_epoch} of "
-            f"{result.epochs_run}) -> {out}")
+def echo_result(result, out: Path) -> None:
+    """fit's and tune's last line: the kept epoch's validation accuracy (early stopping may keep an earlier one);
+    on stderr, a warning where that epoch learnt nothing."""
+    click.echo(f"best validation accuracy: {result.best_val_accuracy:.4f} (epoch {result.best_epoch} of "
+               f"{result.epochs_run}) -> {out}")
+    if result.warning:
+        click.echo(result.warning, err=True)
 
 
 @cli.command()
@@ -468,7 +471,7 @@ def tune(model_name, out, tuner, max_trials, max_epochs, **options) -> None:
     result, rows = tuning.tune(settings, log=click.echo)
     click.echo("\n" + tuning.as_text(rows))
     click.echo(f"-> {out / tuning.TRIALS_CSV}, {out / tuning.TRIALS_JSON}")
-    click.echo(result_line(result, out))
+    echo_result(result, out)
 
 
 RUN_DIR = EXISTING_DIRECTORY

@@ -34,11 +34,13 @@ def settings_for(base: FitSettings, name: str, run_dir: Path, log) -> FitSetting
 
 def _train(settings: FitSettings, data: DataDir, tune: dict | None, log) -> None:
     if tune is None:
-        fit(settings, verbose=2, log=log, data=data)
-        return
-    from models import tuning  # imports KerasTuner: only when asked for
+        result = fit(settings, verbose=2, log=log, data=data)
+    else:
+        from models import tuning  # imports KerasTuner: only when asked for
 
-    tuning.tune(tuning.TuneSettings(fit=settings, **tune), log=log, data=data)
+        result, _ = tuning.tune(tuning.TuneSettings(fit=settings, **tune), log=log, data=data)
+    if result.warning:  # the kept epoch learnt nothing: said in the study's log too
+        log(f"== {settings.model}: {result.warning}")
 
 
 def study(base: FitSettings, model_names: list[str], log=print, tune: dict | None = None,

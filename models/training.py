@@ -13,7 +13,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from models import calibration, callbacks as callbacks_lib, multi_worker, run_plan, saving, word_vectors, zoo
+from models import (calibration, callbacks as callbacks_lib, diagnostics, multi_worker, run_plan, saving,
+                    word_vectors, zoo)
 from models.run_plan import RunPlan
 from models.zoo import optimizers, preprocessors
 from models.zoo.layers import Temperature, TrimPadding, all_layers
@@ -110,6 +111,7 @@ class FitResult:
     best_val_accuracy: float
     best_val_loss: float
     best_epoch: int
+    warning: str | None = None   # the kept epoch learnt nothing (diagnostics.learnt_nothing)
 
 
 def data_facts(settings: FitSettings, data: DataDir) -> run_plan.DataFacts:
@@ -516,4 +518,7 @@ def finish_run(settings: FitSettings, run: RunDir, vectorizer, model: keras.Mode
     run.export_serving(complete_model)
     run.save_model(complete_model)  # last: marks the run complete
     best = kept_epoch(settings.model, rows)
-    return FitResult(run.path, len(rows), best["val_accuracy"], best["val_loss"], best["epoch"])
+    validation_counts = data.split("validation").label_counts.values()
+    warning = diagnostics.learnt_nothing(rows, best, max(validation_counts, default=0) / max(1, sum(validation_counts)),
+                                         data.num_examples("train"))
+    return FitResult(run.path, len(rows), best["val_accuracy"], best["val_loss"], best["epoch"], warning)

@@ -342,6 +342,23 @@ def test_a_small_corpus_gets_batches_small_enough_to_learn(tmp_path):
     for name in results:
         # Scored on 1,000 held-out reviews: the ~90 of the validation split are too few to judge by.
         assert evaluate(tmp_path / name, data, errors=0)["accuracy"] > 0.7, name  # the majority class is ~0.5
+        assert results[name].warning is None, results[name].warning  # they learnt: fit says nothing more
+
+
+def test_a_run_that_learnt_nothing_says_so(tmp_path):
+    """Every review reads the same once tokenized ("fine product", then a run of "!" that keeps the lines apart):
+    any model answers one class for all, no better than the most common class's share (60%)."""
+    for name, lines in (("train.ft.txt", 600), ("test.ft.txt", 100)):
+        (tmp_path / name).write_text("".join(f"__label__{2 if index % 5 < 3 else 1} fine product {'!' * index}\n"
+                                             for index in range(1, lines + 1)))
+    shard_corpus(ShardSettings(train=tmp_path / "train.ft.txt", test=tmp_path / "test.ft.txt", out=tmp_path / "data",
+                               num_shards=1))
+    result = CliRunner().invoke(cli.cli, ["fit", "--model", "linear", "--data", str(tmp_path / "data"), "--out",
+                                          str(tmp_path / "run"), "--seed", "1", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "best validation accuracy" in result.stdout and (tmp_path / "run" / "model.keras").is_file()
+    assert "warning: the kept epoch (3) is no better than always answering the most common class" in result.stderr
+    assert "Check that the labels follow the text" in result.stderr
 
 
 def test_a_run_that_diverges_says_so(data_dir, tmp_path):
