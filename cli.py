@@ -91,9 +91,9 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 
 
 # Commands that import TensorFlow later or never: data-service may restart itself with the loopback shim first;
-# fit and tune start it once their --out is checked (a refusal there needs none); synth needs only numpy, and
-# compare the runs' files.
-STARTS_TENSORFLOW_ITSELF = ("data-service", "fit", "tune", "synth", "compare")
+# fit and tune start it once their --out is checked (a refusal there needs none); synth needs only numpy,
+# compare the runs' files, and stats of a data directory its manifest.
+STARTS_TENSORFLOW_ITSELF = ("data-service", "fit", "tune", "synth", "compare", "stats")
 
 
 def start_tensorflow(ctx: click.Context) -> None:
@@ -745,7 +745,10 @@ def stats(path, plot_path) -> None:
     from models import run_plan
     from pipeline import stats as stats_lib
 
-    result = stats_lib.corpus_stats(path)
+    source = stats_lib.open_source(path)
+    if not stats_lib.reads_only_the_manifest(source):  # a raw file's reviews, or an old directory's, are read
+        start_tensorflow(click.get_current_context())
+    result = stats_lib.corpus_stats(source)
     echo_lines(stats_lib.summary_lines(result))
     advice = run_plan.max_len_advice(result.training_lengths())
     for names, choice in advice:

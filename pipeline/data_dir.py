@@ -10,11 +10,10 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from pipeline import manifest as manifest_lib, text
+from pipeline import manifest as manifest_lib, text_settings
 from pipeline.shard import writer as shard_writer
 from pipeline.errors import DatasetError
 from pipeline.labels import ClassesInfo
-from pipeline.vocab import read_vocabulary
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,5 +71,7 @@ class DataDir:
     def vocabulary(self, vocab_size: int | None = None) -> list[str]:
         """The tokens of `vocab.txt`, most frequent first, as written by `shard`; with `vocab_size`, those of
         its first `vocab_size` ids (padding and [UNK] count as two)."""
+        from pipeline.vocab import read_vocabulary  # vocab.py imports TensorFlow; opening a directory needs none
+
         tokens = read_vocabulary(self.path / self.manifest.vocabulary.path)
-        return tokens if vocab_size is None else tokens[: vocab_size - text.NUM_SPECIAL_TOKENS]
+        return tokens if vocab_size is None else tokens[: vocab_size - text_settings.NUM_SPECIAL_TOKENS]

@@ -2,6 +2,10 @@
 
 Lengths are kept as a histogram (length -> count), so percentiles are exact and
 memory holds one counter per distinct length, not one per review.
+
+A data directory's stats come from its manifest alone (`reads_only_the_manifest`): TensorFlow, ~4 s to
+start, is imported only where reviews are read (a raw file, or a directory sharded before the manifest kept
+lengths), by the functions that read them.
 """
 
 from __future__ import annotations
@@ -9,18 +13,20 @@ from __future__ import annotations
 import collections
 import dataclasses
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
-import tensorflow as tf
 
-from pipeline import dataset, plots, text
+from pipeline import formats, text_settings
 from pipeline.data_dir import DataDir
 from pipeline.errors import ReviewflowError
-from pipeline import formats
 from pipeline.labels import natural_order
 from pipeline.rejects import reasons_text
-from pipeline.vocab import COUNT_BATCH_BYTES, TokenCounter
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+    from pipeline.vocab import TokenCounter
 
 BATCH = 4096
 SHARE_LENGTHS = tuple(range(100, 1000, 50))   # the reference study's padding table: 100, 150, ..., 950
@@ -56,7 +62,22 @@ class CorpusStats:
         return dict(split.lengths)
 
 
+def open_source(path: Path) -> Path | DataDir:
+    """What `stats` describes: a data directory, opened (refused if it is none, or broken), or a raw file."""
+    return DataDir.open(path) if Path(path).is_dir() else Path(path)
+
+
+def reads_only_the_manifest(source: Path | DataDir) -> bool:
+    """Whether `corpus_stats(source)` needs nothing but a manifest: a data directory whose every split's lengths
+    `shard` recorded."""
+    return isinstance(source, DataDir) and all(split.lengths() is not None
+                                               for split in source.manifest.splits.values())
+
+
 def _batches_from_data_dir(data: DataDir, split: str) -> Iterator[tuple[tf.Tensor, np.ndarray]]:
+    from pipeline import dataset
+    from pipeline.vocab import COUNT_BATCH_BYTES
+
     names = np.array(data.classes.names, dtype=object)
     batch_size = dataset.examples_within(data, split, COUNT_BATCH_BYTES, BATCH)  # as a raw file's batches
     for texts, labels in dataset.make_text_dataset(data, split, batch_size):
@@ -67,6 +88,10 @@ def _batches_from_file(path: Path, counter: TokenCounter,
                        rejected: collections.Counter) -> Iterator[tuple[tf.Tensor, np.ndarray]]:
     """Valid records of a raw file (fastText, CSV, TSV, JSONL, Parquet) in batches; tokens counted for coverage,
     the others in `rejected` by reason (shard would reject them)."""
+    import tensorflow as tf
+
+    from pipeline.vocab import COUNT_BATCH_BYTES
+
     texts, labels, num_bytes = [], [], 0
     for record in formats.open_records(path):
         parsed = record.parsed
@@ -86,6 +111,8 @@ def _batches_from_file(path: Path, counter: TokenCounter,
 
 
 def _accumulate(batches) -> SplitStats:
+    from pipeline import text
+
     stats = SplitStats()
     for texts, labels in batches:
         text.add_lengths(stats.lengths, text.token_lengths(texts).numpy())
@@ -114,6 +141,8 @@ def corpus_stats(source: Path | DataDir, read_shards: bool = False) -> CorpusSta
         splits = {split: (None if read_shards else from_manifest(info, data.classes)) or
                   _accumulate(_batches_from_data_dir(data, split)) for split, info in data.manifest.splits.items()}
         return CorpusStats(splits, data.manifest.vocabulary.coverage, data.manifest.vocabulary.size)
+    from pipeline.vocab import TokenCounter
+
     path = Path(source)
     counter, rejected = TokenCounter(), collections.Counter()
     split = _accumulate(_batches_from_file(path, counter, rejected))
@@ -124,9 +153,9 @@ def corpus_stats(source: Path | DataDir, read_shards: bool = False) -> CorpusSta
                  else "it is empty")
         raise ReviewflowError(f"{path}: no review to describe: {found}. Check its format (fastText: "
                               "`__label__NAME text` per line; see --help), or shard it to see each line's reason.")
-    kept = counter.most_common(text.SHARD_VOCAB_SIZE - text.NUM_SPECIAL_TOKENS)
+    kept = counter.most_common(text_settings.SHARD_VOCAB_SIZE - text_settings.NUM_SPECIAL_TOKENS)
     coverage = sum(count for _, count in kept) / counter.num_tokens if counter.num_tokens else 0.0
-    return CorpusStats({path.name: split}, coverage, len(kept) + text.NUM_SPECIAL_TOKENS)
+    return CorpusStats({path.name: split}, coverage, len(kept) + text_settings.NUM_SPECIAL_TOKENS)
 
 
 def summary_lines(stats: CorpusStats) -> list[str]:
@@ -155,4 +184,6 @@ def balance_text(split: SplitStats) -> str:
 
 def plot_lengths(stats: CorpusStats, path: Path, max_len: int) -> None:
     """A histogram of review lengths per split, with a --max-len marked."""
+    from pipeline import plots  # matplotlib: only for --plot
+
     plots.plot_length_histograms({name: split.lengths for name, split in stats.splits.items()}, max_len, path)

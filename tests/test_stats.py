@@ -1,11 +1,12 @@
 import collections
 
 import numpy as np
+import tensorflow as tf
 from click.testing import CliRunner
 
 import cli
 from models import run_plan
-from pipeline import stats, synthetic
+from pipeline import stats, synthetic, text, vocab
 from pipeline.fasttext_format import parse_line
 from pipeline.manifest import read_manifest
 
@@ -14,7 +15,7 @@ def test_length_shares_agree_with_a_direct_count(tmp_path):
     path = synthetic.write_corpus(tmp_path / "c.ft.txt", 600, seed=4, bad_fraction=0.02)
     parsed = [p for p in map(parse_line, path.read_bytes().split(b"\n")[:-1]) if isinstance(p, tuple)]
     # Direct count: the same standardization, one review at a time.
-    lengths = [len(stats.text.tokenize(stats.tf.constant([t]))[0]) for _, t in parsed]
+    lengths = [len(text.tokenize(tf.constant([t]))[0]) for _, t in parsed]
     result = stats.corpus_stats(path).splits[path.name]
     assert result.num_examples == len(parsed)
     assert sum(result.rejected.values()) == path.read_bytes().count(b"\n") - len(parsed) > 0   # each counted
@@ -24,7 +25,7 @@ def test_length_shares_agree_with_a_direct_count(tmp_path):
     assert result.percentile(50) == int(np.percentile(lengths, 50, method="inverted_cdf"))
     assert result.percentile(90) == int(np.percentile(lengths, 90, method="inverted_cdf"))
     whole = stats.corpus_stats(path)
-    assert 0.5 < whole.coverage <= 1.0 and whole.vocab_size <= stats.text.SHARD_VOCAB_SIZE
+    assert 0.5 < whole.coverage <= 1.0 and whole.vocab_size <= text.SHARD_VOCAB_SIZE
 
 
 def test_stats_of_a_data_directory(data_dir, tmp_path):
@@ -70,8 +71,8 @@ def test_a_files_reviews_are_counted_in_batches_of_bounded_text(tmp_path, monkey
     path = tmp_path / "long.ft.txt"
     path.write_text("".join(f"__label__{1 + index % 2} " + "great plot " * 20 + "\n" for index in range(10)))
     whole = stats.corpus_stats(path)
-    monkeypatch.setattr(stats, "COUNT_BATCH_BYTES", 500)   # each review ~220 bytes: batches of 3, then 1
-    counter = stats.TokenCounter()
+    monkeypatch.setattr(vocab, "COUNT_BATCH_BYTES", 500)   # each review ~220 bytes: batches of 3, then 1
+    counter = vocab.TokenCounter()
     sizes = [len(labels) for _, labels in stats._batches_from_file(path, counter, collections.Counter())]
     counter.close()
     assert sizes == [3, 3, 3, 1]

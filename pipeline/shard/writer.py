@@ -1,4 +1,8 @@
-"""Atomic, round-robin TFRecord writing, and what the manifest records of each shard file."""
+"""Atomic, round-robin TFRecord writing, and what the manifest records of each shard file.
+
+TensorFlow is imported where records are made or written: the manifest reads `ShardInfo` and
+`file_sha256` here, and `stats` of a data directory reads only its manifest, without TensorFlow (~4 s).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,7 @@ import dataclasses
 import hashlib
 from pathlib import Path
 
-import tensorflow as tf
-
 from pipeline import atomic
-
 
 
 def shard_filename(split: str, index: int, num_shards: int, compression: str) -> str:
@@ -63,6 +64,8 @@ class ExampleEncoder:
         self._new_template()
 
     def _new_template(self) -> None:
+        import tensorflow as tf
+
         self._example = tf.train.Example()
         features = self._example.features.feature
         self._text = features["text"].bytes_list.value
@@ -85,6 +88,8 @@ class SplitWriter:
     """Writes one split round-robin into `num_shards` files named `*.incomplete` until `finish()`."""
 
     def __init__(self, data_dir: Path, split: str, num_shards: int, compression: str):
+        import tensorflow as tf
+
         self.data_dir = Path(data_dir)
         self.names = [shard_filename(split, i, num_shards, compression) for i in range(num_shards)]
         options = tf.io.TFRecordOptions(compression_type=tf_compression(compression))
