@@ -184,10 +184,14 @@ def test_a_source_with_no_valid_line_is_refused_with_its_first_reject(tmp_path, 
     with pytest.raises(SourceError, match="empty.ft.txt: the file holds no lines"):
         shard_corpus(ShardSettings(train=corpus_files[0], test=empty, out=nested))
     assert not (tmp_path / "new").exists()
-    out.mkdir()   # a directory the user made is kept (empty of what the run wrote)
+    out.mkdir()   # a directory the user made is kept, as empty as it was: no marker, no lock left in it
     with pytest.raises(SourceError):
         shard_corpus(ShardSettings(train=corpus_files[0], test=empty, out=out))
-    assert out.is_dir() and not (out / "manifest.json").exists() and not list(out.glob("*.tfrecord*"))
+    assert out.is_dir() and list(out.iterdir()) == []
+    (out / "notes.txt").write_text("mine")   # a user's file: refused before anything is written, untouched
+    with pytest.raises(ReviewflowError):
+        shard_corpus(ShardSettings(train=corpus_files[0], test=empty, out=out))
+    assert [path.name for path in out.iterdir()] == ["notes.txt"]
 
 
 def test_a_train_split_without_examples_is_refused(tmp_path, corpus_files):

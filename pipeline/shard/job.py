@@ -20,13 +20,15 @@ def shard_corpus(settings: ShardSettings, progress: bool = False) -> manifest_li
     out = Path(settings.out)
     output_dir.check_output_dir(out, settings.overwrite)  # before the lock file is made: a user's folder stays as it was
     made = output_dir.directories_to_make(out)
+    was_empty = output_dir.is_empty_directory(out)
     try:
         with output_dir.locked(out):
             output_dir.prepare_output_dir(out, settings.overwrite)
             return run_shard_job(settings, out, progress)
     except BaseException:
-        # "Nothing was written": not even the directories this run made (the failed run emptied them).
-        output_dir.remove_if_bare(made)
+        # "Nothing was written": not even the directories this run made, nor its marks in an empty one the
+        # user made (the failed run emptied them of its files).
+        output_dir.remove_if_bare(made, out if was_empty else None)
         raise
 
 

@@ -55,13 +55,28 @@ def directories_to_make(data_dir: Path) -> list[Path]:
     return [path for path in (data_dir, *data_dir.parents) if not path.exists()]
 
 
-def remove_if_bare(made: list[Path]) -> None:
-    """Remove the directories a failed run made (`directories_to_make`), deepest first, where they hold nothing
-    but reviewflow's marker and lock; any other entry (another run's, a user's) keeps them."""
-    bare = {ownership.MARKER_FILE, LOCK_FILE}
+def is_empty_directory(path: Path) -> bool:
+    """Whether `path` is a directory with nothing in it (a user's new `--out`, before the run marks it)."""
+    return path.is_dir() and next(path.iterdir(), None) is None
+
+
+def remove_if_bare(made: list[Path], emptied: Path | None = None) -> None:
+    """After a failed run: remove the directories it made (`directories_to_make`), deepest first, and empty
+    `emptied` (a directory that was empty before it), where they hold nothing but reviewflow's marker and lock;
+    any other entry (another run's, a user's) keeps them as they are."""
     for path in made:
-        if not path.is_dir() or not {entry.name for entry in path.iterdir()} <= bare:
+        if not _unmark_if_bare(path):
             return
-        for name in bare:
-            (path / name).unlink(missing_ok=True)
         path.rmdir()
+    if emptied is not None:
+        _unmark_if_bare(emptied)
+
+
+def _unmark_if_bare(path: Path) -> bool:
+    """Delete the marker and lock of a directory that holds nothing else; whether it did."""
+    bare = {ownership.MARKER_FILE, LOCK_FILE}
+    if not path.is_dir() or not {entry.name for entry in path.iterdir()} <= bare:
+        return False
+    for name in bare:
+        (path / name).unlink(missing_ok=True)
+    return True
