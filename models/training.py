@@ -518,7 +518,7 @@ def finish_run(settings: FitSettings, run: RunDir, vectorizer, model: keras.Mode
     run.export_serving(complete_model)
     run.save_model(complete_model)  # last: marks the run complete
     best = kept_epoch(settings.model, rows)
-    validation_counts = data.split("validation").label_counts.values()
-    warning = diagnostics.learnt_nothing(rows, best, max(validation_counts, default=0) / max(1, sum(validation_counts)),
-                                         data.num_examples("train"))
+    counts = data.split("validation").label_counts.values()
+    majority_share = max(counts, default=0) / max(1, sum(counts))
+    warning = diagnostics.learnt_nothing(rows, best, majority_share, data.num_examples("train"))
     return FitResult(run.path, len(rows), best["val_accuracy"], best["val_loss"], best["epoch"], warning)
