@@ -330,21 +330,27 @@ def write_format(path: Path, records: list[tuple[str, str | BigText]], raw_lines
     """`records` as (label, text) in the file's format by its name, then `raw_lines` as they are."""
     import csv
     import io
-    made = {}
-    records = [(label, made.setdefault(text, text.make()) if isinstance(text, BigText) else text)
-               for label, text in records]
+    made = {}  # each BigText made once: 800 copies of a 1 MiB text cost ~20 s of page faults, one costs nothing
+    for _, text in records:
+        if isinstance(text, BigText) and text not in made:
+            made[text] = text.make()
+    records = [(label, made.get(text, text)) for label, text in records]
     if path.suffix == ".parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
+        # The system allocator and zstd's level 1: with mimalloc and zstd's default level, writing the bomb's
+        # 400 MB took ~20 s, nearly all of it page faults and compression (~2 s so)
+        pa.set_memory_pool(pa.system_memory_pool())
         labels, texts = zip(*records)
         distinct = list(dict.fromkeys(texts))
-        column = pa.array(list(texts))
         if len(distinct) < len(texts) // 2:  # many repeats: dictionary-encoded, as a writer would keep them
             index = {text: i for i, text in enumerate(distinct)}
             column = pa.DictionaryArray.from_arrays(pa.array([index[text] for text in texts], pa.int32()),
                                                     pa.array(distinct))
+        else:
+            column = pa.array(list(texts))
         pq.write_table(pa.table({"text": column, "label": list(labels)}), path, compression="zstd",
-                       row_group_size=400)  # the 400 clean rows in a row group of their own
+                       compression_level=1, row_group_size=400)  # the 400 clean rows in a row group of their own
         return path
     buffer = io.StringIO()
     if path.suffix == ".csv":
