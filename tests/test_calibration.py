@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,8 +15,7 @@ from pipeline import synthetic
 from pipeline.data_dir import DataDir
 from pipeline.shard.job import shard_corpus
 from pipeline.shard.plan import ShardSettings
-
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import cli_in_a_new_process
 
 
 def over_confident(num_examples: int, num_classes: int, seed: int, sharpness: float = 3.0):
@@ -119,12 +115,9 @@ def test_fit_calibrates_an_over_confident_model_and_evaluate_in_a_new_process_ag
     assert recorded["num_examples"] == DataDir.open(noisy_data).num_examples("validation")
     assert json.loads((runs["--no-calibrate"] / "config.json").read_text()).get("calibration") is None
 
-    metrics = {}
-    for flag, run in runs.items():  # evaluate and the model it loads: a new process, as users run them
-        done = subprocess.run([sys.executable, "cli.py", "evaluate", str(run), "--data", str(noisy_data)],
-                              cwd=ROOT, capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr
-        metrics[flag] = json.loads((run / "metrics.json").read_text())
+    # evaluate and the models it loads: a new process, as users run them
+    cli_in_a_new_process(*[["evaluate", run, "--data", noisy_data] for run in runs.values()])
+    metrics = {flag: json.loads((run / "metrics.json").read_text()) for flag, run in runs.items()}
     calibrated, raw = metrics["--calibrate"], metrics["--no-calibrate"]
     assert calibrated["calibration"]["ece"] < raw["calibration"]["ece"]
     assert calibrated["calibration"]["ece"] <= 0.05

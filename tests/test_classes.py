@@ -2,9 +2,6 @@
 each command reading what the last wrote in a new process, as users run them."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,17 +18,10 @@ from pipeline.dataset import class_ids, make_text_dataset
 from pipeline.fasttext_format import parse_line
 from pipeline.shard.job import shard_corpus
 from pipeline.shard.plan import ShardSettings
-from conftest import TOKEN_ID_MODELS
+from conftest import TOKEN_ID_MODELS, cli_in_a_new_process
 
-ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"hybrid": dict(filters=8, dense_units=8, lstm_units=8),
          "hybrid_split": dict(filters=8, dense_units=8, lstm_units=8), "transformer": dict(num_layers=1)}
-
-
-def cli(*args) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "cli.py", *map(str, args)], cwd=ROOT, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +83,13 @@ def star_run(stars, tmp_path_factory):
 def test_a_star_run_is_evaluated_as_scikit_learn_would_then_predicted_compared_and_reported(stars, star_run,
                                                                                             tmp_path):
     """One test for one run (pytest-xdist spreads tests, and each worker would fit it again)."""
-    cli("evaluate", star_run, "--data", stars)  # a new process reads the run
+    texts = ["superb wonderful love it", "awful broken waste"]
+    csv_file = tmp_path / "new.csv"
+    csv_file.write_text('id,review\n1,"superb, wonderful"\n2,awful\n')
+    _, tsv, jsonl, from_file, compared, _ = cli_in_a_new_process(  # a new process reads the run
+        ["evaluate", star_run, "--data", stars], ["predict", star_run, *texts],
+        ["predict", star_run, *texts, "--format", "jsonl"], ["predict", star_run, "--file", csv_file],
+        ["compare", star_run], ["report", star_run, "--data", stars, "--out", tmp_path / "report"])
     metrics = json.loads((star_run / "metrics.json").read_text())
     data = DataDir.open(stars)
     model = RunDir(star_run).load_model()
@@ -131,19 +127,14 @@ def test_a_star_run_is_evaluated_as_scikit_learn_would_then_predicted_compared_a
     assert sum(b["count"] for b in metrics["by_length"]) == 500
     assert (star_run / "confusion.png").is_file()
 
-    texts = ["superb wonderful love it", "awful broken waste"]
-    tsv = cli("predict", star_run, *texts).stdout.splitlines()
+    tsv = tsv.stdout.splitlines()
     assert len(tsv) == 2 and all(line.split("\t")[0].startswith("__label__") for line in tsv)
-    rows = [json.loads(line) for line in cli("predict", star_run, *texts, "--format", "jsonl").stdout.splitlines()]
+    rows = [json.loads(line) for line in jsonl.stdout.splitlines()]
     for row in rows:
         assert set(row["probabilities"]) == {f"__label__{star}" for star in range(1, 6)}
         assert sum(row["probabilities"].values()) == pytest.approx(1, abs=1e-4)
         assert row["probability"] == max(row["probabilities"].values())
-    csv_file = tmp_path / "new.csv"
-    csv_file.write_text('id,review\n1,"superb, wonderful"\n2,awful\n')
-    assert len(cli("predict", star_run, "--file", csv_file).stdout.splitlines()) == 2
-    table = cli("compare", star_run).stdout
-    assert "test_macro_f1" in table
-    cli("report", star_run, "--data", stars, "--out", tmp_path / "report")
+    assert len(from_file.stdout.splitlines()) == 2
+    assert "test_macro_f1" in compared.stdout
     page = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
     assert "macro F1" in page and "true \\ predicted" in page and "weighted F1" in page

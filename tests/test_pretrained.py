@@ -19,7 +19,7 @@ from models.run_dir import RunDir
 from models.training import FitSettings, fit
 from models.zoo import pretrained
 from pipeline.errors import ReviewflowError
-from conftest import easy_data, kill_after_first_epoch
+from conftest import cli_in_a_new_process, easy_data, kill_after_first_epoch
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -124,12 +124,19 @@ def test_a_keras_hub_preset_fine_tunes_learns_and_its_run_works_in_new_processes
     assert len(config.preset["weights_sha256"]) == 64 and config.preset["max_sequence_length"] == 64
     assert max(row["val_accuracy"] for row in RunDir(run).history()) > 0.75  # it learns short texts
 
-    # Every command that reads the run, each in a new process.
-    cli_run("evaluate", run, "--data", short_data)
-    assert json.loads((run / "metrics.json").read_text())["accuracy"] > 0.7
+    # Every command that reads the run in a new process, and the SavedModel in one with only TensorFlow.
     review = next(line.split(" ", 1)[1] for line in (short_data.parent / "test.ft.txt").read_text().splitlines())
-    lines = cli_run("predict", run, "great excellent love", "awful terrible waste", review, "--format", "jsonl",
-                    "--explain").stdout.splitlines()
+    serving = subprocess.Popen(
+        [sys.executable, "-c", "import json, tensorflow as tf, tensorflow_text\n"
+         f"export = tf.saved_model.load({str(run / 'export')!r})\n"
+         "print(json.dumps(export.serve(tf.constant(['great excellent love', 'awful terrible waste']))"
+         ".numpy().reshape(-1).tolist()))"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, predicted, embedded, compared, _ = cli_in_a_new_process(
+        ["evaluate", run, "--data", short_data],
+        ["predict", run, "great excellent love", "awful terrible waste", review, "--format", "jsonl", "--explain"],
+        ["embed", run, "great movie"], ["compare", run], ["report", run, "--out", tmp_path / "report"])
+    assert json.loads((run / "metrics.json").read_text())["accuracy"] > 0.7
+    lines = predicted.stdout.splitlines()
     good, bad = (json.loads(line)["p_positive"] for line in lines[:2])
     assert good > bad
     explained = json.loads(lines[2])["explanation"]
@@ -137,16 +144,12 @@ def test_a_keras_hub_preset_fine_tunes_learns_and_its_run_works_in_new_processes
     assert explained["completeness_error"] <= 0.05 * max(1.0, abs(explained["logit"] - explained["reference"]))
     assert [token["text"] for token in explained["tokens"]] == [review[token["start"]:token["end"]]
                                                                 for token in explained["tokens"]]
-    embedded = cli_run("embed", run, "great movie").stdout
-    assert "[token_embedding] 16 dimensions" in embedded and "'great'" in embedded  # the preset's word pieces
-    assert "pretrained" in cli_run("compare", run).stdout
-    cli_run("report", run, "--out", tmp_path / "report")
-    served = json.loads(subprocess.run(
-        [sys.executable, "-c", "import json, tensorflow as tf, tensorflow_text\n"
-         f"export = tf.saved_model.load({str(run / 'export')!r})\n"
-         "print(json.dumps(export.serve(tf.constant(['great excellent love', 'awful terrible waste']))"
-         ".numpy().reshape(-1).tolist()))"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.splitlines()[-1])
+    assert "[token_embedding] 16 dimensions" in embedded.stdout and "'great'" in embedded.stdout  # word pieces
+    assert "pretrained" in compared.stdout
+    assert (tmp_path / "report" / "report.html").is_file()
+    stdout, stderr = serving.communicate(timeout=600)
+    assert serving.returncode == 0, stderr[-2000:]
+    served = json.loads(stdout.splitlines()[-1])
     np.testing.assert_allclose(served, [good, bad], atol=1e-5)
 
 

@@ -10,6 +10,7 @@ snippet and the SavedModel are loaded in a process of their own.
 import itertools
 import json
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -23,7 +24,7 @@ import cli as main
 
 from models import zoo
 from models.zoo.spec import OPTIMIZERS
-from conftest import TOKEN_ID_MODELS, easy_data
+from conftest import TOKEN_ID_MODELS, Said, cli_in_a_new_process, easy_data, said_by, start_cli_commands
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXTS = ["Great: excellent, I love it", "Awful: terrible waste, it broke", "", "café über naïve"]
@@ -35,19 +36,6 @@ PARAMS = {"hybrid": ["filters=8", "dense_units=8", "lstm_units=8"],
 MATRIX = TOKEN_ID_MODELS
 # Each optimizer `fit` accepts, dealt out over the models in turn (every one on one model at least).
 OPTIMIZER = dict(zip(MATRIX, itertools.cycle(OPTIMIZERS)))
-
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "cli.py", *map(str, args)], cwd=ROOT, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done
-
-
-def python(script: str) -> subprocess.CompletedProcess:
-    """A fresh interpreter that imports only what `script` imports."""
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done
 
 
 def readme_snippet() -> str:
@@ -81,24 +69,11 @@ def fitted_runs(tiny_data, tmp_path_factory):
     return runs
 
 
-def read_back_script(fitted_runs, tiny_data) -> str:
-    """What `predict`, `embed` and `evaluate` say of every run, in one new process that never fitted a model.
-
-    One process for all runs: loading imports every class-registering module itself (models/saving.py), so
-    the first load in a fresh interpreter is the test; a process per command would cost ~5 s of imports each.
-    """
-    script = ("import json, sys\nfrom click.testing import CliRunner\nimport cli\nout = {}\n"
-              f"for name, run in {({name: str(run) for name, run in fitted_runs.items()})!r}.items():\n"
-              "    said = {}\n"
-              "    for key, command, args in [('predict', 'predict', [*" + repr(TEXTS) + ", '--format', 'jsonl']), "
-              "('embed', 'embed', ['great movie']), ('evaluate', 'evaluate', ['--data', " + repr(str(tiny_data)) +
-              "]), ('explain', 'predict', [" + repr(TEXTS[0]) + ", '--explain', '--format', 'jsonl', '--steps', "
-              "'16'])]:\n"
-              "        done = CliRunner().invoke(cli.cli, [command, run, *args])\n"
-              "        said[key] = [done.exit_code, done.stdout + (done.stderr if done.exit_code else '')]\n"
-              "    out[name] = said\n"
-              "print(json.dumps(out))")
-    return script
+def readers(run: Path, data: Path) -> dict[str, list]:
+    """The commands that read a run, by what the test calls them."""
+    return {"predict": ["predict", run, *TEXTS, "--format", "jsonl"], "embed": ["embed", run, "great movie"],
+            "evaluate": ["evaluate", run, "--data", data],
+            "explain": ["predict", run, TEXTS[0], "--explain", "--format", "jsonl", "--steps", "16"]}
 
 
 def served_script(fitted_runs) -> str:
@@ -121,34 +96,38 @@ def served_script(fitted_runs) -> str:
 
 @pytest.fixture(scope="module")
 def read_back_and_served(fitted_runs, tiny_data):
-    """Both fresh interpreters at once (each spends most of its ~30 s importing and loading)."""
-    processes = [subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True)
-                 for script in (read_back_script(fitted_runs, tiny_data), served_script(fitted_runs))]
-    outputs = []
-    for process in processes:
-        stdout, stderr = process.communicate(timeout=600)
-        assert process.returncode == 0, stderr[-2000:]
-        outputs.append(json.loads(stdout.splitlines()[-1]))
-    return outputs
+    """Both fresh interpreters at once (each spends most of its ~30 s importing and loading): what each reader
+    said of each run (model name -> reader -> Said), and the served and loaded probabilities."""
+    # One new process for every reader of every run, which never fitted a model: loading imports every
+    # class-registering module itself (models/saving.py), so the first load in a fresh interpreter is the test.
+    reading = start_cli_commands(*[command for run in fitted_runs.values()
+                                   for command in readers(run, tiny_data).values()])
+    serving = subprocess.Popen([sys.executable, "-c", served_script(fitted_runs)], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    said = iter(said_by(reading, check=False))
+    read_back = {name: {key: next(said) for key in readers(run, tiny_data)} for name, run in fitted_runs.items()}
+    stdout, stderr = serving.communicate(timeout=600)
+    assert serving.returncode == 0, stderr[-2000:]
+    return read_back, json.loads(stdout.splitlines()[-1])
 
 
-def check_run(name: str, run: Path, said: dict, served: dict) -> None:
+def check_run(name: str, run: Path, said: dict[str, Said], served: dict) -> None:
     with zipfile.ZipFile(run / "model.keras") as archive:  # a deployed classifier carries no optimizer
         assert not any("optimizer" in entry for entry in archive.namelist())
     assert set(json.loads((run / "config.json").read_text())["versions"]) == {
         "reviewflow", "keras", "tensorflow", "tensorflow_text"}
-    assert said["evaluate"][0] == 0, said["evaluate"][1]
+    assert said["evaluate"].exit_code == 0, said["evaluate"].stderr
     assert json.loads((run / "metrics.json").read_text())["num_examples"] == 60
-    assert said["predict"][0] == 0, said["predict"][1]
-    predicted = [json.loads(line)["p_positive"] for line in said["predict"][1].splitlines()]
+    assert said["predict"].exit_code == 0, said["predict"].stderr
+    predicted = [json.loads(line)["p_positive"] for line in said["predict"].stdout.splitlines()]
     assert len(predicted) == len(TEXTS)
+    embed = said["embed"]
     if "embedding_dim" in zoo.parameters(name):
-        assert said["embed"][0] == 0 and "dimensions" in said["embed"][1], said["embed"][1]
+        assert embed.exit_code == 0 and "dimensions" in embed.stdout, embed.stderr
     else:  # linear: said so, not an empty success
-        assert said["embed"][0] == 1 and "has no embedding layer" in said["embed"][1], said["embed"][1]
-    assert said["explain"][0] == 0, said["explain"][1]
-    explained = json.loads(said["explain"][1])
+        assert embed.exit_code == 1 and "has no embedding layer" in embed.stderr, embed.stdout + embed.stderr
+    assert said["explain"].exit_code == 0, said["explain"].stderr
+    explained = json.loads(said["explain"].stdout)
     assert explained["p_positive"] == predicted[0]
     explanation = explained["explanation"]
     assert explanation["method"] == ("exact" if name in ("linear", "ngram_bag") else "integrated_gradients")
@@ -176,13 +155,16 @@ def test_every_run_loads_in_every_command_of_a_new_process(fitted_runs, read_bac
 
 def test_tune_compare_and_report_read_runs_in_new_processes(tiny_data, tmp_path):
     tuned = tmp_path / "tuned"
-    cli("tune", "--model", "ngram_bag", "--data", tiny_data, "--out", tuned, "--tuner", "random",
-        "--max-trials", "1", "--max-epochs", "1", "--param", "buckets=4096", *TINY)
-    cli("evaluate", tuned, "--data", tiny_data)
-    assert len(cli("predict", tuned, *TEXTS).stdout.splitlines()) == len(TEXTS)
-    table = cli("compare", tuned).stdout
-    assert "ngram_bag" in table
-    cli("report", tuned, "--data", tiny_data, "--out", tmp_path / "report")
+    tuning = CliRunner().invoke(main.cli, ["tune", "--model", "ngram_bag", "--data", str(tiny_data), "--out",
+                                           str(tuned), "--tuner", "random", "--max-trials", "1", "--max-epochs",
+                                           "1", "--param", "buckets=4096", *TINY])  # here: its readers elsewhere
+    assert tuning.exit_code == 0, tuning.output
+    _, predicted, compared, _ = cli_in_a_new_process(
+        ["evaluate", tuned, "--data", tiny_data], ["predict", tuned, *TEXTS], ["compare", tuned],
+        ["report", tuned, "--data", tiny_data, "--out", tmp_path / "report"])
+    assert json.loads((tuned / "metrics.json").read_text())["num_examples"] == 60
+    assert len(predicted.stdout.splitlines()) == len(TEXTS)
+    assert "ngram_bag" in compared.stdout
     assert "ngram_bag" in (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
 
 
@@ -197,19 +179,20 @@ def rewrite_config(model_file: Path, old: bytes, new: bytes) -> None:
 
 
 def test_an_unknown_class_names_itself_and_the_versions_not_a_damaged_file(tiny_data, tmp_path):
-    run = tmp_path / "ng"
-    cli("fit", "--model", "ngram_bag", "--data", tiny_data, "--out", run, "--quiet", *TINY, "--param", "buckets=64")
-    config = json.loads((run / "config.json").read_text())
+    newer, damaged = tmp_path / "newer", tmp_path / "damaged"
+    fitted = CliRunner().invoke(main.cli, ["fit", "--model", "ngram_bag", "--data", str(tiny_data), "--out",
+                                           str(newer), "--quiet", *TINY, "--param", "buckets=64"])
+    assert fitted.exit_code == 0, fitted.output
+    shutil.copytree(newer, damaged)
+    config = json.loads((newer / "config.json").read_text())
     config["versions"]["reviewflow"] = "9.0.0"  # as if a newer reviewflow wrote it
-    (run / "config.json").write_text(json.dumps(config))
-    rewrite_config(run / "model.keras", b"HashedNgrams", b"HashedNgramsV9")
-    done = subprocess.run([sys.executable, "cli.py", "predict", str(run), "great"], cwd=ROOT, capture_output=True,
-                          text=True)
-    assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert "'HashedNgramsV9'" in done.stderr and "reviewflow 9.0.0" in done.stderr
-    assert "damaged" not in done.stderr and "upgrade reviewflow" in done.stderr
-
-    (run / "model.keras").write_bytes((run / "model.keras").read_bytes()[:1000])  # truncated: that one is damaged
-    done = subprocess.run([sys.executable, "cli.py", "predict", str(run), "great"], cwd=ROOT, capture_output=True,
-                          text=True)
-    assert done.returncode == 1 and "truncated or damaged" in done.stderr and "Traceback" not in done.stderr
+    (newer / "config.json").write_text(json.dumps(config))
+    rewrite_config(newer / "model.keras", b"HashedNgrams", b"HashedNgramsV9")
+    (damaged / "model.keras").write_bytes((damaged / "model.keras").read_bytes()[:1000])  # truncated: damaged
+    unknown, truncated = cli_in_a_new_process(["predict", newer, "great"], ["predict", damaged, "great"],
+                                              check=False)
+    assert unknown.exit_code == 1 and "Traceback" not in unknown.stderr
+    assert "'HashedNgramsV9'" in unknown.stderr and "reviewflow 9.0.0" in unknown.stderr
+    assert "damaged" not in unknown.stderr and "upgrade reviewflow" in unknown.stderr
+    assert truncated.exit_code == 1 and "truncated or damaged" in truncated.stderr
+    assert "Traceback" not in truncated.stderr
