@@ -256,7 +256,7 @@ def tampered_model(work: Path) -> Outcome:
 
 def foreign_model(work: Path) -> Outcome:
     """A model.keras naming a class this reviewflow lacks (as a newer one would write): the error names the
-    class and the versions, and does not call the file damaged."""
+    class and the versions, and does not call the file damaged; a truncated model.keras is called damaged."""
     import json
     import shutil
     import zipfile
@@ -276,10 +276,16 @@ def foreign_model(work: Path) -> Outcome:
             data = source.read(info)
             target.writestr(info, data.replace(b"HashedNgrams", b"HashedNgramsV9") if info.filename == "config.json"
                             else data)
-    done = cli("predict", str(foreign), "hello")
+    damaged = work / "damaged"  # and a truncated file: that one is damaged, and said to be
+    shutil.rmtree(damaged, ignore_errors=True)
+    shutil.copytree(run, damaged)
+    (damaged / "model.keras").write_bytes((run / "model.keras").read_bytes()[:1000])
+    done, truncated = cli("predict", str(foreign), "hello"), cli("predict", str(damaged), "hello")
     ok = (done.returncode == 1 and "'HashedNgramsV9'" in done.stderr and "reviewflow 9.0.0" in done.stderr
-          and "damaged" not in done.stderr and "Traceback" not in done.stderr)
-    return Outcome("model.keras naming an unknown class", ok, 0, "" if ok else done.stderr[-300:])
+          and "upgrade reviewflow" in done.stderr and "damaged" not in done.stderr and "Traceback" not in done.stderr
+          and truncated.returncode == 1 and "truncated or damaged" in truncated.stderr
+          and "Traceback" not in truncated.stderr)
+    return Outcome("model.keras naming an unknown class", ok, 0, "" if ok else (done.stderr + truncated.stderr)[-300:])
 
 
 def in_child(function, *args):

@@ -1,5 +1,6 @@
 """fit without --max-len: the length chosen from the train split's histogram, per kind of model."""
 
+import dataclasses
 import json
 import shutil
 
@@ -7,7 +8,7 @@ import pytest
 
 from models import max_len, zoo
 from models.run_dir import RunDir
-from models.training import FitSettings, fit
+from models.training import FitSettings, fit, make_plan
 from pipeline.data_dir import DataDir
 from conftest import easy_data
 
@@ -50,19 +51,22 @@ def fitted_max_len(data, out, name, **settings) -> dict:
 def test_fit_chooses_from_the_data_short_reviews_short_long_ones_long(short_and_long, tmp_path):
     short, long = short_and_long
     train_lengths = DataDir.open(long).split("train").lengths()
+    chosen = {}
     for data, name in ((short, "cnn"), (short, "linear"), (long, "cnn"), (long, "linear")):
-        chosen = fitted_max_len(data, tmp_path / data.parent.name / name, name)
+        plan = make_plan(FitSettings(model=name, data=data, out=tmp_path), DataDir.open(data))
+        choice = chosen[(data, name)] = dataclasses.asdict(plan.max_len)
         lengths = DataDir.open(data).split("train").lengths()
         coverage, cap = zoo.spec(name).lengths.coverage, zoo.spec(name).lengths.cap
-        assert chosen["source"] == "data" and chosen["max_len"] % max_len.MULTIPLE == 0
-        assert chosen["max_len"] <= cap and (chosen["covered"] >= coverage or chosen["max_len"] == cap)
-        assert chosen["covered"] == pytest.approx(max_len.share_within(lengths, chosen["max_len"]), abs=1e-4)
-        assert RunDir(tmp_path / data.parent.name / name).config().settings["max_len"] == chosen["max_len"]
-    configs = {(data, name): RunDir(tmp_path / data.parent.name / name).config().settings["max_len"]
-               for data in (short, long) for name in ("cnn", "linear")}
-    assert configs[(short, "cnn")] <= 32 and configs[(short, "linear")] <= 32  # a few words: no padding to 128
-    assert configs[(long, "linear")] > configs[(long, "cnn")] > 128  # whole long reviews for the bag model
-    assert max(train_lengths) > configs[(long, "cnn")]
+        assert choice["source"] == "data" and choice["max_len"] % max_len.MULTIPLE == 0
+        assert choice["max_len"] <= cap and (choice["covered"] >= coverage or choice["max_len"] == cap)
+        assert choice["covered"] == pytest.approx(max_len.share_within(lengths, choice["max_len"]), abs=1e-4)
+    # What fit plans is what it records and trains with (one fit: the others would plan the same way).
+    assert fitted_max_len(long, tmp_path / "run", "linear") == chosen[(long, "linear")]
+    assert RunDir(tmp_path / "run").config().settings["max_len"] == chosen[(long, "linear")]["max_len"]
+    lengths = {key: choice["max_len"] for key, choice in chosen.items()}
+    assert lengths[(short, "cnn")] <= 32 and lengths[(short, "linear")] <= 32  # a few words: no padding to 128
+    assert lengths[(long, "linear")] > lengths[(long, "cnn")] > 128  # whole long reviews for the bag model
+    assert max(train_lengths) > lengths[(long, "cnn")]
 
 
 def test_max_len_given_is_kept_and_an_old_data_directory_falls_back(short_and_long, tmp_path):

@@ -10,7 +10,6 @@ snippet and the SavedModel are loaded in a process of their own.
 import itertools
 import json
 import re
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -166,33 +165,3 @@ def test_tune_compare_and_report_read_runs_in_new_processes(tiny_data, tmp_path)
     assert len(predicted.stdout.splitlines()) == len(TEXTS)
     assert "ngram_bag" in compared.stdout
     assert "ngram_bag" in (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
-
-
-def rewrite_config(model_file: Path, old: bytes, new: bytes) -> None:
-    """Rename a class inside a `.keras` file's config, as a newer reviewflow's file would name it."""
-    with zipfile.ZipFile(model_file) as archive:
-        entries = {info.filename: archive.read(info) for info in archive.infolist()}
-    entries["config.json"] = entries["config.json"].replace(old, new)
-    with zipfile.ZipFile(model_file, "w") as archive:
-        for filename, data in entries.items():
-            archive.writestr(filename, data)
-
-
-def test_an_unknown_class_names_itself_and_the_versions_not_a_damaged_file(tiny_data, tmp_path):
-    newer, damaged = tmp_path / "newer", tmp_path / "damaged"
-    fitted = CliRunner().invoke(main.cli, ["fit", "--model", "ngram_bag", "--data", str(tiny_data), "--out",
-                                           str(newer), "--quiet", *TINY, "--param", "buckets=64"])
-    assert fitted.exit_code == 0, fitted.output
-    shutil.copytree(newer, damaged)
-    config = json.loads((newer / "config.json").read_text())
-    config["versions"]["reviewflow"] = "9.0.0"  # as if a newer reviewflow wrote it
-    (newer / "config.json").write_text(json.dumps(config))
-    rewrite_config(newer / "model.keras", b"HashedNgrams", b"HashedNgramsV9")
-    (damaged / "model.keras").write_bytes((damaged / "model.keras").read_bytes()[:1000])  # truncated: damaged
-    unknown, truncated = cli_in_a_new_process(["predict", newer, "great"], ["predict", damaged, "great"],
-                                              check=False)
-    assert unknown.exit_code == 1 and "Traceback" not in unknown.stderr
-    assert "'HashedNgramsV9'" in unknown.stderr and "reviewflow 9.0.0" in unknown.stderr
-    assert "damaged" not in unknown.stderr and "upgrade reviewflow" in unknown.stderr
-    assert truncated.exit_code == 1 and "truncated or damaged" in truncated.stderr
-    assert "Traceback" not in truncated.stderr
