@@ -194,6 +194,53 @@ def test_a_source_with_no_valid_line_is_refused_with_its_first_reject(tmp_path, 
     assert [path.name for path in out.iterdir()] == ["notes.txt"]
 
 
+def test_a_failed_run_cleans_up_before_another_run_can_take_the_directory(tmp_path, corpus_files, monkeypatch):
+    """A failed run removes its marker and lock while it still holds the lock (once released, a second run may
+    claim the directory, and its marks would go with the first's); a run refused because another holds the lock
+    leaves the other's marks alone."""
+    import fcntl
+
+    from pipeline import ownership
+    from pipeline.shard import output_dir
+
+    def lock_is_free(directory: Path) -> bool:
+        with open(directory / ".lock", "a") as lock:  # another open file: flock conflicts as another process's
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            return True
+
+    empty = tmp_path / "empty.ft.txt"
+    empty.write_bytes(b"")
+    out = tmp_path / "new" / "data"
+    seen = []
+    remove_if_bare = output_dir.remove_if_bare
+    monkeypatch.setattr(output_dir, "remove_if_bare", lambda made, emptied=None: (
+        seen.append(lock_is_free(out)), remove_if_bare(made, emptied)))
+    with pytest.raises(SourceError):
+        shard_corpus(ShardSettings(train=corpus_files[0], test=empty, out=out))
+    assert seen == [False] and not (tmp_path / "new").exists()
+    monkeypatch.undo()
+
+    # Another run makes and claims the directory between this one's checks and its lock, and holds the lock.
+    locked = output_dir.locked
+    held = []
+
+    def another_run_first(directory):
+        ownership.claim(directory, output_dir.DATA_LAYOUT)
+        held.append(open(directory / ".lock", "w"))
+        fcntl.flock(held[0], fcntl.LOCK_EX)
+        return locked(directory)
+
+    monkeypatch.setattr(output_dir, "locked", another_run_first)
+    with pytest.raises(DatasetError, match="another reviewflow process is writing here"):
+        shard_corpus(ShardSettings(train=corpus_files[0], test=corpus_files[1], out=out))
+    assert sorted(path.name for path in out.iterdir()) == [".lock", ".reviewflow"]  # the other run's, kept
+    held[0].close()
+
+
 def test_a_train_split_without_examples_is_refused(tmp_path, corpus_files):
     train = tmp_path / "one.ft.txt"
     train.write_text("__label__2 the only review\n")

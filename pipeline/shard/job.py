@@ -23,12 +23,17 @@ def shard_corpus(settings: ShardSettings, progress: bool = False) -> manifest_li
     was_empty = output_dir.is_empty_directory(out)
     try:
         with output_dir.locked(out):
-            output_dir.prepare_output_dir(out, settings.overwrite)
-            return run_shard_job(settings, out, progress)
+            try:
+                output_dir.prepare_output_dir(out, settings.overwrite)
+                return run_shard_job(settings, out, progress)
+            except BaseException:
+                # "Nothing was written": not even the directories this run made, nor its marks in an empty one
+                # the user made (the failed run emptied them of its files). Under the lock: once it is released,
+                # another run may claim the directory, and its marker and lock would go with ours.
+                output_dir.remove_if_bare(made, out if was_empty else None)
+                raise
     except BaseException:
-        # "Nothing was written": not even the directories this run made, nor its marks in an empty one the
-        # user made (the failed run emptied them of its files).
-        output_dir.remove_if_bare(made, out if was_empty else None)
+        output_dir.remove_empty(made)  # no lock taken (another run holds it, or mkdir failed): empty ones only
         raise
 
 

@@ -72,6 +72,18 @@ def remove_if_bare(made: list[Path], emptied: Path | None = None) -> None:
         _unmark_if_bare(emptied)
 
 
+def remove_empty(made: list[Path]) -> None:
+    """Remove those of the directories a run would have made (`directories_to_make`) that exist and are empty,
+    deepest first, up to the first that holds anything (another run's lock, a user's file)."""
+    for path in made:
+        try:
+            path.rmdir()
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return
+
+
 def _unmark_if_bare(path: Path) -> bool:
     """Delete the marker and lock of a directory that holds nothing else; whether it did."""
     bare = {ownership.MARKER_FILE, LOCK_FILE}
