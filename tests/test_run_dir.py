@@ -9,6 +9,7 @@ import pytest
 
 from models.run_dir import CONFIG_FILE, HISTORY_CSV, RunConfig, RunDir
 from pipeline.errors import ReviewflowError
+from conftest import cli_in_a_new_process
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -113,12 +114,12 @@ def test_predict_on_a_run_with_a_damaged_config_says_so_and_exits_1(tmp_path):
 def test_a_fit_or_tune_into_a_run_another_process_writes_is_refused_untouched(data_dir, tmp_path):
     run = tmp_path / "run"
     with RunDir(run).locked(overwrite=False):   # as a fit in another process holds it while it trains
-        for command in (["fit", "--model", "linear"], ["tune", "--model", "linear", "--max-trials", "1"]):
-            done = subprocess.run([sys.executable, "cli.py", *command, "--data", str(data_dir), "--out", str(run),
-                                   "--epochs", "1"], cwd=ROOT, capture_output=True, text=True, timeout=300)
-            assert done.returncode == 1 and "another reviewflow process is writing here" in done.stderr, done.stderr
+        refused = cli_in_a_new_process(*[[*command, "--data", data_dir, "--out", run, "--epochs", "1"] for command in (
+            ["fit", "--model", "linear"], ["tune", "--model", "linear", "--max-trials", "1"])], check=False)
+        for done in refused:
+            assert done.exit_code == 1 and "another reviewflow process is writing here" in done.stderr, done.stderr
             assert "Traceback" not in done.stderr
-            assert sorted(path.name for path in run.iterdir()) == [".lock", ".reviewflow"]   # nothing written
+        assert sorted(path.name for path in run.iterdir()) == [".lock", ".reviewflow"]   # nothing written
 
 
 def test_the_lock_is_taken_again_by_its_own_process_and_kept_by_overwrite(tmp_path):
