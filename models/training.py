@@ -21,7 +21,7 @@ from models.zoo.layers import Temperature, TrimPadding, all_layers
 from models.zoo.spec import OPTIMIZERS
 from models.run_dir import (BACKUP_DIR, BEST_CHECKPOINT, CACHE_DIR, CURVES_PNG, LOGS_DIR, MODEL_FILE, RunConfig, RunDir,
                             kept_epoch)
-from pipeline import data_service, dataset, plots, text
+from pipeline import batching, data_service, dataset, plots, text
 from pipeline.data_dir import DataDir
 from pipeline.errors import ReviewflowError
 from pipeline.vectors import PretrainedVectors
@@ -344,7 +344,15 @@ def make_inputs(plan: RunPlan, settings: FitSettings, data: DataDir, vectorizer,
     train = make("train", shuffle=True)
     if settings.steps_per_epoch:
         train = train.repeat()  # capped epochs walk on through the split instead of restarting it
-    return train, make("validation", shuffle=False)
+    validation = make("validation", shuffle=False)
+    # Keras's `fit` under a strategy (multi-worker runs train in a loop of our own): validation's first batch may
+    # be the whole split, an odd number of reviews. A training epoch's is a full one (a pool's partial batch
+    # comes at its end, behind the 16 batches shuffled together) unless the corpus is tiny; and cut there, an
+    # epoch's count of batches would be unknown, which a strategy ends with one more optimizer step, on no
+    # reviews (measured: +1 step an epoch, and the weights moved).
+    if plan.replicas > 1 and settings.strategy != "multi-worker":
+        validation = batching.first_batch_split_evenly(validation, plan.replicas)
+    return train, validation
 
 
 def _fit(plan: RunPlan, settings: FitSettings, data: DataDir, vectors: PretrainedVectors | None, run: RunDir,

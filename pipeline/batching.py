@@ -134,3 +134,22 @@ def sorted_batches(dataset: tf.data.Dataset, batch_size: int, max_len: int, shuf
     if shuffle:
         dataset = dataset.shuffle(POOL_BATCHES, seed=seed, reshuffle_each_iteration=True)
     return dataset
+
+
+def first_batch_split_evenly(dataset: tf.data.Dataset, replicas: int) -> tf.data.Dataset:
+    """The first batch, where its reviews do not split evenly over `replicas`, cut in two: the most that do,
+    then the rest (every other batch as it is; a first batch of fewer reviews than replicas stays whole).
+
+    Why: under a tf.distribute strategy, Keras 3's `fit` and `evaluate` first average the per-replica parts of
+    one batch to build the model (`_maybe_symbolic_build`), which fails where those parts differ in size: a
+    validation split of 605 reviews, one batch on 2 replicas, stopped `fit` at its first validation. Batches
+    after the first may split unevenly. The count of batches becomes unknown to tf.data.
+    """
+    def cut_first(index, batch):
+        rows = tf.shape(batch[-1])[0]   # the labels
+        even = rows - rows % replicas
+        cut = tf.where(tf.logical_and(index == 0, even > 0), even, rows)
+        parts = tf.data.Dataset.from_tensors(tf.nest.map_structure(lambda part: part[:cut], batch)).concatenate(
+            tf.data.Dataset.from_tensors(tf.nest.map_structure(lambda part: part[cut:], batch)))
+        return parts.filter(lambda *part: tf.shape(part[-1])[0] > 0)
+    return dataset.enumerate().flat_map(lambda index, batch: cut_first(index, batch))

@@ -67,6 +67,24 @@ def test_cached_batches_by_length_are_the_same_reviews_each_epoch(data_dir, tmp_
     assert cache_bytes < 4 * 40 * data.num_examples("train")
 
 
+def test_the_first_batch_splits_evenly_over_the_replicas_and_every_review_stays():
+    def batches(sizes, width=3):   # ids as a preset's inputs are (a dict), labels numbering the reviews
+        starts = np.cumsum([0, *sizes[:-1]])
+        return tf.data.Dataset.from_generator(lambda: (
+            ({"token_ids": np.full((size, width), start, "int32"), "padding_mask": np.ones((size, width), bool)},
+             np.arange(start, start + size)) for start, size in zip(starts, sizes)),
+            output_signature=({"token_ids": tf.TensorSpec((None, None), tf.int32),
+                               "padding_mask": tf.TensorSpec((None, None), tf.bool)}, tf.TensorSpec((None,), tf.int64)))
+
+    for sizes, replicas, expected in [([605], 2, [604, 1]), ([7, 5, 3], 2, [6, 1, 5, 3]), ([1024, 9], 3, [1023, 1, 9]),
+                                      ([8, 3], 2, [8, 3]), ([1, 4], 2, [1, 4])]:
+        cut = list(batching.first_batch_split_evenly(batches(sizes), replicas).as_numpy_iterator())
+        assert [len(labels) for _, labels in cut] == expected
+        assert np.concatenate([labels for _, labels in cut]).tolist() == list(range(sum(sizes)))  # each once, in order
+        for ids, labels in cut:
+            assert ids["token_ids"].shape[0] == ids["padding_mask"].shape[0] == len(labels)
+
+
 def test_a_preset_s_inputs_are_cut_by_their_padding_mask():
     token_ids = np.zeros((3, 20), np.int32)
     token_ids[0, :10], token_ids[1, :2], token_ids[2, :3] = 5, 6, 7    # 10, 2 and 3 word pieces
