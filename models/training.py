@@ -341,17 +341,17 @@ def make_inputs(plan: RunPlan, settings: FitSettings, data: DataDir, vectorizer,
             every=plan.validation_every.value if split == "validation" else 1)
         return data_service.distribute(batches, settings.data_service) if remote else batches
 
-    train = make("train", shuffle=True)
+    train, validation = make("train", shuffle=True), make("validation", shuffle=False)
+    # Keras's `fit` under a strategy builds the model from a first batch split over the replicas, which must
+    # split evenly (multi-worker runs train in a loop of our own). Validation's may be the whole split, an odd
+    # number of reviews: cut. A training epoch's is a full one unless a small corpus's partial batch comes
+    # first: swapped with the second, not cut (cut, an epoch's count of batches is unknown, and a strategy
+    # ends such an epoch with one more optimizer step, on no reviews: measured, +1 step an epoch).
+    if plan.replicas > 1 and settings.strategy != "multi-worker":
+        train = batching.uneven_first_batch_second(train, plan.replicas)
+        validation = batching.first_batch_split_evenly(validation, plan.replicas)
     if settings.steps_per_epoch:
         train = train.repeat()  # capped epochs walk on through the split instead of restarting it
-    validation = make("validation", shuffle=False)
-    # Keras's `fit` under a strategy (multi-worker runs train in a loop of our own): validation's first batch may
-    # be the whole split, an odd number of reviews. A training epoch's is a full one (a pool's partial batch
-    # comes at its end, behind the 16 batches shuffled together) unless the corpus is tiny; and cut there, an
-    # epoch's count of batches would be unknown, which a strategy ends with one more optimizer step, on no
-    # reviews (measured: +1 step an epoch, and the weights moved).
-    if plan.replicas > 1 and settings.strategy != "multi-worker":
-        validation = batching.first_batch_split_evenly(validation, plan.replicas)
     return train, validation
 
 

@@ -153,3 +153,31 @@ def first_batch_split_evenly(dataset: tf.data.Dataset, replicas: int) -> tf.data
             tf.data.Dataset.from_tensors(tf.nest.map_structure(lambda part: part[cut:], batch)))
         return parts.filter(lambda *part: tf.shape(part[-1])[0] > 0)
     return dataset.enumerate().flat_map(lambda index, batch: cut_first(index, batch))
+
+
+def uneven_first_batch_second(dataset: tf.data.Dataset, replicas: int) -> tf.data.Dataset:
+    """The first batch, where its reviews do not split evenly over `replicas`, swapped with the second; the
+    count of batches kept (unlike `first_batch_split_evenly`), so a known one stays known.
+
+    For training under a strategy (the same Keras build as above): an epoch's batches are full ones but for a
+    pool's partial one, which the shuffle can bring first on a small corpus. A dataset of one batch, or of an
+    unknown count, is returned as it is.
+    """
+    count = int(dataset.cardinality())
+    if count < 2:
+        return dataset
+    empty = tf.nest.map_structure(lambda spec: tf.zeros([0] * len(spec.shape), spec.dtype), dataset.element_spec)
+
+    def step(state, batch):
+        held, holding, index = state
+        hold = tf.logical_and(index == 0, tf.shape(batch[-1])[0] % replicas != 0)
+        emitted = tf.where(hold, 0, tf.where(holding, 2, 1))   # holding: this batch, then the one held
+        kept = tf.nest.map_structure(lambda part, none: tf.cond(hold, lambda: part, lambda: none), batch, empty)
+        return (kept, hold, index + 1), (batch, held, emitted)
+
+    def emit(batch, held, emitted):
+        return tf.data.Dataset.from_tensors(batch).concatenate(tf.data.Dataset.from_tensors(held)).take(
+            tf.cast(emitted, tf.int64))
+
+    swapped = dataset.scan((empty, tf.constant(False), tf.constant(0)), step).flat_map(emit)
+    return swapped.apply(tf.data.experimental.assert_cardinality(count))

@@ -67,15 +67,20 @@ def test_cached_batches_by_length_are_the_same_reviews_each_epoch(data_dir, tmp_
     assert cache_bytes < 4 * 40 * data.num_examples("train")
 
 
-def test_the_first_batch_splits_evenly_over_the_replicas_and_every_review_stays():
-    def batches(sizes, width=3):   # ids as a preset's inputs are (a dict), labels numbering the reviews
-        starts = np.cumsum([0, *sizes[:-1]])
-        return tf.data.Dataset.from_generator(lambda: (
-            ({"token_ids": np.full((size, width), start, "int32"), "padding_mask": np.ones((size, width), bool)},
-             np.arange(start, start + size)) for start, size in zip(starts, sizes)),
-            output_signature=({"token_ids": tf.TensorSpec((None, None), tf.int32),
-                               "padding_mask": tf.TensorSpec((None, None), tf.bool)}, tf.TensorSpec((None,), tf.int64)))
+def numbered_batches(sizes: list[int]) -> tf.data.Dataset:
+    """Batches of these sizes, of ids as a preset's inputs are (a dict; batch i is 3 + i wide), labels
+    numbering the reviews; its count of batches known."""
+    starts = np.cumsum([0, *sizes[:-1]])
+    return tf.data.Dataset.from_generator(lambda: (
+        ({"token_ids": np.full((size, 3 + i), start, "int32"), "padding_mask": np.ones((size, 3 + i), bool)},
+         np.arange(start, start + size)) for i, (start, size) in enumerate(zip(starts, sizes))),
+        output_signature=({"token_ids": tf.TensorSpec((None, None), tf.int32),
+                           "padding_mask": tf.TensorSpec((None, None), tf.bool)}, tf.TensorSpec((None,), tf.int64)),
+    ).apply(tf.data.experimental.assert_cardinality(len(sizes)))
 
+
+def test_the_first_batch_splits_evenly_over_the_replicas_and_every_review_stays():
+    batches = numbered_batches
     for sizes, replicas, expected in [([605], 2, [604, 1]), ([7, 5, 3], 2, [6, 1, 5, 3]), ([1024, 9], 3, [1023, 1, 9]),
                                       ([8, 3], 2, [8, 3]), ([1, 4], 2, [1, 4])]:
         cut = list(batching.first_batch_split_evenly(batches(sizes), replicas).as_numpy_iterator())
@@ -83,6 +88,20 @@ def test_the_first_batch_splits_evenly_over_the_replicas_and_every_review_stays(
         assert np.concatenate([labels for _, labels in cut]).tolist() == list(range(sum(sizes)))  # each once, in order
         for ids, labels in cut:
             assert ids["token_ids"].shape[0] == ids["padding_mask"].shape[0] == len(labels)
+
+
+def test_an_uneven_first_training_batch_goes_second_and_the_count_of_batches_stays_known():
+    for sizes, replicas, expected in [([7, 8, 8], 2, [8, 7, 8]), ([8, 7, 8], 2, [8, 7, 8]), ([7, 5], 2, [5, 7]),
+                                      ([7], 2, [7]), ([10, 12, 12], 3, [12, 10, 12])]:
+        swapped = batching.uneven_first_batch_second(numbered_batches(sizes), replicas)
+        assert int(swapped.cardinality()) == len(sizes)  # Keras and the schedules count the steps
+        for _ in range(2):  # every epoch's iteration alike
+            got = list(swapped.as_numpy_iterator())
+            assert [len(labels) for _, labels in got] == expected
+            assert sorted(np.concatenate([labels for _, labels in got]).tolist()) == list(range(sum(sizes)))
+            for ids, labels in got:  # each batch whole: its ids (its first label's number) and its own width
+                assert ids["token_ids"].shape == ids["padding_mask"].shape and len(ids["token_ids"]) == len(labels)
+                assert (ids["token_ids"] == labels[0]).all()
 
 
 def test_a_preset_s_inputs_are_cut_by_their_padding_mask():
