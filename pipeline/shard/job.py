@@ -21,8 +21,10 @@ def shard_corpus(settings: ShardSettings, progress: bool = False) -> manifest_li
     output_dir.check_output_dir(out, settings.overwrite)  # before the lock file is made: a user's folder stays as it was
     made = output_dir.directories_to_make(out)
     was_empty = output_dir.is_empty_directory(out)
+    lock_taken = False
     try:
         with output_dir.locked(out):
+            lock_taken = True
             try:
                 output_dir.prepare_output_dir(out, settings.overwrite)
                 return run_shard_job(settings, out, progress)
@@ -33,7 +35,8 @@ def shard_corpus(settings: ShardSettings, progress: bool = False) -> manifest_li
                 output_dir.remove_if_bare(made, out if was_empty else None)
                 raise
     except BaseException:
-        output_dir.remove_empty(made)  # no lock taken (another run holds it, or mkdir failed): empty ones only
+        if not lock_taken:  # another run holds it, or a mkdir failed: only the empty directories this one made
+            output_dir.remove_empty(made)
         raise
 
 
