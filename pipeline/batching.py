@@ -152,7 +152,7 @@ def first_batch_split_evenly(dataset: tf.data.Dataset, replicas: int) -> tf.data
         parts = tf.data.Dataset.from_tensors(tf.nest.map_structure(lambda part: part[:cut], batch)).concatenate(
             tf.data.Dataset.from_tensors(tf.nest.map_structure(lambda part: part[cut:], batch)))
         return parts.filter(lambda *part: tf.shape(part[-1])[0] > 0)
-    return dataset.enumerate().flat_map(lambda index, batch: cut_first(index, batch))
+    return dataset.enumerate().flat_map(cut_first)
 
 
 def uneven_first_batch_second(dataset: tf.data.Dataset, replicas: int) -> tf.data.Dataset:

@@ -124,16 +124,25 @@ class Said:
 
 def start_cli_commands(*commands: list) -> subprocess.Popen:
     """Start a fresh interpreter that runs each of `commands` (cli.py's arguments) through click, in turn."""
-    arguments = json.dumps([[str(arg) for arg in command] for command in commands])
-    return subprocess.Popen([sys.executable, "-c", COMMANDS_SCRIPT, arguments], cwd=ROOT, stdout=subprocess.PIPE,
+    return start_python(COMMANDS_SCRIPT, json.dumps([[str(arg) for arg in command] for command in commands]))
+
+
+def start_python(script: str, *args: str) -> subprocess.Popen:
+    """Start a fresh interpreter running `script` (with `args` in sys.argv), which imports only what it imports."""
+    return subprocess.Popen([sys.executable, "-c", script, *args], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
+
+
+def printed_json(process: subprocess.Popen):
+    """What a process of `start_python` printed as JSON on its last line, once it exited 0."""
+    stdout, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stderr[-2000:]
+    return json.loads(stdout.splitlines()[-1])
 
 
 def said_by(process: subprocess.Popen, check: bool = True) -> list[Said]:
     """What each command of `start_cli_commands` said; with `check`, each must have exited 0."""
-    stdout, stderr = process.communicate(timeout=600)
-    assert process.returncode == 0, stderr[-2000:]
-    said = [Said(*row) for row in json.loads(stdout.splitlines()[-1])]
+    said = [Said(*row) for row in printed_json(process)]
     failed = [f"{' '.join(command.args)}: {command.stderr[-1500:]}" for command in said if command.exit_code]
     assert not (check and failed), "\n".join(failed)
     return said

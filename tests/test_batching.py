@@ -80,10 +80,9 @@ def numbered_batches(sizes: list[int]) -> tf.data.Dataset:
 
 
 def test_the_first_batch_splits_evenly_over_the_replicas_and_every_review_stays():
-    batches = numbered_batches
     for sizes, replicas, expected in [([605], 2, [604, 1]), ([7, 5, 3], 2, [6, 1, 5, 3]), ([1024, 9], 3, [1023, 1, 9]),
                                       ([8, 3], 2, [8, 3]), ([1, 4], 2, [1, 4])]:
-        cut = list(batching.first_batch_split_evenly(batches(sizes), replicas).as_numpy_iterator())
+        cut = list(batching.first_batch_split_evenly(numbered_batches(sizes), replicas).as_numpy_iterator())
         assert [len(labels) for _, labels in cut] == expected
         assert np.concatenate([labels for _, labels in cut]).tolist() == list(range(sum(sizes)))  # each once, in order
         for ids, labels in cut:

@@ -19,7 +19,7 @@ from models.run_dir import RunDir
 from models.training import FitSettings, fit
 from models.zoo import pretrained
 from pipeline.errors import ReviewflowError
-from conftest import cli_in_a_new_process, easy_data, kill_after_first_epoch
+from conftest import cli_in_a_new_process, easy_data, kill_after_first_epoch, printed_json, start_python
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -126,11 +126,10 @@ def test_a_keras_hub_preset_fine_tunes_learns_and_its_run_works_in_new_processes
 
     # Every command that reads the run in a new process, and the SavedModel in one with only TensorFlow.
     review = next(line.split(" ", 1)[1] for line in (short_data.parent / "test.ft.txt").read_text().splitlines())
-    serving = subprocess.Popen(
-        [sys.executable, "-c", "import json, tensorflow as tf, tensorflow_text\n"
-         f"export = tf.saved_model.load({str(run / 'export')!r})\n"
-         "print(json.dumps(export.serve(tf.constant(['great excellent love', 'awful terrible waste']))"
-         ".numpy().reshape(-1).tolist()))"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    serving = start_python("import json, tensorflow as tf, tensorflow_text\n"
+                           f"export = tf.saved_model.load({str(run / 'export')!r})\n"
+                           "print(json.dumps(export.serve(tf.constant(['great excellent love', 'awful terrible "
+                           "waste'])).numpy().reshape(-1).tolist()))")
     _, predicted, embedded, compared, _ = cli_in_a_new_process(
         ["evaluate", run, "--data", short_data],
         ["predict", run, "great excellent love", "awful terrible waste", review, "--format", "jsonl", "--explain"],
@@ -147,10 +146,7 @@ def test_a_keras_hub_preset_fine_tunes_learns_and_its_run_works_in_new_processes
     assert "[token_embedding] 16 dimensions" in embedded.stdout and "'great'" in embedded.stdout  # word pieces
     assert "pretrained" in compared.stdout
     assert (tmp_path / "report" / "report.html").is_file()
-    stdout, stderr = serving.communicate(timeout=600)
-    assert serving.returncode == 0, stderr[-2000:]
-    served = json.loads(stdout.splitlines()[-1])
-    np.testing.assert_allclose(served, [good, bad], atol=1e-5)
+    np.testing.assert_allclose(printed_json(serving), [good, bad], atol=1e-5)
 
 
 def test_a_hugging_face_checkpoint_with_only_tokenizer_json_loads_as_the_same_encoder(

@@ -10,8 +10,6 @@ snippet and the SavedModel are loaded in a process of their own.
 import itertools
 import json
 import re
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -23,7 +21,8 @@ import cli as main
 
 from models import zoo
 from models.zoo.spec import OPTIMIZERS
-from conftest import TOKEN_ID_MODELS, Said, cli_in_a_new_process, easy_data, said_by, start_cli_commands
+from conftest import (TOKEN_ID_MODELS, Said, cli_in_a_new_process, easy_data, printed_json, said_by,
+                      start_cli_commands, start_python)
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXTS = ["Great: excellent, I love it", "Awful: terrible waste, it broke", "", "café über naïve"]
@@ -99,15 +98,12 @@ def read_back_and_served(fitted_runs, tiny_data):
     said of each run (model name -> reader -> Said), and the served and loaded probabilities."""
     # One new process for every reader of every run, which never fitted a model: loading imports every
     # class-registering module itself (models/saving.py), so the first load in a fresh interpreter is the test.
-    reading = start_cli_commands(*[command for run in fitted_runs.values()
-                                   for command in readers(run, tiny_data).values()])
-    serving = subprocess.Popen([sys.executable, "-c", served_script(fitted_runs)], cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    commands = {name: readers(run, tiny_data) for name, run in fitted_runs.items()}
+    reading = start_cli_commands(*[command for each in commands.values() for command in each.values()])
+    serving = start_python(served_script(fitted_runs))
     said = iter(said_by(reading, check=False))
-    read_back = {name: {key: next(said) for key in readers(run, tiny_data)} for name, run in fitted_runs.items()}
-    stdout, stderr = serving.communicate(timeout=600)
-    assert serving.returncode == 0, stderr[-2000:]
-    return read_back, json.loads(stdout.splitlines()[-1])
+    read_back = {name: {key: next(said) for key in each} for name, each in commands.items()}
+    return read_back, printed_json(serving)
 
 
 def check_run(name: str, run: Path, said: dict[str, Said], served: dict) -> None:
