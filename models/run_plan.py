@@ -112,6 +112,24 @@ def batch_choice(given: int | None, model_default: int, num_train_examples: int 
                   f"{MIN_STEPS_PER_EPOCH} steps an epoch")
 
 
+def batch_for_replicas(batch: Choice, num_train_examples: int | None, replicas: int) -> Choice:
+    """`batch`, lowered where the whole train split would be one batch that does not split evenly over the
+    replicas: then two batches, the first a full one, which splits evenly.
+
+    Why: Keras 3's `fit` under a strategy builds the model from a first batch averaged over the replicas, and
+    fails where its parts differ in size (pipeline/batching.py: a partial batch is swapped behind a full one,
+    which a split of one batch does not have). 111 reviews at --batch-size 64 on 2 replicas stopped `fit` at
+    its first step. A split of fewer reviews than replicas is left as it is.
+    """
+    rows = num_train_examples
+    if replicas == 1 or rows is None or rows > batch.value * replicas or rows % replicas == 0 or rows < replicas:
+        return batch
+    lowered = (rows - 1) // replicas
+    return Choice(lowered, "data", f"{batch.value} ({batch.source}: {batch.reason}), lowered so that {rows} "
+                                   f"training reviews make a first batch of {lowered * replicas} that splits "
+                                   f"evenly over {replicas} replicas")
+
+
 def given_or(value, default, option: str) -> Choice:
     return Choice(value, "option", option) if value is not None else Choice(default, "model", "the model's")
 
@@ -199,7 +217,8 @@ def plan_run(settings, spec: ModelSpec, facts: DataFacts, vocab: vocab_size_lib.
     `vocab` is the model's preprocessor's choice (models/zoo/preprocessors.py): the shard's words or a preset's.
     `from_run`: the settings a resume took from the interrupted run (`training.resume_settings`).
     """
-    batch = batch_choice(settings.batch_size, spec.batch_size, facts.num_train_examples)
+    batch = batch_for_replicas(batch_choice(settings.batch_size, spec.batch_size, facts.num_train_examples),
+                               facts.num_train_examples, replicas)
     epochs = given_or(settings.epochs, spec.epochs, "--epochs")
     global_batch = batch.value * replicas
     sure = sure_steps(epochs.value, settings.patience, spec.early_stopping, settings.steps_per_epoch,

@@ -161,7 +161,8 @@ def uneven_first_batch_second(dataset: tf.data.Dataset, replicas: int) -> tf.dat
 
     For training under a strategy (the same Keras build as above): an epoch's batches are full ones but for a
     pool's partial one, which the shuffle can bring first on a small corpus. A dataset of one batch, or of an
-    unknown count, is returned as it is.
+    unknown count, is returned as it is (the plan keeps a train split from being one uneven batch:
+    `run_plan.batch_for_replicas`).
     """
     count = int(dataset.cardinality())
     if count < 2:

@@ -65,6 +65,21 @@ def test_a_small_corpus_gets_smaller_batches_and_replicas_multiply_the_global_ba
     assert two.total_steps == -(-100_000 // 512) * 3 and (two.epochs.value, two.epochs.source) == (3, "model")
 
 
+def test_a_train_split_of_one_batch_that_does_not_split_evenly_over_the_replicas_becomes_two_batches():
+    # Keras's build under a strategy averages the first batch's per-replica parts (pipeline/batching.py).
+    def chosen(num_train_examples, replicas, batch_size=64):
+        return make_plan(FitSettings(model="ffn", data=".", out=".", batch_size=batch_size), replicas=replicas,
+                         facts=run_plan.DataFacts(num_train_examples=num_train_examples))
+
+    lowered = chosen(111, replicas=2)
+    assert (lowered.batch_size, lowered.global_batch_size, lowered.batch.source) == (55, 110, "data")
+    assert "64 (option: --batch-size), lowered so that 111 training reviews" in " ".join(lowered.lines())
+    assert lowered.total_steps == 2 * lowered.epochs.value
+    assert chosen(33, replicas=4).global_batch_size == 32
+    for num_train_examples, replicas in [(111, 1), (110, 2), (129, 2), (1, 2)]:   # even, several batches, too few
+        assert chosen(num_train_examples, replicas).batch_size == 64
+
+
 def test_the_plan_is_the_specs_and_the_same_for_the_same_inputs():
     for spec in zoo.SPECS:
         settings = FitSettings(model=spec.name, data=".", out=".", preset="." if spec.needs_preset else None)

@@ -159,14 +159,18 @@ for strategy, batch in [("mirrored", 16), ("one-device", 32)]:
     assert mirrored > 0.8 and abs(mirrored - one_device) < 0.08
     # ngram_bag's row-wise Adagrad (a compiled scatter of rows) and its 8 steps per call, which mirrored runs
     # leave out. A process of its own: a second model's mirrored fit after the first's fails in TensorFlow 2.21.
+    # A batch larger than the (odd) train split: one batch that does not split evenly, which the plan makes two.
+    assert splits["train"]["num_examples"] % 2 == 1 and splits["train"]["num_examples"] < 2 * 2048
     bag = script.split("from models.training")[0] + f"""
 from models.training import FitSettings, fit
 print("BAG", fit(FitSettings(model="ngram_bag", data={str(short_data)!r}, out={str(tmp_path / "bag")!r},
-                             epochs=1, steps_per_epoch=10, validation_steps=2, strategy="mirrored", seed=1),
-                 verbose=0).epochs_run)
+                             epochs=1, steps_per_epoch=10, validation_steps=2, strategy="mirrored", seed=1,
+                             batch_size=2048), verbose=0).epochs_run)
 """
     done = subprocess.run([sys.executable, "-c", bag], cwd=ROOT, capture_output=True, text=True)
     assert "BAG 1" in done.stdout, done.stderr[-3000:]
+    assert json.loads((tmp_path / "bag" / "config.json").read_text())["plan"]["batch"]["value"] == \
+        (splits["train"]["num_examples"] - 1) // 2
     model = keras.saving.load_model(tmp_path / "mirrored" / "model.keras")
     assert model.predict(tf.constant(["great"]), verbose=0).shape == (1, 1)
 
