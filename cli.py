@@ -92,8 +92,8 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 
 # Commands that import TensorFlow later or never: data-service may restart itself with the loopback shim first;
 # fit and tune start it once their --out is checked (a refusal there needs none); synth needs only numpy,
-# compare the runs' files, and stats of a data directory its manifest.
-STARTS_TENSORFLOW_ITSELF = ("data-service", "fit", "tune", "synth", "compare", "stats")
+# compare the runs' files, stats of a data directory its manifest, and verify reads the shards itself.
+STARTS_TENSORFLOW_ITSELF = ("data-service", "fit", "tune", "synth", "compare", "stats", "verify")
 
 
 def start_tensorflow(ctx: click.Context) -> None:

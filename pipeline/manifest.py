@@ -194,6 +194,9 @@ def summary_lines(manifest: Manifest, data_dir: Path) -> list[str]:
     return lines
 
 
+SHA256_DIFFERS = "sha256 differs from the manifest (the file was changed or damaged)"
+
+
 def file_problem(data_dir: Path, relative_path: str, size: int | None = None,
                  sha256: str | None = None) -> str | None:
     """What is wrong with one listed file (missing, other size, other hash), or None; None skips a check."""
@@ -204,7 +207,7 @@ def file_problem(data_dir: Path, relative_path: str, size: int | None = None,
         return f"{path.stat().st_size:,} bytes, the manifest says {size:,}"
     if sha256 is not None:
         if file_sha256(path) != sha256:
-            return "sha256 differs from the manifest (the file was changed or damaged)"
+            return SHA256_DIFFERS
     return None
 
 

@@ -113,9 +113,10 @@ def test_help_needs_no_tensorflow_and_shard_warns_about_too_few_shards(tmp_path)
     assert "warning: train has 2 shard(s) for 3 workers" in result.output
 
 
-def test_help_synth_compare_and_stats_of_a_data_directory_load_no_tensorflow(tmp_path, data_dir):
-    """`--help`, `synth`, `compare` and `stats DATA` need none: TensorFlow's start-up is ~4 s of each otherwise (the
-    demo runs synth 4 times; stats of a data directory reads its manifest)."""
+def test_help_synth_compare_stats_and_verify_of_a_data_directory_load_no_tensorflow(tmp_path, data_dir):
+    """`--help`, `synth`, `compare`, `stats DATA` and `verify` need none: TensorFlow's start-up is ~4 s of each
+    otherwise (the demo runs synth 4 times; stats of a data directory reads its manifest; verify walks the
+    shards' records itself)."""
     run = tmp_path / "cnn"
     run.mkdir()
     RunDir(run).write_config(RunConfig(settings={"model": "cnn"}, global_batch_size=8, replicas=1, vocab_size=9,
@@ -129,19 +130,20 @@ from click.testing import CliRunner
 import cli
 for args in (["fit", "--help"], ["synth", {str(tmp_path / "c.ft.txt")!r}, "--lines", "20"],
              ["compare", {str(run)!r}, "--out", {str(tmp_path / "cmp")!r}],
-             ["stats", {str(data_dir)!r}, "--plot", {str(tmp_path / "lengths.png")!r}]):
+             ["stats", {str(data_dir)!r}, "--plot", {str(tmp_path / "lengths.png")!r}], ["verify", {str(data_dir)!r}]):
     result = CliRunner().invoke(cli.cli, args)
     print(result.exit_code, result.output.splitlines()[{{"compare": -2, "stats": 0}}.get(args[0], -1)])
 print("tensorflow loaded:", "tensorflow" in sys.modules)
 """
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
     lines = done.stdout.splitlines()
-    assert [line.split()[0] for line in lines[:4]] == ["0", "0", "0", "0"], done.stdout + done.stderr
+    assert [line.split()[0] for line in lines[:5]] == ["0", "0", "0", "0", "0"], done.stdout + done.stderr
     # compare's row: seconds to one decimal (0.8 read "0.8000", as a share would), accuracies to four
     assert lines[2].split()[1:] == ["cnn", "10", "1", "0.8", "100", "0.7500", "0.7000", "0.5000", "0.5000"], lines
     train = DataDir.open(data_dir).num_examples("train")
     assert lines[3].startswith(f"0 train: {train:,} reviews, negative "), lines  # the manifest's counts
-    assert lines[4] == "tensorflow loaded: False"
+    assert lines[4] == "0 all 11 files match the manifest"   # 9 shards, the vocabulary and its counts
+    assert lines[5] == "tensorflow loaded: False"
     assert (tmp_path / "lengths.png").stat().st_size > 1000
     assert len((tmp_path / "c.ft.txt").read_text().splitlines()) == 20
     assert (tmp_path / "cmp" / "comparison.png").is_file()

@@ -2,7 +2,9 @@
 the data directory, and a label outside the classes stops training with a clear error."""
 
 import json
+import re
 import shutil
+import struct
 from pathlib import Path
 
 import pytest
@@ -10,8 +12,11 @@ import tensorflow as tf
 from click.testing import CliRunner
 
 import cli
+from pipeline import verify
 from pipeline.data_dir import DataDir
 from pipeline.errors import DatasetError
+from pipeline.shard.job import shard_corpus
+from pipeline.shard.plan import ShardSettings
 from pipeline.shard.writer import file_sha256
 
 
@@ -89,3 +94,79 @@ def test_a_label_outside_the_classes_stops_fit_with_a_clear_error(copy_of, tmp_p
     assert result.exit_code == 1, result.output
     assert "label outside the manifest's classes" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "run" / "model.keras").exists()
+
+
+def verify_output(data: Path) -> tuple[int, dict[str, str]]:
+    """`verify`'s exit code and its line for each file, by name."""
+    result = CliRunner().invoke(cli.cli, ["verify", str(data)])
+    lines = [line for line in result.output.splitlines() if line.startswith(("ok ", "BAD"))]
+    return result.exit_code, {re.search(r"\S+\.(tfrecord(\.gz)?|txt)", line).group(0): line for line in lines}
+
+
+def records_of(shard: Path) -> list[bytes]:
+    return [record.numpy() for record in tf.data.TFRecordDataset(str(shard))]
+
+
+def damage(shard: Path, how: str) -> None:
+    """Damage a shard as disks, copies and hands do; each leaves the rest of the file as it was."""
+    raw, first = shard.read_bytes(), len(records_of(shard)[0])
+    if how == "flipped-byte":        # in the first record's data (12 bytes of framing before it)
+        shard.write_bytes(raw[:20] + bytes([raw[20] ^ 0xFF]) + raw[21:])
+    elif how == "cut-mid-record":
+        shard.write_bytes(raw[:len(raw) - 7])
+    elif how == "bad-length":        # the second record's length, its checksum left as it was
+        second = 12 + first + 4
+        shard.write_bytes(raw[:second] + struct.pack("<Q", 5) + raw[second + 8:])
+    elif how == "hostile-length":    # a length of 2^62 with a valid checksum: read in chunks, never allocated
+        length = struct.pack("<Q", 1 << 62)
+        shard.write_bytes(raw + length + struct.pack("<I", verify.masked_crc(length)) + b"x" * 100)
+
+
+@pytest.mark.parametrize("how, problem", [
+    ("flipped-byte", "record 1: its data's checksum does not match"),
+    ("cut-mid-record", "the file ends inside record"),
+    ("bad-length", "record 2: its length's checksum does not match"),
+    ("hostile-length", "ends inside record"),
+])
+def test_verify_finds_each_damaged_record_and_says_where(copy_of, how, problem):
+    shard = copy_of / "train-00001-of-00003.tfrecord"
+    damage(shard, how)
+    if how != "hostile-length":   # that one ends a process whose TensorFlow reads it (2.21: no error raised)
+        with pytest.raises(tf.errors.DataLossError):   # TensorFlow's reader agrees the file is damaged
+            records_of(shard)
+    exit_code, lines = verify_output(copy_of)
+    assert exit_code == 1
+    assert problem in lines[shard.name] and lines[shard.name].startswith("BAD"), lines[shard.name]
+    assert all(line.startswith("ok ") for name, line in lines.items() if name != shard.name)
+
+
+def test_verify_counts_records_where_the_manifest_was_rewritten_to_match_the_file(copy_of):
+    shard = copy_of / "test-00000-of-00003.tfrecord"
+    records = records_of(shard)
+    with tf.io.TFRecordWriter(str(shard)) as writer:   # one more record than the manifest says
+        for record in records + records[:1]:
+            writer.write(record)
+    expected = len(records) + 1
+
+    def same_bytes_and_hash(manifest):
+        manifest["splits"]["test"]["shards"][0].update(bytes=shard.stat().st_size, sha256=file_sha256(shard))
+    edit_manifest(copy_of, same_bytes_and_hash)
+    exit_code, lines = verify_output(copy_of)
+    assert exit_code == 1
+    assert lines[shard.name].endswith(f"{expected:,} records, the manifest says {expected - 1:,}")
+
+
+def test_verify_reads_gzipped_shards_and_their_damage(corpus_files, tmp_path):
+    train, test = corpus_files
+    data = tmp_path / "gz"
+    shard_corpus(ShardSettings(train=train, test=test, out=data, num_shards=2, vocab_size=2000, compression="gzip"))
+    exit_code, lines = verify_output(data)
+    manifest = DataDir.open(data).manifest
+    assert exit_code == 0 and len(lines) == 6 + 2
+    for shard in (shard for split in manifest.splits.values() for shard in split.shards):
+        assert lines[shard.path].split()[:2] == ["ok", f"{shard.num_examples:,}"]
+    shard = data / manifest.splits["train"].shards[0].path
+    raw = shard.read_bytes()
+    shard.write_bytes(raw[:len(raw) // 2] + bytes([raw[len(raw) // 2] ^ 0xFF]) + raw[len(raw) // 2 + 1:])
+    exit_code, lines = verify_output(data)
+    assert exit_code == 1 and "sha256 differs" in lines[shard.name] and "unreadable" in lines[shard.name]
