@@ -20,7 +20,12 @@ SPECS = (
     ModelSpec("rnn", "the study's SimpleRNN"),
     ModelSpec("lstm", "the study's LSTM"),
     ModelSpec("cnn_lstm", "the study's CNN then LSTM"),
-    ModelSpec("ffn", "the studies' feed-forward bag of embeddings", lengths=BAG_LENGTHS),
+    # RMSprop at 3e-3, not the studies' 1e-3: an averaged embedding moves slowly, and a small corpus gives few
+    # steps. Test accuracy, two seeds each, 1e-3 -> 3e-3: BBC News (1,174 articles) 0.727 / 0.667 -> 0.937 /
+    # 0.939; 2,412 long synthetic reviews 0.830 / 0.875 -> 0.900 / 0.910; the 5-star corpus 0.524 / 0.518 ->
+    # 0.535 / 0.520; IMDB 0.8860 / 0.8867 -> 0.8853 / 0.8839, in 8-9 epochs instead of 10; the 200k-line
+    # Amazon-like corpus 0.8416 / 0.8430 -> 0.8424 / 0.8410, in 5-6 epochs instead of 6-8. 1e-2 failed a seed.
+    ModelSpec("ffn", "the studies' feed-forward bag of embeddings", lengths=BAG_LENGTHS, learning_rate=3e-3),
     # The study trains the hybrids with Adam at 1e-3.
     ModelSpec("hybrid", "the IMDB study's CNN || BiLSTM on one shared embedding", optimizer="adam"),
     ModelSpec("hybrid_split", "the IMDB study's CNN || BiLSTM, one embedding per branch", optimizer="adam"),
