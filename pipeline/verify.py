@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import hashlib
+import io
 import struct
 import zlib
 from pathlib import Path
@@ -99,8 +100,8 @@ def walk_shard(path: Path, compression: str) -> tuple[str, int | str]:
     with open(path, "rb") as file:
         hashing = HashingReader(file)
         try:
-            if compression == "GZIP":
-                with gzip.GzipFile(fileobj=hashing, mode="rb") as stream:
+            if compression == "GZIP":   # buffered: GzipFile's own read costs ~0.5 us a call, 3 calls a record
+                with io.BufferedReader(gzip.GzipFile(fileobj=hashing, mode="rb"), CHUNK_BYTES) as stream:
                     records = count_records(stream)
             else:
                 records = count_records(hashing)
