@@ -90,6 +90,8 @@ class RunPlan:
                 f"batch {self.batch_size} ({self.batch.source}: {self.batch.reason}); at most {self.epochs.value} "
                 f"epochs ({self.epochs.source}); optimizer "
                 f"{self.optimizer.value} at {self.learning_rate.value:g} ({self.optimizer.source})"
+                + (f", warmed up over {self.warmup_share.value:.0%} of the steps, then decayed linearly to 0 "
+                   f"({self.warmup_share.source})" if self.warmup_share.value and self.total_steps else "")
                 + (f"; step compiled by XLA ({self.jit_compile.source}: {self.jit_compile.reason})"
                    if self.jit_compile.value else ""),
                 f"validation: {self.validation_every.reason} ({self.validation_every.source}), "

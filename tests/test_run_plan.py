@@ -62,6 +62,8 @@ def test_a_small_corpus_gets_smaller_batches_and_replicas_multiply_the_global_ba
     two = make_plan(FitSettings(model="linear", data=".", out="."), replicas=2,
                     facts=run_plan.DataFacts(num_train_examples=100_000))
     assert (two.batch_size, two.global_batch_size) == (256, 512) and not two.early_stopping
+    # linear's rate decays to 0 over its known steps, and the plan says so; cnn's stays constant
+    assert "then decayed linearly to 0 (model)" in two.lines()[1] and "decayed" not in small.lines()[1]
     assert two.total_steps == -(-100_000 // 512) * 3 and (two.epochs.value, two.epochs.source) == (3, "model")
 
 

@@ -48,9 +48,14 @@ SPECS = (
     # model grows sure of itself) picked the first epoch. Three epochs converge: IMDB's validation accuracy was
     # 0.9079, 0.9081, 0.9124 after epochs 1-3 and 0.9089-0.9126 after 4-10 (test 0.9065 after 3, 0.9047 after
     # 10); the Amazon-like corpus's 0.8211, 0.8206, 0.8200 (test 0.8225 / 0.8223).
+    # Its rate decays linearly to 0 over the run (after 1% of warm-up): at a constant 5e-2 Adam circled the
+    # optimum (BBC News: the training loss flat at 0.68-0.71 from the second epoch, 0.50 with the decay). Test
+    # accuracy, constant -> decay: BBC 0.9670 / 0.9560 / 0.9686 -> 0.9686 / 0.9717 / 0.9733 (seeds 1-3); the
+    # 200k-line Amazon-like corpus 0.8224 -> 0.8274; IMDB 0.9076 / 0.9054 -> 0.9061 / 0.9065 (a tie); ~2,400 short
+    # or long synthetic reviews within a 200-review test's noise (0.847 -> 0.847, 0.940 -> 0.932, three seeds).
     ModelSpec("linear", "logistic regression on TF-IDF-weighted word n-grams (scikit-learn's classic)",
-              optimizer="adam", learning_rate=5e-2, batch_size=256, epochs=3, early_stopping=False,
-              lengths=BAG_LENGTHS, vocab_size=None, steps_per_execution=8),
+              optimizer="adam", learning_rate=5e-2, warmup_share=0.01, batch_size=256, epochs=3,
+              early_stopping=False, lengths=BAG_LENGTHS, vocab_size=None, steps_per_execution=8),
     # evaluate/predict score 256 reviews at once (not 4096): attention's scores are (batch, heads, length,
     # length) floats, 14 GB at 4096 x 4 x 464 x 464 (IMDB's chosen length), which ran out of a 24 GB machine.
     ModelSpec("transformer", "a small Transformer encoder trained from scratch", optimizer="adam",
