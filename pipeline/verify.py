@@ -107,8 +107,8 @@ def walk_shard(path: Path, compression: str) -> tuple[str, int | str]:
                 records = count_records(hashing)
         except UnreadableRecord as error:
             records = f"unreadable record: {error}"
-        except (OSError, EOFError, zlib.error) as error:   # gzip.BadGzipFile is an OSError
-            records = f"unreadable gzip stream: {error}"
+        except (OSError, EOFError, zlib.error) as error:   # gzip.BadGzipFile is an OSError; so is a disk's error
+            records = f"unreadable {'gzip stream' if compression == 'GZIP' else 'file'}: {error}"
         return hashing.hexdigest(), records
 
 
