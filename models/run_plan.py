@@ -80,6 +80,13 @@ class RunPlan:
     def global_batch_size(self) -> int:
         return self.batch.value * self.replicas
 
+    @property
+    def decay_steps(self) -> tuple[int, int] | None:
+        """(warm-up steps, total steps) where the rate warms up linearly, then decays linearly to 0; else None."""
+        if not (self.warmup_share.value and self.total_steps):
+            return None
+        return max(1, round(self.warmup_share.value * self.total_steps)), self.total_steps
+
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -91,7 +98,7 @@ class RunPlan:
                 f"epochs ({self.epochs.source}); optimizer "
                 f"{self.optimizer.value} at {self.learning_rate.value:g} ({self.optimizer.source})"
                 + (f", warmed up over {self.warmup_share.value:.0%} of the steps, then decayed linearly to 0 "
-                   f"({self.warmup_share.source})" if self.warmup_share.value and self.total_steps else "")
+                   f"({self.warmup_share.source})" if self.decay_steps else "")
                 + (f"; step compiled by XLA ({self.jit_compile.source}: {self.jit_compile.reason})"
                    if self.jit_compile.value else ""),
                 f"validation: {self.validation_every.reason} ({self.validation_every.source}), "

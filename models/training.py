@@ -166,12 +166,12 @@ def choose_strategy(name: str) -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()  # the default strategy: plain single-device execution
 
 
-def make_optimizer(name: str, learning_rate: float, warmup_share: float = 0.0, total_steps: int | None = None,
+def make_optimizer(name: str, learning_rate: float, decay_steps: tuple[int, int] | None = None,
                    clipnorm: float | None = None) -> keras.optimizers.Optimizer:
-    """The named optimizer; with `warmup_share` and `total_steps`, a linear warm-up then linear decay to 0."""
+    """The named optimizer; with `decay_steps` (warm-up, total), a linear warm-up then linear decay to 0."""
     rate = float(learning_rate)
-    if warmup_share and total_steps:
-        rate = optimizers.WarmupLinearDecay(rate, max(1, round(warmup_share * total_steps)), total_steps)
+    if decay_steps:
+        rate = optimizers.WarmupLinearDecay(rate, *decay_steps)
     extra = {"clipnorm": clipnorm} if clipnorm else {}
     if name == "adamw":
         return keras.optimizers.AdamW(learning_rate=rate, weight_decay=ADAMW_WEIGHT_DECAY, **extra)
@@ -196,8 +196,7 @@ def build_and_compile(plan: RunPlan, settings: FitSettings, vocab_size: int,
     model = zoo.build(settings.model, vocab_size, plan.max_len.max_len, **settings.hparams, **arguments, **classes)
     if vectors is not None:
         word_vectors.initialize(model, vectors, settings.freeze_embeddings)
-    optimizer = make_optimizer(plan.optimizer.value, plan.learning_rate.value, plan.warmup_share.value,
-                               plan.total_steps, plan.clipnorm)
+    optimizer = make_optimizer(plan.optimizer.value, plan.learning_rate.value, plan.decay_steps, plan.clipnorm)
     if num_classes == 2:
         loss, accuracy = "binary_crossentropy", keras.metrics.BinaryAccuracy(name="accuracy")
     else:

@@ -64,6 +64,7 @@ def test_a_small_corpus_gets_smaller_batches_and_replicas_multiply_the_global_ba
     assert (two.batch_size, two.global_batch_size) == (256, 512) and not two.early_stopping
     # linear's rate decays to 0 over its known steps, and the plan says so; cnn's stays constant
     assert "then decayed linearly to 0 (model)" in two.lines()[1] and "decayed" not in small.lines()[1]
+    assert two.decay_steps == (round(0.01 * two.total_steps), two.total_steps) and small.decay_steps is None
     assert two.total_steps == -(-100_000 // 512) * 3 and (two.epochs.value, two.epochs.source) == (3, "model")
 
 
