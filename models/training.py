@@ -344,10 +344,11 @@ def make_inputs(plan: RunPlan, settings: FitSettings, data: DataDir, vectorizer,
     # Keras's `fit` under a strategy builds the model from a first batch split over the replicas, which must
     # split evenly (multi-worker runs train in a loop of our own). Validation's may be the whole split, an odd
     # number of reviews: cut. A training epoch's is a full one unless a small corpus's partial batch comes
-    # first: swapped with the second, not cut (cut, an epoch's count of batches is unknown, and a strategy
-    # ends such an epoch with one more optimizer step, on no reviews: measured, +1 step an epoch).
+    # first (or two pools' in a row): the first full batch is brought before them, none cut (cut, an epoch's
+    # count of batches is unknown, and a strategy ends such an epoch with one more optimizer step, on no
+    # reviews: measured, +1 step an epoch).
     if plan.replicas > 1 and settings.strategy != "multi-worker":
-        train = batching.uneven_first_batch_second(train, plan.replicas)
+        train = batching.even_batch_first(train, plan.replicas)
         validation = batching.first_batch_split_evenly(validation, plan.replicas)
     if settings.steps_per_epoch:
         train = train.repeat()  # capped epochs walk on through the split instead of restarting it

@@ -28,6 +28,9 @@ COMPILED_WIDTH_STEPS = (2,)
 # costs tf.data a dataset of its own, which small batches would pay too often.
 POOL_BATCHES = 16
 POOL_EXAMPLES = 4096
+# Under a strategy, the uneven batches `even_batch_first` holds back before the first even one: a small pool's
+# partial batch and the next pool's can both come first; three pools' in a row would need pools of ~1 batch.
+UNEVEN_HELD_BACK = 3
 
 
 def pool_blocks(batch_size: int, block_size: int) -> int:
@@ -155,14 +158,16 @@ def first_batch_split_evenly(dataset: tf.data.Dataset, replicas: int) -> tf.data
     return dataset.enumerate().flat_map(cut_first)
 
 
-def uneven_first_batch_second(dataset: tf.data.Dataset, replicas: int) -> tf.data.Dataset:
-    """The first batch, where its reviews do not split evenly over `replicas`, swapped with the second; the
-    count of batches kept (unlike `first_batch_split_evenly`), so a known one stays known.
+def even_batch_first(dataset: tf.data.Dataset, replicas: int) -> tf.data.Dataset:
+    """The first batch whose reviews split evenly over `replicas` brought to the front, the uneven batches
+    before it (at most UNEVEN_HELD_BACK) following it in their order; the count of batches kept (unlike
+    `first_batch_split_evenly`), so a known one stays known.
 
-    For training under a strategy (the same Keras build as above): an epoch's batches are full ones but for a
-    pool's partial one, which the shuffle can bring first on a small corpus. A dataset of one batch, or of an
-    unknown count, is returned as it is (the plan keeps a train split from being one uneven batch:
-    `run_plan.batch_for_replicas`).
+    For training under a strategy (the same Keras build as above, once a `fit`: its first batch): an epoch's
+    batches are full ones but for each pool's partial one, which the shuffle can bring first on a small corpus,
+    two pools' in a row where a pool is small. A dataset of one batch, or of an unknown count, is returned as it
+    is (the plan keeps a train split from being one uneven batch: `run_plan.batch_for_replicas`); a batch is
+    held back only where one more comes to release it.
     """
     count = int(dataset.cardinality())
     if count < 2:
@@ -170,15 +175,23 @@ def uneven_first_batch_second(dataset: tf.data.Dataset, replicas: int) -> tf.dat
     empty = tf.nest.map_structure(lambda spec: tf.zeros([0] * len(spec.shape), spec.dtype), dataset.element_spec)
 
     def step(state, batch):
-        held, holding, index = state
-        hold = tf.logical_and(index == 0, tf.shape(batch[-1])[0] % replicas != 0)
-        emitted = tf.where(hold, 0, tf.where(holding, 2, 1))   # holding: this batch, then the one held
-        kept = tf.nest.map_structure(lambda part, none: tf.cond(hold, lambda: part, lambda: none), batch, empty)
-        return (kept, hold, index + 1), (batch, held, emitted)
+        slots, held, index, released = state
+        uneven = tf.shape(batch[-1])[0] % replicas != 0
+        hold = uneven & ~released & (held < UNEVEN_HELD_BACK) & (index < count - 1)
+        # Emitted: nothing while holding; else this batch, then the ones held (the slots as they were).
+        emitted = tf.where(hold, 0, 1 + held)
+        kept = tuple(tf.nest.map_structure(lambda part, old, slot=slot: tf.cond(hold & (held == slot), lambda: part,
+                                                                                 lambda: old), batch, slots[slot])
+                     for slot in range(UNEVEN_HELD_BACK))
+        state = (kept, tf.where(hold, held + 1, 0), index + 1, released | ~hold)
+        return state, (batch, slots, emitted)
 
-    def emit(batch, held, emitted):
-        return tf.data.Dataset.from_tensors(batch).concatenate(tf.data.Dataset.from_tensors(held)).take(
-            tf.cast(emitted, tf.int64))
+    def emit(batch, slots, emitted):
+        parts = tf.data.Dataset.from_tensors(batch)
+        for slot in slots:
+            parts = parts.concatenate(tf.data.Dataset.from_tensors(slot))
+        return parts.take(tf.cast(emitted, tf.int64))
 
-    swapped = dataset.scan((empty, tf.constant(False), tf.constant(0)), step).flat_map(emit)
-    return swapped.apply(tf.data.experimental.assert_cardinality(count))
+    start = ((empty,) * UNEVEN_HELD_BACK, tf.constant(0), tf.constant(0), tf.constant(False))
+    reordered = dataset.scan(start, step).flat_map(emit)
+    return reordered.apply(tf.data.experimental.assert_cardinality(count))

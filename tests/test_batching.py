@@ -89,10 +89,15 @@ def test_the_first_batch_splits_evenly_over_the_replicas_and_every_review_stays(
             assert ids["token_ids"].shape[0] == ids["padding_mask"].shape[0] == len(labels)
 
 
-def test_an_uneven_first_training_batch_goes_second_and_the_count_of_batches_stays_known():
+def test_the_first_even_training_batch_comes_first_and_the_count_of_batches_stays_known():
+    held = batching.UNEVEN_HELD_BACK
     for sizes, replicas, expected in [([7, 8, 8], 2, [8, 7, 8]), ([8, 7, 8], 2, [8, 7, 8]), ([7, 5], 2, [5, 7]),
-                                      ([7], 2, [7]), ([10, 12, 12], 3, [12, 10, 12])]:
-        swapped = batching.uneven_first_batch_second(numbered_batches(sizes), replicas)
+                                      ([7], 2, [7]), ([10, 12, 12], 3, [12, 10, 12]),
+                                      # two pools' partial batches first: both held back, in their order
+                                      ([7, 5, 8, 8], 2, [8, 7, 5, 8]), ([7, 5, 3, 8], 2, [8, 7, 5, 3]),
+                                      # more uneven ones than are held back: the first one past them leads
+                                      ([3] * held + [5, 8], 2, [5] + [3] * held + [8])]:
+        swapped = batching.even_batch_first(numbered_batches(sizes), replicas)
         assert int(swapped.cardinality()) == len(sizes)  # Keras and the schedules count the steps
         for _ in range(2):  # every epoch's iteration alike
             got = list(swapped.as_numpy_iterator())
