@@ -26,6 +26,7 @@ import click
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from models.run_dir import RunDir  # noqa: E402
 from pipeline import synthetic  # noqa: E402
 
 TRAIN_LINES = 20000
@@ -133,7 +134,7 @@ def fit_killed(work: Path) -> Outcome:
     history = out / "history.json"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and process.poll() is None:
-        if history.exists() and json.loads(history.read_text()):
+        if RunDir(out).backed_up_epochs():  # an epoch done: its row, then its backup, written
             break
         time.sleep(0.02)
     process.kill()

@@ -1,4 +1,4 @@
-"""Callbacks of our own: per-epoch history that survives a resume."""
+"""Callbacks of our own: per-epoch history that survives a resume, and checkpoints written atomically."""
 
 from __future__ import annotations
 
@@ -61,3 +61,30 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         atomic.commit(Path(temporary), Path(self._weights_path))
         atomic.write_json(Path(self._training_metadata_path),
                           {"epoch": self._current_epoch, "batch": self._last_batch_seen})
+
+
+class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """ModelCheckpoint whose file is replaced atomically.
+
+    Keras writes the `.keras` file in place: a process killed during that write left half a zip, which the
+    resumed run read at its end for the best epoch's weights (`finish_run`) and could not load, so the run
+    could never complete. Here the model goes to a temporary name first and is renamed.
+    """
+
+    def _get_file_path(self, epoch, batch, logs):
+        return str(incomplete_checkpoint(Path(super()._get_file_path(epoch, batch, logs))))
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        incomplete_checkpoint(Path(self.filepath)).unlink(missing_ok=True)  # a killed run's half file
+
+    def _save_model(self, epoch, batch, logs):
+        temporary = Path(self._get_file_path(epoch, batch, logs))
+        super()._save_model(epoch, batch, logs)
+        if temporary.exists():  # saved (only an improvement is)
+            atomic.commit(temporary, Path(super()._get_file_path(epoch, batch, logs)))
+
+
+def incomplete_checkpoint(final: Path) -> Path:
+    """Where a checkpoint is written before it is renamed to `final` (Keras saves only to `.keras` names)."""
+    return final.with_name(final.stem + ".incomplete" + final.suffix)

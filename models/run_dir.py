@@ -41,6 +41,7 @@ RELIABILITY_PNG = "reliability.png"
 LENGTH_PNG = "length.png"
 BEST_CHECKPOINT = "checkpoints/best.keras"
 BACKUP_DIR = "backup"
+BACKUP_METADATA = "training_metadata.json"  # Keras's BackupAndRestore: {"epoch": epochs done, "batch": ...}
 CACHE_DIR = "cache"
 LOGS_DIR = "logs"
 TUNER_DIR = "tuner"
@@ -155,6 +156,11 @@ class RunDir:
     # Writing: every file atomically.
     def write_config(self, config: RunConfig) -> None:
         atomic.write_json(self / CONFIG_FILE, dataclasses.asdict(config))
+
+    def backed_up_epochs(self) -> int:
+        """Epochs the resume state holds (what Keras's backup resumes after); 0 without one."""
+        path = self / BACKUP_DIR / BACKUP_METADATA
+        return int(read_json(path, dict, REFIT).get("epoch", 0)) if path.exists() else 0
 
     def write_history(self, rows: list[dict]) -> None:
         atomic.write_json(self / HISTORY_JSON, rows)

@@ -389,7 +389,7 @@ def _train_and_finish(plan: RunPlan, settings: FitSettings, data: DataDir, run: 
         model.summary(print_fn=lambda line, **_: log(line))
         log(describe_devices(model) + f"; {plan.replicas} replica(s), global batch {plan.global_batch_size}")
     if resuming:
-        log(f"resuming the interrupted run in {run.path} after epoch {len(run.history())}")
+        log(f"resuming the interrupted run in {run.path} after epoch {run.backed_up_epochs()}")
     callbacks = make_callbacks(plan, settings, data, run, resuming)
     train_model(plan, settings, data, model, strategy, train, validation, callbacks, verbose)
     return finish_run(settings, run, vectorizer, model, plan, data, cache_dir, validation, log if verbose else None)
@@ -419,24 +419,28 @@ def class_record(data: DataDir) -> dict:
 
 def make_callbacks(plan: RunPlan, settings: FitSettings, data: DataDir, run: RunDir,
                    resuming: bool) -> list[keras.callbacks.Callback]:
-    """Backup (resume), NaN stop, best checkpoint, early stopping, history rows and TensorBoard."""
-    history = run.history() if resuming else []
+    """NaN stop, best checkpoint, early stopping, history rows, backup (resume) and TensorBoard, in that order."""
+    # Rows past the backup belong to an epoch that trains again (killed before its backup): not a best to beat.
+    history = [row for row in run.history() if row["epoch"] <= run.backed_up_epochs()] if resuming else []
     examples_per_epoch = (settings.steps_per_epoch * plan.global_batch_size if settings.steps_per_epoch
                           else data.num_examples("train"))
     best_so_far = min((row["val_loss"] for row in history if "val_loss" in row), default=None)
     (run / BEST_CHECKPOINT).parent.mkdir(exist_ok=True)
     writes_run = settings.strategy != "multi-worker" or multi_worker.is_chief()
-    # The backup comes first: once an epoch's history row exists, its backup does too.
-    callbacks = [callbacks_lib.AtomicBackupAndRestore(str(run / BACKUP_DIR))] if writes_run else []
-    callbacks.append(keras.callbacks.TerminateOnNaN())  # (other workers take the chief's state on resume)
+    callbacks = [keras.callbacks.TerminateOnNaN()]
     if plan.early_stopping:
         callbacks += [
-            keras.callbacks.ModelCheckpoint(str(run / BEST_CHECKPOINT), monitor="val_loss", save_best_only=True,
-                                            initial_value_threshold=best_so_far),
+            callbacks_lib.AtomicModelCheckpoint(str(run / BEST_CHECKPOINT), monitor="val_loss", save_best_only=True,
+                                                initial_value_threshold=best_so_far),
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience, restore_best_weights=True),
         ]
-    return callbacks + [callbacks_lib.EpochHistory(run, examples_per_epoch),
-                        keras.callbacks.TensorBoard(str(run / LOGS_DIR))]
+    callbacks.append(callbacks_lib.EpochHistory(run, examples_per_epoch))
+    # The backup comes last: its metadata is what a resume starts after, so an epoch counts as done only once
+    # its row and best checkpoint are written. A kill before that trains the epoch again (its row replaced);
+    # with the backup first, a kill between it and the row lost the epoch's row for good.
+    if writes_run:  # (other workers take the chief's state on resume)
+        callbacks.append(callbacks_lib.AtomicBackupAndRestore(str(run / BACKUP_DIR)))
+    return callbacks + [keras.callbacks.TensorBoard(str(run / LOGS_DIR))]
 
 
 def refuse_diverged(model: keras.Model, plan: RunPlan, exc: Exception) -> None:

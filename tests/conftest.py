@@ -95,8 +95,8 @@ def easy_data(root, lines: int, mean_words: float, test_lines: int = 200, agreem
 
 
 def kill_after_first_epoch(command: list[str], run_dir, cwd, limit_s: float = 240) -> list[dict]:
-    """Start `command` (a `cli.py fit`), SIGKILL it as soon as RUN has a history row, as a user's run dies;
-    the rows it left."""
+    """Start `command` (a `cli.py fit`), SIGKILL it as soon as RUN's first epoch is backed up (its row is
+    written before), as a user's run dies; the rows it left."""
     import signal
     import subprocess
     import time
@@ -105,7 +105,7 @@ def kill_after_first_epoch(command: list[str], run_dir, cwd, limit_s: float = 24
 
     process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + limit_s  # a bound for a hung child, not a timing under test
-    while not RunDir(run_dir).history() and time.monotonic() < deadline and process.poll() is None:
+    while not RunDir(run_dir).backed_up_epochs() and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
