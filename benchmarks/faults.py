@@ -26,7 +26,8 @@ import click
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models.run_dir import RunDir  # noqa: E402
+from models.run_dir import BEST_CHECKPOINT, RunDir  # noqa: E402
+from pipeline import atomic  # noqa: E402
 from pipeline import synthetic  # noqa: E402
 
 TRAIN_LINES = 20000
@@ -148,6 +149,46 @@ def fit_killed(work: Path) -> Outcome:
           and [r["epoch"] for r in rows] == [1, 2, 3, 4] and rows[:len(before)] == before
           and (out / "model.keras").exists())
     return Outcome("fit SIGKILL mid-epoch", ok, 0, f"resumed after epoch {len(before)}" if ok else resumed.stderr[-300:])
+
+
+def fit_killed_at_epoch_end(work: Path) -> Outcome:
+    """SIGKILL `fit` at the first thing epoch 2's end writes (its best checkpoint, its history row or its backup);
+    the same command resumes, with one row per epoch and a best checkpoint that opens.
+
+    Found two bugs: Keras wrote `checkpoints/best.keras` in place (a kill during it left half a zip, which the
+    resumed run could not load at its end), and the backup came before the row (a kill between them lost the
+    epoch's row: rows 1, 3, 4)."""
+    import zipfile
+    fault = "fit SIGKILL as epoch 2 ends"
+    data = reference(work)
+    out = work / "fit-killed-at-epoch-end"
+    args = ["fit", "--model", "ffn", "--data", str(data), "--out", str(out), "--epochs", "4", "--steps-per-epoch",
+            "20", "--batch-size", "16", "--seed", "1", "--patience", "4", "--quiet"]
+    process = subprocess.Popen([sys.executable, "cli.py", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    run, checkpoint = RunDir(out), out / BEST_CHECKPOINT
+    writing = atomic.incomplete_keeping_suffix(checkpoint)
+    deadline = time.monotonic() + 240
+    while process.poll() is None and time.monotonic() < deadline:
+        backed_up = run.backed_up_epochs()
+        if backed_up >= 2 or len(run.history()) >= 2 or (backed_up == 1 and writing.exists()):
+            break
+        time.sleep(0.001)
+    process.kill()
+    process.wait()
+    before = run.history()
+    when = ("while writing best.keras" if writing.exists() else "after epoch 2's row" if len(before) == 2
+            else "after epoch 2's backup")
+    if not 1 <= len(before) <= 2 or (out / "model.keras").exists():
+        return Outcome(fault, False, 0, f"killed after {len(before)} epochs; retry")
+    resumed = cli(*args)
+    rows = run.history()
+    with zipfile.ZipFile(checkpoint) as archive:  # half a zip does not open
+        whole = archive.testzip() is None
+    ok = (resumed.returncode == 0 and "resuming the interrupted run" in resumed.stdout and whole
+          and [row["epoch"] for row in rows] == [1, 2, 3, 4] and rows[0] == before[0]
+          and (out / "model.keras").exists() and not writing.exists())
+    return Outcome(fault, ok, 0, f"killed {when}; resumed with rows 1-4" if ok else resumed.stderr[-300:])
 
 
 def shard_damaged(work: Path, how: str) -> Outcome:
@@ -547,6 +588,7 @@ SCENARIOS = {
     "shard-kill-start": lambda work: shard_killed(work, 0.0),
     "shard-kill-mid": lambda work: shard_killed(work, 0.3),
     "fit-kill": fit_killed,
+    "fit-kill-epoch-end": fit_killed_at_epoch_end,
     "shard-truncated": lambda work: shard_damaged(work, "truncated"),
     "shard-flipped": lambda work: shard_damaged(work, "flipped"),
     "shard-disk-full": lambda work: disk_full(work, "shard"),

@@ -72,19 +72,14 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
     """
 
     def _get_file_path(self, epoch, batch, logs):
-        return str(incomplete_checkpoint(Path(super()._get_file_path(epoch, batch, logs))))
+        return str(atomic.incomplete_keeping_suffix(super()._get_file_path(epoch, batch, logs)))
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
-        incomplete_checkpoint(Path(self.filepath)).unlink(missing_ok=True)  # a killed run's half file
+        atomic.incomplete_keeping_suffix(self.filepath).unlink(missing_ok=True)  # a killed run's half file
 
     def _save_model(self, epoch, batch, logs):
         temporary = Path(self._get_file_path(epoch, batch, logs))
         super()._save_model(epoch, batch, logs)
         if temporary.exists():  # saved (only an improvement is)
             atomic.commit(temporary, Path(super()._get_file_path(epoch, batch, logs)))
-
-
-def incomplete_checkpoint(final: Path) -> Path:
-    """Where a checkpoint is written before it is renamed to `final` (Keras saves only to `.keras` names)."""
-    return final.with_name(final.stem + ".incomplete" + final.suffix)

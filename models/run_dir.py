@@ -247,7 +247,7 @@ class RunDir:
     def save_model(self, model) -> None:
         """`model.save` to a temporary `.keras` name, then rename: a reader never sees half a file."""
         final = self / MODEL_FILE
-        temporary = final.with_name(final.stem + ".incomplete.keras")
+        temporary = atomic.incomplete_keeping_suffix(final)
         model.save(temporary)
         atomic.commit(temporary, final)
 

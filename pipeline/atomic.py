@@ -17,6 +17,12 @@ def incomplete_path(path: Path) -> Path:
     return path.with_name(path.name + INCOMPLETE_SUFFIX)
 
 
+def incomplete_keeping_suffix(path: Path) -> Path:
+    """Where `path` is written before it is complete, for writers that require its suffix (Keras: `.keras`)."""
+    path = Path(path)
+    return path.with_name(path.stem + INCOMPLETE_SUFFIX + path.suffix)
+
+
 def commit(temporary: Path, final: Path) -> None:
     """Flush `temporary` to disk and rename it to `final` in one step."""
     with open(temporary, "rb") as f:

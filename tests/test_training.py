@@ -13,7 +13,6 @@ import tensorflow as tf
 from click.testing import CliRunner
 
 import cli
-from models import callbacks
 from models.evaluation import evaluate
 from models.run_dir import RunDir
 from models.run_dir import kept_epoch
@@ -212,37 +211,6 @@ for name, train, validation in [
     assert said[0] == "FIT evened ok 4", said   # four steps: every batch trained once
     # Keras as it is: if it builds from an uneven batch one day, batching's two transforms may go.
     assert said[1:] == ["FIT uneven training failed True", "FIT uneven validation failed True"], said
-
-
-def test_a_fit_killed_as_an_epoch_ends_resumes_with_every_epoch_s_row_once(short_data, tmp_path):
-    """SIGKILL at the first thing epoch 2's end writes (its best checkpoint, its row or its backup): the resumed
-    run has one row per epoch and a best checkpoint that loads. Keras wrote the checkpoint in place (a kill then
-    left half a `.keras` that the resumed run could not load at its end), and the backup came first (a kill
-    before the row lost epoch 2's row: rows 1, 3, 4)."""
-    import signal
-    import time
-
-    out = tmp_path / "run"
-    command = [sys.executable, "cli.py", "fit", "--model", "ffn", "--data", str(short_data), "--out", str(out),
-               "--epochs", "4", "--steps-per-epoch", "20", "--batch-size", "16", "--seed", "1", "--patience", "4"]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    checkpoint = out / "checkpoints" / "best.keras"
-    deadline = time.monotonic() + 240  # a bound for a hung child, not a timing under test
-    while process.poll() is None and time.monotonic() < deadline and not (
-            callbacks.incomplete_checkpoint(checkpoint).exists() and RunDir(out).backed_up_epochs() == 1
-            or RunDir(out).backed_up_epochs() >= 2 or len(RunDir(out).history()) >= 2):
-        time.sleep(0.001)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    first = RunDir(out).history()
-    assert 1 <= len(first) <= 2 and not RunDir(out).is_complete(), first
-    resumed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "resuming the interrupted run" in resumed.stdout
-    rows = RunDir(out).history()
-    assert [row["epoch"] for row in rows] == [1, 2, 3, 4] and rows[0] == first[0]   # epoch 1 not trained again
-    keras.saving.load_model(checkpoint)
-    assert not callbacks.incomplete_checkpoint(checkpoint).exists()
 
 
 def free_port() -> int:
