@@ -26,7 +26,7 @@ import click
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models.run_dir import BEST_CHECKPOINT, RunDir  # noqa: E402
+from models.run_dir import BACKUP_DIR, BEST_CHECKPOINT, EXPORT_DIR, MODEL_FILE, RunDir  # noqa: E402
 from pipeline import atomic  # noqa: E402
 from pipeline import synthetic  # noqa: E402
 
@@ -189,6 +189,32 @@ def fit_killed_at_epoch_end(work: Path) -> Outcome:
           and [row["epoch"] for row in rows] == [1, 2, 3, 4] and rows[0] == before[0]
           and (out / "model.keras").exists() and not writing.exists())
     return Outcome(fault, ok, 0, f"killed {when}; resumed with rows 1-4" if ok else resumed.stderr[-300:])
+
+
+def fit_killed_finishing(work: Path) -> Outcome:
+    """SIGKILL `fit` after its epochs, while it writes the serving export or `model.keras`; the same command
+    finishes the run without training again (Keras removed the backup as training ended: every epoch was
+    trained anew)."""
+    fault = "fit SIGKILL after training, while exporting"
+    data = reference(work)
+    out = work / "fit-killed-finishing"
+    args = ["fit", "--model", "ffn", "--data", str(data), "--out", str(out), "--epochs", "2", "--steps-per-epoch",
+            "20", "--batch-size", "16", "--seed", "1", "--quiet"]
+    process = subprocess.Popen([sys.executable, "cli.py", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    finishing = [atomic.incomplete_path(out / EXPORT_DIR), atomic.incomplete_keeping_suffix(out / MODEL_FILE)]
+    deadline = time.monotonic() + 240
+    while process.poll() is None and time.monotonic() < deadline and not any(p.exists() for p in finishing):
+        time.sleep(0.001)
+    process.kill()
+    process.wait()
+    before = RunDir(out).history()
+    if len(before) != 2 or (out / MODEL_FILE).exists():
+        return Outcome(fault, False, 0, f"killed after {len(before)} epochs, complete: {(out / MODEL_FILE).exists()}")
+    resumed = cli(*args)
+    ok = (resumed.returncode == 0 and "its training had ended; finishing it" in resumed.stdout
+          and RunDir(out).history() == before and (out / MODEL_FILE).exists() and not (out / BACKUP_DIR).exists())
+    return Outcome(fault, ok, 0, "finished without training again" if ok else resumed.stderr[-300:])
 
 
 def shard_damaged(work: Path, how: str) -> Outcome:
@@ -589,6 +615,7 @@ SCENARIOS = {
     "shard-kill-mid": lambda work: shard_killed(work, 0.3),
     "fit-kill": fit_killed,
     "fit-kill-epoch-end": fit_killed_at_epoch_end,
+    "fit-kill-finishing": fit_killed_finishing,
     "shard-truncated": lambda work: shard_damaged(work, "truncated"),
     "shard-flipped": lambda work: shard_damaged(work, "flipped"),
     "shard-disk-full": lambda work: disk_full(work, "shard"),

@@ -62,6 +62,12 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         atomic.write_json(Path(self._training_metadata_path),
                           {"epoch": self._current_epoch, "batch": self._last_batch_seen})
 
+    def restore(self, model: keras.Model) -> None:
+        """Load the backed-up weights and optimizer state into `model`, without training (what `fit` does at the
+        start of a resumed training)."""
+        self.set_model(model)
+        self._load_model()
+
 
 class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
     """ModelCheckpoint whose file is replaced atomically.

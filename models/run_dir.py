@@ -42,6 +42,7 @@ LENGTH_PNG = "length.png"
 BEST_CHECKPOINT = "checkpoints/best.keras"
 BACKUP_DIR = "backup"
 BACKUP_METADATA = "training_metadata.json"  # Keras's BackupAndRestore: {"epoch": epochs done, "batch": ...}
+TRAINED_MARKER = "trained.json"  # in BACKUP_DIR: training ended, the run was being finished
 CACHE_DIR = "cache"
 LOGS_DIR = "logs"
 TUNER_DIR = "tuner"
@@ -161,6 +162,18 @@ class RunDir:
         """Epochs the resume state holds (what Keras's backup resumes after); 0 without one."""
         path = self / BACKUP_DIR / BACKUP_METADATA
         return int(read_json(path, dict, REFIT).get("epoch", 0)) if path.exists() else 0
+
+    def mark_trained(self) -> None:
+        """Record in the resume state that training ended: a run killed while it is finished (calibration,
+        export, `model.keras`) then resumes there instead of training again."""
+        atomic.write_json(self / BACKUP_DIR / TRAINED_MARKER, {"epochs": self.backed_up_epochs()})
+
+    def was_trained(self) -> bool:
+        return (self / BACKUP_DIR / TRAINED_MARKER).exists()
+
+    def remove_backup(self) -> None:
+        """The resume state, once `model.keras` marks the run complete."""
+        shutil.rmtree(self / BACKUP_DIR, ignore_errors=True)
 
     def write_history(self, rows: list[dict]) -> None:
         atomic.write_json(self / HISTORY_JSON, rows)

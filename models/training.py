@@ -388,11 +388,27 @@ def _train_and_finish(plan: RunPlan, settings: FitSettings, data: DataDir, run: 
     if verbose:
         model.summary(print_fn=lambda line, **_: log(line))
         log(describe_devices(model) + f"; {plan.replicas} replica(s), global batch {plan.global_batch_size}")
+    trained = resuming and run.was_trained()
     if resuming:
-        log(f"resuming the interrupted run in {run.path} after epoch {run.backed_up_epochs()}")
-    callbacks = make_callbacks(plan, settings, data, run, resuming)
-    train_model(plan, settings, data, model, strategy, train, validation, callbacks, verbose)
-    return finish_run(settings, run, vectorizer, model, plan, data, cache_dir, validation, log if verbose else None)
+        log(f"resuming the interrupted run in {run.path} after epoch {run.backed_up_epochs()}"
+            + (": its training had ended; finishing it" if trained else ""))
+    if trained:
+        callbacks_lib.AtomicBackupAndRestore(str(run / BACKUP_DIR)).restore(model)
+    else:
+        callbacks = make_callbacks(plan, settings, data, run, resuming)
+        train_model(plan, settings, data, model, strategy, train, validation, callbacks, verbose)
+        if keeps_backup(settings):
+            run.mark_trained()
+    result = finish_run(settings, run, vectorizer, model, plan, data, cache_dir, validation,
+                        log if verbose else None)
+    run.remove_backup()  # after model.keras: a kill before it resumes the finishing, not the training
+    return result
+
+
+def keeps_backup(settings: FitSettings) -> bool:
+    """Whether the backup outlives training until the run is complete. Not across workers: they train together,
+    and the others' state is the chief's (Keras removes the chief's backup as training ends, as before)."""
+    return settings.strategy != "multi-worker"
 
 
 def write_config(run: RunDir, plan: RunPlan, settings: FitSettings, data: DataDir, vocab_size: int,
@@ -439,7 +455,8 @@ def make_callbacks(plan: RunPlan, settings: FitSettings, data: DataDir, run: Run
     # its row and best checkpoint are written. A kill before that trains the epoch again (its row replaced);
     # with the backup first, a kill between it and the row lost the epoch's row for good.
     if writes_run:  # (other workers take the chief's state on resume)
-        callbacks.append(callbacks_lib.AtomicBackupAndRestore(str(run / BACKUP_DIR)))
+        callbacks.append(callbacks_lib.AtomicBackupAndRestore(str(run / BACKUP_DIR),
+                                                              delete_checkpoint=not keeps_backup(settings)))
     return callbacks + [keras.callbacks.TensorBoard(str(run / LOGS_DIR))]
 
 
