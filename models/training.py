@@ -397,7 +397,7 @@ def _train_and_finish(plan: RunPlan, settings: FitSettings, data: DataDir, run: 
     else:
         callbacks = make_callbacks(plan, settings, data, run, resuming)
         train_model(plan, settings, data, model, strategy, train, validation, callbacks, verbose)
-        if keeps_backup(settings):
+        if keeps_backup(settings) and run.backed_up_epochs():
             run.mark_trained()
     result = finish_run(settings, run, vectorizer, model, plan, data, cache_dir, validation,
                         log if verbose else None)
@@ -463,11 +463,17 @@ def make_callbacks(plan: RunPlan, settings: FitSettings, data: DataDir, run: Run
 def refuse_diverged(model: keras.Model, plan: RunPlan, exc: Exception) -> None:
     """Name a step that failed because training diverged: a NaN or infinite weight can make an op fail inside
     the optimizer (Keras's sparse RMSprop update gathers out of range) before TerminateOnNaN sees the loss."""
-    if all(np.isfinite(weight).all() for weight in model.get_weights()):
-        return
-    raise ReviewflowError(f"training diverged: its weights became NaN or infinite, and a step then failed inside "
-                          f"TensorFlow. Lower --learning-rate (this run's: {plan.learning_rate.value:g}) and run "
-                          "again with --overwrite.") from exc
+    if not has_finite_weights(model):
+        raise diverged(plan, "and a step then failed inside TensorFlow") from exc
+
+
+def has_finite_weights(model: keras.Model) -> bool:
+    return all(np.isfinite(weight).all() for weight in model.get_weights())
+
+
+def diverged(plan: RunPlan, how: str) -> ReviewflowError:
+    return ReviewflowError(f"training diverged: its weights became NaN or infinite, {how}. Lower --learning-rate "
+                           f"(this run's: {plan.learning_rate.value:g}) and run again with --overwrite.")
 
 
 def train_model(plan: RunPlan, settings: FitSettings, data: DataDir, model: keras.Model, strategy, train,
@@ -531,6 +537,8 @@ def finish_run(settings: FitSettings, run: RunDir, vectorizer, model: keras.Mode
         raise ReviewflowError("training stopped before completing an epoch (NaN loss?); nothing was saved.")
     if (run / BEST_CHECKPOINT).exists():  # the best epoch of the whole run, across resumes
         model.set_weights(keras.saving.load_model(run / BEST_CHECKPOINT).get_weights())
+    if not has_finite_weights(model):  # TerminateOnNaN ended training, and no earlier epoch's weights are kept
+        raise diverged(plan, "and training stopped on a NaN loss")
     plots.plot_curves(rows, run / CURVES_PNG, settings.model)
     trained = inference_copy(model)  # a local copy: its predictions need no strategy, on any worker
     temperature = None
