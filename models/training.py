@@ -382,13 +382,13 @@ def _fit(plan: RunPlan, settings: FitSettings, data: DataDir, vectors: Pretraine
 
 def _train_and_finish(plan: RunPlan, settings: FitSettings, data: DataDir, run: RunDir, strategy, resuming: bool,
                       verbose, log, vectorizer, model: keras.Model, cache_dir: Path) -> FitResult:
-    if settings.spec.adapt(model, train_once(plan, settings, data, vectorizer, cache_dir)) and verbose:
+    trained = resuming and run.was_trained()  # killed while it was finished: its statistics are in the backup too
+    if not trained and settings.spec.adapt(model, train_once(plan, settings, data, vectorizer, cache_dir)) and verbose:
         log(f"{settings.model}: read the train split once for its statistics (adapt)")
     train, validation = make_inputs(plan, settings, data, vectorizer, cache_dir)
     if verbose:
         model.summary(print_fn=lambda line, **_: log(line))
         log(describe_devices(model) + f"; {plan.replicas} replica(s), global batch {plan.global_batch_size}")
-    trained = resuming and run.was_trained()
     if resuming:
         log(f"resuming the interrupted run in {run.path} after epoch {run.backed_up_epochs()}"
             + (": its training had ended; finishing it" if trained else ""))
