@@ -193,14 +193,16 @@ def fit_killed_at_epoch_end(work: Path) -> Outcome:
 
 def fit_killed_finishing(work: Path) -> Outcome:
     """SIGKILL `fit` after its epochs, while it writes the serving export or `model.keras`; the same command
-    finishes the run without training again (Keras removed the backup as training ended: every epoch was
-    trained anew)."""
+    finishes the run without training again, into the model an uninterrupted run makes (Keras removed the backup
+    as training ended: every epoch was trained anew). `linear`: its statistics (IDF) come back with the backup."""
     fault = "fit SIGKILL after training, while exporting"
     data = reference(work)
-    out = work / "fit-killed-finishing"
-    args = ["fit", "--model", "ffn", "--data", str(data), "--out", str(out), "--epochs", "2", "--steps-per-epoch",
-            "20", "--batch-size", "16", "--seed", "1", "--quiet"]
-    process = subprocess.Popen([sys.executable, "cli.py", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+    out, uninterrupted = work / "fit-killed-finishing", work / "fit-uninterrupted"
+
+    def args(run: Path) -> list[str]:
+        return ["fit", "--model", "linear", "--data", str(data), "--out", str(run), "--epochs", "2", "--seed", "1",
+                "--quiet"]
+    process = subprocess.Popen([sys.executable, "cli.py", *args(out)], cwd=ROOT, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     finishing = [atomic.incomplete_path(out / EXPORT_DIR), atomic.incomplete_keeping_suffix(out / MODEL_FILE)]
     deadline = time.monotonic() + 240
@@ -211,10 +213,16 @@ def fit_killed_finishing(work: Path) -> Outcome:
     before = RunDir(out).history()
     if len(before) != 2 or (out / MODEL_FILE).exists():
         return Outcome(fault, False, 0, f"killed after {len(before)} epochs, complete: {(out / MODEL_FILE).exists()}")
-    resumed = cli(*args)
+    resumed = cli(*args(out))
+    reviews = work / "reviews.txt"
+    reviews.write_text("great, I loved it\nawful and a waste\nit was fine, I guess\n")
+    trained_whole = cli(*args(uninterrupted))
+    scores = [cli("predict", str(run), "--file", str(reviews)).stdout for run in (out, uninterrupted)]
     ok = (resumed.returncode == 0 and "its training had ended; finishing it" in resumed.stdout
-          and RunDir(out).history() == before and (out / MODEL_FILE).exists() and not (out / BACKUP_DIR).exists())
-    return Outcome(fault, ok, 0, "finished without training again" if ok else resumed.stderr[-300:])
+          and RunDir(out).history() == before and (out / MODEL_FILE).exists() and not (out / BACKUP_DIR).exists()
+          and trained_whole.returncode == 0 and scores[0] == scores[1] and len(scores[0].splitlines()) == 3)
+    return Outcome(fault, ok, 0, "finished without training again, the uninterrupted run's predictions" if ok
+                   else resumed.stderr[-300:] + str(scores))
 
 
 def shard_damaged(work: Path, how: str) -> Outcome:
