@@ -29,7 +29,7 @@ COMPILED_WIDTH_STEPS = (2,)
 POOL_BATCHES = 16
 POOL_EXAMPLES = 4096
 # Under a strategy, the uneven batches `even_batch_first` holds back before the first even one: a small pool's
-# partial batch and the next pool's can both come first; three pools' in a row would need pools of ~1 batch.
+# partial batch and the next pools' can come first; more than three in a row would need pools of ~1 batch.
 UNEVEN_HELD_BACK = 3
 
 
@@ -180,9 +180,12 @@ def even_batch_first(dataset: tf.data.Dataset, replicas: int) -> tf.data.Dataset
         hold = uneven & ~released & (held < UNEVEN_HELD_BACK) & (index < count - 1)
         # Emitted: nothing while holding; else this batch, then the ones held (the slots as they were).
         emitted = tf.where(hold, 0, 1 + held)
-        kept = tuple(tf.nest.map_structure(lambda part, old, slot=slot: tf.cond(hold & (held == slot), lambda: part,
-                                                                                 lambda: old), batch, slots[slot])
-                     for slot in range(UNEVEN_HELD_BACK))
+
+        def keep(slot: int, old):  # while holding, this batch goes into the next free slot
+            take = hold & (held == slot)
+            return tf.nest.map_structure(lambda part, previous: tf.cond(take, lambda: part, lambda: previous),
+                                         batch, old)
+        kept = tuple(keep(slot, old) for slot, old in enumerate(slots))
         state = (kept, tf.where(hold, held + 1, 0), index + 1, released | ~hold)
         return state, (batch, slots, emitted)
 
