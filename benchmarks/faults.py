@@ -179,7 +179,7 @@ def fit_killed_at_epoch_end(work: Path) -> Outcome:
     before = run.history()
     when = ("while writing best.keras" if writing.exists() else "after epoch 2's row" if len(before) == 2
             else "after epoch 2's backup")
-    if not 1 <= len(before) <= 2 or (out / "model.keras").exists():
+    if not 1 <= len(before) <= 2 or (out / MODEL_FILE).exists():
         return Outcome(fault, False, 0, f"killed after {len(before)} epochs; retry")
     resumed = cli(*args)
     rows = run.history()
@@ -187,7 +187,7 @@ def fit_killed_at_epoch_end(work: Path) -> Outcome:
         whole = archive.testzip() is None
     ok = (resumed.returncode == 0 and "resuming the interrupted run" in resumed.stdout and whole
           and [row["epoch"] for row in rows] == [1, 2, 3, 4] and rows[0] == before[0]
-          and (out / "model.keras").exists() and not writing.exists())
+          and (out / MODEL_FILE).exists() and not writing.exists())
     return Outcome(fault, ok, 0, f"killed {when}; resumed with rows 1-4" if ok else resumed.stderr[-300:])
 
 

@@ -126,9 +126,9 @@ def batch_for_replicas(batch: Choice, num_train_examples: int | None, replicas: 
     replicas: then two batches, the first a full one, which splits evenly.
 
     Why: Keras 3's `fit` under a strategy builds the model from a first batch averaged over the replicas, and
-    fails where its parts differ in size (pipeline/batching.py: the first full batch is brought before
-    the partial ones, and a split of one batch has no full one). 111 reviews at --batch-size 64 on 2 replicas stopped `fit` at
-    its first step. A split of fewer reviews than replicas is left as it is.
+    fails where its parts differ in size (pipeline/batching.py: the first full batch is brought before the
+    partial ones, and a split of one batch has no full one). 111 reviews at --batch-size 64 on 2 replicas
+    stopped `fit` at its first step. A split of fewer reviews than replicas is left as it is.
     """
     rows = num_train_examples
     if replicas == 1 or rows is None or rows > batch.value * replicas or rows % replicas == 0 or rows < replicas:

@@ -437,7 +437,8 @@ def make_callbacks(plan: RunPlan, settings: FitSettings, data: DataDir, run: Run
                    resuming: bool) -> list[keras.callbacks.Callback]:
     """NaN stop, best checkpoint, early stopping, history rows, backup (resume) and TensorBoard, in that order."""
     # Rows past the backup belong to an epoch that trains again (killed before its backup): not a best to beat.
-    history = [row for row in run.history() if row["epoch"] <= run.backed_up_epochs()] if resuming else []
+    backed_up = run.backed_up_epochs()
+    history = [row for row in run.history() if row["epoch"] <= backed_up] if resuming else []
     examples_per_epoch = (settings.steps_per_epoch * plan.global_batch_size if settings.steps_per_epoch
                           else data.num_examples("train"))
     best_so_far = min((row["val_loss"] for row in history if "val_loss" in row), default=None)

@@ -178,8 +178,8 @@ print("BAG", fit(FitSettings(model="ngram_bag", data={str(short_data)!r}, out={s
 def test_a_strategy_s_keras_fit_gets_first_batches_that_split_evenly():
     """Keras 3.15's fit builds the model from a first batch averaged over the replicas (one training batch, and
     at each validation one validation batch): an uneven one stops it. What `fit` does about it (training's
-    first even batch brought first, validation's first batch cut; pipeline/batching.py), on real Keras under MirroredStrategy in a fresh process
-    (logical devices are set before TensorFlow starts)."""
+    first even batch brought first, validation's first batch cut; pipeline/batching.py), on real Keras under
+    MirroredStrategy in a fresh process (logical devices are set before TensorFlow starts)."""
     script = """
 import numpy as np, tensorflow as tf, keras
 cpu = tf.config.list_physical_devices("CPU")[0]
