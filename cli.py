@@ -259,8 +259,8 @@ def parse_beam_options(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--min-class-examples", type=click.IntRange(min=1), default=10, show_default=True,
               help="A label seen fewer times in the training file is no class: its lines are rejected (bad_label).")
 @click.option("--rejects-kept", type=click.IntRange(min=0), default=MAX_REJECTS_KEPT, show_default=True,
-              help=f"rejects.jsonl keeps the first N rejects (each cut to {RAW_BYTES_KEPT >> 10} KiB); later ones are only counted "
-                   "(the manifest counts every one, by source and reason).")
+              help=f"rejects.jsonl keeps the first N rejects (each cut to {RAW_BYTES_KEPT >> 10} KiB); later ones are "
+                   "only counted (the manifest counts every one, by source and reason).")
 def shard(train, test, out, num_shards, val_fraction, vocab_size, compression, seed, max_line_bytes,
           overwrite, progress, workers, runner, beam_options, source_format, text_field, label_field, class_names,
           positive_class, min_class_examples, rejects_kept) -> None:
@@ -442,8 +442,19 @@ def fit(model_name, out, quiet, **options) -> None:
     start_after_checking_run_out(out, options)
     from models.training import fit as fit_model
 
-    result = fit_model(fit_settings(model_name, out, options), verbose=0 if quiet else "auto", log=click.echo)
+    result = fit_model(fit_settings(model_name, out, options), verbose=progress_verbosity(quiet), log=click.echo)
     echo_result(result, out)
+
+
+def progress_verbosity(quiet: bool) -> int:
+    """Keras's `verbose` for fit: nothing with --quiet; a live bar on a terminal; else one line an epoch.
+
+    Keras draws its bar in place wherever it runs on Linux: into a log file or a pipe that is every redraw,
+    backspaces and colour codes included, several times a second for the whole run.
+    """
+    if quiet:
+        return 0
+    return 1 if sys.stdout.isatty() else 2
 
 
 def echo_result(result, out: Path) -> None:

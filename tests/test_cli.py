@@ -82,6 +82,20 @@ def test_a_param_the_builder_refuses_leaves_the_run_an_overwrite_would_delete(da
         assert sorted(path.name for path in run.iterdir()) == before and (run / "model.keras").is_file()
 
 
+def test_fit_into_a_log_file_writes_one_line_an_epoch(data_dir, tmp_path):
+    """Keras draws its progress bar in place on any Linux output: a log file got every redraw, backspaces and
+    colour codes included."""
+    log = tmp_path / "fit.log"
+    with log.open("w") as output:
+        subprocess.run([sys.executable, "cli.py", "fit", "--model", "ffn", "--data", str(data_dir), "--out",
+                        str(tmp_path / "run"), "--epochs", "2", "--steps-per-epoch", "3", "--validation-steps", "1"],
+                       cwd=ROOT, stdout=output, stderr=subprocess.STDOUT, check=True)
+    text = log.read_text()
+    assert "\x1b[" not in text and "\b" not in text
+    epoch_lines = [line for line in text.splitlines() if "val_loss" in line]
+    assert len(epoch_lines) == 2 and all(line.startswith("3/3 - ") for line in epoch_lines), text
+
+
 def test_truncated_file_is_a_clear_error_with_nonzero_exit(tmp_path):
     corpus = tmp_path / "train.ft.txt.bz2"
     subprocess.run([sys.executable, "cli.py", "synth", str(corpus), "--lines", "3000"], cwd=ROOT, check=True,
