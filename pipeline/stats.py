@@ -20,8 +20,9 @@ import numpy as np
 from pipeline import formats, text_settings
 from pipeline.data_dir import DataDir
 from pipeline.errors import ReviewflowError
+from pipeline import labels as labels_lib
 from pipeline.labels import natural_order
-from pipeline.rejects import reasons_text
+from pipeline.rejects import Reject, reasons_text
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -86,21 +87,17 @@ def _batches_from_data_dir(data: DataDir, split: str) -> Iterator[tuple[tf.Tenso
 
 def _batches_from_file(path: Path, counter: TokenCounter,
                        rejected: collections.Counter) -> Iterator[tuple[tf.Tensor, np.ndarray]]:
-    """Valid records of a raw file (fastText, CSV, TSV, JSONL, Parquet) in batches; tokens counted for coverage,
-    the others in `rejected` by reason (shard would reject them)."""
+    """The records of a raw file (fastText, CSV, TSV, JSONL, Parquet) that `shard` would write, in batches;
+    their tokens counted for coverage, the others in `rejected` by reason."""
     import tensorflow as tf
 
     from pipeline.vocab import COUNT_BATCH_BYTES
 
     texts, labels, num_bytes = [], [], 0
-    for record in formats.open_records(path):
-        parsed = record.parsed
-        if isinstance(parsed, tuple):
-            labels.append(parsed[0])
-            texts.append(parsed[1])
-            num_bytes += len(parsed[1])
-        else:
-            rejected[parsed.value] += 1
+    for label, review in _records_shard_would_write(path, rejected):
+        labels.append(label)
+        texts.append(review)
+        num_bytes += len(review)
         if len(texts) >= BATCH or num_bytes >= COUNT_BATCH_BYTES:  # as shard's counting batches
             counter.add(texts)
             yield tf.constant(texts), np.array(labels)
@@ -108,6 +105,25 @@ def _batches_from_file(path: Path, counter: TokenCounter,
     if texts:
         counter.add(texts)
         yield tf.constant(texts), np.array(labels)
+
+
+def _records_shard_would_write(path: Path, rejected: collections.Counter) -> Iterator[tuple[str, bytes]]:
+    """(label, review) of each valid record, by shard's class rule (`labels.ClassTable`, its defaults): a label
+    seen fewer than MIN_CLASS_EXAMPLES times is a typo or a stray line, rejected as bad_label at the end."""
+    table = labels_lib.ClassTable()
+    for record in formats.open_records(path):
+        parsed = record.parsed
+        if not isinstance(parsed, tuple):
+            rejected[parsed.value] += 1
+            continue
+        admitted = table.admit(parsed[0], parsed, len(parsed[1]))
+        if admitted is None:
+            rejected[Reject.BAD_LABEL.value] += 1
+        yield from admitted or ()
+    held, rare = table.freeze()
+    if rare:
+        rejected[Reject.BAD_LABEL.value] += len(rare)
+    yield from held
 
 
 def _accumulate(batches) -> SplitStats:
@@ -131,7 +147,7 @@ def from_manifest(split, classes) -> SplitStats | None:
 
 
 def corpus_stats(source: Path | DataDir, read_shards: bool = False) -> CorpusStats:
-    """Stats of a data directory (every split; opened, or a path) or of a raw fastText file (its valid lines).
+    """Stats of a data directory (every split; opened, or a path) or of a raw file (the lines shard would write).
 
     A data directory's lengths come from its manifest; one sharded before the manifest kept them (or
     `read_shards`) is read through once.

@@ -1,4 +1,5 @@
 import collections
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -7,25 +8,48 @@ from click.testing import CliRunner
 import cli
 from models import run_plan
 from pipeline import stats, synthetic, text, vocab
+from pipeline.data_dir import DataDir
 from pipeline.fasttext_format import parse_line
+from pipeline.labels import MIN_CLASS_EXAMPLES
 from pipeline.manifest import read_manifest
+from pipeline.shard.job import shard_corpus
+from pipeline.shard.plan import ShardSettings
 
 
 def test_length_shares_agree_with_a_direct_count(tmp_path):
     path = synthetic.write_corpus(tmp_path / "c.ft.txt", 600, seed=4, bad_fraction=0.02)
     parsed = [p for p in map(parse_line, path.read_bytes().split(b"\n")[:-1]) if isinstance(p, tuple)]
+    lines_of = collections.Counter(label for label, _ in parsed)
+    kept = [(label, t) for label, t in parsed if lines_of[label] >= MIN_CLASS_EXAMPLES]  # shard's class rule
+    assert 0 < len(kept) < len(parsed)
     # Direct count: the same standardization, one review at a time.
-    lengths = [len(text.tokenize(tf.constant([t]))[0]) for _, t in parsed]
+    lengths = [len(text.tokenize(tf.constant([t]))[0]) for _, t in kept]
     result = stats.corpus_stats(path).splits[path.name]
-    assert result.num_examples == len(parsed)
-    assert sum(result.rejected.values()) == path.read_bytes().count(b"\n") - len(parsed) > 0   # each counted
-    assert result.label_counts == collections.Counter(label for label, _ in parsed)
+    assert result.num_examples == len(kept)
+    assert sum(result.rejected.values()) == path.read_bytes().count(b"\n") - len(kept)   # each counted
+    assert result.label_counts == collections.Counter(label for label, _ in kept)
     for m in (100, 150, 300):
         assert result.share_at_most(m) == sum(n <= m for n in lengths) / len(lengths)
     assert result.percentile(50) == int(np.percentile(lengths, 50, method="inverted_cdf"))
     assert result.percentile(90) == int(np.percentile(lengths, 90, method="inverted_cdf"))
     whole = stats.corpus_stats(path)
     assert 0.5 < whole.coverage <= 1.0 and whole.vocab_size <= text.SHARD_VOCAB_SIZE
+
+
+def test_a_raw_files_stats_count_what_shard_writes_from_it(tmp_path):
+    """A stray label (on fewer than 10 lines: `2Okwaumro`, `43028`) was listed as a class and its lines counted
+    as reviews, where shard rejects them (bad_label); stats now previews the shard exactly."""
+    train = synthetic.write_corpus(tmp_path / "train.ft.txt", 1500, seed=4, bad_fraction=0.03)
+    test = synthetic.write_corpus(tmp_path / "test.ft.txt", 50, seed=5)
+    shard_corpus(ShardSettings(train=train, test=test, out=tmp_path / "data", num_shards=1, vocab_size=2000))
+    data = DataDir.open(tmp_path / "data")
+    source = next(source for source in data.manifest.sources if Path(source.path).name == train.name)
+    written = [stats.from_manifest(data.manifest.splits[split], data.classes) for split in ("train", "validation")]
+    result = stats.corpus_stats(train).splits[train.name]
+    assert dict(result.rejected) == source.rejected and source.rejected["bad_label"] > 0
+    assert result.num_examples == source.written == sum(split.num_examples for split in written)
+    assert result.label_counts == written[0].label_counts + written[1].label_counts
+    assert result.lengths == written[0].lengths + written[1].lengths
 
 
 def test_stats_of_a_data_directory(data_dir, tmp_path):
