@@ -667,9 +667,9 @@ def echo_comparison(rows: list[dict]) -> None:
     from models import comparison
 
     click.echo(comparison.as_text(rows))
-    warning = comparison.mixed_scoring(rows)
-    if warning:
-        click.echo(warning, err=True)
+    for warning in (comparison.mixed_scoring(rows), comparison.not_evaluated(rows)):
+        if warning:
+            click.echo(warning, err=True)
 
 
 @cli.command()

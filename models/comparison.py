@@ -77,6 +77,17 @@ def mixed_scoring(rows: list[dict]) -> str | None:
             "not compare. Evaluate each on the same ones (`evaluate RUN --data DIR`, or `--file FILE`) first.")
 
 
+def not_evaluated(rows: list[dict]) -> str | None:
+    """A note naming the complete runs with no test metrics yet (their test_* columns are blank), and how to get
+    them; None where every run has them or says why not."""
+    _, named = labelled(rows)
+    runs = [row["run"] for row in named if row["test_accuracy"] is None and not row["error"]]
+    if not runs:
+        return None
+    return (f"note: not evaluated yet, so no test_* columns: {', '.join(runs)}. Score each with "
+            "`evaluate RUN --data DIR` (or `--file FILE`), then compare again.")
+
+
 def sort_rows(rows: list[dict]) -> list[dict]:
     """Best test accuracy first; runs without one (not evaluated, failed) last."""
     return sorted(rows, key=lambda r: (r["test_accuracy"] is None, -(r["test_accuracy"] or 0.0)))

@@ -391,6 +391,11 @@ def test_compare_names_runs_scored_on_other_reviews_and_study_scores_them_again(
     runs = tmp_path / "runs"
     for name in ("ffn", "ffn-b"):
         shutil.copytree(run_dir, runs / name)
+        (runs / name / "metrics.json").unlink(missing_ok=True)
+    # Complete but not evaluated: blank test columns, and a note that says why and what to run.
+    result = CliRunner().invoke(cli.cli, ["compare", str(runs / "ffn"), str(runs / "ffn-b")])
+    assert result.exit_code == 0 and "note: not evaluated yet, so no test_* columns: ffn, ffn-b. Score each with " \
+        "`evaluate RUN --data DIR`" in result.stderr, result.output
     evaluate(runs / "ffn", DataDir.open(data_dir))
     held = tmp_path / "held.ft.txt"   # 30 of the test reviews: another set than the test split
     held.write_bytes(b"".join(bz2.open(corpus_files[1]).readlines()[:30]))
@@ -404,6 +409,7 @@ def test_compare_names_runs_scored_on_other_reviews_and_study_scores_them_again(
     said = (f"warning: these runs were last evaluated on different reviews (ffn on the test split of {data_dir}; "
             f"ffn-b on the file {held})")
     assert said in result.stderr and said in (tmp_path / "cmp" / "comparison.md").read_text()
+    assert "not evaluated" not in result.stderr
     result = CliRunner().invoke(cli.cli, ["report", str(runs / "ffn"), str(runs / "ffn-b"), "--out",
                                           str(tmp_path / "report"), "--explain", "0"])
     assert result.exit_code == 0 and said in (tmp_path / "report" / "report.html").read_text(), result.output
