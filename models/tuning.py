@@ -177,6 +177,12 @@ def _cell(value) -> str:
     return str(value)
 
 
+def best_line(row: dict) -> str:
+    """`trial 1: embedding_dim 128, learning_rate 0.000896, ..., val_loss 0.6922`: the best row, as the table."""
+    values = ", ".join(f"{key} {_cell(value)}" for key, value in row.items() if key not in ("trial", "status"))
+    return f"trial {row['trial']}: {values}"
+
+
 def write_trials(run: RunDir, settings: TuneSettings, rows: list[dict]) -> None:
     table = io.StringIO()
     writer = csv.DictWriter(table, list(dict.fromkeys(key for row in rows for key in row)), lineterminator="\n")
@@ -235,6 +241,6 @@ def _search_and_fit(run: RunDir, settings: TuneSettings, base: training.FitSetti
     rows = trial_rows(tuner)
     write_trials(run, settings, rows)
     best = trial_settings(tuner.get_best_hyperparameters(1)[0], base, fixed, data.num_examples("train"))
-    log(f"best of {len(rows)} trials: {rows[0]}; training it into {run.path}")
+    log(f"best of {len(rows)} trials: {best_line(rows[0])}; training it into {run.path}")
     final = dataclasses.replace(best, overwrite=False)
     return training.fit(final, verbose=2 if verbose else 0, log=log, data=data), rows

@@ -38,6 +38,9 @@ def test_a_tiny_search_ends_as_a_complete_run_with_its_trials(data_dir, tmp_path
     assert settings["learning_rate"] == pytest.approx(best["learning_rate"])
     assert settings["batch_size"] == best["batch_size"] and settings["hparams"]["ngrams"] == best["ngrams"]
     assert "val_loss" in result.output and "best validation accuracy" in result.output
+    # The best trial's line reads as the table does (it printed a dict: `'val_loss': np.float64(0.69...)`).
+    assert f"best of 2 trials: trial {rows[0]['trial']}: " in result.output and "np.float64" not in result.output
+    assert f"val_loss {rows[0]['val_loss']}, " in result.output
 
 
 def test_no_searched_batch_leaves_an_epoch_with_too_few_steps():
