@@ -148,7 +148,8 @@ def fit_killed(work: Path) -> Outcome:
     ok = (resumed.returncode == 0 and "resuming the interrupted run" in resumed.stdout
           and [r["epoch"] for r in rows] == [1, 2, 3, 4] and rows[:len(before)] == before
           and (out / "model.keras").exists())
-    return Outcome("fit SIGKILL mid-epoch", ok, 0, f"resumed after epoch {len(before)}" if ok else resumed.stderr[-300:])
+    detail = f"resumed after epoch {len(before)}" if ok else resumed.stderr[-300:]
+    return Outcome("fit SIGKILL mid-epoch", ok, 0, detail)
 
 
 def fit_killed_at_epoch_end(work: Path) -> Outcome:
@@ -189,6 +190,46 @@ def fit_killed_at_epoch_end(work: Path) -> Outcome:
           and [row["epoch"] for row in rows] == [1, 2, 3, 4] and rows[0] == before[0]
           and (out / MODEL_FILE).exists() and not writing.exists())
     return Outcome(fault, ok, 0, f"killed {when}; resumed with rows 1-4" if ok else resumed.stderr[-300:])
+
+
+def fit_killed_after_best_checkpoint(work: Path) -> Outcome:
+    """SIGKILL `fit` once epoch 2's better model is saved and before its backup; the run must still hold epoch 1's
+    as best.keras (the resume trains epoch 2 again), then resume to the end.
+
+    Found: best.keras took epoch 2's model at once, so the resume started before an epoch whose model was
+    already the best; a second attempt that came out worse left the killed one as the run's model."""
+    fault = "fit SIGKILL between epoch 2's best checkpoint and its backup"
+    data = reference(work)
+    out = work / "fit-killed-after-best-checkpoint"
+    args = ["fit", "--model", "ffn", "--data", str(data), "--out", str(out), "--epochs", "3", "--steps-per-epoch",
+            "20", "--batch-size", "16", "--seed", "1", "--patience", "3", "--quiet"]
+    process = subprocess.Popen([sys.executable, "cli.py", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    run, checkpoint = RunDir(out), out / BEST_CHECKPOINT
+    pending = checkpoint.with_name(f"{checkpoint.stem}.epoch-2.pending{checkpoint.suffix}")
+    epoch_1 = None
+    deadline = time.monotonic() + 240
+    while process.poll() is None and time.monotonic() < deadline:
+        backed_up = run.backed_up_epochs()
+        if backed_up >= 2:
+            break
+        if backed_up == 1 and epoch_1 is None and checkpoint.exists():
+            epoch_1 = checkpoint.read_bytes()   # epoch 1's model, as its backup leaves it
+        elif epoch_1 is not None and (pending.exists() or checkpoint.read_bytes() != epoch_1):
+            break   # epoch 2's model is saved, its backup not yet
+        time.sleep(0.001)
+    process.kill()
+    process.wait()
+    if epoch_1 is None or run.backed_up_epochs() != 1:
+        return Outcome(fault, False, 0, f"killed after {run.backed_up_epochs()} backed-up epochs; retry")
+    kept = checkpoint.read_bytes() == epoch_1
+    resumed = cli(*args)
+    rows = run.history()
+    ok = (kept and resumed.returncode == 0 and "resuming the interrupted run" in resumed.stdout
+          and [row["epoch"] for row in rows] == [1, 2, 3] and (out / MODEL_FILE).exists() and not pending.exists())
+    detail = ("best.keras held epoch 1's model; resumed with rows 1-3" if ok else
+              "best.keras held epoch 2's model, which the resume trains again" if not kept else resumed.stderr[-300:])
+    return Outcome(fault, ok, 0, detail)
 
 
 def fit_killed_finishing(work: Path) -> Outcome:
@@ -623,6 +664,7 @@ SCENARIOS = {
     "shard-kill-mid": lambda work: shard_killed(work, 0.3),
     "fit-kill": fit_killed,
     "fit-kill-epoch-end": fit_killed_at_epoch_end,
+    "fit-kill-after-best": fit_killed_after_best_checkpoint,
     "fit-kill-finishing": fit_killed_finishing,
     "shard-truncated": lambda work: shard_damaged(work, "truncated"),
     "shard-flipped": lambda work: shard_damaged(work, "flipped"),

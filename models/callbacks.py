@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Callable
 
 import keras
 
@@ -70,12 +71,22 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
 
 
 class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
-    """ModelCheckpoint whose file is replaced atomically.
+    """ModelCheckpoint whose file is replaced atomically, and only by an epoch that is backed up.
 
     Keras writes the `.keras` file in place: a process killed during that write left half a zip, which the
     resumed run read at its end for the best epoch's weights (`finish_run`) and could not load, so the run
     could never complete. Here the model goes to a temporary name first and is renamed.
+
+    A better epoch's model then waits under a pending name (`best.epoch-5.pending.keras`) and becomes best.keras
+    once that epoch's backup is written (`backed_up_epochs`, read as the next epoch begins and as training ends).
+    Taken at once, a kill before the backup left best.keras holding an epoch that the resume trains again: where
+    the second attempt came out worse, the killed one stayed the run's model while another epoch's row was named
+    best. `backed_up_epochs` None: no backup, so nothing waits.
     """
+
+    def __init__(self, filepath: str, backed_up_epochs: Callable[[], int] | None, **kwargs):
+        super().__init__(filepath, **kwargs)
+        self.backed_up_epochs = backed_up_epochs
 
     def _get_file_path(self, epoch, batch, logs):
         return str(atomic.incomplete_keeping_suffix(super()._get_file_path(epoch, batch, logs)))
@@ -83,9 +94,40 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
         atomic.incomplete_keeping_suffix(self.filepath).unlink(missing_ok=True)  # a killed run's half file
+        self._promote_backed_up(drop_others=True)  # a killed attempt's epoch trains again: its model is dropped
+
+    def on_epoch_begin(self, epoch, logs=None):
+        super().on_epoch_begin(epoch, logs)
+        self._promote_backed_up()
+
+    def on_train_end(self, logs=None):
+        super().on_train_end(logs)
+        self._promote_backed_up()
 
     def _save_model(self, epoch, batch, logs):
         temporary = Path(self._get_file_path(epoch, batch, logs))
         super()._save_model(epoch, batch, logs)
         if temporary.exists():  # saved (only an improvement is)
-            atomic.commit(temporary, Path(super()._get_file_path(epoch, batch, logs)))
+            for older in self._pending():
+                older.unlink()
+            atomic.commit(temporary, self._pending_path(epoch + 1))
+            if self.backed_up_epochs is None:
+                self._promote_backed_up()
+
+    def _pending_path(self, epoch: int) -> Path:
+        final = Path(self.filepath)
+        return final.with_name(f"{final.stem}.epoch-{epoch}.pending{final.suffix}")
+
+    def _pending(self) -> list[Path]:
+        final = Path(self.filepath)
+        return sorted(final.parent.glob(f"{final.stem}.epoch-*.pending{final.suffix}"))
+
+    def _promote_backed_up(self, drop_others: bool = False) -> None:
+        """The pending model of a backed-up epoch becomes best.keras; with `drop_others`, a later one is removed."""
+        backed_up = self.backed_up_epochs() if self.backed_up_epochs is not None else None
+        for pending in self._pending():
+            epoch = int(pending.name.split(".epoch-")[1].split(".")[0])
+            if backed_up is None or epoch <= backed_up:
+                atomic.commit(pending, Path(self.filepath))
+            elif drop_others:
+                pending.unlink()

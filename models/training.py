@@ -446,15 +446,17 @@ def make_callbacks(plan: RunPlan, settings: FitSettings, data: DataDir, run: Run
     writes_run = settings.strategy != "multi-worker" or multi_worker.is_chief()
     callbacks = [keras.callbacks.TerminateOnNaN()]
     if plan.early_stopping:
+        # A better epoch's checkpoint becomes best.keras once that epoch is backed up (callbacks.py says why).
+        backed_up_epochs = run.backed_up_epochs if writes_run else None
         callbacks += [
-            callbacks_lib.AtomicModelCheckpoint(str(run / BEST_CHECKPOINT), monitor="val_loss", save_best_only=True,
-                                                initial_value_threshold=best_so_far),
+            callbacks_lib.AtomicModelCheckpoint(str(run / BEST_CHECKPOINT), backed_up_epochs, monitor="val_loss",
+                                                save_best_only=True, initial_value_threshold=best_so_far),
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience, restore_best_weights=True),
         ]
     callbacks.append(callbacks_lib.EpochHistory(run, examples_per_epoch))
     # The backup comes last: its metadata is what a resume starts after, so an epoch counts as done only once
-    # its row and best checkpoint are written. A kill before that trains the epoch again (its row replaced);
-    # with the backup first, a kill between it and the row lost the epoch's row for good.
+    # its row and best checkpoint (pending until then) are written. A kill before that trains the epoch again
+    # (its row replaced); with the backup first, a kill between it and the row lost the epoch's row for good.
     if writes_run:  # (other workers take the chief's state on resume)
         callbacks.append(callbacks_lib.AtomicBackupAndRestore(str(run / BACKUP_DIR),
                                                               delete_checkpoint=not keeps_backup(settings)))
