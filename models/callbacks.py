@@ -124,8 +124,9 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
 
     def _promote_backed_up(self, drop_others: bool = False) -> None:
         """The pending model of a backed-up epoch becomes best.keras; with `drop_others`, a later one is removed."""
-        backed_up = self.backed_up_epochs() if self.backed_up_epochs is not None else None
-        for pending in self._pending():
+        waiting = self._pending()
+        backed_up = self.backed_up_epochs() if waiting and self.backed_up_epochs is not None else None
+        for pending in waiting:
             epoch = int(pending.name.split(".epoch-")[1].split(".")[0])
             if backed_up is None or epoch <= backed_up:
                 atomic.commit(pending, Path(self.filepath))

@@ -20,8 +20,7 @@ import numpy as np
 from pipeline import formats, text_settings
 from pipeline.data_dir import DataDir
 from pipeline.errors import ReviewflowError
-from pipeline import labels as labels_lib
-from pipeline.labels import natural_order
+from pipeline.labels import ClassTable, natural_order
 from pipeline.rejects import Reject, reasons_text
 
 if TYPE_CHECKING:
@@ -108,9 +107,9 @@ def _batches_from_file(path: Path, counter: TokenCounter,
 
 
 def _records_shard_would_write(path: Path, rejected: collections.Counter) -> Iterator[tuple[str, bytes]]:
-    """(label, review) of each valid record, by shard's class rule (`labels.ClassTable`, its defaults): a label
+    """(label, review) of each valid record, by shard's class rule (`ClassTable`, its defaults): a label
     seen fewer than MIN_CLASS_EXAMPLES times is a typo or a stray line, rejected as bad_label at the end."""
-    table = labels_lib.ClassTable()
+    table = ClassTable()
     for record in formats.open_records(path):
         parsed = record.parsed
         if not isinstance(parsed, tuple):
