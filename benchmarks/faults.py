@@ -152,6 +152,16 @@ def fit_killed(work: Path) -> Outcome:
     return Outcome("fit SIGKILL mid-epoch", ok, 0, detail)
 
 
+def start_short_fit(data: Path, out: Path, epochs: int) -> tuple[list[str], subprocess.Popen]:
+    """`fit --model ffn` of `epochs` epochs of 20 steps (early stopping never ends it sooner), started: (its
+    arguments, to run it again; the process)."""
+    args = ["fit", "--model", "ffn", "--data", str(data), "--out", str(out), "--epochs", str(epochs),
+            "--steps-per-epoch", "20", "--batch-size", "16", "--seed", "1", "--patience", str(epochs), "--quiet"]
+    process = subprocess.Popen([sys.executable, "cli.py", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    return args, process
+
+
 def fit_killed_at_epoch_end(work: Path) -> Outcome:
     """SIGKILL `fit` at the first thing epoch 2's end writes (its best checkpoint, its history row or its backup);
     the same command resumes, with one row per epoch and a best checkpoint that opens.
@@ -163,10 +173,7 @@ def fit_killed_at_epoch_end(work: Path) -> Outcome:
     fault = "fit SIGKILL as epoch 2 ends"
     data = reference(work)
     out = work / "fit-killed-at-epoch-end"
-    args = ["fit", "--model", "ffn", "--data", str(data), "--out", str(out), "--epochs", "4", "--steps-per-epoch",
-            "20", "--batch-size", "16", "--seed", "1", "--patience", "4", "--quiet"]
-    process = subprocess.Popen([sys.executable, "cli.py", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    args, process = start_short_fit(data, out, epochs=4)
     run, checkpoint = RunDir(out), out / BEST_CHECKPOINT
     writing = atomic.incomplete_keeping_suffix(checkpoint)
     deadline = time.monotonic() + 240
@@ -201,10 +208,7 @@ def fit_killed_after_best_checkpoint(work: Path) -> Outcome:
     fault = "fit SIGKILL between epoch 2's best checkpoint and its backup"
     data = reference(work)
     out = work / "fit-killed-after-best-checkpoint"
-    args = ["fit", "--model", "ffn", "--data", str(data), "--out", str(out), "--epochs", "3", "--steps-per-epoch",
-            "20", "--batch-size", "16", "--seed", "1", "--patience", "3", "--quiet"]
-    process = subprocess.Popen([sys.executable, "cli.py", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    args, process = start_short_fit(data, out, epochs=3)
     run, checkpoint = RunDir(out), out / BEST_CHECKPOINT
     pending = checkpoint.with_name(f"{checkpoint.stem}.epoch-2.pending{checkpoint.suffix}")
     epoch_1 = None
