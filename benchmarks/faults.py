@@ -26,7 +26,8 @@ import click
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models.run_dir import BACKUP_DIR, BEST_CHECKPOINT, EXPORT_DIR, MODEL_FILE, RunDir  # noqa: E402
+from models.run_dir import (BACKUP_DIR, BEST_CHECKPOINT, EXPORT_DIR, MODEL_FILE, RunDir,  # noqa: E402
+                            pending_checkpoint)
 from pipeline import atomic  # noqa: E402
 from pipeline import synthetic  # noqa: E402
 
@@ -210,7 +211,7 @@ def fit_killed_after_best_checkpoint(work: Path) -> Outcome:
     out = work / "fit-killed-after-best-checkpoint"
     args, process = start_short_fit(data, out, epochs=3)
     run, checkpoint = RunDir(out), out / BEST_CHECKPOINT
-    pending = checkpoint.with_name(f"{checkpoint.stem}.epoch-2.pending{checkpoint.suffix}")
+    pending = pending_checkpoint(checkpoint, 2)
     epoch_1 = None
     deadline = time.monotonic() + 240
     while process.poll() is None and time.monotonic() < deadline:

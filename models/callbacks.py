@@ -9,7 +9,7 @@ from typing import Callable
 
 import keras
 
-from models.run_dir import RunDir
+from models.run_dir import RunDir, pending_checkpoint
 from pipeline import atomic
 
 
@@ -110,17 +110,12 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
         if temporary.exists():  # saved (only an improvement is)
             for older in self._pending():
                 older.unlink()
-            atomic.commit(temporary, self._pending_path(epoch + 1))
+            atomic.commit(temporary, pending_checkpoint(Path(self.filepath), epoch + 1))
             if self.backed_up_epochs is None:
                 self._promote_backed_up()
 
-    def _pending_path(self, epoch: int) -> Path:
-        final = Path(self.filepath)
-        return final.with_name(f"{final.stem}.epoch-{epoch}.pending{final.suffix}")
-
     def _pending(self) -> list[Path]:
-        final = Path(self.filepath)
-        return sorted(final.parent.glob(f"{final.stem}.epoch-*.pending{final.suffix}"))
+        return sorted(Path(self.filepath).parent.glob(pending_checkpoint(Path(self.filepath), "*").name))
 
     def _promote_backed_up(self, drop_others: bool = False) -> None:
         """The pending model of a backed-up epoch becomes best.keras; with `drop_others`, a later one is removed."""

@@ -100,6 +100,11 @@ class RunConfig:
         return self.settings["model"]
 
 
+def pending_checkpoint(best: Path, epoch: int | str) -> Path:
+    """Where `fit` keeps epoch `epoch`'s better model until that epoch is backed up (models/callbacks.py)."""
+    return best.with_name(f"{best.stem}.epoch-{epoch}.pending{best.suffix}")
+
+
 @dataclasses.dataclass(frozen=True)
 class RunDir:
     """The files of one run, under `path`."""
