@@ -219,13 +219,18 @@ def parse_beam_options(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
 @cli.command()
 @click.option("--train", type=EXISTING_FILE, required=True,
               help="Training corpus: fastText, CSV, TSV, JSON lines or Parquet (.bz2/.gz compressed or plain).")
-@click.option("--test", type=EXISTING_FILE, required=True, help="Test corpus, in any format --train takes.")
+@click.option("--test", type=EXISTING_FILE, default=None,
+              help="Test corpus, in any format --train takes. Or --test-fraction, for a corpus of one file.")
+@click.option("--test-fraction", type=FiniteFloatRange(0, 1, min_open=True, max_open=True), default=None,
+              help="Instead of --test: the share of the training file held out as the test split (by a hash of "
+                   "each review, as --val-fraction: duplicates stay in one split); --val-fraction is then the "
+                   "share of the rest.")
 @click.option("--out", type=DIRECTORY, required=True, callback=not_inside_reviewflow_dirs,
               help="Data directory to create.")
 @click.option("--num-shards", type=click.IntRange(min=1), default=None,
               help="Shards per split. Default: one per ~128 MiB of text.")
 @click.option("--val-fraction", type=FiniteFloatRange(0, 1, max_open=True), default=0.2, show_default=True,
-              help="Share of the training file held out as the validation split.")
+              help="Share of the training file held out as the validation split (of what --test-fraction leaves).")
 @click.option("--vocab-size", type=click.IntRange(min=3), default=text_settings.SHARD_VOCAB_SIZE, show_default=True,
               help="Vocabulary size, counting padding and [UNK]: the most frequent training words. Each model "
                    f"takes what it uses of it (fit --vocab-size: {vocab_help()}).")
@@ -261,7 +266,7 @@ def parse_beam_options(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--rejects-kept", type=click.IntRange(min=0), default=MAX_REJECTS_KEPT, show_default=True,
               help=f"rejects.jsonl keeps the first N rejects (each cut to {RAW_BYTES_KEPT >> 10} KiB); later ones are "
                    "only counted (the manifest counts every one, by source and reason).")
-def shard(train, test, out, num_shards, val_fraction, vocab_size, compression, seed, max_line_bytes,
+def shard(train, test, test_fraction, out, num_shards, val_fraction, vocab_size, compression, seed, max_line_bytes,
           overwrite, progress, workers, runner, beam_options, source_format, text_field, label_field, class_names,
           positive_class, min_class_examples, rejects_kept) -> None:
     """Parse review files lazily into sharded TFRecords with vocabulary and manifest."""
@@ -272,7 +277,8 @@ def shard(train, test, out, num_shards, val_fraction, vocab_size, compression, s
 
     if runner == "beam" and not click.get_current_context().obj["verbose"]:
         quiet.quiet_beam()
-    settings = ShardSettings(train=train, test=test, out=out, num_shards=num_shards,
+    settings = ShardSettings(train=train, test=test, test_fraction=test_fraction or 0.0, out=out,
+                             num_shards=num_shards,
                              val_fraction=val_fraction, vocab_size=vocab_size, compression=compression,
                              seed=seed, overwrite=overwrite, max_line_bytes=max_line_bytes,
                              runner=runner, beam_options=beam_options, format=source_format,

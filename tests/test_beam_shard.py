@@ -111,3 +111,15 @@ def test_beam_refuses_a_source_with_no_valid_line(corpus_files, tmp_path):
     assert "reviews.csv: none of its 3 lines" in result.output and "line 1" in result.output
     assert "no_label" in result.output and "Traceback" not in result.output
     assert not out.exists()  # nothing of the run is left, not even the directory it made
+
+
+def test_test_fraction_splits_as_the_local_command(corpus_files, tmp_path):
+    """One file split three ways (`--test-fraction`): Beam routes each line where the local runner does."""
+    local, beam = tmp_path / "local", tmp_path / "beam"
+    for out, runner in ((local, "local"), (beam, "beam")):
+        result = CliRunner().invoke(cli.cli, ["shard", "--train", str(corpus_files[0]), "--test-fraction", "0.25",
+                                              "--out", str(out), "--runner", runner])
+        assert result.exit_code == 0, result.output
+    assert read_manifest(beam).sources == read_manifest(local).sources
+    for split in ("train", "validation", "test"):
+        assert sorted(read_split(beam, split)) == sorted(read_split(local, split)) and read_split(local, split)

@@ -4,6 +4,9 @@ from pathlib import Path
 
 import pytest
 import tensorflow as tf
+from click.testing import CliRunner
+
+import cli
 
 from pipeline import synthetic
 from pipeline.errors import DatasetError, ReviewflowError, SourceError
@@ -11,7 +14,8 @@ from pipeline.fasttext_format import parse_line
 from pipeline.manifest import read_manifest
 from pipeline.shard.job import shard_corpus
 from pipeline.shard.plan import ShardSettings
-from pipeline.shard.plan import is_validation
+from pipeline.shard.plan import hash_share, is_validation
+from conftest import cli_in_a_new_process
 
 
 def read_split(data_dir, split, compression=""):
@@ -271,3 +275,33 @@ def test_each_source_counts_only_its_own_lines(tmp_path):
     assert by_name["test.ft.txt"].rejected == {"no_label": 1}
     for source in manifest.sources:
         assert source.lines_read == source.written + sum(source.rejected.values())
+
+
+def test_a_corpus_of_one_file_is_split_three_ways_by_test_fraction(tmp_path, corpus_files):
+    """`shard --test-fraction` (no --test): the one file feeds train, validation and test by the same keyed hash,
+    every line written once or rejected; `verify` and `stats`, in a new process, read the directory."""
+    train = corpus_files[0]
+    refused = CliRunner().invoke(cli.cli, ["shard", "--train", str(train), "--out", str(tmp_path / "none")])
+    assert refused.exit_code == 1 and "--test-fraction" in refused.output and not (tmp_path / "none").exists()
+    out = tmp_path / "one-file"
+    done = CliRunner().invoke(cli.cli, ["shard", "--train", str(train), "--test-fraction", "0.25", "--out", str(out),
+                                        "--vocab-size", "2000"])
+    assert done.exit_code == 0, done.output
+    manifest = read_manifest(out)
+    (source,) = manifest.sources
+    assert source.splits == ["train", "validation", "test"] and source.lines_read == len(source_lines(train))
+    assert source.lines_read == source.written + sum(source.rejected.values())
+    assert source.written == sum(split.num_examples for split in manifest.splits.values())
+    splits = {name: read_split(out, name) for name in ("train", "validation", "test")}
+    expected = sorted((int(parsed[0]) - 1, parsed[1]) for parsed in map(parse_line, source_lines(train))
+                      if isinstance(parsed, tuple) and parsed[0] in ("1", "2"))
+    assert sorted(example for examples in splits.values() for example in examples) == expected
+    # Each example's split is its hash's: a repeated review lands whole in one split, never in train and test.
+    assert all(hash_share(label, text, 0) < 0.25 for label, text in splits["test"])
+    assert not any(hash_share(label, text, 0) < 0.25 for label, text in splits["train"] + splits["validation"])
+    assert 0.2 < len(splits["test"]) / source.written < 0.3
+    # The vocabulary counts the train split only, as with a test file of its own.
+    assert manifest.vocabulary.tokens_seen == sum(len(text.split()) for _, text in splits["train"])
+    verified, stats = cli_in_a_new_process(["verify", out], ["stats", out])
+    assert "test-00000-of-00001.tfrecord" in verified.stdout and "all 5 files match" in verified.stdout
+    assert f"test: {len(splits['test']):,} reviews" in stats.stdout, stats.stdout

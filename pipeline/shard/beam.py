@@ -247,7 +247,7 @@ def _assemble_manifest(settings: ShardSettings, out: Path, report: list[dict],
     """The manifest from the pipeline's report, after the checks every run must pass."""
     items = {kind: [item for item in report if item["kind"] == kind]
              for kind in ("source", "written", "rejected", "labels", "shard", "vocabulary", "length")}
-    source_infos = [_source_info(name, out, items) for name in settings.sources()]
+    source_infos = [_source_info(settings, name, out, items) for name in settings.sources()]
     splits = {split: _split_info(split, items) for split in shard_plan.SPLITS}
     shard_plan.check_train_split(splits["train"].num_examples, settings)
     (vocabulary,) = items["vocabulary"]
@@ -271,11 +271,11 @@ def _split_info(split: str, items: dict) -> manifest_lib.SplitInfo:
     return manifest_lib.SplitInfo(num_examples, label_counts, shard_infos, manifest_lib.length_counts(lengths))
 
 
-def _source_info(name: str, out: Path, items: dict) -> manifest_lib.SourceInfo:
+def _source_info(settings: ShardSettings, name: str, out: Path, items: dict) -> manifest_lib.SourceInfo:
     (described,) = [item for item in items["source"] if item["source"] == name]
     rejected = {item["reason"]: item["count"] for item in items["rejected"] if item["source"] == name}
     info = manifest_lib.SourceInfo(
-        path=described["path"], splits=shard_plan.SOURCE_SPLITS[name], bytes=described["bytes"],
+        path=described["path"], splits=settings.source_splits(name), bytes=described["bytes"],
         sha256=described["sha256"], lines_read=described["lines_read"],
         written=sum(item["count"] for item in items["written"] if item["source"] == name),
         rejected=dict(sorted(rejected.items())))

@@ -75,8 +75,8 @@ class SourceWriter:
         self.writers, self.rejects, self.counter, self.table = writers, rejects, counter, table
         self.reader = formats.open_records(path, settings.format_settings())
         self.encoder = shard_writer.ExampleEncoder()
-        self.batches: dict[str, list[bytes]] = {split: [] for split in shard_plan.SOURCE_SPLITS[name]}
-        self.batch_bytes: dict[str, int] = {split: 0 for split in shard_plan.SOURCE_SPLITS[name]}
+        self.batches: dict[str, list[bytes]] = {split: [] for split in settings.source_splits(name)}
+        self.batch_bytes: dict[str, int] = {split: 0 for split in settings.source_splits(name)}
         self.written = 0
 
     def run(self, progress: bool) -> manifest_lib.SourceInfo:
@@ -97,7 +97,7 @@ class SourceWriter:
         bar.close()
         info = manifest_lib.SourceInfo(
             path=str(self.path),
-            splits=shard_plan.SOURCE_SPLITS[self.name],
+            splits=self.settings.source_splits(self.name),
             bytes=self.path.stat().st_size,
             sha256="",  # filled in once the background hash is done
             lines_read=self.reader.records_read,

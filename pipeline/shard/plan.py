@@ -30,8 +30,6 @@ MAX_SHARDS = 4096
 # Decompressed size of English text per compressed byte, to plan shards before reading.
 EXPANSION_ESTIMATE = {"bz2": 3.5, "gzip": 3.0, "none": 1.0}
 _HASH_SCALE = float(1 << 64)
-# The two sources of a shard run: the training file feeds train and validation, the test file test.
-SOURCE_SPLITS = {"train": ["train", "validation"], "test": ["test"]}
 # Beam's runner reads Amazon polarity's two fastText classes; the local runner reads every format and label.
 BEAM_FORMATS = ("fasttext",)
 
@@ -39,7 +37,7 @@ BEAM_FORMATS = ("fasttext",)
 @dataclasses.dataclass(frozen=True)
 class ShardSettings:
     train: Path
-    test: Path
+    test: Path | None                   # the held-out file; None: --test-fraction of the training file
     out: Path
     num_shards: int | None = None       # per split; None plans by size
     val_fraction: float = 0.2
@@ -58,10 +56,19 @@ class ShardSettings:
     positive_class: str | None = None   # two classes: whose probability the model outputs; None: the later one
     min_class_examples: int = labels.MIN_CLASS_EXAMPLES
     max_rejects_kept: int = rejects.MAX_REJECTS_KEPT  # rejects.jsonl keeps this many whole; the rest are counted
+    test_fraction: float = 0.0          # share of the training file held out as the test split (no --test file)
 
     def __post_init__(self):
         if not 0.0 <= self.val_fraction < 1.0:
             raise ReviewflowError(f"--val-fraction must be in [0, 1), got {self.val_fraction}.")
+        if (self.test is None) == (self.test_fraction == 0.0):
+            raise ReviewflowError("Give the test split either as a file of its own (--test FILE, e.g. Amazon "
+                                  "polarity's test.ft.txt.bz2) or as a share of the training file (--test-fraction "
+                                  "0.2, for a corpus that comes as one file), not both." if self.test is not None
+                                  else "Give --test FILE (a held-out file) or --test-fraction F (a share of the "
+                                  "training file, e.g. 0.2, for a corpus that comes as one file).")
+        if not 0.0 <= self.test_fraction < 1.0:
+            raise ReviewflowError(f"--test-fraction must be in (0, 1), got {self.test_fraction}.")
         if self.vocab_size <= text.NUM_SPECIAL_TOKENS:
             raise ReviewflowError(f"--vocab-size must be above {text.NUM_SPECIAL_TOKENS}.")
         if self.compression not in COMPRESSIONS:
@@ -85,7 +92,14 @@ class ShardSettings:
 
     def sources(self) -> dict[str, Path]:
         """Source name -> path, in the order they are read."""
-        return {"train": Path(self.train), "test": Path(self.test)}
+        return {"train": Path(self.train), **({"test": Path(self.test)} if self.test is not None else {})}
+
+    def source_splits(self, source_name: str) -> list[str]:
+        """The splits a source's lines go to: the training file feeds train and validation (and test, under
+        --test-fraction), the test file test."""
+        if source_name == "test":
+            return ["test"]
+        return ["train", "validation"] + (["test"] if self.test_fraction else [])
 
     def to_json(self) -> dict:
         """The settings that shaped the output (paths as given)."""
@@ -115,24 +129,41 @@ def estimate_text_bytes(source_bytes: int, compression: str) -> float:
     return source_bytes * EXPANSION_ESTIMATE[compression]
 
 
-def is_validation(label_key: bytes | int, text: bytes, val_fraction: float, seed: int) -> bool:
-    """Whether an example is held out for validation: a keyed hash of its label and content.
+def hash_share(label_key: bytes | int, text: bytes, seed: int) -> float:
+    """An example's place in [0, 1) for holding it out: a keyed hash of its label and content.
 
     Independent of order and shard count, and identical lines always land in
-    the same split, so exact duplicates never leak from train into validation.
+    the same split, so exact duplicates never leak from train into validation or test.
     `label_key` is `labels.split_key(label)` (a record id of 0 or 1 keys as b"0" or b"1").
     """
     key = label_key if isinstance(label_key, bytes) else str(label_key).encode()
     digest = hashlib.blake2b(text, digest_size=8, key=b"%d:%s" % (seed, key)).digest()
-    return int.from_bytes(digest, "little") / _HASH_SCALE < val_fraction
+    return int.from_bytes(digest, "little") / _HASH_SCALE
+
+
+def is_validation(label_key: bytes | int, text: bytes, val_fraction: float, seed: int) -> bool:
+    """Whether an example of a training file with a test file of its own is held out for validation."""
+    return hash_share(label_key, text, seed) < val_fraction
+
+
+def split_by_share(share: float, val_fraction: float, test_fraction: float) -> str:
+    """The split of a training file's example at `share`: the lowest `test_fraction` is test, then
+    `val_fraction` of the rest validation (with no test share, as `is_validation`)."""
+    if share < test_fraction:
+        return "test"
+    return "validation" if share < test_fraction + (1 - test_fraction) * val_fraction else "train"
 
 
 def plan_split_shards(settings: ShardSettings) -> dict[str, int]:
     """Number of shards per split: `num_shards` for each if given, else by estimated size."""
     if settings.num_shards:
         return {split: settings.num_shards for split in SPLITS}
-    train_bytes = estimate_text_bytes(settings.train.stat().st_size, sources.compression_of(settings.train))
-    test_bytes = estimate_text_bytes(settings.test.stat().st_size, sources.compression_of(settings.test))
+    file_bytes = estimate_text_bytes(settings.train.stat().st_size, sources.compression_of(settings.train))
+    if settings.test is None:
+        test_bytes = file_bytes * settings.test_fraction
+    else:
+        test_bytes = estimate_text_bytes(settings.test.stat().st_size, sources.compression_of(settings.test))
+    train_bytes = file_bytes * (1 - settings.test_fraction)
     return {
         "train": plan_num_shards(train_bytes * (1 - settings.val_fraction)),
         "validation": plan_num_shards(train_bytes * settings.val_fraction),
@@ -161,8 +192,8 @@ def split_of(source_name: str, label: str, text_bytes: bytes, settings: ShardSet
     """The split a valid record of a source goes to."""
     if source_name == "test":
         return "test"
-    held_out = is_validation(labels.split_key(label), text_bytes, settings.val_fraction, settings.seed)
-    return "validation" if held_out else "train"
+    share = hash_share(labels.split_key(label), text_bytes, settings.seed)
+    return split_by_share(share, settings.val_fraction, settings.test_fraction)
 
 
 def check_sources(settings: ShardSettings) -> None:
@@ -171,12 +202,13 @@ def check_sources(settings: ShardSettings) -> None:
     for path in settings.sources().values():
         sources.refuse_not_a_file(path)
     train, test = settings.train, settings.test
-    same = os.path.samefile(train, test) or (
-        train.stat().st_size == test.stat().st_size and shard_writer.file_sha256(train) == shard_writer.file_sha256(test))
-    if same:
+    if test is not None and (os.path.samefile(train, test) or (
+            train.stat().st_size == test.stat().st_size
+            and shard_writer.file_sha256(train) == shard_writer.file_sha256(test))):
         raise SourceError(f"{train} and {test} are the same file (same path or same sha256): test reviews would "
                           "also be trained on, and every test score would be inflated. Give --test a held-out "
-                          "file (for Amazon polarity: test.ft.txt.bz2).")
+                          "file (for Amazon polarity: test.ft.txt.bz2), or give --test-fraction instead of --test "
+                          "for a corpus that comes as one file.")
     for path in settings.sources().values():  # before --overwrite deletes anything: each opens, has its fields
         next(iter(formats.open_records(path, settings.format_settings())), None)
 
