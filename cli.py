@@ -757,15 +757,26 @@ def report(runs, data, out, errors, explained) -> None:
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               callback=outside_reviewflow_dirs,
               help="Write a review-length histogram PNG here.")
-def stats(path, plot_path) -> None:
-    """Corpus statistics of a data directory or a raw fastText file: balance, lengths, coverage."""
+@click.option("--format", "source_format", type=click.Choice(CORPUS_FORMATS), default=None,
+              help="A raw file's format. Default: from its name (.csv, .tsv, .jsonl, .parquet; else fastText).")
+@text_field_option(" (a raw file)")
+@label_field_option(" (a raw file)")
+def stats(path, plot_path, source_format, text_field, label_field) -> None:
+    """Corpus statistics of a data directory or a raw corpus file (any format shard reads): balance, lengths,
+    coverage."""
     from models import run_plan
     from pipeline import stats as stats_lib
+    from pipeline.formats import FormatSettings
 
     source = stats_lib.open_source(path)
+    if isinstance(source, Path):
+        read_as = FormatSettings(source_format, text_field, label_field)
+    elif source_format or text_field or label_field:
+        raise click.UsageError("--format, --text-field and --label-field are for a raw file; a data directory's "
+                               "manifest says how its files were read.")
     if not stats_lib.reads_only_the_manifest(source):  # a raw file's reviews, or an old directory's, are read
         start_tensorflow(click.get_current_context())
-    result = stats_lib.corpus_stats(source)
+    result = stats_lib.corpus_stats(source, format_settings=read_as if isinstance(source, Path) else None)
     echo_lines(stats_lib.summary_lines(result))
     advice = run_plan.max_len_advice(result.training_lengths())
     for names, choice in advice:

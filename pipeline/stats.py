@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Iterator
 import numpy as np
 
 from pipeline import formats, text_settings
+from pipeline.formats import FormatSettings
 from pipeline.data_dir import DataDir
 from pipeline.errors import ReviewflowError
 from pipeline.labels import ClassTable, natural_order
@@ -84,8 +85,8 @@ def _batches_from_data_dir(data: DataDir, split: str) -> Iterator[tuple[tf.Tenso
         yield texts, names[dataset.class_ids(labels)]
 
 
-def _batches_from_file(path: Path, counter: TokenCounter,
-                       rejected: collections.Counter) -> Iterator[tuple[tf.Tensor, np.ndarray]]:
+def _batches_from_file(path: Path, counter: TokenCounter, rejected: collections.Counter,
+                       format_settings: FormatSettings) -> Iterator[tuple[tf.Tensor, np.ndarray]]:
     """The records of a raw file (fastText, CSV, TSV, JSONL, Parquet) that `shard` would write, in batches;
     their tokens counted for coverage, the others in `rejected` by reason."""
     import tensorflow as tf
@@ -93,7 +94,7 @@ def _batches_from_file(path: Path, counter: TokenCounter,
     from pipeline.vocab import COUNT_BATCH_BYTES
 
     texts, labels, num_bytes = [], [], 0
-    for label, review in _records_shard_would_write(path, rejected):
+    for label, review in _records_shard_would_write(path, rejected, format_settings):
         labels.append(label)
         texts.append(review)
         num_bytes += len(review)
@@ -106,11 +107,12 @@ def _batches_from_file(path: Path, counter: TokenCounter,
         yield tf.constant(texts), np.array(labels)
 
 
-def _records_shard_would_write(path: Path, rejected: collections.Counter) -> Iterator[tuple[str, bytes]]:
+def _records_shard_would_write(path: Path, rejected: collections.Counter,
+                               format_settings: FormatSettings) -> Iterator[tuple[str, bytes]]:
     """(label, review) of each valid record, by shard's class rule (`ClassTable`, its defaults): a label
     seen fewer than MIN_CLASS_EXAMPLES times is a typo or a stray line, rejected as bad_label at the end."""
     table = ClassTable()
-    for record in formats.open_records(path):
+    for record in formats.open_records(path, format_settings):
         parsed = record.parsed
         if not isinstance(parsed, tuple):
             rejected[parsed.value] += 1
@@ -145,8 +147,10 @@ def from_manifest(split, classes) -> SplitStats | None:
     return SplitStats(split.num_examples, labels, collections.Counter(lengths))
 
 
-def corpus_stats(source: Path | DataDir, read_shards: bool = False) -> CorpusStats:
-    """Stats of a data directory (every split; opened, or a path) or of a raw file (the lines shard would write).
+def corpus_stats(source: Path | DataDir, read_shards: bool = False,
+                 format_settings: FormatSettings | None = None) -> CorpusStats:
+    """Stats of a data directory (every split; opened, or a path) or of a raw file (the lines shard would write,
+    read as `format_settings` say: by default, its format from its name and the usual field names).
 
     A data directory's lengths come from its manifest; one sharded before the manifest kept them (or
     `read_shards`) is read through once.
@@ -160,14 +164,15 @@ def corpus_stats(source: Path | DataDir, read_shards: bool = False) -> CorpusSta
 
     path = Path(source)
     counter, rejected = TokenCounter(), collections.Counter()
-    split = _accumulate(_batches_from_file(path, counter, rejected))
+    split = _accumulate(_batches_from_file(path, counter, rejected, format_settings or FormatSettings()))
     counter.close()
     split.rejected = rejected
     if not split.num_examples:
         found = (f"every record was rejected ({reasons_text(dict(rejected.most_common()))})" if rejected
                  else "it is empty")
         raise ReviewflowError(f"{path}: no review to describe: {found}. Check its format (fastText: "
-                              "`__label__NAME text` per line; see --help), or shard it to see each line's reason.")
+                              "`__label__NAME text` per line; --format, --text-field, --label-field), or shard it "
+                              "to see each line's reason.")
     kept = counter.most_common(text_settings.SHARD_VOCAB_SIZE - text_settings.NUM_SPECIAL_TOKENS)
     coverage = sum(count for _, count in kept) / counter.num_tokens if counter.num_tokens else 0.0
     return CorpusStats({path.name: split}, coverage, len(kept) + text_settings.NUM_SPECIAL_TOKENS)

@@ -10,6 +10,7 @@ from models import run_plan
 from pipeline import stats, synthetic, text, vocab
 from pipeline.data_dir import DataDir
 from pipeline.fasttext_format import parse_line
+from pipeline.formats import FormatSettings
 from pipeline.labels import MIN_CLASS_EXAMPLES
 from pipeline.manifest import read_manifest
 from pipeline.shard.job import shard_corpus
@@ -97,8 +98,25 @@ def test_a_files_reviews_are_counted_in_batches_of_bounded_text(tmp_path, monkey
     whole = stats.corpus_stats(path)
     monkeypatch.setattr(vocab, "COUNT_BATCH_BYTES", 500)   # each review ~220 bytes: batches of 3, then 1
     counter = vocab.TokenCounter()
-    sizes = [len(labels) for _, labels in stats._batches_from_file(path, counter, collections.Counter())]
+    sizes = [len(labels) for _, labels in stats._batches_from_file(path, counter, collections.Counter(),
+                                                                      FormatSettings())]
     counter.close()
     assert sizes == [3, 3, 3, 1]
     cut = stats.corpus_stats(path)
     assert stats.summary_lines(cut) == stats.summary_lines(whole)
+
+
+def test_a_raw_file_with_other_field_names_is_read_with_the_options_its_error_names(tmp_path, data_dir):
+    """`stats FILE` said "Name it with --text-field", an option it did not have; it takes shard's three now."""
+    path = tmp_path / "odd.csv"
+    path.write_text("blurb,verdict\n" + "".join(f'"good stuff {i}",pos\n"bad stuff {i} at all",neg\n'
+                                                for i in range(15)))
+    unnamed = CliRunner().invoke(cli.cli, ["stats", str(path)])
+    assert unnamed.exit_code == 1 and "--text-field" in unnamed.output
+    named = CliRunner().invoke(cli.cli, ["stats", str(path), "--text-field", "blurb", "--label-field", "verdict"])
+    assert named.exit_code == 0, named.output
+    assert "odd.csv: 30 reviews, neg 15 (50.0%), pos 15 (50.0%)" in named.output
+    as_tsv = CliRunner().invoke(cli.cli, ["stats", str(path), "--format", "tsv"])  # read as one column
+    assert as_tsv.exit_code == 1 and "['blurb,verdict']" in as_tsv.output
+    on_a_directory = CliRunner().invoke(cli.cli, ["stats", str(data_dir), "--format", "csv"])
+    assert on_a_directory.exit_code == 2 and "for a raw file" in on_a_directory.output
