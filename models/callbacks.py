@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from pathlib import Path
@@ -11,6 +12,16 @@ import keras
 
 from models.run_dir import RunDir, pending_checkpoint
 from pipeline import atomic
+
+
+class StopOnInvalidLoss(keras.callbacks.TerminateOnNaN):
+    """Keras's TerminateOnNaN without its "Batch N: Invalid loss" line on stdout, which `--quiet` kept: `fit`
+    says that training diverged itself (`training.diverged`), on stderr, with the fix."""
+
+    def on_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.model.stop_training = True
 
 
 class EpochHistory(keras.callbacks.Callback):

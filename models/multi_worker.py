@@ -4,7 +4,7 @@ Keras 3.15's `model.fit` fails under MultiWorkerMirroredStrategy (`Attempt to
 convert a value (PerReplica...)`), so this path runs its own step
 (`strategy.run`, GradientTape, the loss averaged over the global batch, the
 Keras optimizer) and drives the very Keras callbacks that `fit` uses through
-a `CallbackList`: checkpoint of the best model, early stopping, TerminateOnNaN,
+a `CallbackList`: checkpoint of the best model, early stopping, StopOnInvalidLoss (TerminateOnNaN),
 per-epoch history, the progress bar. Every worker takes the same decisions,
 because every logged value is reduced over all workers.
 
@@ -145,7 +145,7 @@ def train_epoch(model, train_step, batches, steps: int, callback_list) -> dict:
         callback_list.on_train_batch_begin(step)
         totals = [t + float(v) for t, v in zip(totals, train_step(batches))]
         callback_list.on_train_batch_end(step, {"loss": totals[0] / totals[2], "accuracy": totals[1] / totals[2]})
-        if model.stop_training:  # TerminateOnNaN
+        if model.stop_training:  # StopOnInvalidLoss
             break
     return {"loss": totals[0] / totals[2], "accuracy": totals[1] / totals[2]}
 

@@ -444,7 +444,7 @@ def make_callbacks(plan: RunPlan, settings: FitSettings, data: DataDir, run: Run
     best_so_far = min((row["val_loss"] for row in history if "val_loss" in row), default=None)
     (run / BEST_CHECKPOINT).parent.mkdir(exist_ok=True)
     writes_run = settings.strategy != "multi-worker" or multi_worker.is_chief()
-    callbacks = [keras.callbacks.TerminateOnNaN()]
+    callbacks = [callbacks_lib.StopOnInvalidLoss()]
     if plan.early_stopping:
         # A better epoch's checkpoint becomes best.keras once that epoch is backed up (callbacks.py says why).
         backed_up_epochs = run.backed_up_epochs if writes_run else None
@@ -465,7 +465,7 @@ def make_callbacks(plan: RunPlan, settings: FitSettings, data: DataDir, run: Run
 
 def refuse_diverged(model: keras.Model, plan: RunPlan, exc: Exception) -> None:
     """Name a step that failed because training diverged: a NaN or infinite weight can make an op fail inside
-    the optimizer (Keras's sparse RMSprop update gathers out of range) before TerminateOnNaN sees the loss."""
+    the optimizer (Keras's sparse RMSprop update gathers out of range) before StopOnInvalidLoss sees the loss."""
     if not has_finite_weights(model):
         raise diverged(plan, "and a step then failed inside TensorFlow") from exc
 
@@ -540,7 +540,7 @@ def finish_run(settings: FitSettings, run: RunDir, vectorizer, model: keras.Mode
         raise ReviewflowError("training stopped before completing an epoch (NaN loss?); nothing was saved.")
     if (run / BEST_CHECKPOINT).exists():  # the best epoch of the whole run, across resumes
         model.set_weights(keras.saving.load_model(run / BEST_CHECKPOINT).get_weights())
-    if not has_finite_weights(model):  # TerminateOnNaN ended training, and no earlier epoch's weights are kept
+    if not has_finite_weights(model):  # StopOnInvalidLoss ended training, and no earlier epoch's weights are kept
         raise diverged(plan, "and training stopped on a NaN loss")
     plots.plot_curves(rows, run / CURVES_PNG, settings.model)
     trained = inference_copy(model)  # a local copy: its predictions need no strategy, on any worker

@@ -22,7 +22,7 @@ from pathlib import Path
 import keras
 import keras_tuner as kt
 
-from models import run_plan, training, word_vectors, zoo
+from models import callbacks as callbacks_lib, run_plan, training, word_vectors, zoo
 from models.run_dir import CACHE_DIR, TRIALS_CSV, TRIALS_JSON, TUNER_DIR, RunDir
 from pipeline import atomic, dataset
 from pipeline.data_dir import DataDir
@@ -231,7 +231,7 @@ def _search_and_fit(run: RunDir, settings: TuneSettings, base: training.FitSetti
     log(f"tuning {base.model} with {settings.tuner} (at most {settings.max_trials} trials of up to "
         f"{settings.max_epochs} epochs) in {run / TUNER_DIR}")
     try:
-        tuner.search(epochs=settings.max_epochs, callbacks=[keras.callbacks.TerminateOnNaN()], verbose=verbose)
+        tuner.search(epochs=settings.max_epochs, callbacks=[callbacks_lib.StopOnInvalidLoss()], verbose=verbose)
     except RuntimeError as exc:  # KerasTuner gives up after three failed trials in a row
         raise ReviewflowError(failed_search(tuner)) from exc
     finally:

@@ -409,7 +409,7 @@ def test_a_run_that_learnt_nothing_says_so(tmp_path):
 
 
 def test_a_run_whose_loss_turns_nan_says_it_diverged(data_dir, tmp_path):
-    """linear at an absurd rate: its loss turns NaN, TerminateOnNaN ends training, and no earlier epoch's weights
+    """linear at an absurd rate: its loss turns NaN, StopOnInvalidLoss ends training, and no earlier epoch's weights
     are kept (no early stopping). Calibration then met NaN scores: a scikit-learn traceback, "Input contains NaN"."""
     out = tmp_path / "run"
     args = ["fit", "--model", "linear", "--data", str(data_dir), "--out", str(out), "--learning-rate", "1e30",
@@ -418,13 +418,14 @@ def test_a_run_whose_loss_turns_nan_says_it_diverged(data_dir, tmp_path):
         result = CliRunner().invoke(cli.cli, args)
         assert result.exit_code == 1 and not isinstance(result.exception, ValueError), result.output
         assert "training diverged: its weights became NaN or infinite, and training stopped on a NaN loss" in (
-            result.output) and "run again with --overwrite" in result.output
+            result.stderr) and "run again with --overwrite" in result.stderr
+        assert "Invalid loss" not in result.stdout  # Keras's "Batch 7: Invalid loss, terminating training"
         assert not (out / "model.keras").exists()
 
 
 def test_a_run_that_diverges_says_so(data_dir, tmp_path):
     # At an absurd rate RMSprop's weights turn NaN and Keras's sparse update then fails ("indices[884] = 3552 is
-    # not in [0, 3073)") before TerminateOnNaN sees a loss: that was the whole message.
+    # not in [0, 3073)") before StopOnInvalidLoss sees a loss: that was the whole message.
     out = tmp_path / "run"
     result = CliRunner().invoke(cli.cli, ["fit", "--model", "cnn", "--data", str(data_dir), "--out", str(out),
                                           "--learning-rate", "1e9", "--epochs", "1", "--seed", "1", "--quiet"])
