@@ -41,6 +41,7 @@ demo: install
 	@echo "the whole study on one page: $(DEMO)/runs/report.html"
 
 test: install
+	$(BIN)/ruff check --quiet .
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal --durations=30 tests
 
 bench: bench-shard bench-fit

@@ -64,8 +64,8 @@ def in_memory_arrays(data_dir: Path, vectorizer) -> tuple[np.ndarray, np.ndarray
 def streaming(data_dir: Path, batch_size: int, vectorizer, cache_path: Path | None) -> tf.data.Dataset:
     """The training input of `fit`: shuffled, vectorized, cached on disk unless `cache_path` is None."""
     shutil.rmtree(cache_path.parent, ignore_errors=True) if cache_path else None
-    return dataset.make_dataset(DataDir.open(data_dir), "train", batch_size, shuffle=True, seed=0, vectorizer=vectorizer,
-                                cache_path=cache_path)
+    return dataset.make_dataset(DataDir.open(data_dir), "train", batch_size, shuffle=True, seed=0,
+                                vectorizer=vectorizer, cache_path=cache_path)
 
 
 def pipeline_rate(ds, num_examples: int) -> float:

@@ -26,7 +26,8 @@ COMPARISON_PNG = "comparison.png"
 RUN_FIGURES = ((CURVES_PNG, "training curves"), (CONFUSION_PNG, "confusion matrix"),
                (RELIABILITY_PNG, "reliability diagram"), (LENGTH_PNG, "accuracy by length"))
 DEFAULT_EXPLAINED = 10  # mistakes of each run shaded by attribution: bounds what `report` adds (README: cost)
-SETTINGS_SHOWN = ("epochs", "batch_size", "max_len", "truncate", "optimizer", "learning_rate", "hparams", "embeddings", "seed")
+SETTINGS_SHOWN = ("epochs", "batch_size", "max_len", "truncate", "optimizer", "learning_rate", "hparams", "embeddings",
+                  "seed")
 
 
 def _environment() -> jinja2.Environment:

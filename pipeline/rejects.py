@@ -21,7 +21,7 @@ class Reject(str, enum.Enum):
 
     NO_LABEL = "no_label"          # fastText: does not start with __label__
     TOO_DEEP = "too_deep"          # JSON lines: nested deeper than the parser can follow
-    BAD_LABEL = "bad_label"        # an empty or over-long label, or one seen under --min-class-examples times in training
+    BAD_LABEL = "bad_label"        # an empty or over-long label, or one under --min-class-examples in training
     UNKNOWN_LABEL = "unknown_label"  # a test record whose label is none of the training file's classes
     EMPTY_TEXT = "empty_text"      # a label and nothing else
     INVALID_UTF8 = "invalid_utf8"  # bytes that do not decode as UTF-8

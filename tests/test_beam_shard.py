@@ -71,7 +71,8 @@ def test_beam_directory_verifies_and_holds_only_the_dataset(beam_dir):
 def test_gzip_shards_from_beam_are_readable(corpus_files, tmp_path):
     out = tmp_path / "gz"
     result = shard_with_beam(*corpus_files, out, "--num-shards", "2", "--compression", "gzip",
-                             "--beam-option", "direct_num_workers=2", "--beam-option", "direct_running_mode=multi_threading")
+                             "--beam-option", "direct_num_workers=2",
+                             "--beam-option", "direct_running_mode=multi_threading")
     assert result.exit_code == 0, result.output
     manifest = read_manifest(out)
     assert all(shard.path.endswith(".tfrecord.gz") for shard in manifest.splits["train"].shards)

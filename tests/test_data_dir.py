@@ -17,7 +17,8 @@ def test_answers_files_counts_compression_and_vocabulary(data_dir):
     data = DataDir.open(data_dir)
     raw = json.loads((data_dir / "manifest.json").read_text())
     assert data.num_examples("train") == raw["splits"]["train"]["num_examples"]
-    assert [p.rsplit("/", 1)[1] for p in data.shard_paths("test")] == [s["path"] for s in raw["splits"]["test"]["shards"]]
+    assert [p.rsplit("/", 1)[1] for p in data.shard_paths("test")] == [
+        s["path"] for s in raw["splits"]["test"]["shards"]]
     assert data.compression == ""
     assert data.vocabulary() == (data_dir / "vocab.txt").read_text().splitlines()
     assert data.manifest_sha256 == file_sha256(data_dir / "manifest.json")

@@ -115,7 +115,8 @@ def test_servers_listen_on_loopback_only(service):
 def test_pipeline_on_the_service_yields_every_example_once(service, data_dir):
     address, _ = service
     local = dataset.make_dataset(DataDir.open(data_dir), "train", 32, known_size=False)
-    remote = data_service.distribute(dataset.make_dataset(DataDir.open(data_dir), "train", 32, known_size=False), address)
+    remote = data_service.distribute(dataset.make_dataset(DataDir.open(data_dir), "train", 32, known_size=False),
+                                     address)
 
     def rows(batches):
         return sorted(tuple(np.trim_zeros(ids, "b").tolist()) + (float(label[0]),)  # padding: the batch's

@@ -17,7 +17,8 @@ def texts_of(ds):
 
 
 def test_each_example_once_per_epoch(data_dir):
-    ds = dataset.make_text_dataset(DataDir.open(data_dir), "train", batch_size=16, shuffle=True, seed=3, shuffle_buffer=50)
+    ds = dataset.make_text_dataset(DataDir.open(data_dir), "train", batch_size=16, shuffle=True, seed=3,
+                                   shuffle_buffer=50)
     n = read_manifest(data_dir).splits["train"].num_examples
     first, second = texts_of(ds), texts_of(ds)
     assert len(first) == n and collections.Counter(first) == collections.Counter(second)
@@ -27,7 +28,8 @@ def test_each_example_once_per_epoch(data_dir):
 
 
 def test_seed_makes_order_deterministic(data_dir):
-    make = lambda: dataset.make_text_dataset(DataDir.open(data_dir), "train", 16, shuffle=True, seed=5, shuffle_buffer=50)
+    make = lambda: dataset.make_text_dataset(DataDir.open(data_dir), "train", 16, shuffle=True, seed=5,
+                                             shuffle_buffer=50)
     assert texts_of(make()) == texts_of(make())
 
 
@@ -66,8 +68,8 @@ def test_cached_ids_are_the_same_examples_reshuffled_each_epoch(data_dir, tmp_pa
         return [tuple(np.trim_zeros(row, "b")) for ids, _ in ds for row in ids.numpy()]
 
     plain = rows(dataset.make_dataset(DataDir.open(data_dir), "train", 32, max_len=24))
-    cached = dataset.make_dataset(DataDir.open(data_dir), "train", 32, max_len=24, shuffle=True, seed=2, shuffle_buffer=100,
-                                  cache_path=tmp_path / "cache" / "train")
+    cached = dataset.make_dataset(DataDir.open(data_dir), "train", 32, max_len=24, shuffle=True, seed=2,
+                                  shuffle_buffer=100, cache_path=tmp_path / "cache" / "train")
     first, second = rows(cached), rows(cached)
     assert collections.Counter(first) == collections.Counter(plain) == collections.Counter(second)
     assert first != second

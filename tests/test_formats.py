@@ -113,7 +113,8 @@ def write_parquet(path, rows):
 
 # One writer per registered format: a format added to the registry without one here fails the test below.
 WRITERS = {"fasttext": (".ft.txt", write_fasttext), "csv": (".csv", write_delimited(",")),
-           "tsv": (".tsv", write_delimited("\t")), "jsonl": (".jsonl", write_jsonl), "parquet": (".parquet", write_parquet)}
+           "tsv": (".tsv", write_delimited("\t")), "jsonl": (".jsonl", write_jsonl),
+           "parquet": (".parquet", write_parquet)}
 
 
 def test_every_registered_format_has_a_test_writer_and_its_own_suffixes():

@@ -99,7 +99,8 @@ def test_fit_and_tune_refuse_a_users_folder_or_a_complete_run_before_any_work(tm
 import sys
 from click.testing import CliRunner
 import cli
-for command, out in [("fit", {str(folder)!r}), ("tune", {str(folder)!r}), ("fit", {str(run)!r}), ("tune", {str(run)!r})]:
+for command, out in [("fit", {str(folder)!r}), ("tune", {str(folder)!r}), ("fit", {str(run)!r}),
+                     ("tune", {str(run)!r})]:
     result = CliRunner().invoke(cli.cli, [command, "--model", "ffn", "--data", {str(not_data)!r}, "--out", out])
     print(command, result.exit_code, result.output.strip().splitlines()[-1])
 print("tensorflow loaded:", "tensorflow" in sys.modules)

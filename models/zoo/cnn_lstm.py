@@ -29,4 +29,5 @@ def build(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 64, d
 def search_space(hp) -> dict:
     """The builder's arguments that `tune` searches, given a KerasTuner `HyperParameters`."""
     return {"embedding_dim": hp.Choice("embedding_dim", [32, 64, 128]),
-            "dropout": hp.Float("dropout", 0.0, 0.5, step=0.1), "filters": hp.Choice("filters", [32, 64]), "units": hp.Choice("units", [16, 32, 64])}
+            "dropout": hp.Float("dropout", 0.0, 0.5, step=0.1), "filters": hp.Choice("filters", [32, 64]),
+            "units": hp.Choice("units", [16, 32, 64])}

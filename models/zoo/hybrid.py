@@ -36,5 +36,6 @@ def build(vocab_size: int = 8192, max_len: int = 128, embedding_dim: int = 64, d
 def search_space(hp) -> dict:
     """The builder's arguments that `tune` searches (both hybrids), given a KerasTuner `HyperParameters`."""
     return {"embedding_dim": hp.Choice("embedding_dim", [32, 64, 128]),
-            "dropout": hp.Float("dropout", 0.0, 0.5, step=0.1), "filters": hp.Choice("filters", [64, 128, 300]), "dense_units": hp.Choice("dense_units", [64, 128, 300]),
+            "dropout": hp.Float("dropout", 0.0, 0.5, step=0.1), "filters": hp.Choice("filters", [64, 128, 300]),
+            "dense_units": hp.Choice("dense_units", [64, 128, 300]),
             "lstm_units": hp.Choice("lstm_units", [32, 64, 128, 300])}

@@ -83,7 +83,8 @@ def _keras_hub():
     try:
         import keras_hub
     except ImportError as exc:  # an install without the pretrained extra
-        raise ReviewflowError("the pretrained model needs KerasHub: pip install 'keras-hub==0.32.*' (setup.cfg installs it).") from exc
+        raise ReviewflowError("the pretrained model needs KerasHub: pip install 'keras-hub==0.32.*' "
+                              "(setup.cfg installs it).") from exc
     return keras_hub
 
 

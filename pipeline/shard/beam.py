@@ -124,8 +124,8 @@ def read_source(source: tuple[str, str], max_line_bytes: int) -> Iterator:
     for line in reader:
         yield name, path, reader.lines_read, line
     yield beam.pvalue.TaggedOutput("sources", {
-        "source": name, "path": path, "bytes": Path(path).stat().st_size, "sha256": shard_writer.file_sha256(Path(path)),
-        "lines_read": reader.lines_read})
+        "source": name, "path": path, "bytes": Path(path).stat().st_size,
+        "sha256": shard_writer.file_sha256(Path(path)), "lines_read": reader.lines_read})
 
 
 def route_line(numbered_line: tuple, settings: ShardSettings) -> Iterator:
@@ -154,7 +154,8 @@ def _count_items(examples, rejects) -> list:
                 | f"{name}Items" >> beam.Map(lambda pair: item(*pair)))
 
     return [
-        counted("Written", examples, lambda e: e[0], lambda source, n: {"kind": "written", "source": source, "count": n}),
+        counted("Written", examples, lambda e: e[0],
+                lambda source, n: {"kind": "written", "source": source, "count": n}),
         counted("Rejected", rejects, lambda r: (r["source"], r["reason"]),
                 lambda key, n: {"kind": "rejected", "source": key[0], "reason": key[1], "count": n}),
         counted("Labels", examples, lambda e: (e[1], e[2]),

@@ -18,7 +18,8 @@ def shard_corpus(settings: ShardSettings, progress: bool = False) -> manifest_li
     shard_plan.check_sources(settings)
     shard_plan.check_open_files(settings)
     out = Path(settings.out)
-    output_dir.check_output_dir(out, settings.overwrite)  # before the lock file is made: a user's folder stays as it was
+    # Before the lock file is made: a user's folder stays as it was.
+    output_dir.check_output_dir(out, settings.overwrite)
     made = output_dir.directories_to_make(out)
     was_empty = output_dir.is_empty_directory(out)
     lock_taken = False
