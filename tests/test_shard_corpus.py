@@ -252,6 +252,9 @@ def test_a_train_split_without_examples_is_refused(tmp_path, corpus_files):
     with pytest.raises(ReviewflowError, match="no example went to the train split"):
         shard_corpus(ShardSettings(train=train, test=corpus_files[1], out=out, val_fraction=0.99, seed=0))
     assert not (out / "manifest.json").exists()
+    with pytest.raises(ReviewflowError, match="--val-fraction 0.99 and --test-fraction 0.5 held out all of them"):
+        shard_corpus(ShardSettings(train=train, test=None, test_fraction=0.5, out=out, val_fraction=0.99, seed=0))
+    assert not (out / "manifest.json").exists()
 
 
 def test_the_same_file_as_train_and_test_is_refused(tmp_path, corpus_files):

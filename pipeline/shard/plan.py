@@ -229,9 +229,10 @@ def check_source_has_examples(source: manifest_lib.SourceInfo, first_reject: str
 
 def check_train_split(num_train_examples: int, settings: ShardSettings) -> None:
     if num_train_examples == 0:
-        raise ReviewflowError(f"{settings.train}: no example went to the train split (--val-fraction "
-                              f"{settings.val_fraction} held out all of them). Lower --val-fraction or give "
-                              "more reviews. Nothing was written.")
+        held_out = f"--val-fraction {settings.val_fraction}" + (
+            f" and --test-fraction {settings.test_fraction}" if settings.test_fraction else "")
+        raise ReviewflowError(f"{settings.train}: no example went to the train split ({held_out} held out all of "
+                              "them). Lower them or give more reviews. Nothing was written.")
 
 
 def assemble_manifest(settings: ShardSettings, splits: dict[str, manifest_lib.SplitInfo],
