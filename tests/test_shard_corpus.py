@@ -14,7 +14,7 @@ from pipeline.fasttext_format import parse_line
 from pipeline.manifest import read_manifest
 from pipeline.shard.job import shard_corpus
 from pipeline.shard.plan import ShardSettings
-from pipeline.shard.plan import hash_share, is_validation
+from pipeline.shard.plan import hash_share
 from conftest import cli_in_a_new_process
 
 
@@ -45,8 +45,8 @@ def test_round_trip_every_valid_line_once_with_label(data_dir, corpus_files):
 
 def test_validation_split_is_the_hash_holdout(data_dir):
     validation = read_split(data_dir, "validation")
-    assert validation and all(is_validation(label, text, 0.2, 0) for label, text in validation)
-    assert not any(is_validation(label, text, 0.2, 0) for label, text in read_split(data_dir, "train"))
+    assert validation and all(hash_share(label, text, 0) < 0.2 for label, text in validation)
+    assert not any(hash_share(label, text, 0) < 0.2 for label, text in read_split(data_dir, "train"))
     manifest = read_manifest(data_dir)
     share = manifest.splits["validation"].num_examples / (
         manifest.splits["validation"].num_examples + manifest.splits["train"].num_examples)

@@ -61,11 +61,12 @@ class ShardSettings:
     def __post_init__(self):
         if not 0.0 <= self.val_fraction < 1.0:
             raise ReviewflowError(f"--val-fraction must be in [0, 1), got {self.val_fraction}.")
-        if (self.test is None) == (self.test_fraction == 0.0):
+        if self.test is not None and self.test_fraction:
             raise ReviewflowError("Give the test split either as a file of its own (--test FILE, e.g. Amazon "
                                   "polarity's test.ft.txt.bz2) or as a share of the training file (--test-fraction "
-                                  "0.2, for a corpus that comes as one file), not both." if self.test is not None
-                                  else "Give --test FILE (a held-out file) or --test-fraction F (a share of the "
+                                  "0.2, for a corpus that comes as one file), not both.")
+        if self.test is None and not self.test_fraction:
+            raise ReviewflowError("Give --test FILE (a held-out file) or --test-fraction F (a share of the "
                                   "training file, e.g. 0.2, for a corpus that comes as one file).")
         if not 0.0 <= self.test_fraction < 1.0:
             raise ReviewflowError(f"--test-fraction must be in (0, 1), got {self.test_fraction}.")
@@ -141,14 +142,9 @@ def hash_share(label_key: bytes | int, text: bytes, seed: int) -> float:
     return int.from_bytes(digest, "little") / _HASH_SCALE
 
 
-def is_validation(label_key: bytes | int, text: bytes, val_fraction: float, seed: int) -> bool:
-    """Whether an example of a training file with a test file of its own is held out for validation."""
-    return hash_share(label_key, text, seed) < val_fraction
-
-
 def split_by_share(share: float, val_fraction: float, test_fraction: float) -> str:
     """The split of a training file's example at `share`: the lowest `test_fraction` is test, then
-    `val_fraction` of the rest validation (with no test share, as `is_validation`)."""
+    `val_fraction` of the rest validation (with a test file of its own: the lowest `val_fraction`)."""
     if share < test_fraction:
         return "test"
     return "validation" if share < test_fraction + (1 - test_fraction) * val_fraction else "train"
