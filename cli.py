@@ -769,14 +769,13 @@ def stats(path, plot_path, source_format, text_field, label_field) -> None:
     from pipeline.formats import FormatSettings
 
     source = stats_lib.open_source(path)
-    if isinstance(source, Path):
-        read_as = FormatSettings(source_format, text_field, label_field)
-    elif source_format or text_field or label_field:
+    read_as = FormatSettings(source_format, text_field, label_field)
+    if not isinstance(source, Path) and read_as != FormatSettings():
         raise click.UsageError("--format, --text-field and --label-field are for a raw file; a data directory's "
                                "manifest says how its files were read.")
     if not stats_lib.reads_only_the_manifest(source):  # a raw file's reviews, or an old directory's, are read
         start_tensorflow(click.get_current_context())
-    result = stats_lib.corpus_stats(source, format_settings=read_as if isinstance(source, Path) else None)
+    result = stats_lib.corpus_stats(source, format_settings=read_as)
     echo_lines(stats_lib.summary_lines(result))
     advice = run_plan.max_len_advice(result.training_lengths())
     for names, choice in advice:

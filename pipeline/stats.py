@@ -150,7 +150,8 @@ def from_manifest(split, classes) -> SplitStats | None:
 def corpus_stats(source: Path | DataDir, read_shards: bool = False,
                  format_settings: FormatSettings | None = None) -> CorpusStats:
     """Stats of a data directory (every split; opened, or a path) or of a raw file (the lines shard would write,
-    read as `format_settings` say: by default, its format from its name and the usual field names).
+    read as `format_settings` say: by default, its format from its name and the usual field names; a directory's
+    manifest says how its files were read).
 
     A data directory's lengths come from its manifest; one sharded before the manifest kept them (or
     `read_shards`) is read through once.
