@@ -293,6 +293,10 @@ def shard(train, test, test_fraction, out, num_shards, val_fraction, vocab_size,
     if manifest.splits["validation"].num_examples == 0:
         click.echo("warning: the validation split is empty (--val-fraction too small); fit and tune need one: "
                    "shard again with --val-fraction 0.2 (the default) or 0.1.", err=True)
+    if manifest.splits["test"].num_examples == 0:  # a test file of its own has a valid review, or shard stopped
+        click.echo(f"warning: the test split is empty (--test-fraction {test_fraction} held out none of the "
+                   "file's reviews); evaluate needs one: shard again with a larger --test-fraction (0.2, say).",
+                   err=True)
     for name, split in manifest.splits.items():
         if len(split.shards) < workers:
             click.echo(f"warning: {name} has {len(split.shards)} shard(s) for {workers} workers; "

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 import cli
 from pipeline.data_dir import DataDir
+from pipeline.manifest import read_manifest
 from models.run_dir import RunConfig, RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -199,6 +200,15 @@ def test_study_names_an_empty_or_unknown_model_list(data_dir, tmp_path):
         assert not (tmp_path / "s").exists()
 
 
+def test_a_test_fraction_that_holds_out_no_review_is_warned_of(tmp_path):
+    train = tmp_path / "few.ft.txt"
+    train.write_text("".join(f"__label__2 good fine {i}\n__label__1 bad awful {i}\n" for i in range(12)))
+    sharded = CliRunner().invoke(cli.cli, ["shard", "--train", str(train), "--test-fraction", "0.001",
+                                           "--out", str(tmp_path / "data")])
+    assert sharded.exit_code == 0 and read_manifest(tmp_path / "data").splits["test"].num_examples == 0
+    assert "warning: the test split is empty (--test-fraction 0.001 held out none" in sharded.stderr
+
+
 def test_a_data_directory_without_validation_reviews_is_refused_before_training(corpus_files, tmp_path):
     # --val-fraction 0 is a valid shard; fit trained on it, then failed at the end (KeyError 'val_accuracy').
     runner = CliRunner()
@@ -207,6 +217,7 @@ def test_a_data_directory_without_validation_reviews_is_refused_before_training(
     sharded = runner.invoke(cli.cli, ["shard", "--train", str(train), "--test", str(test), "--out", str(data),
                                       "--val-fraction", "0"])
     assert sharded.exit_code == 0 and "warning: the validation split is empty" in sharded.output
+    assert "test split is empty" not in sharded.output
     for command in (["fit", "--model", "ngram_bag"], ["tune", "--model", "ngram_bag"], ["study", "--models", "ffn"]):
         out = tmp_path / command[0]
         result = runner.invoke(cli.cli, [*command, "--data", str(data), "--out", str(out), "--epochs", "1"])
