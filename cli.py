@@ -18,6 +18,7 @@ from pipeline.errors import ReviewflowError
 from pipeline.rejects import MAX_REJECTS_KEPT, RAW_BYTES_KEPT, reasons_text
 
 EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+CORPUS_SOURCE = click.Path(exists=True, path_type=Path)   # a file, or a directory of class folders
 DIRECTORY = click.Path(file_okay=False, path_type=Path)
 EXISTING_DIRECTORY = click.Path(exists=True, file_okay=False, path_type=Path)
 MODEL_NAMES = list(zoo.MODELS)
@@ -217,9 +218,10 @@ def parse_beam_options(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
 
 
 @cli.command()
-@click.option("--train", type=EXISTING_FILE, required=True,
-              help="Training corpus: fastText, CSV, TSV, JSON lines or Parquet (.bz2/.gz compressed or plain).")
-@click.option("--test", type=EXISTING_FILE, default=None,
+@click.option("--train", type=CORPUS_SOURCE, required=True,
+              help="Training corpus: fastText, CSV, TSV, JSON lines or Parquet (.bz2/.gz compressed or plain), or "
+                   "a directory of class folders (aclImdb/train: pos/, neg/, one review per file).")
+@click.option("--test", type=CORPUS_SOURCE, default=None,
               help="Test corpus, in any format --train takes. Or --test-fraction, for a corpus of one file.")
 @click.option("--test-fraction", type=FiniteFloatRange(0, 1, min_open=True, max_open=True), default=None,
               help="Instead of --test: the share of the training file held out as the test split (by a hash of "
@@ -254,7 +256,8 @@ def parse_beam_options(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--beam-option", "beam_options", multiple=True, metavar="KEY=VALUE", callback=parse_beam_options,
               help="Beam pipeline option, e.g. --beam-option runner=FlinkRunner (repeatable; --runner beam only).")
 @click.option("--format", "source_format", type=click.Choice(CORPUS_FORMATS), default=None,
-              help="Format of both files. Default: from each name (.csv, .tsv, .jsonl, .parquet; else fastText).")
+              help="Format of both sources. Default: a directory is class folders; a file's name says (.csv, .tsv, "
+                   ".jsonl, .parquet; else fastText).")
 @text_field_option("")
 @label_field_option("")
 @click.option("--classes", "class_names", default=None, metavar="A,B,...",
@@ -510,10 +513,10 @@ def echo_lines(lines: list[str]) -> None:
                    "its own (the model scores raw texts with its own vocabulary).")
 @click.option("--split", type=click.Choice(["test", "validation", "train"]), default=None,
               help="--data's split to evaluate on.  [default: test]")
-@click.option("--file", "file_path", type=EXISTING_FILE, default=None,
+@click.option("--file", "file_path", type=CORPUS_SOURCE, default=None,
               help="Instead of --data: a labeled file (fastText, CSV, TSV, JSON lines or Parquet; plain, .gz or "
-                   ".bz2), read as shard reads it, no shards made. Unreadable records and labels outside the run's "
-                   "classes are counted, never scored.")
+                   ".bz2) or a directory of class folders, read as shard reads it, no shards made. Unreadable "
+                   "records and labels outside the run's classes are counted, never scored.")
 @click.option("--format", "source_format", type=click.Choice(CORPUS_FORMATS), default=None,
               help="Format of --file. Default: from its name (.csv, .tsv, .jsonl, .parquet; else fastText).")
 @text_field_option(" --file")
@@ -762,11 +765,12 @@ def report(runs, data, out, errors, explained) -> None:
               callback=outside_reviewflow_dirs,
               help="Write a review-length histogram PNG here.")
 @click.option("--format", "source_format", type=click.Choice(CORPUS_FORMATS), default=None,
-              help="A raw file's format. Default: from its name (.csv, .tsv, .jsonl, .parquet; else fastText).")
+              help="A raw source's format. Default: a directory without shard's files is class folders; a file's "
+                   "name says (.csv, .tsv, .jsonl, .parquet; else fastText).")
 @text_field_option(" (a raw file)")
 @label_field_option(" (a raw file)")
 def stats(path, plot_path, source_format, text_field, label_field) -> None:
-    """Corpus statistics of a data directory or a raw corpus file (any format shard reads): balance, lengths,
+    """Corpus statistics of a data directory or a raw corpus (any format shard reads): balance, lengths,
     coverage."""
     from models import run_plan
     from pipeline import stats as stats_lib

@@ -170,6 +170,11 @@ def manifest_sha256(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
+def record_unit(source_format: str) -> str:
+    """What a source's records are called: a fastText file's lines, a folder corpus's files, a table's records."""
+    return {"fasttext": "lines", "folders": "files"}.get(source_format, f"{source_format} records")
+
+
 def summary_lines(manifest: Manifest, data_dir: Path) -> list[str]:
     """What `shard` prints: examples per split and label, lines per source, the vocabulary."""
     lines = [f"{name:>10}: {split.num_examples:>10,} examples in {len(split.shards)} shards "
@@ -177,7 +182,7 @@ def summary_lines(manifest: Manifest, data_dir: Path) -> list[str]:
              for name, split in manifest.splits.items()]
     for source in manifest.sources:
         reasons = reasons_text(source.rejected) or "none"
-        unit = "lines" if source.format == "fasttext" else f"{source.format} records"
+        unit = record_unit(source.format)
         lines.append(f"{Path(source.path).name}: {source.lines_read:,} {unit} read, "
                      f"{source.written:,} written, rejected: {reasons}")
     if manifest.rejects_kept is not None and manifest.rejects_kept < manifest.num_rejected:

@@ -1,10 +1,12 @@
-"""Open `.bz2`, `.gz` or plain files lazily and iterate their lines in flat memory."""
+"""Open `.bz2`, `.gz` or plain files lazily and iterate their lines in flat memory; size, hash and list a source
+(a file, or a directory of class folders)."""
 
 from __future__ import annotations
 
 import bz2
 import dataclasses
 import gzip
+import hashlib
 import os
 from pathlib import Path
 from typing import BinaryIO, Iterator
@@ -64,11 +66,64 @@ def default_parallelism() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def folder_files(root: Path) -> Iterator[Path]:
+    """Every entry of a corpus of class folders but its folders, in one order on every run: each class folder's
+    files (its subfolders' too, symlinked folders not followed), and whatever lies beside the class folders."""
+    for entry in sorted(os.scandir(root), key=lambda entry: entry.name):
+        if not entry.is_dir(follow_symlinks=False):
+            yield Path(entry.path)
+            continue
+        for directory, folders, files in os.walk(entry.path):
+            folders.sort()
+            yield from (Path(directory, name) for name in sorted(files))
+
+
+def source_bytes(path: Path) -> int:
+    """A source's size on disk: a file's, or a folder corpus's files' together."""
+    path = Path(path)
+    if path.is_dir():
+        return sum(file.stat().st_size for file in folder_files(path) if file.is_file())
+    return path.stat().st_size
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def source_sha256(path: Path) -> str:
+    """A source's SHA-256: a file's, or a folder corpus's over each file's path and hash, in `folder_files` order."""
+    path = Path(path)
+    if not path.is_dir():
+        return file_sha256(path)
+    digest = hashlib.sha256()
+    for file in folder_files(path):
+        digest.update(str(file.relative_to(path)).encode("utf-8", "surrogateescape") + b"\0")
+        if file.is_file():
+            digest.update(bytes.fromhex(file_sha256(file)))
+    return digest.hexdigest()
+
+
+def source_compression(path: Path) -> str:
+    """A source's compression: a file's (`compression_of`); a folder corpus's files are read as they are."""
+    return "none" if Path(path).is_dir() else compression_of(path)
+
+
+def refuse_not_a_source(path: Path) -> None:
+    """A source is a regular file, or a directory of class folders (`--format folders`)."""
+    if not Path(path).is_dir():
+        refuse_not_a_file(path)
+
+
 def refuse_not_a_file(path: Path) -> None:
     """A source must be a regular file: read twice (its records, its sha256) and sized for progress."""
     if not path.exists():
         raise SourceError(f"{path}: no such file. Check the path.")
-    if not path.is_file():  # /dev/stdin, a pipe such as bash's <(zcat ...), a directory
+    if path.is_dir():
+        raise SourceError(f"{path}: a directory, which only --format folders reads (a folder per class, a review "
+                          "per file). Leave --format out for that, or give a file.")
+    if not path.is_file():  # /dev/stdin, a pipe such as bash's <(zcat ...)
         raise SourceError(f"{path}: not a regular file (a directory, a pipe or a device). Write it to a file "
                           "first; `predict` also reads reviews piped into its standard input.")
 

@@ -22,6 +22,8 @@ from pipeline.formats import FormatSettings
 from pipeline.data_dir import DataDir
 from pipeline.errors import ReviewflowError
 from pipeline.labels import ClassTable, natural_order
+from pipeline.manifest import MANIFEST_FILE
+from pipeline.ownership import MARKER_FILE
 from pipeline.rejects import Reject, reasons_text
 
 if TYPE_CHECKING:
@@ -64,8 +66,12 @@ class CorpusStats:
 
 
 def open_source(path: Path) -> Path | DataDir:
-    """What `stats` describes: a data directory, opened (refused if it is none, or broken), or a raw file."""
-    return DataDir.open(path) if Path(path).is_dir() else Path(path)
+    """What `stats` describes: a data directory, opened (refused if it is broken or incomplete), or a raw source:
+    a file, or a directory of class folders (neither `shard`'s marker nor a manifest in it)."""
+    path = Path(path)
+    if path.is_dir() and any((path / name).exists() for name in (MARKER_FILE, MANIFEST_FILE)):
+        return DataDir.open(path)
+    return path
 
 
 def reads_only_the_manifest(source: Path | DataDir) -> bool:
@@ -156,8 +162,10 @@ def corpus_stats(source: Path | DataDir, read_shards: bool = False,
     A data directory's lengths come from its manifest; one sharded before the manifest kept them (or
     `read_shards`) is read through once.
     """
-    if isinstance(source, DataDir) or Path(source).is_dir():
-        data = source if isinstance(source, DataDir) else DataDir.open(source)
+    if not isinstance(source, DataDir):
+        source = open_source(source)
+    if isinstance(source, DataDir):
+        data = source
         splits = {split: (None if read_shards else from_manifest(info, data.classes)) or
                   _accumulate(_batches_from_data_dir(data, split)) for split, info in data.manifest.splits.items()}
         return CorpusStats(splits, data.manifest.vocabulary.coverage, data.manifest.vocabulary.size)

@@ -151,6 +151,13 @@ def test_evaluate_a_labeled_file_as_its_shards_are_evaluated(run_dir, data_dir, 
         csv.writer(out).writerows([("stars", "body"), *((line[9], line[11:]) for line in reviews)])
     result = CliRunner().invoke(cli.cli, ["evaluate", str(run_dir), "--file", str(as_csv), "--label-field", "stars"])
     assert result.exit_code == 0 and "(40 examples of held_out.csv)" in result.stdout, result.output
+    as_folders = tmp_path / "held_out"   # a folder per class (aclImdb/test), the same 40 reviews
+    for number, line in enumerate(reviews):
+        (as_folders / line[9]).mkdir(parents=True, exist_ok=True)
+        (as_folders / line[9] / f"{number}.txt").write_text(line[11:])
+    result = CliRunner().invoke(cli.cli, ["evaluate", str(run_dir), "--file", str(as_folders)])
+    assert result.exit_code == 0 and "(40 examples of held_out)" in result.stdout, result.output
+    assert json.loads((run_dir / "metrics.json").read_text())["accuracy"] == pytest.approx(written["accuracy"])
     for args, said in [([], "give --data DIR"), (["--data", str(data_dir), "--file", str(mixed)], "give --data DIR"),
                        (["--file", str(mixed), "--split", "test"], "--split: for --data"),
                        (["--data", str(data_dir), "--label-field", "x"], "--label-field: for --file")]:

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.formats import FORMATS, READERS, FormatSettings, detect_format, label_name, open_records
+from pipeline.formats import FORMATS, READERS, FormatSettings, detect_format, format_of, label_name, open_records
 from pipeline.errors import SourceError
 from pipeline.rejects import Reject
 
@@ -68,6 +68,32 @@ def test_parquet_by_batches_with_nulls(tmp_path):
     assert read(path) == [("5", b"good"), Reject.MISSING_FIELD, Reject.MISSING_FIELD, Reject.EMPTY_TEXT]
 
 
+def test_a_folder_corpus_is_a_review_per_file_its_class_the_top_folder(tmp_path):
+    """aclImdb's layout: every file is one record, written or rejected with its reason; a reject names its file."""
+    import os
+
+    root = tmp_path / "train"
+    for relative, content in [("pos/1_9.txt", b"great <br />fun"), ("pos/deeper/2_8.txt", b"fine"),
+                              ("neg/3_1.txt", b"awful"), ("neg/4_2.txt", b"\xff\xfe"), ("neg/5_1.txt", b"  \n"),
+                              ("neg/6_1.txt", b"x" * 65), ("urls_pos.txt", b"http://a")]:
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_bytes(content)
+    os.mkfifo(root / "neg" / "7_pipe")   # opened, it would block the run forever
+    reader = open_records(root, FormatSettings(max_record_bytes=64))
+    records = list(reader)
+    assert reader.records_read == 8 and reader.fields == ("file", "folder")
+    by_file = {record.raw: record.parsed for record in records}
+    assert by_file == {b"neg/3_1.txt": ("neg", b"awful"), b"neg/4_2.txt": Reject.INVALID_UTF8,
+                       b"neg/5_1.txt": Reject.EMPTY_TEXT, b"neg/6_1.txt": Reject.RECORD_TOO_LONG,
+                       b"neg/7_pipe": Reject.BAD_ROW, b"pos/1_9.txt": ("pos", b"great <br />fun"),
+                       b"pos/deeper/2_8.txt": ("pos", b"fine"), b"urls_pos.txt": Reject.NO_LABEL}
+    assert [record.raw for record in records] == sorted(by_file)   # one order on every run
+    with pytest.raises(SourceError, match="--format folders reads a directory"):
+        read(root / "urls_pos.txt", format="folders")
+    with pytest.raises(SourceError, match="a directory, which only --format folders reads"):
+        read(root, format="csv")
+
+
 def test_fields_are_named_or_found(tmp_path):
     path = tmp_path / "reviews.csv"
     path.write_text("body,verdict\nnice,yes\n")
@@ -111,22 +137,31 @@ def write_parquet(path, rows):
     pq.write_table(pa.table({"text": [text for _, text in rows], "label": [label for label, _ in rows]}), path)
 
 
+def write_folders(path, rows):
+    for number, (label, text) in enumerate(rows):
+        (path / label).mkdir(parents=True, exist_ok=True)
+        (path / label / f"{number}.txt").write_text(text)
+
+
 # One writer per registered format: a format added to the registry without one here fails the test below.
 WRITERS = {"fasttext": (".ft.txt", write_fasttext), "csv": (".csv", write_delimited(",")),
            "tsv": (".tsv", write_delimited("\t")), "jsonl": (".jsonl", write_jsonl),
-           "parquet": (".parquet", write_parquet)}
+           "parquet": (".parquet", write_parquet), "folders": ("", write_folders)}
 
 
-def test_every_registered_format_has_a_test_writer_and_its_own_suffixes():
+def test_every_registered_format_has_a_test_writer_and_is_known_by_its_name(tmp_path):
     assert set(WRITERS) == set(FORMATS)
-    for name, (suffix, _) in WRITERS.items():
-        assert detect_format(f"reviews{suffix}") == name and READERS[name].help
+    for name, (suffix, write) in WRITERS.items():
+        path = tmp_path / f"reviews{suffix}"
+        write(path, [("2", "fine")])
+        assert format_of(path, FormatSettings()) == name and READERS[name].help
 
 
 @pytest.mark.parametrize("name", FORMATS)
 def test_shard_and_predict_read_each_format_through_the_same_reader(name, tmp_path):
     suffix, write = WRITERS[name]
-    rows = [("2", "great value"), ("1", "broke at once, a waste"), ("2", "café über naïve")]
+    # In the order a folder corpus is read: by class folder, then file name.
+    rows = [("1", "broke at once, a waste"), ("2", "great value"), ("2", "café über naïve")]
     path = tmp_path / f"reviews{suffix}"
     write(path, rows)
     for_shard = [record.parsed for record in open_records(path)]

@@ -308,3 +308,60 @@ def test_a_corpus_of_one_file_is_split_three_ways_by_test_fraction(tmp_path, cor
     verified, stats = cli_in_a_new_process(["verify", out], ["stats", out])
     assert "test-00000-of-00001.tfrecord" in verified.stdout and "all 5 files match" in verified.stdout
     assert f"test: {len(splits['test']):,} reviews" in stats.stdout, stats.stdout
+
+
+def write_class_folders(root, corpus_file):
+    """A fastText corpus as aclImdb lays one out: neg/ and pos/ with a review per file, an unlabelled unsup/,
+    and a file beside the class folders."""
+    for number, parsed in enumerate(map(parse_line, source_lines(corpus_file))):
+        if isinstance(parsed, tuple) and parsed[0] in ("1", "2"):
+            folder = root / ("neg" if parsed[0] == "1" else "pos")
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{number}_7.txt").write_bytes(parsed[1])
+    (root / "unsup").mkdir()
+    for number in range(12):
+        (root / "unsup" / f"{number}_0.txt").write_text(f"a review nobody labelled {number}")
+    (root / "urls_pos.txt").write_text("http://www.imdb.com/title/tt0453418/usercomments\n")
+
+
+def test_a_corpus_of_class_folders_is_sharded_and_read_back_in_a_new_process(tmp_path, corpus_files):
+    """`shard --train aclImdb/train --test aclImdb/test --classes neg,pos`: every file written once or rejected
+    (unsup/'s as bad_label, a file beside the folders as no_label), the source's size and hash those of its files;
+    `verify` and `stats` read the directory in a new process."""
+    train, test = tmp_path / "aclImdb" / "train", tmp_path / "aclImdb" / "test"
+    write_class_folders(train, corpus_files[0])
+    write_class_folders(test, corpus_files[1])
+    out = tmp_path / "data"
+    done = CliRunner().invoke(cli.cli, ["shard", "--train", str(train), "--test", str(test), "--out", str(out),
+                                        "--classes", "neg,pos"])
+    assert done.exit_code == 0, done.output
+    expected = sorted(({"1": "neg", "2": "pos"}[p[0]], p[1]) for p in map(parse_line, source_lines(corpus_files[0]))
+                      if isinstance(p, tuple) and p[0] in ("1", "2"))
+    assert (f"train: {len(expected) + 13:,} files read, {len(expected):,} written, rejected: bad_label 12, "
+            "no_label 1") in done.output
+    manifest = read_manifest(out)
+    for source, root in zip(manifest.sources, (train, test)):
+        files = [path for path in root.rglob("*") if path.is_file()]
+        assert source.format == "folders" and source.fields == ["file", "folder"]
+        assert source.lines_read == len(files) == source.written + sum(source.rejected.values())
+        assert source.bytes == sum(path.stat().st_size for path in files)
+    classes = manifest.class_info()
+    got = sorted((classes.names[classes.record_to_class[record_id]], text)
+                 for record_id, text in read_split(out, "train") + read_split(out, "validation"))
+    assert got == expected and classes.names == ["neg", "pos"]
+    rejects = [json.loads(line) for line in (out / "rejects.jsonl").read_text().splitlines()]
+    assert {(r["reason"], r["raw"]) for r in rejects if r["source"] == str(train)} == {
+        ("no_label", "urls_pos.txt"), *(("bad_label", f"unsup/{n}_0.txt") for n in range(12))}
+    verified, stats, raw_stats = cli_in_a_new_process(["verify", out], ["stats", out], ["stats", train])
+    assert "all 5 files match" in verified.stdout
+    assert f"train: {manifest.splits['train'].num_examples:,} reviews" in stats.stdout
+    assert f"train: {len(expected) + 12:,} reviews" in raw_stats.stdout   # stats keeps unsup/ (no --classes)
+    # The source's hash is its files': one changed review is another source.
+    before = manifest.sources[0].sha256
+    next(train.glob("pos/*.txt")).write_text("a changed review")
+    again = CliRunner().invoke(cli.cli, ["shard", "--train", str(train), "--test", str(test), "--out", str(out),
+                                         "--classes", "neg,pos", "--overwrite"])
+    assert again.exit_code == 0 and read_manifest(out).sources[0].sha256 != before
+    same = CliRunner().invoke(cli.cli, ["shard", "--train", str(train), "--test", str(train), "--out",
+                                        str(tmp_path / "same")])
+    assert same.exit_code == 1 and "are the same file" in same.output

@@ -13,10 +13,12 @@ from pipeline.formats.base import (  # noqa: F401 - what every caller of a reade
     LABEL_FIELDS, TEXT_FIELDS, FormatSettings, Record, RecordReader, label_name)
 from pipeline.formats.delimited import CsvReader, TsvReader
 from pipeline.formats.fasttext import FastTextReader
+from pipeline.formats.folders import FolderReader
 from pipeline.formats.jsonl import JsonLinesReader
 from pipeline.formats.parquet import ParquetReader
 
-READERS = {reader.name: reader for reader in (FastTextReader, CsvReader, TsvReader, JsonLinesReader, ParquetReader)}
+READERS = {reader.name: reader for reader in (FastTextReader, CsvReader, TsvReader, JsonLinesReader, ParquetReader,
+                                              FolderReader)}
 FORMATS = tuple(READERS)
 SUFFIX_FORMATS = {suffix: reader.name for reader in READERS.values() for suffix in reader.suffixes}
 DEFAULT_FORMAT = FastTextReader.name
@@ -29,7 +31,8 @@ def detect_format(path: Path) -> str:
 
 
 def format_of(path: Path, settings: FormatSettings) -> str:
-    return settings.format or detect_format(path)
+    """`--format` if given; else a directory is class folders, and a file's name says."""
+    return settings.format or (FolderReader.name if Path(path).is_dir() else detect_format(path))
 
 
 def open_records(path: Path, settings: FormatSettings = FormatSettings(), need_label: bool = True) -> RecordReader:

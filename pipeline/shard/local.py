@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pipeline import manifest as manifest_lib, text
+from pipeline import manifest as manifest_lib, sources, text
 from pipeline.shard import plan as shard_plan
 from pipeline.shard import writer as shard_writer
 from pipeline import formats
@@ -35,7 +35,7 @@ def shard_locally(settings: ShardSettings, out: Path, progress: bool) -> manifes
     counter = TokenCounter()
     table = ClassTable(settings.min_class_examples, settings.classes)
     hasher = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-    hashes = {name: hasher.submit(shard_writer.file_sha256, path) for name, path in settings.sources().items()}
+    hashes = {name: hasher.submit(sources.source_sha256, path) for name, path in settings.sources().items()}
     writers: dict[str, shard_writer.SplitWriter] = {}
     try:
         for split, count in shard_plan.plan_split_shards(settings).items():  # a split that fails to open: none left
@@ -98,7 +98,7 @@ class SourceWriter:
         info = manifest_lib.SourceInfo(
             path=str(self.path),
             splits=self.settings.source_splits(self.name),
-            bytes=self.path.stat().st_size,
+            bytes=sources.source_bytes(self.path),
             sha256="",  # filled in once the background hash is done
             lines_read=self.reader.records_read,
             written=self.written,

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 from pipeline import formats, labels, manifest as manifest_lib, sources, text
-from pipeline.shard import writer as shard_writer
 from pipeline.formats import FormatSettings
 from pipeline.errors import ReviewflowError, SourceError
 from pipeline import rejects
@@ -116,8 +115,8 @@ class ShardSettings:
         formats = {self.format_of(path) for path in self.sources().values()}
         if formats - set(BEAM_FORMATS) or self.classes or self.positive_class:
             raise ReviewflowError("--runner beam reads fastText files with Amazon polarity's two labels "
-                                  "(__label__1, __label__2) only; for CSV, TSV, JSON lines, Parquet or other "
-                                  "classes use --runner local (one pass, flat memory).")
+                                  "(__label__1, __label__2) only; for CSV, TSV, JSON lines, Parquet, class folders "
+                                  "or other classes use --runner local (one pass, flat memory).")
 
 
 def plan_num_shards(estimated_bytes: float, target_shard_bytes: int = TARGET_SHARD_BYTES) -> int:
@@ -128,6 +127,11 @@ def plan_num_shards(estimated_bytes: float, target_shard_bytes: int = TARGET_SHA
 def estimate_text_bytes(source_bytes: int, compression: str) -> float:
     """Rough decompressed size of a source, from its size on disk."""
     return source_bytes * EXPANSION_ESTIMATE[compression]
+
+
+def estimate_source_bytes(path: Path) -> float:
+    """Rough decompressed size of the source at `path` (a file, or a folder corpus)."""
+    return estimate_text_bytes(sources.source_bytes(path), sources.source_compression(path))
 
 
 def hash_share(label_key: bytes | int, text: bytes, seed: int) -> float:
@@ -154,11 +158,8 @@ def plan_split_shards(settings: ShardSettings) -> dict[str, int]:
     """Number of shards per split: `num_shards` for each if given, else by estimated size."""
     if settings.num_shards:
         return {split: settings.num_shards for split in SPLITS}
-    file_bytes = estimate_text_bytes(settings.train.stat().st_size, sources.compression_of(settings.train))
-    if settings.test is None:
-        test_bytes = file_bytes * settings.test_fraction
-    else:
-        test_bytes = estimate_text_bytes(settings.test.stat().st_size, sources.compression_of(settings.test))
+    file_bytes = estimate_source_bytes(settings.train)
+    test_bytes = file_bytes * settings.test_fraction if settings.test is None else estimate_source_bytes(settings.test)
     train_bytes = file_bytes * (1 - settings.test_fraction)
     return {
         "train": plan_num_shards(train_bytes * (1 - settings.val_fraction)),
@@ -196,11 +197,11 @@ def check_sources(settings: ShardSettings) -> None:
     """Refuse missing sources, the same file given as --train and --test (its reviews would leak), and a source
     whose first record cannot be read (a damaged compressed file, a header without the fields, not Parquet)."""
     for path in settings.sources().values():
-        sources.refuse_not_a_file(path)
+        sources.refuse_not_a_source(path)
     train, test = settings.train, settings.test
     if test is not None and (os.path.samefile(train, test) or (
-            train.stat().st_size == test.stat().st_size
-            and shard_writer.file_sha256(train) == shard_writer.file_sha256(test))):
+            sources.source_bytes(train) == sources.source_bytes(test)
+            and sources.source_sha256(train) == sources.source_sha256(test))):
         raise SourceError(f"{train} and {test} are the same file (same path or same sha256): test reviews would "
                           "also be trained on, and every test score would be inflated. Give --test a held-out "
                           "file (for Amazon polarity: test.ft.txt.bz2), or give --test-fraction instead of --test "
@@ -213,9 +214,10 @@ def check_source_has_examples(source: manifest_lib.SourceInfo, first_reject: str
     """A source of which no record is a valid review is the wrong file or the wrong format: stop."""
     if source.written:
         return
-    unit = "lines" if source.format == "fasttext" else "records"
+    unit = manifest_lib.record_unit(source.format)
     if source.lines_read == 0:
-        raise SourceError(f"{source.path}: the file holds no {unit}. {formats.READERS[source.format].help}")
+        what = "directory" if source.format == "folders" else "file"
+        raise SourceError(f"{source.path}: the {what} holds no {unit}. {formats.READERS[source.format].help}")
     shown = json.loads(first_reject) if first_reject else {}
     raise SourceError(
         f"{source.path}: none of its {source.lines_read:,} {unit} is a valid review; the first, line "

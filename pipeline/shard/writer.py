@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import hashlib
 from pathlib import Path
 
 from pipeline import atomic
+from pipeline.sources import file_sha256
 
 
 def shard_filename(split: str, index: int, num_shards: int, compression: str) -> str:
@@ -37,12 +37,6 @@ def shard_info(path: Path, num_examples: int) -> ShardInfo:
     """Describe a finished shard: its name, examples, size and sha256."""
     path = Path(path)
     return ShardInfo(path.name, num_examples, path.stat().st_size, file_sha256(path))
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB blocks."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 class ExampleEncoder:
