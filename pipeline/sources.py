@@ -68,14 +68,20 @@ def default_parallelism() -> int:
 
 def folder_files(root: Path) -> Iterator[Path]:
     """Every entry of a corpus of class folders but its folders, in one order on every run: each class folder's
-    files (its subfolders' too, symlinked folders not followed), and whatever lies beside the class folders."""
+    files (its subfolders' too), and whatever lies beside the class folders. A link to a folder is an entry, not
+    followed (a loop would never end); a folder that cannot be listed stops the run, never skipped unseen."""
+    def unlisted(error: OSError):
+        raise SourceError(f"{error.filename}: cannot be listed ({error.strerror}). Make it readable, or move it "
+                          f"out of {root}, and run again.") from error
+
     for entry in sorted(os.scandir(root), key=lambda entry: entry.name):
         if not entry.is_dir(follow_symlinks=False):
             yield Path(entry.path)
             continue
-        for directory, folders, files in os.walk(entry.path):
-            folders.sort()
-            yield from (Path(directory, name) for name in sorted(files))
+        for directory, folders, files in os.walk(entry.path, onerror=unlisted):
+            linked = {name for name in folders if os.path.islink(os.path.join(directory, name))}
+            folders[:] = sorted(set(folders) - linked)
+            yield from (Path(directory, name) for name in sorted([*files, *linked]))
 
 
 def source_bytes(path: Path) -> int:

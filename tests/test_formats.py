@@ -79,13 +79,15 @@ def test_a_folder_corpus_is_a_review_per_file_its_class_the_top_folder(tmp_path)
         (root / relative).parent.mkdir(parents=True, exist_ok=True)
         (root / relative).write_bytes(content)
     os.mkfifo(root / "neg" / "7_pipe")   # opened, it would block the run forever
+    (root / "neg" / "8_loop").symlink_to(root)   # followed, it would never end
     reader = open_records(root, FormatSettings(max_record_bytes=64))
     records = list(reader)
-    assert reader.records_read == 8 and reader.fields == ("file", "folder")
+    assert reader.records_read == 9 and reader.fields == ("file", "folder")
     by_file = {record.raw: record.parsed for record in records}
     assert by_file == {b"neg/3_1.txt": ("neg", b"awful"), b"neg/4_2.txt": Reject.INVALID_UTF8,
                        b"neg/5_1.txt": Reject.EMPTY_TEXT, b"neg/6_1.txt": Reject.RECORD_TOO_LONG,
-                       b"neg/7_pipe": Reject.BAD_ROW, b"pos/1_9.txt": ("pos", b"great <br />fun"),
+                       b"neg/7_pipe": Reject.BAD_ROW, b"neg/8_loop": Reject.BAD_ROW,
+                       b"pos/1_9.txt": ("pos", b"great <br />fun"),
                        b"pos/deeper/2_8.txt": ("pos", b"fine"), b"urls_pos.txt": Reject.NO_LABEL}
     assert [record.raw for record in records] == sorted(by_file)   # one order on every run
     with pytest.raises(SourceError, match="--format folders reads a directory"):
