@@ -472,7 +472,10 @@ def progress_verbosity(quiet: bool) -> int:
 
 def echo_result(result, out: Path) -> None:
     """fit's and tune's last line: the kept epoch's validation accuracy (early stopping may keep an earlier one);
-    on stderr, a warning where that epoch learnt nothing."""
+    on stderr, a warning where that epoch learnt nothing. Said by the process that wrote the run (of a
+    multi-worker run, the chief)."""
+    if not result.written:
+        return
     click.echo(f"best validation accuracy: {result.best_val_accuracy:.4f} (epoch {result.best_epoch} of "
                f"{result.epochs_run}) -> {out}")
     if result.warning:

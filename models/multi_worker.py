@@ -11,7 +11,9 @@ because every logged value is reduced over all workers.
 Resume: only the chief keeps a backup (BackupAndRestore in RUN/backup). When
 a run starts again, the chief restores it, and every worker then takes the
 chief's weights, optimizer state and epoch (`sync_from_chief`), so that the
-workers can never start apart, whenever each of them was killed.
+workers can never start apart, whenever each of them was killed. A run killed
+after its training, while the chief finished it, is finished by the chief from
+its backup, and the other workers, told so (`chief_says`), train nothing.
 """
 
 from __future__ import annotations
@@ -160,22 +162,34 @@ def validate(validation_step, batches, steps: int, callback_list) -> dict:
     return {"val_loss": totals[0] / totals[2], "val_accuracy": totals[1] / totals[2]}
 
 
-def sync_from_chief(strategy, model: keras.Model, epoch: int) -> int:
-    """Give every worker the chief's variables (model and optimizer) and epoch; returns the epoch."""
-    share = 1.0 if is_chief() else 0.0  # a sum over workers of value x share is the chief's value
-    variables = list(model.variables) + list(model.optimizer.variables)
+def chief_values(strategy, values: list) -> list[tf.Tensor]:
+    """Each of `values` (variables, tensors or numbers) as the chief holds it, on every worker. A collective:
+    every worker calls it at the same point of its run."""
+    # A sum over every replica of value x share is the chief's value: each of the chief's replicas (one per
+    # local device) gives its share of it, every other worker's nothing.
+    share = 1.0 / len(strategy.extended.worker_devices) if is_chief() else 0.0
 
     @tf.function
-    def chief_values():
+    def summed():
         def contribute():
-            return [tf.cast(v, tf.float64) * share for v in variables] + [tf.constant(float(epoch) * share,
-                                                                                      tf.float64)]
+            return [tf.cast(value, tf.float64) * share for value in values]
         return [strategy.reduce("SUM", value, axis=None) for value in strategy.run(contribute)]
 
-    values = chief_values()
+    return summed()
+
+
+def chief_says(strategy, flag: bool) -> bool:
+    """The chief's `flag` on every worker (a collective, as `chief_values`)."""
+    return bool(round(float(chief_values(strategy, [float(flag)])[0])))
+
+
+def sync_from_chief(strategy, model: keras.Model, epoch: int) -> int:
+    """Give every worker the chief's variables (model and optimizer) and epoch; returns the epoch."""
+    variables = list(model.variables) + list(model.optimizer.variables)
+    values = chief_values(strategy, [*variables, float(epoch)])
     for variable, value in zip(variables, values):
         variable.assign(tf.cast(value, variable.dtype))
-    return int(values[-1])
+    return int(round(float(values[-1])))
 
 
 def steps_for(num_examples: int, global_batch: int, cap: int | None) -> int:

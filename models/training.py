@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import shutil
 import tempfile
 import time
@@ -112,6 +113,7 @@ class FitResult:
     best_val_loss: float
     best_epoch: int
     warning: str | None = None   # the kept epoch learnt nothing (diagnostics.learnt_nothing)
+    written: bool = True         # False: a worker other than the chief, which the chief's run speaks for
 
 
 def data_facts(settings: FitSettings, data: DataDir) -> run_plan.DataFacts:
@@ -256,7 +258,7 @@ def fit(settings: FitSettings, verbose: int | str = "auto", log=print, data: Dat
     `data`: the data directory already opened by `open_data` (a study opens it once for all its runs).
     """
     zoo.check_hyperparameters(settings.model, settings.hparams)  # before the shards are hashed
-    chief = settings.strategy != "multi-worker" or multi_worker.is_chief()
+    chief = writes_run(settings)
     if chief:  # a user's folder or a complete run is refused before the shards are hashed and the model built
         RunDir(settings.out).refuse_unusable(settings.overwrite)
     data = data or open_data(settings.data)
@@ -265,7 +267,9 @@ def fit(settings: FitSettings, verbose: int | str = "auto", log=print, data: Dat
         # scratch directory removed at the end, and take the chief's state on resume.
         scratch = Path(tempfile.mkdtemp(prefix="reviewflow-worker-"))
         try:
-            return _fit_run(dataclasses.replace(settings, out=scratch / "run"), data, verbose=0, log=lambda *_: None)
+            result = _fit_run(dataclasses.replace(settings, out=scratch / "run"), data, verbose=0,
+                              log=lambda *_: None)
+            return dataclasses.replace(result, written=False)  # the chief's run speaks for the cluster
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     return _fit_run(settings, data, verbose, log)
@@ -383,6 +387,11 @@ def _fit(plan: RunPlan, settings: FitSettings, data: DataDir, vectors: Pretraine
 def _train_and_finish(plan: RunPlan, settings: FitSettings, data: DataDir, run: RunDir, strategy, resuming: bool,
                       verbose, log, vectorizer, model: keras.Model, cache_dir: Path) -> FitResult:
     trained = resuming and run.was_trained()  # killed while it was finished: its statistics are in the backup too
+    if settings.strategy == "multi-worker":
+        # The workers train together or not at all: each takes the chief's answer (its scratch run has none).
+        trained = multi_worker.chief_says(strategy, trained)
+        if trained and not writes_run(settings):  # the chief finishes the run from its backup, alone
+            return FitResult(run.path, 0, math.nan, math.nan, 0, written=False)
     if not trained and settings.spec.adapt(model, train_once(plan, settings, data, vectorizer, cache_dir)) and verbose:
         log(f"{settings.model}: read the train split once for its statistics (adapt)")
     train, validation = make_inputs(plan, settings, data, vectorizer, cache_dir)
@@ -397,7 +406,7 @@ def _train_and_finish(plan: RunPlan, settings: FitSettings, data: DataDir, run: 
     else:
         callbacks = make_callbacks(plan, settings, data, run, resuming)
         train_model(plan, settings, data, model, strategy, train, validation, callbacks, verbose)
-        if keeps_backup(settings) and run.backed_up_epochs():
+        if run.backed_up_epochs():
             run.mark_trained()
     result = finish_run(settings, run, vectorizer, model, plan, data, cache_dir, validation,
                         log if verbose else None)
@@ -405,10 +414,10 @@ def _train_and_finish(plan: RunPlan, settings: FitSettings, data: DataDir, run: 
     return result
 
 
-def keeps_backup(settings: FitSettings) -> bool:
-    """Whether the backup outlives training until the run is complete. Not across workers: they train together,
-    and the others' state is the chief's (Keras removes the chief's backup as training ends, as before)."""
-    return settings.strategy != "multi-worker"
+def writes_run(settings: FitSettings) -> bool:
+    """Whether this process writes RUN: every one but the workers other than the chief of a multi-worker run,
+    which write to a scratch directory and take the chief's state on resume."""
+    return settings.strategy != "multi-worker" or multi_worker.is_chief()
 
 
 def write_config(run: RunDir, plan: RunPlan, settings: FitSettings, data: DataDir, vocab_size: int,
@@ -443,11 +452,10 @@ def make_callbacks(plan: RunPlan, settings: FitSettings, data: DataDir, run: Run
                           else data.num_examples("train"))
     best_so_far = min((row["val_loss"] for row in history if "val_loss" in row), default=None)
     (run / BEST_CHECKPOINT).parent.mkdir(exist_ok=True)
-    writes_run = settings.strategy != "multi-worker" or multi_worker.is_chief()
     callbacks = [callbacks_lib.StopOnInvalidLoss()]
     if plan.early_stopping:
         # A better epoch's checkpoint becomes best.keras once that epoch is backed up (callbacks.py says why).
-        backed_up_epochs = run.backed_up_epochs if writes_run else None
+        backed_up_epochs = run.backed_up_epochs if writes_run(settings) else None
         callbacks += [
             callbacks_lib.AtomicModelCheckpoint(str(run / BEST_CHECKPOINT), backed_up_epochs, monitor="val_loss",
                                                 save_best_only=True, initial_value_threshold=best_so_far),
@@ -457,9 +465,9 @@ def make_callbacks(plan: RunPlan, settings: FitSettings, data: DataDir, run: Run
     # The backup comes last: its metadata is what a resume starts after, so an epoch counts as done only once
     # its row and best checkpoint (pending until then) are written. A kill before that trains the epoch again
     # (its row replaced); with the backup first, a kill between it and the row lost the epoch's row for good.
-    if writes_run:  # (other workers take the chief's state on resume)
-        callbacks.append(callbacks_lib.AtomicBackupAndRestore(str(run / BACKUP_DIR),
-                                                              delete_checkpoint=not keeps_backup(settings)))
+    if writes_run(settings):  # (other workers take the chief's state on resume)
+        # Kept after training until the run is complete: a kill while finishing resumes the finishing.
+        callbacks.append(callbacks_lib.AtomicBackupAndRestore(str(run / BACKUP_DIR), delete_checkpoint=False))
     return callbacks + [keras.callbacks.TensorBoard(str(run / LOGS_DIR))]
 
 

@@ -277,6 +277,34 @@ def test_multi_worker_run_killed_after_an_epoch_resumes(long_data, tmp_path):
     assert list((out / "logs").rglob("events.out.tfevents.*"))
 
 
+def test_multi_worker_run_killed_while_finishing_is_finished_without_training_again(long_data, tmp_path):
+    """Killed after its epochs, while the chief writes the export or model.keras: the chief finishes the run from
+    its backup and the other worker, told so, trains nothing. Keras removed the backup as training ended, so
+    every epoch trained again. Only the chief says the run's last line."""
+    import time
+    from models.run_dir import BACKUP_DIR, EXPORT_DIR, MODEL_FILE
+    from pipeline import atomic
+
+    out = tmp_path / "run"
+    processes = start_workers(long_data, out, epochs=2)
+    finishing = [atomic.incomplete_path(out / EXPORT_DIR), atomic.incomplete_keeping_suffix(out / MODEL_FILE)]
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and all(p.poll() is None for p in processes) and not any(
+            path.exists() for path in finishing):
+        time.sleep(0.001)
+    for process in processes:
+        process.kill()
+        process.wait()
+    before = RunDir(out).history()
+    assert len(before) == 2 and not (out / MODEL_FILE).exists() and (out / BACKUP_DIR).is_dir()
+    codes, outputs = run_workers(long_data, out, epochs=2)
+    assert codes == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    assert "its training had ended; finishing it" in outputs[0] and "Epoch" not in outputs[0] + outputs[1]
+    assert RunDir(out).history() == before   # the same rows, their times too: no epoch trained again
+    assert (out / MODEL_FILE).is_file() and not (out / BACKUP_DIR).exists()
+    assert "best validation accuracy" in outputs[0] and "best validation accuracy" not in outputs[1]
+
+
 def test_multi_worker_refuses_too_few_shards(data_dir):
     from models.multi_worker import check_enough_shards
     from pipeline.errors import ReviewflowError
