@@ -15,6 +15,7 @@ from models.zoo.spec import OPTIMIZERS
 from pipeline import text_settings
 from pipeline.formats import FORMATS as CORPUS_FORMATS
 from pipeline.errors import ReviewflowError
+from pipeline.labels import MIN_CLASS_EXAMPLES
 from pipeline.rejects import MAX_REJECTS_KEPT, RAW_BYTES_KEPT, reasons_text
 
 EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -204,6 +205,20 @@ def label_field_option(of: str):
                                                            "the first of label, sentiment, rating, ...")
 
 
+def parse_class_names(ctx, param, value: str | None) -> tuple[str, ...] | None:
+    """`--classes neg,pos` -> ("neg", "pos")."""
+    return tuple(name.strip() for name in value.split(",")) if value else None
+
+
+# The class rule of `shard`, which `stats FILE` applies to show what shard would write.
+classes_option = click.option(
+    "--classes", "class_names", default=None, metavar="A,B,...", callback=parse_class_names,
+    help="The classes to keep; other labels are rejected. Default: every label of the training file.")
+min_class_examples_option = click.option(
+    "--min-class-examples", type=click.IntRange(min=1), default=MIN_CLASS_EXAMPLES, show_default=True,
+    help="A label seen fewer times in the training file is no class: its lines are rejected (bad_label).")
+
+
 def split_key_value(ctx, param, value: str) -> tuple[str, str]:
     """`"units=64"` -> ("units", "64"); anything without a key and "=" is a usage error."""
     key, sep, raw = value.partition("=")
@@ -260,12 +275,10 @@ def parse_beam_options(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
                    ".jsonl, .parquet; else fastText).")
 @text_field_option("")
 @label_field_option("")
-@click.option("--classes", "class_names", default=None, metavar="A,B,...",
-              help="The classes to keep; other labels are rejected. Default: every label of the training file.")
+@classes_option
 @click.option("--positive-class", default=None,
               help="Two classes: the one whose probability models output. Default: the later in order (2, pos).")
-@click.option("--min-class-examples", type=click.IntRange(min=1), default=10, show_default=True,
-              help="A label seen fewer times in the training file is no class: its lines are rejected (bad_label).")
+@min_class_examples_option
 @click.option("--rejects-kept", type=click.IntRange(min=0), default=MAX_REJECTS_KEPT, show_default=True,
               help=f"rejects.jsonl keeps the first N rejects (each cut to {RAW_BYTES_KEPT >> 10} KiB); later ones are "
                    "only counted (the manifest counts every one, by source and reason).")
@@ -286,7 +299,7 @@ def shard(train, test, test_fraction, out, num_shards, val_fraction, vocab_size,
                              seed=seed, overwrite=overwrite, max_line_bytes=max_line_bytes,
                              runner=runner, beam_options=beam_options, format=source_format,
                              text_field=text_field, label_field=label_field,
-                             classes=tuple(name.strip() for name in class_names.split(",")) if class_names else None,
+                             classes=class_names,
                              positive_class=positive_class, min_class_examples=min_class_examples,
                              max_rejects_kept=rejects_kept)
     manifest = shard_corpus(settings, progress=sys.stderr.isatty() if progress is None else progress)
@@ -772,7 +785,9 @@ def report(runs, data, out, errors, explained) -> None:
                    "name says (.csv, .tsv, .jsonl, .parquet; else fastText).")
 @text_field_option(" (a raw file)")
 @label_field_option(" (a raw file)")
-def stats(path, plot_path, source_format, text_field, label_field) -> None:
+@classes_option
+@min_class_examples_option
+def stats(path, plot_path, source_format, text_field, label_field, class_names, min_class_examples) -> None:
     """Corpus statistics of a data directory or a raw corpus (any format shard reads): balance, lengths,
     coverage."""
     from models import run_plan
@@ -781,12 +796,13 @@ def stats(path, plot_path, source_format, text_field, label_field) -> None:
 
     source = stats_lib.open_source(path)
     read_as = FormatSettings(source_format, text_field, label_field)
-    if not isinstance(source, Path) and read_as != FormatSettings():
-        raise click.UsageError("--format, --text-field and --label-field are for a raw file; a data directory's "
-                               "manifest says how its files were read.")
+    class_rule = stats_lib.ClassRule(class_names, min_class_examples)
+    if not isinstance(source, Path) and (read_as != FormatSettings() or class_rule != stats_lib.ClassRule()):
+        raise click.UsageError("--format, --text-field, --label-field, --classes and --min-class-examples are for "
+                               "a raw file; a data directory's manifest says how its files were read.")
     if not stats_lib.reads_only_the_manifest(source):  # a raw file's reviews, or an old directory's, are read
         start_tensorflow(click.get_current_context())
-    result = stats_lib.corpus_stats(source, format_settings=read_as)
+    result = stats_lib.corpus_stats(source, format_settings=read_as, class_rule=class_rule)
     echo_lines(stats_lib.summary_lines(result))
     advice = run_plan.max_len_advice(result.training_lengths())
     for names, choice in advice:

@@ -21,7 +21,7 @@ from pipeline import formats, text_settings
 from pipeline.formats import FormatSettings
 from pipeline.data_dir import DataDir
 from pipeline.errors import ReviewflowError
-from pipeline.labels import ClassTable, natural_order
+from pipeline.labels import MIN_CLASS_EXAMPLES, ClassTable, natural_order
 from pipeline.manifest import MANIFEST_FILE
 from pipeline.ownership import MARKER_FILE
 from pipeline.rejects import Reject, reasons_text
@@ -65,6 +65,17 @@ class CorpusStats:
         return dict(split.lengths)
 
 
+@dataclasses.dataclass(frozen=True)
+class ClassRule:
+    """shard's --classes and --min-class-examples, by which `stats FILE` counts what shard would write."""
+    classes: tuple[str, ...] | None = None
+    min_examples: int = MIN_CLASS_EXAMPLES
+
+    def __post_init__(self):
+        if self.classes is not None and len(set(self.classes)) < 2:
+            raise ReviewflowError(f"--classes names {len(set(self.classes))} distinct class(es); give two or more.")
+
+
 def open_source(path: Path) -> Path | DataDir:
     """What `stats` describes: a data directory, opened (refused if it is broken or incomplete), or a raw source:
     a file, or a directory of class folders (neither `shard`'s marker nor a manifest in it)."""
@@ -92,7 +103,8 @@ def _batches_from_data_dir(data: DataDir, split: str) -> Iterator[tuple[tf.Tenso
 
 
 def _batches_from_file(path: Path, counter: TokenCounter, rejected: collections.Counter,
-                       format_settings: FormatSettings) -> Iterator[tuple[tf.Tensor, np.ndarray]]:
+                       format_settings: FormatSettings, class_rule: ClassRule
+                       ) -> Iterator[tuple[tf.Tensor, np.ndarray]]:
     """The records of a raw file (fastText, CSV, TSV, JSONL, Parquet) that `shard` would write, in batches;
     their tokens counted for coverage, the others in `rejected` by reason."""
     import tensorflow as tf
@@ -100,7 +112,7 @@ def _batches_from_file(path: Path, counter: TokenCounter, rejected: collections.
     from pipeline.vocab import COUNT_BATCH_BYTES
 
     texts, labels, num_bytes = [], [], 0
-    for label, review in _records_shard_would_write(path, rejected, format_settings):
+    for label, review in _records_shard_would_write(path, rejected, format_settings, class_rule):
         labels.append(label)
         texts.append(review)
         num_bytes += len(review)
@@ -113,11 +125,11 @@ def _batches_from_file(path: Path, counter: TokenCounter, rejected: collections.
         yield tf.constant(texts), np.array(labels)
 
 
-def _records_shard_would_write(path: Path, rejected: collections.Counter,
-                               format_settings: FormatSettings) -> Iterator[tuple[str, bytes]]:
-    """(label, review) of each valid record, by shard's class rule (`ClassTable`, its defaults): a label
-    seen fewer than MIN_CLASS_EXAMPLES times is a typo or a stray line, rejected as bad_label at the end."""
-    table = ClassTable()
+def _records_shard_would_write(path: Path, rejected: collections.Counter, format_settings: FormatSettings,
+                               class_rule: ClassRule) -> Iterator[tuple[str, bytes]]:
+    """(label, review) of each valid record, by shard's class rule (`ClassTable`): a label outside --classes, or
+    seen fewer than --min-class-examples times (a typo or a stray line), is rejected as bad_label."""
+    table = ClassTable(class_rule.min_examples, class_rule.classes)
     for record in formats.open_records(path, format_settings):
         parsed = record.parsed
         if not isinstance(parsed, tuple):
@@ -153,11 +165,11 @@ def from_manifest(split, classes) -> SplitStats | None:
     return SplitStats(split.num_examples, labels, collections.Counter(lengths))
 
 
-def corpus_stats(source: Path | DataDir, read_shards: bool = False,
-                 format_settings: FormatSettings | None = None) -> CorpusStats:
+def corpus_stats(source: Path | DataDir, read_shards: bool = False, format_settings: FormatSettings | None = None,
+                 class_rule: ClassRule = ClassRule()) -> CorpusStats:
     """Stats of a data directory (every split; opened, or a path) or of a raw file (the lines shard would write,
-    read as `format_settings` say: by default, its format from its name and the usual field names; a directory's
-    manifest says how its files were read).
+    read as `format_settings` say: by default, its format from its name and the usual field names; its classes by
+    `class_rule`, shard's defaults unless given; a directory's manifest says how its files were read).
 
     A data directory's lengths come from its manifest; one sharded before the manifest kept them (or
     `read_shards`) is read through once.
@@ -173,7 +185,7 @@ def corpus_stats(source: Path | DataDir, read_shards: bool = False,
 
     path = Path(source)
     counter, rejected = TokenCounter(), collections.Counter()
-    split = _accumulate(_batches_from_file(path, counter, rejected, format_settings or FormatSettings()))
+    split = _accumulate(_batches_from_file(path, counter, rejected, format_settings or FormatSettings(), class_rule))
     counter.close()
     split.rejected = rejected
     if not split.num_examples:

@@ -99,7 +99,7 @@ def test_a_files_reviews_are_counted_in_batches_of_bounded_text(tmp_path, monkey
     monkeypatch.setattr(vocab, "COUNT_BATCH_BYTES", 500)   # each review ~220 bytes: batches of 3, then 1
     counter = vocab.TokenCounter()
     sizes = [len(labels) for _, labels in stats._batches_from_file(path, counter, collections.Counter(),
-                                                                      FormatSettings())]
+                                                                      FormatSettings(), stats.ClassRule())]
     counter.close()
     assert sizes == [3, 3, 3, 1]
     cut = stats.corpus_stats(path)
@@ -120,3 +120,14 @@ def test_a_raw_file_with_other_field_names_is_read_with_the_options_its_error_na
     assert as_tsv.exit_code == 1 and "['blurb,verdict']" in as_tsv.output
     on_a_directory = CliRunner().invoke(cli.cli, ["stats", str(data_dir), "--format", "csv"])
     assert on_a_directory.exit_code == 2 and "for a raw file" in on_a_directory.output
+    # shard's class rule too: --classes keeps those (others are bad_label), --min-class-examples lowers the bar.
+    kept = CliRunner().invoke(cli.cli, ["stats", str(path), "--text-field", "blurb", "--label-field", "verdict",
+                                        "--classes", "pos,other"])
+    assert kept.exit_code == 0 and "odd.csv: 15 reviews, pos 15 (100.0%)" in kept.output, kept.output
+    few = tmp_path / "few.csv"
+    few.write_text("text,label\n" + "".join(f"good {i},pos\nbad {i},neg\n" for i in range(3)))
+    assert "every record was rejected (bad_label 6)" in CliRunner().invoke(cli.cli, ["stats", str(few)]).output
+    lowered = CliRunner().invoke(cli.cli, ["stats", str(few), "--min-class-examples", "3"])
+    assert lowered.exit_code == 0 and "few.csv: 6 reviews, neg 3 (50.0%), pos 3 (50.0%)" in lowered.output
+    one_class = CliRunner().invoke(cli.cli, ["stats", str(few), "--classes", "pos"])
+    assert one_class.exit_code == 1 and "give two or more" in one_class.output
