@@ -573,11 +573,13 @@ def evaluate(run, data, split, file_path, source_format, text_field, label_field
 @cli.command()
 @click.argument("run", type=RUN_DIR)
 @click.argument("texts", nargs=-1)
-@click.option("--file", "file_path", type=EXISTING_FILE, default=None,
+@click.option("--file", "file_path", type=CORPUS_SOURCE, default=None,
               help="Reviews: one per line (plain, .gz or .bz2; fastText labels are ignored), or a CSV, TSV, JSON "
-                   "lines or Parquet file's text field. A record that cannot be read (no text field, nested too deep, "
-                   "over 1 MiB, not UTF-8) gets the line `rejected:REASON<TAB>nan` (jsonl: {\"rejected\": REASON}) "
-                   "in its place.")
+                   "lines or Parquet file's text field, or a directory of reviews, one per file (in class folders "
+                   "or not; each line then starts with the file's path in it; jsonl: \"file\"). A record that "
+                   "cannot be read (no text field, "
+                   "nested too deep, over 1 MiB, not UTF-8) gets the line `rejected:REASON<TAB>nan` (jsonl: "
+                   "{\"rejected\": REASON}) in its place.")
 @click.option("--input-format", type=click.Choice(CORPUS_FORMATS), default=None,
               help="Format of --file. Default: from its name (.csv, .tsv, .jsonl, .parquet; else lines).")
 @text_field_option(" --file")
@@ -625,23 +627,33 @@ def predict(run, texts, file_path, input_format, text_field, output_format, batc
     mine, theirs = itertools.tee(inputs)
     rejected = collections.Counter()
     reviews = (item for item in mine if item is not live.PAUSE)
-    for item, prediction in zip(reviews, predict_texts(run, theirs, batch_size)):
+    # A directory's reviews are its files, read in `folder_files`' order, one record each: each line names its file.
+    names = folder_names(file_path) if file_path and file_path.is_dir() else itertools.repeat(None)
+    for item, name, prediction in zip(reviews, names, predict_texts(run, theirs, batch_size)):
+        named_json, named_tsv = ({"file": name}, f"{name}\t") if name is not None else ({}, "")
         if prediction.rejected is not None:  # a record of --file that could not be read: its line says why
             rejected[prediction.rejected] += 1
-            click.echo(json.dumps({"rejected": prediction.rejected}) if output_format == "jsonl"
-                       else f"rejected:{prediction.rejected}\tnan")
+            click.echo(json.dumps({**named_json, "rejected": prediction.rejected}) if output_format == "jsonl"
+                       else f"{named_tsv}rejected:{prediction.rejected}\tnan")
             continue
         explanation = explainer.explain(item, explain_class) if explainer else None
         if output_format == "jsonl":
             extra = {"explanation": explanation.to_json()} if explanation else {}
-            click.echo(json.dumps({**prediction_json(prediction), **extra}))
+            click.echo(json.dumps({**named_json, **prediction_json(prediction), **extra}))
         else:
-            click.echo(prediction_tsv(prediction) + (f"\t{explanation.summary()}" if explanation else ""))
+            click.echo(named_tsv + prediction_tsv(prediction) + (f"\t{explanation.summary()}" if explanation else ""))
     warn_rejected(rejected, file_path)
     if texts:
         warn_not_utf8_arguments(not_utf8)
     else:
         warn_not_utf8(not_utf8, file_path)
+
+
+def folder_names(root: Path):
+    """The files of a directory of reviews, as paths in it, in the order its reader reads them."""
+    from pipeline.sources import folder_files
+
+    return (str(path.relative_to(root)) for path in folder_files(root))
 
 
 def arguments_as_utf8(texts, not_utf8) -> list[str]:

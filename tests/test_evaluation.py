@@ -186,6 +186,30 @@ def test_predict_keeps_order_and_count_with_blank_and_non_ascii_lines(run_dir, t
     assert float(out[3].split("\t")[1]) == pytest.approx(expected, abs=1e-6)
 
 
+def test_predict_names_each_file_of_a_directory_of_reviews(run_dir, tmp_path):
+    """`predict --file DIR`: a review per file, in class folders or beside them (predict needs no class), each
+    output line led by the file's path; a file that cannot be read is its rejected line, in its place."""
+    reviews = tmp_path / "reviews"
+    (reviews / "pos").mkdir(parents=True)
+    (reviews / "pos" / "a.txt").write_text("Great: excellent, love it")
+    (reviews / "pos" / "b.txt").write_bytes(b"\xff\xfe not text")
+    (reviews / "loose.txt").write_text("Awful: terrible waste")
+    as_tsv = CliRunner().invoke(cli.cli, ["predict", str(run_dir), "--file", str(reviews)])
+    as_jsonl = CliRunner().invoke(cli.cli, ["predict", str(run_dir), "--file", str(reviews), "--format", "jsonl"])
+    assert as_tsv.exit_code == 0 and as_jsonl.exit_code == 0, as_tsv.output + as_jsonl.output
+    lines = [line.split("\t") for line in as_tsv.stdout.splitlines()]
+    assert [line[0] for line in lines] == ["loose.txt", "pos/a.txt", "pos/b.txt"]
+    assert lines[1][1] == "__label__2" and lines[0][1] == "__label__1" and lines[2][1:] == ["rejected:invalid_utf8",
+                                                                                             "nan"]
+    model = RunDir(run_dir).load_model()
+    expected = model.predict(tf.constant(["Great: excellent, love it"]), verbose=0)[0, 0]
+    assert float(lines[1][2]) == pytest.approx(expected, abs=1e-6)
+    objects = [json.loads(line) for line in as_jsonl.stdout.splitlines()]
+    assert [obj["file"] for obj in objects] == ["loose.txt", "pos/a.txt", "pos/b.txt"]
+    assert objects[2] == {"file": "pos/b.txt", "rejected": "invalid_utf8"}
+    assert "1 record(s) of" in as_tsv.stderr and "invalid_utf8 1" in as_tsv.stderr
+
+
 def test_predict_reads_stdin_as_it_reads_a_file_of_lines(run_dir, tmp_path):
     # A stray Latin-1 byte (replaced and warned of: it was a traceback, then silent), a fastText label (left
     # out: it was scored as words) and a line over 1 MiB whose cut falls inside a character (scored on its

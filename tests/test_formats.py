@@ -90,6 +90,8 @@ def test_a_folder_corpus_is_a_review_per_file_its_class_the_top_folder(tmp_path)
                        b"pos/1_9.txt": ("pos", b"great <br />fun"),
                        b"pos/deeper/2_8.txt": ("pos", b"fine"), b"urls_pos.txt": Reject.NO_LABEL}
     assert [record.raw for record in records] == sorted(by_file)   # one order on every run
+    for_predict = {record.raw: record.parsed for record in open_records(root, need_label=False)}
+    assert for_predict[b"urls_pos.txt"] == (None, b"http://a") and for_predict[b"neg/3_1.txt"] == (None, b"awful")
     with pytest.raises(SourceError, match="--format folders reads a directory"):
         read(root / "urls_pos.txt", format="folders")
     with pytest.raises(SourceError, match="a directory, which only --format folders reads"):

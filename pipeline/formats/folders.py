@@ -28,12 +28,14 @@ class FolderReader(RecordReader):
         for number, path in enumerate(sources.folder_files(self.path), 1):
             relative = path.relative_to(self.path)
             raw = str(relative).encode("utf-8", "surrogateescape")  # rejects.jsonl names the file
-            if len(relative.parts) == 1:   # beside the class folders (a README, urls.txt)
+            in_class_folder = len(relative.parts) > 1
+            if self.need_label and not in_class_folder:   # beside the class folders (a README, urls.txt)
                 yield Record(number, Reject.NO_LABEL, raw)
             elif not path.is_file():       # a pipe, a socket, a dangling link: no review to read
                 yield Record(number, Reject.BAD_ROW, raw)
-            else:
-                yield Record(number, self._parse_fields(self._read(path), relative.parts[0], FIELDS), raw)
+            else:   # (`predict` needs no class: a file beside the folders is a review too)
+                label = relative.parts[0] if in_class_folder else None
+                yield Record(number, self._parse_fields(self._read(path), label, FIELDS), raw)
 
     @property
     def bytes_read(self) -> int:
