@@ -10,7 +10,7 @@ from typing import Callable
 
 import keras
 
-from models.run_dir import RunDir, pending_checkpoint
+from models.run_dir import RunDir, pending_checkpoint, pending_epoch
 from pipeline import atomic
 
 
@@ -133,8 +133,7 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
         waiting = self._pending()
         backed_up = self.backed_up_epochs() if waiting and self.backed_up_epochs is not None else None
         for pending in waiting:
-            epoch = int(pending.name.split(".epoch-")[1].split(".")[0])
-            if backed_up is None or epoch <= backed_up:
+            if backed_up is None or pending_epoch(pending) <= backed_up:
                 atomic.commit(pending, Path(self.filepath))
             elif drop_others:
                 pending.unlink()

@@ -105,6 +105,11 @@ def pending_checkpoint(best: Path, epoch: int | str) -> Path:
     return best.with_name(f"{best.stem}.epoch-{epoch}.pending{best.suffix}")
 
 
+def pending_epoch(pending: Path) -> int:
+    """The epoch of a `pending_checkpoint` file, from its name."""
+    return int(pending.name.split(".epoch-")[1].split(".")[0])
+
+
 @dataclasses.dataclass(frozen=True)
 class RunDir:
     """The files of one run, under `path`."""

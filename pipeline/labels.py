@@ -30,6 +30,14 @@ LABEL_ENTRY_BYTES = 256                 # what one pending label costs the budge
 RARE_CLASS_SHARE = 0.01                 # shard warns about a class under this share of the largest one
 
 
+def check_class_rule(classes: tuple[str, ...] | None, min_examples: int) -> None:
+    """Refuse a class rule no corpus can meet (shard's, and `stats FILE`'s preview of it)."""
+    if min_examples < 1:
+        raise ReviewflowError("--min-class-examples must be 1 or more.")
+    if classes is not None and len(set(classes)) < 2:
+        raise ReviewflowError(f"--classes names {len(set(classes))} distinct class(es); give two or more.")
+
+
 def split_key(label: str) -> bytes:
     """What keys a label's validation hash: Amazon polarity's record id (so its split never moves), else the name."""
     return str(LEGACY_RECORD_IDS.get(label, label)).encode()

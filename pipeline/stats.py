@@ -21,7 +21,7 @@ from pipeline import formats, text_settings
 from pipeline.formats import FormatSettings
 from pipeline.data_dir import DataDir
 from pipeline.errors import ReviewflowError
-from pipeline.labels import MIN_CLASS_EXAMPLES, ClassTable, natural_order
+from pipeline.labels import MIN_CLASS_EXAMPLES, ClassTable, check_class_rule, natural_order
 from pipeline.manifest import MANIFEST_FILE
 from pipeline.ownership import MARKER_FILE
 from pipeline.rejects import Reject, reasons_text
@@ -72,8 +72,7 @@ class ClassRule:
     min_examples: int = MIN_CLASS_EXAMPLES
 
     def __post_init__(self):
-        if self.classes is not None and len(set(self.classes)) < 2:
-            raise ReviewflowError(f"--classes names {len(set(self.classes))} distinct class(es); give two or more.")
+        check_class_rule(self.classes, self.min_examples)
 
 
 def open_source(path: Path) -> Path | DataDir:

@@ -79,10 +79,7 @@ class ShardSettings:
             raise ReviewflowError("--beam-option is for --runner beam.")
         if self.format is not None and self.format not in formats.FORMATS:
             raise ReviewflowError(f"--format must be one of {formats.FORMATS}.")
-        if self.min_class_examples < 1:
-            raise ReviewflowError("--min-class-examples must be 1 or more.")
-        if self.classes is not None and len(set(self.classes)) < 2:
-            raise ReviewflowError(f"--classes names {len(set(self.classes))} distinct class(es); give two or more.")
+        labels.check_class_rule(self.classes, self.min_class_examples)
 
     def format_settings(self) -> FormatSettings:
         return FormatSettings(self.format, self.text_field, self.label_field, self.max_line_bytes, self.parallelism)
