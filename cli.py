@@ -577,9 +577,8 @@ def evaluate(run, data, split, file_path, source_format, text_field, label_field
               help="Reviews: one per line (plain, .gz or .bz2; fastText labels are ignored), or a CSV, TSV, JSON "
                    "lines or Parquet file's text field, or a directory of reviews, one per file (in class folders "
                    "or not; each line then starts with the file's path in it; jsonl: \"file\"). A record that "
-                   "cannot be read (no text field, "
-                   "nested too deep, over 1 MiB, not UTF-8) gets the line `rejected:REASON<TAB>nan` (jsonl: "
-                   "{\"rejected\": REASON}) in its place.")
+                   "cannot be read (no text field, nested too deep, over 1 MiB, not UTF-8) gets the line "
+                   "`rejected:REASON<TAB>nan` (jsonl: {\"rejected\": REASON}) in its place.")
 @click.option("--input-format", type=click.Choice(CORPUS_FORMATS), default=None,
               help="Format of --file. Default: from its name (.csv, .tsv, .jsonl, .parquet; else lines).")
 @text_field_option(" --file")
