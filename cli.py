@@ -603,7 +603,7 @@ def predict(run, texts, file_path, input_format, text_field, output_format, batc
     import itertools
     import json
 
-    from models.evaluation import NotUtf8Lines, predict as predict_texts, texts_of_file, texts_of_stream
+    from models.evaluation import NotUtf8Lines, named_texts_of_file, predict as predict_texts, texts_of_stream
     from pipeline import live
 
     if texts and file_path:
@@ -614,9 +614,15 @@ def predict(run, texts, file_path, input_format, text_field, output_format, batc
     # Standard input may be a stream still being written: what has come is answered whenever it pauses. Its
     # lines are read as --file's plain lines are (texts_of_stream).
     not_utf8 = NotUtf8Lines()
-    inputs = arguments_as_utf8(texts, not_utf8) or (
-        texts_of_file(file_path, input_format, text_field, not_utf8) if file_path
-        else live.with_pauses(texts_of_stream(sys.stdin.buffer, not_utf8)))
+    names = itertools.repeat(None)
+    if file_path:
+        records = named_texts_of_file(file_path, input_format, text_field, not_utf8)
+        if file_path.is_dir():  # its reviews are its files: each line names its file, from the same walk
+            records, named = itertools.tee(records)  # (names are taken a batch behind the reviews)
+            names = (name for name, _ in named)
+        inputs = (text for _, text in records)
+    else:
+        inputs = arguments_as_utf8(texts, not_utf8) or live.with_pauses(texts_of_stream(sys.stdin.buffer, not_utf8))
     explainer = None
     if explain:
         from models.explain import Explainer
@@ -626,8 +632,6 @@ def predict(run, texts, file_path, input_format, text_field, output_format, batc
     mine, theirs = itertools.tee(inputs)
     rejected = collections.Counter()
     reviews = (item for item in mine if item is not live.PAUSE)
-    # A directory's reviews are its files, read in `folder_files`' order, one record each: each line names its file.
-    names = folder_names(file_path) if file_path and file_path.is_dir() else itertools.repeat(None)
     for item, name, prediction in zip(reviews, names, predict_texts(run, theirs, batch_size)):
         named_json, named_tsv = ({"file": name}, f"{name}\t") if name is not None else ({}, "")
         if prediction.rejected is not None:  # a record of --file that could not be read: its line says why
@@ -646,13 +650,6 @@ def predict(run, texts, file_path, input_format, text_field, output_format, batc
         warn_not_utf8_arguments(not_utf8)
     else:
         warn_not_utf8(not_utf8, file_path)
-
-
-def folder_names(root: Path):
-    """The files of a directory of reviews, as paths in it, in the order its reader reads them."""
-    from pipeline.sources import folder_files
-
-    return (str(path.relative_to(root)) for path in folder_files(root))
 
 
 def arguments_as_utf8(texts, not_utf8) -> list[str]:

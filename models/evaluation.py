@@ -18,6 +18,7 @@ from pipeline.data_dir import DataDir
 from pipeline.errors import ReviewflowError
 from pipeline.fasttext_format import strip_label
 from pipeline.formats import FormatSettings
+from pipeline.formats.folders import FolderReader
 from pipeline.rejects import Reject, reasons_text
 from pipeline.text import token_lengths
 
@@ -390,17 +391,26 @@ def texts_of_file(path: Path, input_format: str | None = None, text_field: str |
     record that cannot be read (too deep, too long, not UTF-8, ...) is its `Reject` reason, in its place:
     `predict` gives it an output line that says so, and none is skipped. A plain line that is not UTF-8 is
     scored with its bad bytes replaced (U+FFFD) and counted in `not_utf8`."""
+    return (text for _, text in named_texts_of_file(path, input_format, text_field, not_utf8))
+
+
+def named_texts_of_file(path: Path, input_format: str | None = None, text_field: str | None = None,
+                        not_utf8: NotUtf8Lines | None = None) -> Iterator[tuple[str, str | Reject]]:
+    """`texts_of_file`'s reviews, each with its record's name: a directory's file, as a path in it (from the
+    reader's own listing: the name and the review come from one walk), or a file's line or row number."""
     not_utf8 = not_utf8 if not_utf8 is not None else NotUtf8Lines()
     reader = formats.open_records(path, FormatSettings(format=input_format, text_field=text_field),
                                   need_label=False)
+    folder = isinstance(reader, FolderReader)
     for record in reader:
+        name = record.raw.decode("utf-8", "surrogateescape") if folder else str(record.number)
         if isinstance(record.parsed, tuple):
             cut = isinstance(record.raw, sources.TooLongLine)
-            yield not_utf8.decode(record.parsed[1], record.number, cut)
+            yield name, not_utf8.decode(record.parsed[1], record.number, cut)
         elif record.parsed is Reject.EMPTY_TEXT:
-            yield ""  # an empty review is scored, as an empty line is; one without the field (or null) is not
+            yield name, ""  # an empty review is scored, as an empty line is; one without the field (or null) is not
         else:
-            yield record.parsed
+            yield name, record.parsed
 
 
 def texts_of_stream(stream: BinaryIO, not_utf8: NotUtf8Lines | None = None) -> Iterator[str]:
