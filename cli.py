@@ -534,7 +534,8 @@ def echo_lines(lines: list[str]) -> None:
                    ".bz2) or a directory of class folders, read as shard reads it, no shards made. Unreadable "
                    "records and labels outside the run's classes are counted, never scored.")
 @click.option("--format", "source_format", type=click.Choice(CORPUS_FORMATS), default=None,
-              help="Format of --file. Default: from its name (.csv, .tsv, .jsonl, .parquet; else fastText).")
+              help="Format of --file. Default: a directory is class folders; a file's name says (.csv, .tsv, "
+                   ".jsonl, .parquet; else fastText).")
 @text_field_option(" --file")
 @label_field_option(" --file")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
@@ -580,7 +581,8 @@ def evaluate(run, data, split, file_path, source_format, text_field, label_field
                    "cannot be read (no text field, nested too deep, over 1 MiB, not UTF-8) gets the line "
                    "`rejected:REASON<TAB>nan` (jsonl: {\"rejected\": REASON}) in its place.")
 @click.option("--input-format", type=click.Choice(CORPUS_FORMATS), default=None,
-              help="Format of --file. Default: from its name (.csv, .tsv, .jsonl, .parquet; else lines).")
+              help="Format of --file. Default: a directory is reviews one per file (class folders or not); a "
+                   "file's name says (.csv, .tsv, .jsonl, .parquet; else lines).")
 @text_field_option(" --file")
 @click.option("--format", "output_format", type=click.Choice(["tsv", "jsonl"]), default="tsv", show_default=True,
               help="tsv: label<TAB>p_positive (N classes: the top label's probability); jsonl: one JSON object "
