@@ -11,9 +11,11 @@ because every logged value is reduced over all workers.
 Resume: only the chief keeps a backup (BackupAndRestore in RUN/backup). When
 a run starts again, the chief restores it, and every worker then takes the
 chief's weights, optimizer state and epoch (`sync_from_chief`), so that the
-workers can never start apart, whenever each of them was killed. A run killed
-after its training, while the chief finished it, is finished by the chief from
-its backup, and the other workers, told so (`chief_says`), train nothing.
+workers can never start apart, whenever each of them was killed. Only the
+chief finishes a run (curves, calibration, export, model.keras need no other
+worker); the others return when training ends. A run killed after its
+training, while the chief finished it, is finished by the chief from its
+backup, and the other workers, told so (`chief_says`), train nothing.
 """
 
 from __future__ import annotations

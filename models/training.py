@@ -267,9 +267,8 @@ def fit(settings: FitSettings, verbose: int | str = "auto", log=print, data: Dat
         # scratch directory removed at the end, and take the chief's state on resume.
         scratch = Path(tempfile.mkdtemp(prefix="reviewflow-worker-"))
         try:
-            result = _fit_run(dataclasses.replace(settings, out=scratch / "run"), data, verbose=0,
-                              log=lambda *_: None)
-            return dataclasses.replace(result, written=False)  # the chief's run speaks for the cluster
+            return _fit_run(dataclasses.replace(settings, out=scratch / "run"), data, verbose=0,
+                            log=lambda *_: None)  # spoken_for_by_the_chief: the chief's run speaks for the cluster
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     return _fit_run(settings, data, verbose, log)
@@ -391,7 +390,7 @@ def _train_and_finish(plan: RunPlan, settings: FitSettings, data: DataDir, run: 
         # The workers train together or not at all: each takes the chief's answer (its scratch run has none).
         trained = multi_worker.chief_says(strategy, trained)
         if trained and not writes_run(settings):  # the chief finishes the run from its backup, alone
-            return FitResult(run.path, 0, math.nan, math.nan, 0, written=False)
+            return spoken_for_by_the_chief(run)
     if not trained and settings.spec.adapt(model, train_once(plan, settings, data, vectorizer, cache_dir)) and verbose:
         log(f"{settings.model}: read the train split once for its statistics (adapt)")
     train, validation = make_inputs(plan, settings, data, vectorizer, cache_dir)
@@ -406,12 +405,21 @@ def _train_and_finish(plan: RunPlan, settings: FitSettings, data: DataDir, run: 
     else:
         callbacks = make_callbacks(plan, settings, data, run, resuming)
         train_model(plan, settings, data, model, strategy, train, validation, callbacks, verbose)
+        if not writes_run(settings):
+            # Finishing needs no other worker. A scratch run resumed after the chief's last backed-up epoch
+            # trained none and has no rows to finish from (a kill between that backup and mark_trained).
+            return spoken_for_by_the_chief(run)
         if run.backed_up_epochs():
             run.mark_trained()
     result = finish_run(settings, run, vectorizer, model, plan, data, cache_dir, validation,
                         log if verbose else None)
     run.remove_backup()  # after model.keras: a kill before it resumes the finishing, not the training
     return result
+
+
+def spoken_for_by_the_chief(run: RunDir) -> FitResult:
+    """The result of a multi-worker run's worker other than the chief: the chief finishes and reports the run."""
+    return FitResult(run.path, 0, math.nan, math.nan, 0, written=False)
 
 
 def writes_run(settings: FitSettings) -> bool:

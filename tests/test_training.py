@@ -280,27 +280,44 @@ def test_multi_worker_run_killed_after_an_epoch_resumes(long_data, tmp_path):
 def test_multi_worker_run_killed_while_finishing_is_finished_without_training_again(long_data, tmp_path):
     """Killed after its epochs, while the chief writes the export or model.keras: the chief finishes the run from
     its backup and the other worker, told so, trains nothing. Keras removed the backup as training ended, so
-    every epoch trained again. Only the chief says the run's last line."""
+    every epoch trained again. Only the chief says the run's last line. Killed a moment earlier, after the last
+    epoch's backup but before the backup said training had ended: the workers resume after the last epoch and
+    train none (the other worker, whose scratch run then held no epoch, failed: "training stopped before
+    completing an epoch")."""
+    import shutil
     import time
-    from models.run_dir import BACKUP_DIR, EXPORT_DIR, MODEL_FILE
+    from models.run_dir import BACKUP_DIR, EXPORT_DIR, MODEL_FILE, TRAINED_MARKER
     from pipeline import atomic
 
     out = tmp_path / "run"
     processes = start_workers(long_data, out, epochs=2)
     finishing = [atomic.incomplete_path(out / EXPORT_DIR), atomic.incomplete_keeping_suffix(out / MODEL_FILE)]
+    chief = processes[0]  # the only one that finishes the run: the other may be done before the chief begins
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and all(p.poll() is None for p in processes) and not any(
-            path.exists() for path in finishing):
+    while time.monotonic() < deadline and chief.poll() is None and not any(path.exists() for path in finishing):
         time.sleep(0.001)
     for process in processes:
         process.kill()
         process.wait()
     before = RunDir(out).history()
-    assert len(before) == 2 and not (out / MODEL_FILE).exists() and (out / BACKUP_DIR).is_dir()
+    assert len(before) == 2 and not (out / MODEL_FILE).exists() and (out / BACKUP_DIR / TRAINED_MARKER).is_file()
+    unmarked = tmp_path / "unmarked"
+    shutil.copytree(out, unmarked, symlinks=True)
+    (unmarked / BACKUP_DIR / TRAINED_MARKER).unlink()
+
     codes, outputs = run_workers(long_data, out, epochs=2)
     assert codes == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
     assert "its training had ended; finishing it" in outputs[0] and "Epoch" not in outputs[0] + outputs[1]
     assert RunDir(out).history() == before   # the same rows, their times too: no epoch trained again
+    assert (out / MODEL_FILE).is_file() and not (out / BACKUP_DIR).exists()
+    assert "best validation accuracy" in outputs[0] and "best validation accuracy" not in outputs[1]
+
+    shutil.rmtree(out)
+    unmarked.rename(out)  # the same path: a resume must be asked for with the same settings
+    codes, outputs = run_workers(long_data, out, epochs=2)
+    assert codes == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    assert "after epoch 2" in outputs[0] and "Epoch" not in outputs[0] + outputs[1]
+    assert RunDir(out).history() == before
     assert (out / MODEL_FILE).is_file() and not (out / BACKUP_DIR).exists()
     assert "best validation accuracy" in outputs[0] and "best validation accuracy" not in outputs[1]
 
