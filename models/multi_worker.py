@@ -13,13 +13,15 @@ a run starts again, the chief restores it, and every worker then takes the
 chief's weights, optimizer state and epoch (`sync_from_chief`), so that the
 workers can never start apart, whenever each of them was killed. Only the
 chief finishes a run (curves, calibration, export, model.keras need no other
-worker); the others return when training ends. A run killed after its
-training, while the chief finished it, is finished by the chief from its
-backup, and the other workers, told so (`chief_says`), train nothing.
+worker); the others wait for it (`wait_for_the_chief`: a worker that left
+would be taken for a crashed one). A run killed after its training, while the
+chief finished it, is finished by the chief from its backup, and the other
+workers, told so (`chief_says`), train nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -183,6 +185,33 @@ def chief_values(strategy, values: list) -> list[tf.Tensor]:
 def chief_says(strategy, flag: bool) -> bool:
     """The chief's `flag` on every worker (a collective, as `chief_values`)."""
     return bool(round(float(chief_values(strategy, [float(flag)])[0])))
+
+
+@contextlib.contextmanager
+def chief_finishing(strategy):
+    """The chief finishes the run inside this; then the other workers, waiting in `wait_for_the_chief`, learn
+    whether it did (said in `finally`: a chief that fails says so too, rather than leaving them waiting)."""
+    finished = False
+    try:
+        yield
+        finished = True
+    finally:
+        chief_says(strategy, finished)
+
+
+def wait_for_the_chief(strategy) -> None:
+    """A worker other than the chief, its training ended: wait while the chief finishes the run. A worker that
+    left at once would be taken for a crashed one (~10 s later the chief's coordination service logs "The
+    tasks have crashed" and aborts its collectives)."""
+    from pipeline.errors import ReviewflowError
+
+    try:
+        finished = chief_says(strategy, False)
+    except tf.errors.OpError:  # the chief's process ended (TensorFlow: "Socket closed", or its heartbeats stopped)
+        raise ReviewflowError("the chief stopped before it had finished the run; start every worker again with the "
+                              "same options: the chief finishes the run from its backup.") from None
+    if not finished:
+        raise ReviewflowError("the chief could not finish the run; its output says why.")
 
 
 def sync_from_chief(strategy, model: keras.Model, epoch: int) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import shutil
@@ -390,7 +391,7 @@ def _train_and_finish(plan: RunPlan, settings: FitSettings, data: DataDir, run: 
         # The workers train together or not at all: each takes the chief's answer (its scratch run has none).
         trained = multi_worker.chief_says(strategy, trained)
         if trained and not writes_run(settings):  # the chief finishes the run from its backup, alone
-            return spoken_for_by_the_chief(run)
+            return spoken_for_by_the_chief(strategy, run)
     if not trained and settings.spec.adapt(model, train_once(plan, settings, data, vectorizer, cache_dir)) and verbose:
         log(f"{settings.model}: read the train split once for its statistics (adapt)")
     train, validation = make_inputs(plan, settings, data, vectorizer, cache_dir)
@@ -408,17 +409,21 @@ def _train_and_finish(plan: RunPlan, settings: FitSettings, data: DataDir, run: 
         if not writes_run(settings):
             # Finishing needs no other worker. A scratch run resumed after the chief's last backed-up epoch
             # trained none and has no rows to finish from (a kill between that backup and mark_trained).
-            return spoken_for_by_the_chief(run)
-        if run.backed_up_epochs():
+            return spoken_for_by_the_chief(strategy, run)
+    with (multi_worker.chief_finishing(strategy) if settings.strategy == "multi-worker" else
+          contextlib.nullcontext()):
+        if not trained and run.backed_up_epochs():
             run.mark_trained()
-    result = finish_run(settings, run, vectorizer, model, plan, data, cache_dir, validation,
-                        log if verbose else None)
-    run.remove_backup()  # after model.keras: a kill before it resumes the finishing, not the training
+        result = finish_run(settings, run, vectorizer, model, plan, data, cache_dir, validation,
+                            log if verbose else None)
+        run.remove_backup()  # after model.keras: a kill before it resumes the finishing, not the training
     return result
 
 
-def spoken_for_by_the_chief(run: RunDir) -> FitResult:
-    """The result of a multi-worker run's worker other than the chief: the chief finishes and reports the run."""
+def spoken_for_by_the_chief(strategy, run: RunDir) -> FitResult:
+    """The result of a multi-worker run's worker other than the chief, once the chief has finished the run and
+    speaks for the cluster."""
+    multi_worker.wait_for_the_chief(strategy)
     return FitResult(run.path, 0, math.nan, math.nan, 0, written=False)
 
 

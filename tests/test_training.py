@@ -280,7 +280,8 @@ def test_multi_worker_run_killed_after_an_epoch_resumes(long_data, tmp_path):
 def test_multi_worker_run_killed_while_finishing_is_finished_without_training_again(long_data, tmp_path):
     """Killed after its epochs, while the chief writes the export or model.keras: the chief finishes the run from
     its backup and the other worker, told so, trains nothing. Keras removed the backup as training ended, so
-    every epoch trained again. Only the chief says the run's last line. Killed a moment earlier, after the last
+    every epoch trained again. Only the chief says the run's last line; the other worker, which waited for the
+    chief to finish the run, says that it did not. Killed a moment earlier, after the last
     epoch's backup but before the backup said training had ended: the workers resume after the last epoch and
     train none (the other worker, whose scratch run then held no epoch, failed: "training stopped before
     completing an epoch")."""
@@ -292,13 +293,15 @@ def test_multi_worker_run_killed_while_finishing_is_finished_without_training_ag
     out = tmp_path / "run"
     processes = start_workers(long_data, out, epochs=2)
     finishing = [atomic.incomplete_path(out / EXPORT_DIR), atomic.incomplete_keeping_suffix(out / MODEL_FILE)]
-    chief = processes[0]  # the only one that finishes the run: the other may be done before the chief begins
+    chief, other = processes
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and chief.poll() is None and not any(path.exists() for path in finishing):
         time.sleep(0.001)
-    for process in processes:
-        process.kill()
-        process.wait()
+    chief.kill()
+    chief.wait()
+    # The other worker waited for the chief to finish the run, and says that it did not.
+    output = other.communicate(timeout=120)[0]
+    assert other.returncode != 0 and "the chief stopped before it had finished the run" in output, output[-2000:]
     before = RunDir(out).history()
     assert len(before) == 2 and not (out / MODEL_FILE).exists() and (out / BACKUP_DIR / TRAINED_MARKER).is_file()
     unmarked = tmp_path / "unmarked"
