@@ -196,7 +196,10 @@ def chief_finishing(strategy):
         yield
         finished = True
     finally:
-        chief_says(strategy, finished)
+        try:
+            chief_says(strategy, finished)
+        except tf.errors.OpError:  # no other worker is left to tell: the run (or the chief's own error) stands
+            pass
 
 
 def wait_for_the_chief(strategy) -> None:
