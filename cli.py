@@ -336,6 +336,25 @@ def parse_hparams(ctx, param, values: tuple[str, ...]) -> dict:
 
 
 # Training options shared by `fit` and `study`, defined once.
+# What a user of `tune` or `study` does instead of --strategy multi-worker.
+ACROSS_WORKERS_INSTEAD = {
+    "tune": "Tune on one machine, then train its best configuration (trials.csv's first row) across the workers "
+            "with `fit --strategy multi-worker`.",
+    "study": "Train each model across the workers with `fit --strategy multi-worker`, then `compare` or `report` "
+             "the runs.",
+}
+
+
+def multi_worker_for_fit_alone(ctx: click.Context, param, value: str) -> str:
+    """--strategy multi-worker is `fit`'s alone: every worker of a cluster runs the command whole, so each would
+    run the whole search or study into the same --out (the second refused by its lock, the first left waiting)."""
+    if value == "multi-worker" and ctx.command.name != "fit":
+        raise click.BadParameter(f"multi-worker is for `fit` (every worker would run the whole {ctx.command.name} "
+                                 f"into the same --out). {ACROSS_WORKERS_INSTEAD[ctx.command.name]}",
+                                 ctx=ctx, param=param)
+    return value
+
+
 TRAINING_OPTIONS = [
     click.option("--data", type=EXISTING_DIRECTORY, required=True, help="Data directory written by `shard`."),
     click.option("--epochs", type=click.IntRange(min=1), default=None,
@@ -381,9 +400,10 @@ TRAINING_OPTIONS = [
                                   for spec in zoo.SPECS if spec.xla_from_steps)
                       + ", which repay a compile per batch width."),
     click.option("--strategy", type=click.Choice(["auto", "one-device", "mirrored", "multi-worker"]),
-                 default="auto", show_default=True,
-                 help="auto: MirroredStrategy when several GPUs are visible, else one device; multi-worker: "
-                      "MultiWorkerMirroredStrategy over the machines in TF_CONFIG (only the chief writes RUN)."),
+                 default="auto", show_default=True, callback=multi_worker_for_fit_alone,
+                 help="auto: MirroredStrategy when several GPUs are visible, else one device; multi-worker "
+                      "(`fit` only): MultiWorkerMirroredStrategy over the machines in TF_CONFIG (only the chief "
+                      "writes RUN)."),
     click.option("--cache/--no-cache", default=True, show_default=True,
                  help="Cache token ids on disk (RUN/cache, 4 bytes a token, padding left out) during the "
                       "first epoch, so later epochs skip parsing and vectorizing; removed when fit ends."),

@@ -200,6 +200,18 @@ def test_study_names_an_empty_or_unknown_model_list(data_dir, tmp_path):
         assert not (tmp_path / "s").exists()
 
 
+def test_tune_and_study_refuse_multi_worker_and_say_what_to_run_instead(data_dir, tmp_path):
+    # Every worker of a cluster runs the command whole: each ran the whole search into the same --out, the second
+    # refused by the first's lock and the first then waiting for it ("Failed to send RPC to coordination service").
+    for command, instead in [(["tune", "--model", "ffn"], "then train its best configuration"),
+                             (["study", "--models", "ffn"], "then `compare` or `report` the runs")]:
+        out = tmp_path / command[0]
+        result = CliRunner().invoke(cli.cli, [*command, "--data", str(data_dir), "--out", str(out),
+                                              "--strategy", "multi-worker"])
+        assert result.exit_code == 2 and "multi-worker is for `fit`" in result.output, result.output
+        assert instead in result.output and "`fit --strategy multi-worker`" in result.output and not out.exists()
+
+
 def test_a_test_fraction_that_holds_out_no_review_is_warned_of(tmp_path):
     train = tmp_path / "few.ft.txt"
     train.write_text("".join(f"__label__2 good fine {i}\n__label__1 bad awful {i}\n" for i in range(12)))
