@@ -98,15 +98,15 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 STARTS_TENSORFLOW_ITSELF = ("data-service", "fit", "tune", "synth", "compare", "stats", "verify")
 
 
-def start_tensorflow(ctx: click.Context) -> None:
-    """Import TensorFlow quietly (unless --verbose), and in a cluster create its strategy first."""
-    import os
-
+def start_tensorflow(ctx: click.Context, cluster_worker: bool = False) -> None:
+    """Import TensorFlow quietly (unless --verbose); for a worker of `fit --strategy multi-worker`, create the
+    cluster's strategy first (TensorFlow wants it before any op runs). Only there: created for every command
+    wherever TF_CONFIG was set (a cluster machine's shell), it kept `predict` or `shard` waiting for the other
+    workers to connect, for ever, deaf to SIGTERM."""
     from pipeline import quiet
 
-    in_cluster = bool(os.environ.get("TF_CONFIG"))
-    quiet.import_tensorflow(ctx.find_root().obj["verbose"], start_runtime=not in_cluster)
-    if in_cluster:  # a worker of a cluster: TensorFlow wants the strategy before any op runs
+    quiet.import_tensorflow(ctx.find_root().obj["verbose"], start_runtime=not cluster_worker)
+    if cluster_worker:
         from models import multi_worker
 
         multi_worker.get_strategy()
@@ -472,9 +472,10 @@ def start_after_checking_run_out(out: Path, options: dict) -> None:
     TensorFlow started. (Under multi-worker the chief alone checks, in models/training.py.)"""
     from models.run_dir import RunDir
 
-    if options["strategy"] != "multi-worker":
+    cluster_worker = options["strategy"] == "multi-worker"
+    if not cluster_worker:
         RunDir(out).refuse_unusable(options["overwrite"])
-    start_tensorflow(click.get_current_context())
+    start_tensorflow(click.get_current_context(), cluster_worker)
 
 
 @cli.command()
@@ -961,7 +962,8 @@ def main() -> None:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         if isinstance(exc.code, str):
             print(exc.code, file=sys.stderr)
-    if os.environ.get("TF_CONFIG"):
+    cluster = sys.modules.get("models.multi_worker")
+    if cluster is not None and cluster.joined():
         sys.exit(code)  # cluster workers keep the normal shutdown: peers may still be talking to them
     # Tearing down TensorFlow's modules and C++ state takes ~0.8 s and does nothing a finished command
     # needs: its outputs are written and renamed. Run the exit handlers (flushing logs), then leave.

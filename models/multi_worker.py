@@ -37,7 +37,7 @@ def get_strategy() -> tf.distribute.Strategy:
     """The process's MultiWorkerMirroredStrategy, created on first use.
 
     TensorFlow requires it before any op runs, so the CLI calls this right
-    after importing TensorFlow whenever TF_CONFIG is set.
+    after importing TensorFlow for `fit --strategy multi-worker`.
     """
     global _strategy
     if _strategy is None:
@@ -47,6 +47,11 @@ def get_strategy() -> tf.distribute.Strategy:
                                   "in the environment of every worker; see the README, Scaling out.")
         _strategy = tf.distribute.MultiWorkerMirroredStrategy()
     return _strategy
+
+
+def joined() -> bool:
+    """Whether this process created its cluster's strategy (is a worker of a multi-worker run)."""
+    return _strategy is not None
 
 
 def cluster_task() -> tuple[str, int, int]:

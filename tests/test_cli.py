@@ -1,6 +1,7 @@
 """The command line, run as users run it: through click and as `python cli.py`."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -210,6 +211,19 @@ def test_tune_and_study_refuse_multi_worker_and_say_what_to_run_instead(data_dir
                                               "--strategy", "multi-worker"])
         assert result.exit_code == 2 and "multi-worker is for `fit`" in result.output, result.output
         assert instead in result.output and "`fit --strategy multi-worker`" in result.output and not out.exists()
+
+
+def test_a_cluster_machine_s_tf_config_leaves_every_other_command_alone(corpus_files, tmp_path):
+    # TF_CONFIG set in a cluster machine's shell: every command created the cluster's strategy at start-up and
+    # waited for its other workers to connect, for ever (`predict` waited 10 minutes, deaf to SIGTERM). Only
+    # `fit --strategy multi-worker` joins a cluster now; its own tests run two workers (test_training.py).
+    train, test = corpus_files
+    peers = {"cluster": {"worker": ["localhost:1", "localhost:2"]}, "task": {"type": "worker", "index": 1}}
+    sharded = subprocess.run([sys.executable, "cli.py", "shard", "--train", str(train), "--test", str(test), "--out",
+                              str(tmp_path / "data")], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "TF_CONFIG": json.dumps(peers)})  # a bound for a hang
+    assert sharded.returncode == 0, sharded.stderr
+    assert DataDir.open(tmp_path / "data").num_examples("train") > 0
 
 
 def test_a_test_fraction_that_holds_out_no_review_is_warned_of(tmp_path):
