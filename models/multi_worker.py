@@ -22,6 +22,7 @@ workers, told so (`chief_says`), train nothing.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -171,12 +172,12 @@ def validate(validation_step, batches, steps: int, callback_list) -> dict:
     return {"val_loss": totals[0] / totals[2], "val_accuracy": totals[1] / totals[2]}
 
 
-def chief_values(strategy, values: list) -> list[tf.Tensor]:
-    """Each of `values` (variables, tensors or numbers) as the chief holds it, on every worker. A collective:
-    every worker calls it at the same point of its run."""
-    # A sum over every replica of value x share is the chief's value: each of the chief's replicas (one per
-    # local device) gives its share of it, every other worker's nothing.
-    share = 1.0 / len(strategy.extended.worker_devices) if is_chief() else 0.0
+def summed_over_workers(strategy, values: list, weight: float) -> list[tf.Tensor]:
+    """Each of `values` (variables, tensors or numbers) times this worker's `weight`, summed over every worker.
+    A collective: every worker calls it at the same point of its run."""
+    share = weight / len(strategy.extended.worker_devices)  # each local replica (one per device) gives its share
+    # A Python number as float64 from the start: tf.cast would make it a float32 first (a 48-bit hash, rounded).
+    values = [tf.constant(value, tf.float64) if isinstance(value, (int, float)) else value for value in values]
 
     @tf.function
     def summed():
@@ -185,6 +186,37 @@ def chief_values(strategy, values: list) -> list[tf.Tensor]:
         return [strategy.reduce("SUM", value, axis=None) for value in strategy.run(contribute)]
 
     return summed()
+
+
+def chief_values(strategy, values: list) -> list[tf.Tensor]:
+    """Each of `values` as the chief holds it, on every worker: the sum where only the chief gives its own."""
+    return summed_over_workers(strategy, values, 1.0 if is_chief() else 0.0)
+
+
+def workers_saying(strategy, flag: bool) -> int:
+    """How many workers say `flag` (a collective, as `summed_over_workers`)."""
+    return int(round(float(summed_over_workers(strategy, [1.0], float(flag))[0])))
+
+
+def check_same_run(strategy, record: dict) -> None:
+    """Every worker started with the chief's options on the chief's shards (`record`: what must match). A worker
+    started otherwise met the chief's collectives with its own (`--epochs 2` beside the chief's 3: "Collective
+    instance 316 expected type 0 and data_type 1 but got type 0 and data_type 2"), or trained another model. A
+    collective: every worker calls it before it builds its model (whose variables the chief broadcasts)."""
+    from pipeline.errors import ReviewflowError
+
+    digest = hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).digest()
+    fingerprint = int.from_bytes(digest[:6], "big")  # 48 bits: exact in the float64 the collective sums
+    chiefs = int(round(float(chief_values(strategy, [float(fingerprint)])[0])))
+    differing = workers_saying(strategy, chiefs != fingerprint)
+    if differing:
+        own = "differ" if chiefs != fingerprint else "match"
+        this_one = "this is the chief" if is_chief() else f"this worker's {own}"
+        raise ReviewflowError(
+            f"{differing} worker(s) of the cluster were started with other `fit` options or other shards than the "
+            f"chief ({this_one}; paths aside, every option and the plan's choices are compared, and the data "
+            "directory's manifest and vocabulary). Start every worker with the same options on a copy of the "
+            "same data directory.")
 
 
 def chief_says(strategy, flag: bool) -> bool:

@@ -285,6 +285,7 @@ def _fit_run(settings: FitSettings, data: DataDir, verbose, log) -> FitResult:
     settings, vectors = word_vectors.with_vectors(settings, data, plan.vocab.vocab_size)
     if settings.strategy == "multi-worker":
         multi_worker.check_enough_shards(data, multi_worker.cluster_task()[2])
+        multi_worker.check_same_run(strategy, same_run_record(settings, plan, data))
     if settings.seed is not None:
         keras.utils.set_random_seed(settings.seed)
     previous_policy = keras.mixed_precision.global_policy()
@@ -418,6 +419,15 @@ def _train_and_finish(plan: RunPlan, settings: FitSettings, data: DataDir, run: 
                             log if verbose else None)
         run.remove_backup()  # after model.keras: a kill before it resumes the finishing, not the training
     return result
+
+
+def same_run_record(settings: FitSettings, plan: RunPlan, data: DataDir) -> dict:
+    """What every worker of a multi-worker run shares: the settings with the plan's choices, paths aside (each
+    machine has its own; the others write to a scratch run), and the data directory's manifest and vocabulary."""
+    record = run_plan.settings_record(settings, plan)
+    for path in ("data", "out", "embeddings", "preset"):
+        record.pop(path, None)
+    return {**record, "data_manifest_sha256": data.manifest_sha256, "vocab_sha256": data.vocab_sha256}
 
 
 def spoken_for_by_the_chief(strategy, run: RunDir) -> FitResult:

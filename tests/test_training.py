@@ -220,24 +220,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_workers(long_data, out, epochs):
-    """`fit --strategy multi-worker` in two worker processes on localhost."""
+def start_workers(long_data, out, epochs, other_epochs=None):
+    """`fit --strategy multi-worker` in two worker processes on localhost (the second with `other_epochs`)."""
     workers = [f"localhost:{free_port()}", f"localhost:{free_port()}"]
     processes = []
-    for index in range(2):
+    for index, worker_epochs in enumerate([epochs, other_epochs or epochs]):
         env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": {"worker": workers},
                                                       "task": {"type": "worker", "index": index}})}
         processes.append(subprocess.Popen(
             [sys.executable, "cli.py", "fit", "--model", "ffn", "--data", str(long_data), "--out", str(out),
-             "--strategy", "multi-worker", "--epochs", str(epochs), "--steps-per-epoch", "40", "--batch-size",
-             "16", "--learning-rate", "0.003", "--seed", "1"],
+             "--strategy", "multi-worker", "--epochs", str(worker_epochs), "--steps-per-epoch", "40",
+             "--batch-size", "16", "--learning-rate", "0.003", "--seed", "1"],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     return processes
 
 
-def run_workers(long_data, out, epochs):
+def run_workers(long_data, out, epochs, other_epochs=None):
     """Both workers to the end: (return codes, outputs)."""
-    processes = start_workers(long_data, out, epochs)
+    processes = start_workers(long_data, out, epochs, other_epochs)
     outputs = [process.communicate(timeout=400)[0] for process in processes]
     return [p.returncode for p in processes], outputs
 
@@ -323,6 +323,19 @@ def test_multi_worker_run_killed_while_finishing_is_finished_without_training_ag
     assert RunDir(out).history() == before
     assert (out / MODEL_FILE).is_file() and not (out / BACKUP_DIR).exists()
     assert "best validation accuracy" in outputs[0] and "best validation accuracy" not in outputs[1]
+
+
+def test_multi_worker_refuses_workers_started_with_other_options(long_data, tmp_path):
+    """One worker with --epochs 2 beside the chief's 3 met the chief's collectives with its own, and both failed
+    inside TensorFlow ("Collective instance 316 expected type 0 and data_type 1 but got ... data_type 2"). Now
+    both say so before a model is built or RUN is written."""
+    out = tmp_path / "run"
+    codes, outputs = run_workers(long_data, out, epochs=3, other_epochs=2)
+    assert codes == [1, 1], outputs[0][-2000:] + outputs[1][-2000:]
+    said = "1 worker(s) of the cluster were started with other `fit` options or other shards than the chief"
+    assert said in outputs[0] and "this is the chief" in outputs[0], outputs[0][-2000:]
+    assert said in outputs[1] and "this worker's differ" in outputs[1], outputs[1][-2000:]
+    assert not out.exists()
 
 
 def test_multi_worker_refuses_too_few_shards(data_dir):
