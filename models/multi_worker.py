@@ -26,6 +26,8 @@ import hashlib
 import json
 import math
 import os
+import signal
+import threading
 
 import keras
 import tensorflow as tf
@@ -46,8 +48,27 @@ def get_strategy() -> tf.distribute.Strategy:
             from pipeline.errors import ReviewflowError
             raise ReviewflowError("--strategy multi-worker needs TF_CONFIG (the cluster and this worker's task) "
                                   "in the environment of every worker; see the README, Scaling out.")
-        _strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        with stoppable_by_signals():
+            _strategy = tf.distribute.MultiWorkerMirroredStrategy()
     return _strategy
+
+
+@contextlib.contextmanager
+def stoppable_by_signals():
+    """Creating the strategy, TensorFlow waits for every worker to connect, deaf to Ctrl-C (it holds the
+    interpreter), and installs a SIGTERM handler of its own that only notes a preemption: a worker whose peers
+    never came could be stopped by SIGKILL alone, and one told to stop by SIGTERM trained on to the end. So
+    Ctrl-C ends the wait at once (nothing is written yet), and SIGTERM then ends the worker as it ends every
+    other command (the run resumes from its backup)."""
+    if threading.current_thread() is not threading.main_thread():  # signals are the main thread's to set
+        yield
+        return
+    interrupt = signal.signal(signal.SIGINT, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, interrupt)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def joined() -> bool:

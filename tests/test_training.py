@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -252,9 +253,10 @@ def test_multi_worker_run_killed_after_an_epoch_resumes(long_data, tmp_path):
         if RunDir(out).backed_up_epochs():  # the chief's backup of an epoch, written after its row
             break
         time.sleep(0.02)
-    for process in processes:  # the whole cluster goes down mid-run
-        process.kill()
-        process.wait()
+    for process in processes:  # the whole cluster is stopped mid-run, as a scheduler stops it: SIGTERM
+        process.terminate()
+    # TensorFlow's own SIGTERM handler only noted a preemption, and both workers trained on to the end.
+    assert [process.wait(timeout=120) for process in processes] == [-signal.SIGTERM] * 2
     first = json.loads(history.read_text())
     assert 1 <= len(first) < 3 and not (out / "model.keras").exists()
     codes, outputs = run_workers(long_data, out, epochs=3)
@@ -323,6 +325,36 @@ def test_multi_worker_run_killed_while_finishing_is_finished_without_training_ag
     assert RunDir(out).history() == before
     assert (out / MODEL_FILE).is_file() and not (out / BACKUP_DIR).exists()
     assert "best validation accuracy" in outputs[0] and "best validation accuracy" not in outputs[1]
+
+
+def test_a_worker_waiting_for_the_others_stops_on_ctrl_c(long_data, tmp_path):
+    """A worker started alone (its peer's address mistyped) waited for it for ever, deaf to Ctrl-C (TensorFlow
+    holds the interpreter while it waits) and to SIGTERM: only SIGKILL ended it."""
+    import socket
+    import time
+
+    port = free_port()
+    peers = {"cluster": {"worker": [f"localhost:{port}", f"localhost:{free_port()}"]},
+             "task": {"type": "worker", "index": 0}}
+    process = subprocess.Popen(
+        [sys.executable, "cli.py", "fit", "--model", "ffn", "--data", str(long_data), "--out", str(tmp_path / "run"),
+         "--strategy", "multi-worker"],
+        cwd=ROOT, env={**os.environ, "TF_CONFIG": json.dumps(peers)}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    try:
+        # Its server listens once the strategy is being created; then it waits for the other worker.
+        deadline = time.monotonic() + 180  # a bound for a hung start, not a timing under test
+        while process.poll() is None and time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("localhost", port)) == 0:
+                    break
+            time.sleep(0.1)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == -signal.SIGINT
+    finally:
+        process.kill()
+        process.wait()
+    assert not (tmp_path / "run").exists()
 
 
 def test_multi_worker_refuses_workers_started_with_other_options(long_data, tmp_path):
