@@ -228,7 +228,11 @@ def check_same_run(strategy, record: dict) -> None:
 
     digest = hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).digest()
     fingerprint = int.from_bytes(digest[:6], "big")  # 48 bits: exact in the float64 the collective sums
-    chiefs = int(round(float(chief_values(strategy, [float(fingerprint)])[0])))
+    try:
+        chiefs = int(round(float(chief_values(strategy, [float(fingerprint)])[0])))
+    except tf.errors.OpError:  # the first collective: a chief that refused its --out or its data has gone
+        raise ReviewflowError("the chief stopped before the workers compared their options; its output says why "
+                              "(a complete run in its --out without --overwrite, its data refused, ...).") from None
     differing = workers_saying(strategy, chiefs != fingerprint)
     if differing:
         own = "differ" if chiefs != fingerprint else "match"

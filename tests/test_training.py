@@ -277,6 +277,11 @@ def test_multi_worker_run_killed_after_an_epoch_resumes(long_data, tmp_path):
         [".lock", ".reviewflow", "checkpoints", "config.json", "curves.png", "export", "history.csv", "history.json",
          "logs", "model.keras"])
     assert list((out / "logs").rglob("events.out.tfevents.*"))
+    # Started again without --overwrite: the chief refuses the complete run, and the other worker says the chief
+    # stopped (it said TensorFlow's "Socket closed ... Restart your program to reset").
+    codes, outputs = run_workers(long_data, out, epochs=3)
+    assert codes == [1, 1] and "already holds a complete run" in outputs[0], outputs[0][-2000:]
+    assert "the chief stopped before the workers compared their options" in outputs[1], outputs[1][-2000:]
 
 
 def test_multi_worker_run_killed_while_finishing_is_finished_without_training_again(long_data, tmp_path):
