@@ -335,7 +335,6 @@ def parse_hparams(ctx, param, values: tuple[str, ...]) -> dict:
     return hparams
 
 
-# Training options shared by `fit` and `study`, defined once.
 # What a user of `tune` or `study` does instead of --strategy multi-worker.
 ACROSS_WORKERS_INSTEAD = {
     "tune": "Tune on one machine, then train its best configuration (trials.csv's first row) across the workers "
@@ -355,6 +354,7 @@ def multi_worker_for_fit_alone(ctx: click.Context, param, value: str) -> str:
     return value
 
 
+# Training options shared by `fit`, `tune` and `study`, defined once.
 TRAINING_OPTIONS = [
     click.option("--data", type=EXISTING_DIRECTORY, required=True, help="Data directory written by `shard`."),
     click.option("--epochs", type=click.IntRange(min=1), default=None,
