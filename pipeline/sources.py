@@ -130,7 +130,7 @@ def refuse_not_a_file(path: Path) -> None:
         raise SourceError(f"{path}: a directory, which only --format folders reads (a folder per class, a review "
                           "per file). Leave --format out for that, or give a file.")
     if not path.is_file():  # /dev/stdin, a pipe such as bash's <(zcat ...)
-        raise SourceError(f"{path}: not a regular file (a directory, a pipe or a device). Write it to a file "
+        raise SourceError(f"{path}: not a regular file (a pipe or a device). Write it to a file "
                           "first; `predict` also reads reviews piped into its standard input.")
 
 
