@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -153,3 +155,27 @@ def cli_in_a_new_process(*commands: list, check: bool = True) -> list[Said]:
     them: its first load imports every class it needs itself, and the commands share one TensorFlow import
     (~5 s) instead of paying one each."""
     return said_by(start_cli_commands(*commands), check)
+
+
+def free_port() -> int:
+    """A TCP port on localhost that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def listening(port: int) -> bool:
+    """Whether a server accepts connections on the localhost port."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        return True
+    except OSError:
+        return False
+
+
+def wait_until(condition, limit_s: float = 60) -> None:
+    """Poll until `condition()` holds; the limit bounds a hung process, it is no timing under test."""
+    deadline = time.monotonic() + limit_s
+    while not condition():
+        assert time.monotonic() < deadline, f"{condition} never held"
+        time.sleep(0.02)

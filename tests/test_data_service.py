@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 import cli
+from conftest import free_port
 from pipeline import data_service, dataset
 from pipeline.data_dir import DataDir
 from pipeline.errors import ReviewflowError
@@ -42,12 +43,6 @@ def read_until(process: subprocess.Popen, pattern: re.Pattern) -> tuple[re.Match
                 return match, output
     process.kill()
     raise AssertionError(f"data-service never said {pattern.pattern!r}: {output}{process.stdout.read()}")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -142,9 +137,7 @@ def test_fit_with_data_service(service, data_dir, tmp_path):
 
 
 def test_fit_refuses_an_unreachable_or_malformed_service(data_dir, tmp_path):
-    with socket.socket() as probe:
-        probe.bind(("localhost", 0))
-        unused = probe.getsockname()[1]
+    unused = free_port()
     runner = CliRunner()
     for address, message in [(f"grpc://localhost:{unused}", "no tf.data service dispatcher answers"),
                              ("http://localhost:5050", "not a tf.data service address")]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import built_once, easy_data
+from conftest import built_once, easy_data, free_port, listening, wait_until
 from models.evaluation import predict
 from models.explain import Explainer
 from models.serving.server import served_names
@@ -23,12 +23,6 @@ from pipeline.errors import ReviewflowError
 ROOT = Path(__file__).resolve().parents[1]
 LIMITS = ["--max-instances", "16", "--max-review-bytes", "2000", "--max-body-bytes", "20000"]
 TEXTS = ["great value, I love it", "awful: it broke, a waste", "", "café über naïve"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Served:
@@ -211,22 +205,6 @@ def in_progress(served) -> float:
     line = next(line for line in metrics.splitlines()
                 if line.startswith('reviewflow_requests_in_progress{protocol="tf_serving"}'))
     return float(line.split()[-1])
-
-
-def listening(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=5).close()
-        return True
-    except OSError:
-        return False
-
-
-def wait_until(condition, limit_s: float = 60) -> None:
-    """Poll until `condition()` holds; the limit bounds a hung server, it is no timing under test."""
-    deadline = time.monotonic() + limit_s
-    while not condition():
-        assert time.monotonic() < deadline, f"{condition} never held"
-        time.sleep(0.02)
 
 
 def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(runs):

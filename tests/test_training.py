@@ -22,7 +22,7 @@ from pipeline import synthetic
 from pipeline.data_dir import DataDir
 from pipeline.shard.job import shard_corpus
 from pipeline.shard.plan import ShardSettings
-from conftest import TOKEN_ID_MODELS, built_once, easy_data
+from conftest import TOKEN_ID_MODELS, built_once, easy_data, free_port, listening, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"hybrid": dict(filters=16, dense_units=16, lstm_units=16),
@@ -214,13 +214,6 @@ for name, train, validation in [
     assert said[1:] == ["FIT uneven training failed True", "FIT uneven validation failed True"], said
 
 
-def free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        return s.getsockname()[1]
-
-
 def start_workers(long_data, out, epochs, other_epochs=None):
     """`fit --strategy multi-worker` in two worker processes on localhost (the second with `other_epochs`)."""
     workers = [f"localhost:{free_port()}", f"localhost:{free_port()}"]
@@ -335,9 +328,6 @@ def test_multi_worker_run_killed_while_finishing_is_finished_without_training_ag
 def test_a_worker_waiting_for_the_others_stops_on_ctrl_c(long_data, tmp_path):
     """A worker started alone (its peer's address mistyped) waited for it for ever, deaf to Ctrl-C (TensorFlow
     holds the interpreter while it waits) and to SIGTERM: only SIGKILL ended it."""
-    import socket
-    import time
-
     port = free_port()
     peers = {"cluster": {"worker": [f"localhost:{port}", f"localhost:{free_port()}"]},
              "task": {"type": "worker", "index": 0}}
@@ -348,12 +338,7 @@ def test_a_worker_waiting_for_the_others_stops_on_ctrl_c(long_data, tmp_path):
         stderr=subprocess.DEVNULL)
     try:
         # Its server listens once the strategy is being created; then it waits for the other worker.
-        deadline = time.monotonic() + 180  # a bound for a hung start, not a timing under test
-        while process.poll() is None and time.monotonic() < deadline:
-            with socket.socket() as probe:
-                if probe.connect_ex(("localhost", port)) == 0:
-                    break
-            time.sleep(0.1)
+        wait_until(lambda: process.poll() is not None or listening(port), limit_s=180)
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == -signal.SIGINT
     finally:
